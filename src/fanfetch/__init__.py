@@ -1,0 +1,62 @@
+"""fanfetch: make very many HTTP API calls concurrently, safely; one record out per request in.
+
+The public API is what ``__all__`` lists; everything else lives in private modules.
+"""
+
+from ._client import Fetcher, RequestLike, make_config, stream
+from ._config import Config, Limits, Rate, RetryPolicy, Timeouts
+from ._events import Event, Finished, Listener, Retrying, RunEnded, RunStarted
+from ._exceptions import (
+    BodyTooLarge,
+    ConfigError,
+    ConnectError,
+    FanfetchError,
+    HTTPStatusError,
+    InputError,
+    InvalidRequest,
+    RequestError,
+    RequestTimeout,
+    UsageError,
+)
+from ._models import Request, Result
+from ._output import OutputError
+from ._sync import iter_results, run
+from ._transports import MockTransport, Response, Transport
+from ._version import __version__
+
+__all__ = [
+    "BodyTooLarge",
+    "Config",
+    "ConfigError",
+    "ConnectError",
+    "Event",
+    "FanfetchError",
+    "Fetcher",
+    "Finished",
+    "HTTPStatusError",
+    "InputError",
+    "InvalidRequest",
+    "Limits",
+    "Listener",
+    "MockTransport",
+    "OutputError",
+    "Rate",
+    "Request",
+    "RequestError",
+    "RequestLike",
+    "RequestTimeout",
+    "Response",
+    "Result",
+    "RetryPolicy",
+    "Retrying",
+    "RunEnded",
+    "RunStarted",
+    "Timeouts",
+    "Transport",
+    "UsageError",
+    "__version__",
+    "iter_results",
+    "make_config",
+    "run",
+    "stream",
+]

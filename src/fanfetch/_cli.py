@@ -1,0 +1,279 @@
+"""The command line: parse flags, build a ``Config``, run the engine, choose the exit status.
+
+Exit status: 0 every record ok; 1 some record not ok (or the output failed); 2 usage error;
+130 after Ctrl-C and 143 after SIGTERM, with the output whole and resumable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ._client import make_config
+from ._config import DEFAULT_CONCURRENCY, DEFAULT_RETRIES, DEFAULT_TIMEOUT, Config
+from ._exceptions import FanfetchError, UsageError
+from ._version import __version__
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SIGINT, EXIT_SIGTERM = 0, 1, 2, 130, 143
+GRACE_SECONDS = 5.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunOptions:
+    """What ``fanfetch run`` does besides the engine's ``Config``: where to read and write."""
+
+    source: str
+    output: str | None
+    config: Config
+    ordered: bool = False
+    resume: bool = False
+    quiet: bool = False
+    summary_json: str | None = None
+    progress: bool | None = None  # None: when stderr is a terminal
+
+
+def _parse_headers(values: tuple[str, ...]) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for value in values:
+        name, sep, rest = value.partition(":")
+        if not sep or not name.strip() or any(c.isspace() for c in name.strip()):
+            raise click.BadParameter(f"{value!r}: write it as 'Name: value'", param_hint="--header")
+        headers[name.strip()] = rest.strip()
+    return headers
+
+
+EXAMPLES = """
+\b
+Examples:
+  fanfetch run urls.txt -o results.jsonl
+  cat requests.jsonl | fanfetch run - > results.jsonl
+  fanfetch run urls.txt -o out.jsonl -c 200 --per-host 20 --rate 500/s
+  fanfetch run urls.txt -o out.jsonl --resume       # after a crash: finish what is left
+"""
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", prog_name="fanfetch", message="%(prog)s %(version)s")
+def cli() -> None:
+    """Make very many HTTP API calls concurrently: one JSON line out for each request in.
+
+    \b
+    Start with:  fanfetch demo
+    Then:        fanfetch run urls.txt -o results.jsonl
+    """
+
+
+@cli.command(epilog=EXAMPLES)
+@click.argument("source", metavar="INPUT")
+@click.option("-o", "--output", metavar="FILE", help="Write records here (default: stdout).")
+@click.option("-c", "--concurrency", type=click.IntRange(min=1), default=DEFAULT_CONCURRENCY,
+              show_default=True, help="Requests in flight at most, in all.")
+@click.option("--per-host", type=click.IntRange(min=1), metavar="N",
+              help="Requests in flight at most to any one host.  [default: no limit]")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_TIMEOUT,
+              show_default=True, metavar="SECONDS",
+              help="Per attempt, counted from when it gets its slot (not while queued).")
+@click.option("--retries", type=click.IntRange(min=0), default=DEFAULT_RETRIES, show_default=True,
+              metavar="N", help="Further attempts after the first, for retryable failures.")
+@click.option("--retry-on", metavar="CODES", default="408,429,500,502,503,504", show_default=True,
+              help="Comma-separated statuses to retry (timeouts and connection errors always are).")
+@click.option("--backoff-base", type=click.FloatRange(min=0), default=0.5, show_default=True,
+              metavar="SECONDS", help="First backoff ceiling; doubles each attempt (full jitter).")
+@click.option("--backoff-max", type=click.FloatRange(min=0), default=30.0, show_default=True,
+              metavar="SECONDS", help="Largest backoff.")
+@click.option("--max-retry-after", type=click.FloatRange(min=0), default=120.0, show_default=True,
+              metavar="SECONDS", help="Longest Retry-After honoured; beyond it the request ends.")
+@click.option("--rate", metavar="R", help="Attempts started at most, e.g. 100/s or 3000/min.")
+@click.option("--rate-per-host", metavar="R", help="Like --rate, for each host.")
+@click.option("--burst", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
+              help="Starts allowed at once under --rate.")
+@click.option("--resume", is_flag=True, help="Skip ids already in --output; append the rest.")
+@click.option("--ordered", is_flag=True, help="Write records in input order.")
+@click.option("--include-headers", is_flag=True, help="Add response headers to records.")
+@click.option("--header", "headers", multiple=True, metavar="'NAME: VALUE'",
+              help="Added to every request; repeatable. Never written to records.")
+@click.option("--max-body", type=click.IntRange(min=0), default=10 * 1024 * 1024,
+              show_default=True, metavar="BYTES", help="Larger bodies end with error too_large.")
+@click.option("--max-redirects", type=click.IntRange(min=0), default=10, show_default=True,
+              metavar="N", help="Redirects followed at most (0: none).")
+@click.option("--insecure", is_flag=True, help="Do not verify TLS certificates.")
+@click.option("--summary-json", metavar="FILE", help="Also write the end summary as JSON.")
+@click.option("--progress/--no-progress", default=None,
+              help="Show the progress bar.  [default: when stderr is a terminal]")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar, no summary.")
+def run(**kw: Any) -> int:
+    """Make one request per INPUT line (a file, or - for stdin); write one record per request.
+
+    INPUT lines are URLs (GET) or JSON objects with url and optionally id, method, headers,
+    params, json, data, timeout, meta. Blank lines are skipped. Records are JSON lines with
+    id, url, method, ok, status, attempts, elapsed_ms, body, error and meta.
+    """
+    retry_on = _parse_codes(kw["retry_on"])
+    try:
+        config = make_config(
+            concurrency=kw["concurrency"],
+            per_host=kw["per_host"],
+            timeout=kw["timeout"],
+            retries=kw["retries"],
+            retry_on=retry_on,
+            backoff_base=kw["backoff_base"],
+            backoff_max=max(kw["backoff_max"], kw["backoff_base"]),
+            max_retry_after=kw["max_retry_after"],
+            rate=kw["rate"],
+            rate_per_host=kw["rate_per_host"],
+            burst=kw["burst"],
+            headers=_parse_headers(kw["headers"]),
+            include_headers=kw["include_headers"],
+            max_body=kw["max_body"],
+            max_redirects=kw["max_redirects"],
+            verify_tls=not kw["insecure"],
+        )
+    except FanfetchError as exc:
+        raise click.UsageError(str(exc)) from exc
+    if kw["resume"] and not kw["output"]:
+        raise click.UsageError("--resume needs -o/--output FILE: it reads what that file holds")
+    if kw["insecure"]:
+        click.echo("fanfetch: warning: --insecure: TLS certificates are not verified", err=True)
+    options = RunOptions(
+        source=kw["source"],
+        output=kw["output"],
+        config=config,
+        ordered=kw["ordered"],
+        resume=kw["resume"],
+        quiet=kw["quiet"],
+        summary_json=kw["summary_json"],
+        progress=kw["progress"],
+    )
+    return _run_in_loop(options)
+
+
+def _parse_codes(text: str) -> frozenset[int]:
+    try:
+        codes = frozenset(int(c) for c in text.replace(" ", "").split(",") if c)
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: give statuses like 429,503", param_hint="--retry-on") from None
+    if any(not 100 <= c <= 599 for c in codes):
+        raise click.BadParameter(f"{text!r}: statuses are 100 to 599", param_hint="--retry-on")
+    return codes
+
+
+def _run_in_loop(options: RunOptions, *, announce: str | None = None) -> int:
+    from ._loop import loop_factory
+    from ._runner import run_job
+
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        return runner.run(run_job(options, announce=announce))
+
+
+@cli.command("mock-api")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(min=0, max=65535), default=8080, show_default=True,
+              help="Port (0: any free port; the URL is printed).")
+@click.option("--latency-ms", type=click.FloatRange(min=0), default=20.0, show_default=True)
+@click.option("--jitter-ms", type=click.FloatRange(min=0), default=0.0, show_default=True)
+@click.option("--error-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Share of answers that are 500 or 503.")
+@click.option("--throttle-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Share of answers that are 429 with Retry-After.")
+@click.option("--retry-after", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              metavar="SECONDS", help="The Retry-After those 429s carry.")
+@click.option("--seed", type=int, help="Make the misbehaviour repeatable.")
+def mock_api(host: str, port: int, **kw: Any) -> int:
+    """Serve the embedded mock JSON API (GET /items/ID, POST /echo, GET /status/CODE)."""
+    from ._loop import loop_factory
+    from ._mockapi import MockAPIConfig, serve
+
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        runner.run(serve(MockAPIConfig(**kw), host=host, port=port))
+    return EXIT_OK
+
+
+@cli.command()
+@click.option("-n", "--requests", "count", type=click.IntRange(min=1), default=10_000,
+              show_default=True, help="How many calls to make.")
+@click.option("-c", "--concurrency", type=click.IntRange(min=1), default=DEFAULT_CONCURRENCY,
+              show_default=True)
+@click.option("-o", "--output", default="demo-results.jsonl", show_default=True)
+@click.option("--latency-ms", type=click.FloatRange(min=0), default=20.0, show_default=True)
+@click.option("-q", "--quiet", is_flag=True)
+def demo(count: int, concurrency: int, output: str, latency_ms: float, quiet: bool) -> int:
+    """Start the embedded API on loopback and make COUNT calls to it, with retries on."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "fanfetch", "mock-api", "--port", "0",
+         "--latency-ms", str(latency_ms), "--jitter-ms", str(latency_ms / 2),
+         "--error-rate", "0.02", "--throttle-rate", "0.005", "--retry-after", "1", "--seed", "7"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        assert server.stdout is not None
+        line = server.stdout.readline().strip()
+        if not line.startswith("listening on "):
+            raise click.ClickException("the mock API did not start")
+        base = line.removeprefix("listening on ")
+        with tempfile.TemporaryDirectory(prefix="fanfetch-demo-") as tmp:
+            source = Path(tmp, "requests.txt")
+            with source.open("w") as f:
+                f.writelines(f"{base}/items/{i}\n" for i in range(1, count + 1))
+            if not quiet:
+                click.echo(
+                    f"fanfetch demo: {count:,} calls to the mock API at {base} "
+                    f"(~{latency_ms:g} ms each, 2% 500/503, 0.5% 429), concurrency {concurrency}",
+                    err=True,
+                )
+            options = RunOptions(
+                source=str(source),
+                output=output,
+                config=make_config(concurrency=concurrency, retries=3, backoff_base=0.1),
+                quiet=quiet,
+            )
+            status = _run_in_loop(options, announce=output)
+    finally:
+        server.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            server.wait(timeout=5)
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+        if server.stdout is not None:
+            server.stdout.close()
+    return status
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The console script: one-line errors, no tracebacks, the documented exit statuses."""
+    try:
+        status = cli.main(args=argv, prog_name="fanfetch", standalone_mode=False)
+    except click.UsageError as exc:
+        command = exc.ctx.command_path if exc.ctx is not None else "fanfetch"
+        click.echo(f"fanfetch: error: {exc.format_message()} (see '{command} --help')", err=True)
+        sys.exit(EXIT_USAGE)
+    except click.ClickException as exc:
+        click.echo(f"fanfetch: error: {exc.format_message()}", err=True)
+        sys.exit(EXIT_USAGE)
+    except UsageError as exc:
+        click.echo(f"fanfetch: error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    except click.Abort:
+        sys.exit(EXIT_SIGINT)
+    except BrokenPipeError:
+        # stdout went away (e.g. `| head`): nothing more can be said on it
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(EXIT_FAILED)
+    sys.exit(status if isinstance(status, int) else EXIT_OK)
+
+
+def signal_exit_status(signum: int) -> int:
+    return EXIT_SIGTERM if signum == signal.SIGTERM else EXIT_SIGINT

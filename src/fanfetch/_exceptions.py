@@ -1,0 +1,107 @@
+"""fanfetch's one exception tree, and the single place where aiohttp's errors become ours.
+
+    FanfetchError
+    ├── UsageError              the caller asked for something we cannot do (exit status 2)
+    │   ├── ConfigError         a bad option value: names the parameter and the fix
+    │   └── InputError          the input as a whole cannot be read (missing file...)
+    └── RequestError            one request failed; becomes the record's ``error``
+        ├── InvalidRequest      "invalid_request": the line could not be made into a request
+        ├── RequestTimeout      "timeout": an attempt took longer than its timeout
+        ├── ConnectError        "connection": refused, reset, dropped mid-body, DNS...
+        ├── HTTPStatusError     "http_status": the final response was not 2xx
+        └── BodyTooLarge        "too_large": the body is over the size limit
+
+Each ``RequestError`` subclass carries ``type``, the stable string written into records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+
+__all__ = [
+    "BodyTooLarge",
+    "ConfigError",
+    "ConnectError",
+    "FanfetchError",
+    "HTTPStatusError",
+    "InputError",
+    "InvalidRequest",
+    "RequestError",
+    "RequestTimeout",
+    "UsageError",
+    "map_transport_error",
+]
+
+
+class FanfetchError(Exception):
+    """Root of every error fanfetch raises on purpose."""
+
+
+class UsageError(FanfetchError):
+    """The caller asked for something that cannot be done; the CLI exits with status 2."""
+
+
+class ConfigError(UsageError, ValueError):
+    """An option has a bad value. The message names the parameter, the value and the fix."""
+
+    def __init__(self, parameter: str, value: object, hint: str) -> None:
+        self.parameter = parameter
+        self.value = value
+        self.hint = hint
+        super().__init__(f"invalid {parameter}={value!r}. HINT: {hint}")
+
+
+class InputError(UsageError):
+    """The input as a whole cannot be read (a missing or unreadable file)."""
+
+
+class RequestError(FanfetchError):
+    """One request failed. ``type`` is the stable name written into the record."""
+
+    type: str = "error"
+
+
+class InvalidRequest(RequestError):
+    type = "invalid_request"
+
+
+class RequestTimeout(RequestError):
+    type = "timeout"
+
+
+class ConnectError(RequestError):
+    type = "connection"
+
+
+class HTTPStatusError(RequestError):
+    type = "http_status"
+
+
+class BodyTooLarge(RequestError):
+    type = "too_large"
+
+
+def map_transport_error(exc: BaseException) -> RequestError:
+    """Translate an aiohttp or asyncio error into ours; the one place that knows aiohttp's tree.
+
+    aiohttp's total timeout surfaces as a bare ``asyncio.TimeoutError`` (the builtin
+    ``TimeoutError`` on 3.11+), not only as ``ServerTimeoutError``, so both are caught.
+    """
+    if isinstance(exc, RequestError):
+        return exc
+    if isinstance(exc, TimeoutError | asyncio.TimeoutError | aiohttp.ServerTimeoutError):
+        return RequestTimeout(str(exc) or "the request timed out")
+    if isinstance(exc, aiohttp.TooManyRedirects):
+        return ConnectError(f"too many redirects: {exc}")
+    if isinstance(exc, aiohttp.InvalidURL | aiohttp.NonHttpUrlClientError):
+        return InvalidRequest(f"invalid URL: {exc}")
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return ConnectError(f"the body was cut short: {exc}")
+    if isinstance(exc, aiohttp.ClientError | OSError):
+        return ConnectError(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+    if isinstance(exc, ValueError | UnicodeError | LookupError):
+        # aiohttp raises these for malformed header values and the like, before any I/O.
+        return InvalidRequest(f"{type(exc).__name__}: {exc}")
+    return RequestError(f"{type(exc).__name__}: {exc}")

@@ -1,0 +1,305 @@
+"""Reading requests lazily: URL lines or JSON lines, from a file, stdin or any iterable.
+
+Nothing here holds more than one line at a time. A line that cannot become a request is not an
+exception for the run: it becomes a ``Result`` carrying ``InvalidRequest`` and its line number,
+so the rest of the input goes on and the output still has one record per line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import queue
+import sys
+import threading
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from typing import IO, Any
+
+import orjson
+from yarl import URL
+
+from ._exceptions import InputError, InvalidRequest
+from ._models import Request, Result
+
+__all__ = [
+    "MAX_LINE_BYTES",
+    "Item",
+    "aiter_items",
+    "coerce",
+    "count_requests",
+    "open_source",
+    "parse_line",
+    "read_items",
+    "target_url",
+]
+
+MAX_LINE_BYTES = 1024 * 1024
+"""A longer input line is refused with ``invalid_request`` rather than parsed."""
+
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+FIELDS = frozenset(
+    {"id", "method", "url", "headers", "params", "json", "data", "timeout", "meta", "cost"}
+)
+
+Item = Request | Result
+"""What the reader hands the scheduler: a request to make, or an invalid line's record."""
+
+
+def open_source(source: str) -> IO[bytes]:
+    """Open ``source`` for binary reading: a path, or ``-`` for stdin."""
+    if source == "-":
+        return sys.stdin.buffer
+    try:
+        return open(source, "rb", buffering=1024 * 1024)  # noqa: SIM115 - caller closes
+    except OSError as exc:
+        raise InputError(f"cannot read input {source!r}: {exc.strerror or exc}") from exc
+
+
+def read_items(lines: Iterable[bytes], *, start_seq: int = 0) -> Iterator[Item]:
+    """Turn input lines into items; blank lines are skipped but still counted for line numbers."""
+    seq = start_seq
+    for lineno, raw in enumerate(lines, 1):
+        if not raw.strip():
+            continue
+        yield parse_line(raw, lineno, seq)
+        seq += 1
+
+
+def parse_line(raw: bytes, lineno: int, seq: int = 0) -> Item:
+    """One non-blank input line as a ``Request``, or as an ``invalid_request`` ``Result``."""
+    if len(raw) > MAX_LINE_BYTES:
+        return _invalid(lineno, seq, f"the line is {len(raw):,} bytes, over {MAX_LINE_BYTES:,}")
+    line = raw.strip()
+    if line[:1] == b"{":
+        try:
+            obj = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            return _invalid(lineno, seq, f"malformed JSON: {exc}")
+        return coerce(obj, seq=seq, line=lineno)
+    try:
+        url = line.decode("utf-8")
+    except UnicodeDecodeError:
+        return _invalid(lineno, seq, "the line is neither a URL nor JSON (not UTF-8 text)")
+    return coerce(url, seq=seq, line=lineno)
+
+
+def coerce(item: object, *, seq: int = 0, line: int = 0) -> Item:
+    """Make a request from a ``Request``, a URL string or a dict of the JSON-line shape."""
+    if isinstance(item, Request):
+        request = item
+        request.seq = seq
+        if request.id is None:
+            request.id = line or seq + 1
+        problem = _check_url(request.url)
+        if problem:
+            return _failed(request, problem)
+        return request
+    if isinstance(item, str):
+        url = item.strip()
+        request = Request(url, id=line or seq + 1, line=line, seq=seq)
+        problem = _check_url(url)
+        return _failed(request, problem) if problem else request
+    if isinstance(item, Mapping):
+        return _from_mapping(item, seq=seq, line=line)
+    return _invalid(line, seq, f"expected a URL, a JSON object or a Request, not {_kind(item)}")
+
+
+def _from_mapping(obj: Mapping[str, Any], *, seq: int, line: int) -> Item:
+    rid = obj.get("id")
+    if rid is None:
+        rid = line or seq + 1
+    elif not isinstance(rid, str | int) or isinstance(rid, bool):
+        return _invalid(line, seq, f"'id' must be a string or an integer, not {_kind(rid)}")
+    url = obj.get("url")
+    request = Request(
+        url if isinstance(url, str) else "",
+        id=rid,
+        line=line,
+        seq=seq,
+        meta=obj.get("meta"),
+    )
+    unknown = set(obj) - FIELDS
+    if unknown:
+        names = ", ".join(sorted(map(str, unknown)))
+        valid = ", ".join(sorted(FIELDS))
+        return _failed(request, f"unknown field(s) {names}; the fields are: {valid}")
+    if url is None:
+        return _failed(request, "no 'url' field; every request needs one")
+    if not isinstance(url, str):
+        return _failed(request, f"'url' must be a string, not {_kind(url)}")
+    problem = _check_url(url)
+    if problem:
+        return _failed(request, problem)
+    method = obj.get("method", "GET")
+    if not isinstance(method, str) or method.upper() not in METHODS:
+        allowed = ", ".join(sorted(METHODS))
+        return _failed(request, f"unsupported method {method!r}; use one of {allowed}")
+    request.method = method.upper()
+    headers = obj.get("headers")
+    if headers is not None:
+        if not isinstance(headers, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
+        ):
+            return _failed(request, "'headers' must be an object of string names to string values")
+        request.headers = headers
+    params = obj.get("params")
+    if params is not None:
+        if not isinstance(params, Mapping) or not all(
+            isinstance(v, str | int | float) and not isinstance(v, bool) for v in params.values()
+        ):
+            return _failed(request, "'params' must be an object of names to strings or numbers")
+        request.params = params
+    if "json" in obj and "data" in obj:
+        return _failed(request, "give 'json' or 'data', not both")
+    request.json = obj.get("json")
+    data = obj.get("data")
+    if data is not None and not isinstance(data, str):
+        return _failed(request, f"'data' must be a string, not {_kind(data)}; use 'json' for JSON")
+    request.data = data
+    timeout = obj.get("timeout")
+    if timeout is not None:
+        if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0:
+            return _failed(request, f"'timeout' must be seconds > 0, not {timeout!r}")
+        request.timeout = float(timeout)
+    cost = obj.get("cost")
+    if cost is not None:
+        if not isinstance(cost, int | float) or isinstance(cost, bool) or cost < 0:
+            return _failed(request, f"'cost' must be a number >= 0, not {cost!r}")
+        request.cost = float(cost)
+    return request
+
+
+def target_url(url: str) -> URL:
+    """Parse a URL already accepted by ``_check_url``."""
+    return URL(url, encoded=False)
+
+
+def _check_url(url: str) -> str | None:
+    """Why ``url`` cannot be requested, or ``None`` when it can."""
+    if not url:
+        return "the URL is empty"
+    if any(c in url for c in " \t\r\n\x00"):
+        return "the URL contains white space or control characters"
+    try:
+        parsed = URL(url)
+    except (ValueError, TypeError) as exc:
+        return f"the URL cannot be parsed: {exc}"
+    if parsed.scheme not in ("http", "https"):
+        shown = parsed.scheme or "none"
+        return f"unsupported scheme {shown!r}; only http and https URLs can be fetched"
+    if not parsed.host:
+        return "the URL has no host"
+    if parsed.user is not None or parsed.password is not None:
+        return "the URL has a user:password part; pass credentials in headers instead"
+    return None
+
+
+def redact_url(url: str) -> str:
+    """``url`` without any user:password part, safe to echo into records and messages."""
+    try:
+        parsed = URL(url)
+    except (ValueError, TypeError):
+        return url
+    if parsed.user is None and parsed.password is None:
+        return url
+    return str(parsed.with_user(None))
+
+
+def _failed(request: Request, message: str) -> Result:
+    return Result(
+        request,
+        error=InvalidRequest(f"line {request.line}: {message}" if request.line else message),
+        attempts=0,
+        url=redact_url(request.url),
+    )
+
+
+def _invalid(line: int, seq: int, message: str) -> Result:
+    return _failed(Request("", id=line or seq + 1, line=line, seq=seq), message)
+
+
+def _kind(value: object) -> str:
+    return {dict: "an object", list: "an array", bool: "a boolean", float: "a number"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def count_requests(source: str) -> int | None:
+    """Count the non-blank lines of a regular file (for a progress total); None for stdin."""
+    if source == "-":
+        return None
+    count = 0
+    try:
+        with open(source, "rb", buffering=1024 * 1024) as f:
+            for raw in f:
+                if raw.strip():
+                    count += 1
+    except OSError:
+        return None
+    return count
+
+
+class _BatchReader:
+    """Reads items in batches on a daemon thread, one batch ahead of the loop.
+
+    A daemon thread (not the loop's executor) so that a run stopped while stdin is idle can
+    exit: an executor thread blocked on a read would be waited for at shutdown, forever.
+    """
+
+    def __init__(self, items: Iterator[Item], size: int) -> None:
+        self._items = items
+        self._size = size
+        self._loop = asyncio.get_running_loop()
+        self._asks: queue.SimpleQueue[asyncio.Future[list[Item]] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._serve, name="fanfetch-reader", daemon=True)
+        self._thread.start()
+        self._ahead = self._ask()
+
+    def _ask(self) -> asyncio.Future[list[Item]]:
+        future: asyncio.Future[list[Item]] = self._loop.create_future()
+        self._asks.put(future)
+        return future
+
+    def _serve(self) -> None:
+        while (future := self._asks.get()) is not None:
+            try:
+                batch = list(itertools.islice(self._items, self._size))
+            except BaseException as exc:  # handed to the loop, raised there
+                self._hand(future, None, exc)
+                return
+            self._hand(future, batch, None)
+
+    def _hand(self, future: asyncio.Future[list[Item]], batch: list[Item] | None, exc: BaseException | None) -> None:
+        def settle() -> None:
+            if future.done():
+                return
+            if exc is not None:
+                future.set_exception(exc)
+            else:
+                future.set_result(batch or [])
+
+        try:
+            self._loop.call_soon_threadsafe(settle)
+        except RuntimeError:  # the loop is closed: nobody is waiting any more
+            pass
+
+    async def next_batch(self) -> list[Item]:
+        batch = await self._ahead
+        if batch:
+            self._ahead = self._ask()
+        return batch
+
+    def close(self) -> None:
+        self._ahead.cancel()
+        self._asks.put(None)
+
+
+async def aiter_items(lines: Iterable[bytes], *, batch: int = 512) -> AsyncIterator[Item]:
+    """The items of ``lines`` (a file or stdin), read on a thread so the loop never blocks."""
+    reader = _BatchReader(read_items(lines), batch)
+    try:
+        while items := await reader.next_batch():
+            for item in items:
+                yield item
+    finally:
+        reader.close()

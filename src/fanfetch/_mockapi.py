@@ -1,0 +1,115 @@
+"""An embedded JSON API on loopback, for ``fanfetch demo``, the tests, the benchmarks, and users.
+
+It behaves like a real API on a bad day, within knobs: a latency with jitter, a share of
+500/503 answers, and a share of 429s carrying ``Retry-After``. Routes:
+
+- ``GET|POST /items/{id}``: a small JSON object about item ``id``;
+- ``POST /echo``: the method, query, headers and JSON body it was sent;
+- ``GET /status/{code}``: an empty answer with that status;
+- ``GET /health``: ``{"ok": true}``, never delayed or failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import signal
+import sys
+from dataclasses import dataclass
+
+import orjson
+from aiohttp import web
+
+__all__ = ["MockAPIConfig", "create_app", "serve"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MockAPIConfig:
+    latency_ms: float = 20.0
+    jitter_ms: float = 0.0
+    error_rate: float = 0.0
+    throttle_rate: float = 0.0
+    retry_after: float = 1.0
+    seed: int | None = None
+
+
+def _json(data: object, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
+
+
+def create_app(config: MockAPIConfig | None = None) -> web.Application:
+    """The mock API as an ``aiohttp.web`` application, to run in tests or with ``serve``."""
+    cfg = config or MockAPIConfig()
+    rng = random.Random(cfg.seed)
+    app = web.Application()
+
+    async def delay() -> None:
+        seconds = (cfg.latency_ms + (rng.uniform(-1, 1) * cfg.jitter_ms)) / 1000.0
+        if seconds > 0:
+            await asyncio.sleep(seconds)
+
+    def misbehave() -> web.Response | None:
+        roll = rng.random()
+        if roll < cfg.throttle_rate:
+            headers = {"Retry-After": f"{cfg.retry_after:g}"}
+            return web.json_response({"error": "slow down"}, status=429, headers=headers)
+        if roll < cfg.throttle_rate + cfg.error_rate:
+            status = 500 if rng.random() < 0.5 else 503
+            return web.json_response({"error": "server trouble"}, status=status)
+        return None
+
+    async def item(request: web.Request) -> web.Response:
+        await delay()
+        failure = misbehave()
+        if failure is not None:
+            return failure
+        item_id = request.match_info["id"]
+        return _json({"id": item_id, "name": f"item {item_id}", "price": len(item_id) * 1.5})
+
+    async def echo(request: web.Request) -> web.Response:
+        await delay()
+        body = await request.read()
+        try:
+            parsed = orjson.loads(body) if body else None
+        except orjson.JSONDecodeError:
+            parsed = body.decode("utf-8", "replace")
+        return _json(
+            {
+                "method": request.method,
+                "query": dict(request.query),
+                "headers": dict(request.headers),
+                "body": parsed,
+            }
+        )
+
+    async def status(request: web.Request) -> web.Response:
+        return web.Response(status=int(request.match_info["code"]))
+
+    async def health(request: web.Request) -> web.Response:
+        return _json({"ok": True})
+
+    app.router.add_route("*", "/items/{id}", item)
+    app.router.add_route("*", "/echo", echo)
+    app.router.add_get(r"/status/{code:\d{3}}", status)
+    app.router.add_get("/health", health)
+    return app
+
+
+async def serve(config: MockAPIConfig, *, host: str = "127.0.0.1", port: int = 8080) -> None:
+    """Serve until SIGINT or SIGTERM; print ``listening on URL`` (the port may be 0: any free)."""
+    runner = web.AppRunner(create_app(config), access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port, backlog=1024)
+        await site.start()
+        sockets = site._server.sockets if site._server else ()  # type: ignore[union-attr]
+        bound = sockets[0].getsockname()[1] if sockets else port
+        print(f"listening on http://{host}:{bound}", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+    print("mock API stopped", file=sys.stderr)

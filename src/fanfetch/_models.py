@@ -1,0 +1,267 @@
+"""``Request`` and ``Result``, and how each maps to and from one JSON line.
+
+These are plain slotted classes rather than frozen dataclasses: one of each is made per request
+on the hot path, and a frozen dataclass's ``__init__`` costs several times more.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from ._exceptions import HTTPStatusError, RequestError
+
+__all__ = ["JSONValue", "Request", "Result", "decode_body"]
+
+JSONValue = Any
+"""Whatever ``orjson.loads`` may return."""
+
+_TEXT_TYPES = (
+    "application/xml",
+    "application/javascript",
+    "application/x-www-form-urlencoded",
+    "application/xhtml+xml",
+    "application/ecmascript",
+)
+
+
+class Request:
+    """One HTTP call to make. Only ``url`` is required; ``id`` defaults to the line number.
+
+    ``line`` is the 1-based input line (0 when not from a file); ``seq`` is the position among
+    the requests of this run, which ``ordered`` output follows.
+    """
+
+    __slots__ = (
+        "cost",
+        "data",
+        "headers",
+        "id",
+        "json",
+        "line",
+        "meta",
+        "method",
+        "params",
+        "seq",
+        "timeout",
+        "url",
+    )
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        method: str = "GET",
+        id: Any = None,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, Any] | None = None,
+        json: JSONValue = None,
+        data: str | bytes | None = None,
+        timeout: float | None = None,
+        meta: JSONValue = None,
+        cost: float | None = None,
+        line: int = 0,
+        seq: int = 0,
+    ) -> None:
+        self.url = url
+        self.method = method
+        self.id = id
+        self.headers = headers
+        self.params = params
+        self.json = json
+        self.data = data
+        self.timeout = timeout
+        self.meta = meta
+        self.cost = cost
+        self.line = line
+        self.seq = seq
+
+    def __repr__(self) -> str:
+        return f"Request({self.method} {self.url!r}, id={self.id!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Request):
+            return NotImplemented
+        return all(getattr(self, n) == getattr(other, n) for n in self.__slots__)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-line shape of this request (fields left at their defaults are omitted)."""
+        out: dict[str, Any] = {"id": self.id, "method": self.method, "url": self.url}
+        for name in ("headers", "params", "json", "data", "timeout", "meta", "cost"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        return out
+
+
+def decode_body(content: bytes, content_type: str, charset: str | None) -> tuple[Any, str | None]:
+    """Turn a body into what a record holds: ``(value, body_encoding)``.
+
+    JSON when the response says JSON and it parses; else text when the type is textual (or
+    absent) and it decodes in its charset; else base64 with ``body_encoding="base64"``.
+    """
+    if not content:
+        return None, None
+    ctype = content_type.lower()
+    if ctype.endswith("json"):  # application/json, application/problem+json, text/json
+        try:
+            if charset is None or charset.lower().replace("-", "") == "utf8":
+                return orjson.loads(content), None
+            return orjson.loads(content.decode(charset)), None
+        except (orjson.JSONDecodeError, UnicodeDecodeError, LookupError):
+            pass  # says JSON, is not: fall through to text
+    if not ctype or ctype.startswith("text/") or ctype.endswith(("+xml", "json")) or (
+        ctype in _TEXT_TYPES
+    ):
+        try:
+            return content.decode(charset or "utf-8"), None
+        except (UnicodeDecodeError, LookupError):
+            pass
+    return base64.b64encode(content).decode("ascii"), "base64"
+
+
+class Result:
+    """The outcome of one request: its final response, or its final error.
+
+    ``ok`` is true for a final 2xx response. ``content`` is the raw body; ``body`` is the
+    decoded form that records carry (see ``decode_body``), computed when first asked for.
+    """
+
+    __slots__ = (
+        "_body",
+        "attempts",
+        "charset",
+        "content",
+        "content_type",
+        "elapsed_ms",
+        "error",
+        "extra",
+        "headers",
+        "history",
+        "request",
+        "status",
+        "url",
+    )
+
+    def __init__(
+        self,
+        request: Request,
+        *,
+        status: int | None = None,
+        headers: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+        content_type: str = "",
+        charset: str | None = None,
+        error: RequestError | None = None,
+        attempts: int = 1,
+        elapsed_ms: float = 0.0,
+        url: str | None = None,
+    ) -> None:
+        self.request = request
+        self.status = status
+        self.headers = headers
+        self.content = content
+        self.content_type = content_type
+        self.charset = charset
+        self.error = error
+        self.attempts = attempts
+        self.elapsed_ms = elapsed_ms
+        self.url = request.url if url is None else url
+        self.history: list[dict[str, Any]] | None = None
+        self.extra: dict[str, Any] | None = None
+        self._body: tuple[Any, str | None] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.status is not None and 200 <= self.status < 300
+
+    @property
+    def id(self) -> Any:
+        return self.request.id
+
+    @property
+    def method(self) -> str:
+        return self.request.method
+
+    @property
+    def meta(self) -> JSONValue:
+        return self.request.meta
+
+    @property
+    def body(self) -> JSONValue:
+        """The body as a record holds it: parsed JSON, text, or base64 text."""
+        return self._decoded()[0]
+
+    @property
+    def body_encoding(self) -> str | None:
+        return self._decoded()[1]
+
+    @property
+    def text(self) -> str:
+        """The body as text, decoded in its charset (undecodable bytes replaced)."""
+        if not self.content:
+            return ""
+        try:
+            return self.content.decode(self.charset or "utf-8", errors="replace")
+        except LookupError:
+            return self.content.decode("utf-8", errors="replace")
+
+    def json(self) -> JSONValue:
+        """The body parsed as JSON, whatever the content type says; raises if it is not JSON."""
+        return orjson.loads(self.content or b"")
+
+    def raise_for_error(self) -> Result:
+        """Raise this result's error, if any; return ``self`` so calls can chain."""
+        if self.error is not None:
+            raise self.error
+        return self
+
+    def _decoded(self) -> tuple[Any, str | None]:
+        if self._body is None:
+            if self.content is None:
+                self._body = (None, None)
+            else:
+                self._body = decode_body(self.content, self.content_type, self.charset)
+        return self._body
+
+    def to_dict(self, *, include_headers: bool = False) -> dict[str, Any]:
+        """The record: the JSON-line shape of this result, fields in their documented order."""
+        error = self.error
+        record: dict[str, Any] = {
+            "id": self.request.id,
+            "url": self.url,
+            "method": self.request.method,
+            "ok": error is None and self.status is not None and 200 <= self.status < 300,
+            "status": self.status,
+            "attempts": self.attempts,
+            "elapsed_ms": round(self.elapsed_ms, 3),
+        }
+        if include_headers:
+            record["headers"] = dict(self.headers) if self.headers is not None else None
+        body, encoding = self._decoded()
+        record["body"] = body
+        if encoding is not None:
+            record["body_encoding"] = encoding
+        record["error"] = (
+            None if error is None else {"type": error.type, "message": str(error)}
+        )
+        record["meta"] = self.request.meta
+        if self.history is not None:
+            record["attempt_history"] = self.history
+        if self.extra:
+            record.update(self.extra)
+        return record
+
+    def __repr__(self) -> str:
+        what = f"status={self.status}" if self.error is None else f"error={self.error.type}"
+        return f"<Result id={self.request.id!r} {what} attempts={self.attempts}>"
+
+
+def status_error(status: int, reason: str | None) -> HTTPStatusError:
+    """The error a final non-2xx response gives its record."""
+    return HTTPStatusError(f"HTTP {status} {reason or ''}".rstrip())

@@ -1,0 +1,142 @@
+"""Writing records: one whole JSON line per result, in batches, flushed and fsynced often.
+
+The writer is the engine's sink. It encodes each record once, keeps lines in a small buffer,
+and writes only whole lines, so a crash leaves at most one torn line at the end of the file
+(which ``--resume`` repairs). ``OrderedSink`` puts results back into input order within a
+bounded window: when the window is full, workers wait instead of memory growing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+import orjson
+
+from ._exceptions import FanfetchError
+from ._models import Result
+from ._scheduler import Sink
+
+__all__ = ["OrderedSink", "OutputError", "RecordWriter", "encode_record"]
+
+_OPTS = orjson.OPT_APPEND_NEWLINE
+
+
+class OutputError(FanfetchError):
+    """The output cannot be written (disk full, closed pipe): the run stops, output whole."""
+
+
+def encode_record(record: dict[str, Any]) -> bytes:
+    """One record as one JSON line (with its newline)."""
+    try:
+        return orjson.dumps(record, option=_OPTS)
+    except TypeError:  # API users may put anything in meta: degrade to strings, never crash
+        return orjson.dumps(record, option=_OPTS | orjson.OPT_NON_STR_KEYS, default=str)
+
+
+class RecordWriter:
+    """Writes records to a file descriptor in whole lines.
+
+    ``put`` is the sink the engine awaits. Lines are written when the buffer passes
+    ``buffer_bytes`` and at every ``flush()``; the CLI calls ``flush`` a few times a second and
+    ``sync`` (fsync, off the loop) about once a second.
+    """
+
+    def __init__(self, fd: int, *, include_headers: bool = False, buffer_bytes: int = 64 * 1024):
+        self._fd = fd
+        self._include_headers = include_headers
+        self._limit = buffer_bytes
+        self._lines: list[bytes] = []
+        self._size = 0
+        self.records = 0
+        self.failed: OutputError | None = None
+
+    async def put(self, result: Result) -> None:
+        self.write(result)
+
+    def write(self, result: Result) -> None:
+        line = encode_record(result.to_dict(include_headers=self._include_headers))
+        self._lines.append(line)
+        self._size += len(line)
+        self.records += 1
+        if self._size >= self._limit:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write every buffered line; raise ``OutputError`` if the output refuses them."""
+        if not self._lines:
+            return
+        data = memoryview(b"".join(self._lines))
+        self._lines.clear()
+        self._size = 0
+        try:
+            while data:
+                written = os.write(self._fd, data)
+                data = data[written:]
+        except OSError as exc:
+            self.failed = OutputError(f"cannot write the output: {exc.strerror or exc}")
+            raise self.failed from exc
+
+    def sync(self) -> None:
+        """fsync the output, where it is a file (a pipe or a terminal cannot be synced)."""
+        try:
+            os.fsync(self._fd)
+        except OSError:
+            pass
+
+    async def keep_flushing(self, done: asyncio.Event, *, flush_every: float = 0.2, sync_every: float = 1.0) -> None:
+        """Flush every ``flush_every`` s and fsync every ``sync_every`` s until ``done`` is set."""
+        loop = asyncio.get_running_loop()
+        last_sync = loop.time()
+        while not done.is_set():
+            try:
+                await asyncio.wait_for(done.wait(), flush_every)
+            except TimeoutError:
+                pass
+            self.flush()
+            if loop.time() - last_sync >= sync_every:
+                await asyncio.to_thread(self.sync)
+                last_sync = loop.time()
+
+    def close(self) -> None:
+        """Flush what is left and fsync: the end of every run, interrupted or not."""
+        if self.failed is None:
+            self.flush()
+        self.sync()
+
+    def __repr__(self) -> str:
+        return f"<RecordWriter fd={self._fd} records={self.records} buffered={len(self._lines)}>"
+
+
+class OrderedSink:
+    """Hands results to ``inner`` in input order (by ``Request.seq``), holding at most ``window``.
+
+    A result too far ahead of the next one due waits (and so holds its worker) until the
+    window moves. The worker holding the next one due never waits, so this cannot deadlock.
+    """
+
+    def __init__(self, inner: Sink, *, window: int, start: int = 0) -> None:
+        self._inner = inner
+        self._window = window
+        self._next = start
+        self._pending: dict[int, Result] = {}
+        self._moved = asyncio.Event()
+
+    async def put(self, result: Result) -> None:
+        seq = result.request.seq
+        while seq >= self._next + self._window:
+            moved = self._moved
+            await moved.wait()
+        self._pending[seq] = result
+        if seq != self._next:
+            return
+        pending = self._pending
+        while self._next in pending:
+            await self._inner(pending.pop(self._next))
+            self._next += 1
+        self._moved.set()
+        self._moved = asyncio.Event()
+
+    def __repr__(self) -> str:
+        return f"<OrderedSink next={self._next} held={len(self._pending)} window={self._window}>"

@@ -1,0 +1,88 @@
+"""The progress bar on stderr: it reads ``Stats`` a few times a second, not on every result.
+
+Per-result work stays in ``Stats`` (a few integer increments); rendering happens on a timer,
+so a run at ten thousand requests a second pays for ten refreshes a second, not ten thousand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+)
+
+from ._summary import Stats
+
+__all__ = ["ProgressBar"]
+
+
+class ProgressBar:
+    """done/total, rate, in flight, errors, retries and ETA, refreshed every ``every`` seconds."""
+
+    def __init__(
+        self,
+        stats: Stats,
+        *,
+        in_flight: Callable[[], int],
+        console: Console,
+        every: float = 0.1,
+    ) -> None:
+        self._stats = stats
+        self._in_flight = in_flight
+        self._every = every
+        self._progress = Progress(
+            TextColumn("[bold]fanfetch"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TaskProgressColumn(),
+            TextColumn("{task.fields[rate]:>7,.0f}/s"),
+            TextColumn("in flight {task.fields[in_flight]:,}"),
+            TextColumn("[red]errors {task.fields[errors]:,}"),
+            TextColumn("[yellow]retries {task.fields[retries]:,}"),
+            TimeRemainingColumn(),
+            console=console,
+            auto_refresh=False,
+            transient=False,
+        )
+        self._task = self._progress.add_task(
+            "run", total=None, rate=0.0, in_flight=0, errors=0, retries=0
+        )
+
+    def refresh(self) -> None:
+        stats = self._stats
+        wall = stats.wall
+        self._progress.update(
+            self._task,
+            total=stats.total,
+            completed=stats.done,
+            rate=stats.done / wall if wall > 0 else 0.0,
+            in_flight=self._in_flight(),
+            errors=stats.failed,
+            retries=stats.retries,
+        )
+        self._progress.refresh()
+
+    async def run(self, done: asyncio.Event) -> None:
+        """Refresh until ``done`` is set, then draw the final state once and stop."""
+        self._progress.start()
+        try:
+            while not done.is_set():
+                self.refresh()
+                try:
+                    await asyncio.wait_for(done.wait(), self._every)
+                except TimeoutError:
+                    pass
+            self.refresh()
+        finally:
+            self._progress.stop()
+
+    def __repr__(self) -> str:
+        return f"<ProgressBar done={self._stats.done} every={self._every}s>"

@@ -1,0 +1,143 @@
+"""A file-to-file job, as ``fanfetch run`` does it: input -> engine -> writer, with the
+progress bar and the summary listening, signals handled, and the output left whole.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from typing import TYPE_CHECKING
+
+import orjson
+from rich.console import Console
+
+from ._exceptions import FanfetchError, InputError, UsageError
+from ._input import aiter_items, count_requests, open_source
+from ._output import OrderedSink, OutputError, RecordWriter
+from ._scheduler import Engine
+from ._summary import Stats, render_summary
+
+if TYPE_CHECKING:
+    from ._cli import RunOptions
+
+__all__ = ["run_job"]
+
+_COUNT_LIMIT_BYTES = 2 * 1024**3  # count lines for the progress total only below this size
+
+
+def _open_output(options: RunOptions) -> int:
+    if options.output is None or options.output == "-":
+        return sys.stdout.fileno()
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if options.resume else os.O_TRUNC)
+    try:
+        return os.open(options.output, flags, 0o644)
+    except OSError as exc:
+        raise UsageError(f"cannot write output {options.output!r}: {exc.strerror}") from exc
+
+
+async def run_job(options: RunOptions, *, announce: str | None = None) -> int:
+    """Run one job; return the exit status (see ``_cli``)."""
+    from ._cli import EXIT_FAILED, EXIT_OK, GRACE_SECONDS, signal_exit_status
+
+    config = options.config
+    err = Console(stderr=True, highlight=False)
+    show_progress = (
+        (err.is_terminal if options.progress is None else options.progress) and not options.quiet
+    )
+    source = open_source(options.source)
+    fd = _open_output(options)
+    stats = Stats()
+    engine = Engine(config, listeners=[stats])
+    writer = RecordWriter(fd, include_headers=config.include_headers)
+    sink = writer.put
+    if options.ordered:
+        sink = OrderedSink(writer.put, window=4 * config.limits.concurrency).put
+    received: list[int] = []
+
+    def on_signal(signum: int) -> None:
+        if received:  # a second Ctrl-C: stop waiting for the grace period
+            engine.stop(grace=0)
+            return
+        received.append(signum)
+        err.print(f"\nfanfetch: stopping: finishing requests in flight (up to {GRACE_SECONDS:g} s)...")
+        engine.stop(grace=GRACE_SECONDS)
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal, sig)
+    done = asyncio.Event()
+    output_failed: BaseException | None = None
+    items = aiter_items(source)
+    try:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(writer.keep_flushing(done))
+            if show_progress:
+                from ._progress import ProgressBar
+
+                bar = ProgressBar(stats, in_flight=lambda: engine.in_flight, console=err)
+                tg.create_task(bar.run(done))
+                if _small_enough_to_count(options.source):
+                    counting = tg.create_task(asyncio.to_thread(count_requests, options.source))
+                    counting.add_done_callback(lambda t: setattr(stats, "total", t.result()))
+            try:
+                async with contextlib.aclosing(items):
+                    await engine.run(items, sink)
+            finally:
+                done.set()
+    except* OutputError as group:
+        output_failed = group.exceptions[0]
+    except* InputError as group:
+        raise group.exceptions[0] from None
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        await engine.aclose()
+        with contextlib.suppress(OutputError):
+            writer.close()
+        if fd != sys.stdout.fileno():
+            os.close(fd)
+        if source is not sys.stdin.buffer:
+            source.close()
+
+    if output_failed is not None:
+        err.print(f"fanfetch: error: {output_failed}; the run stopped, records so far are whole")
+        return EXIT_FAILED
+    if not options.quiet:
+        render_summary(stats, err)
+        if announce:
+            _compare_with_serial(stats, err, announce)
+    if options.summary_json:
+        _write_summary(options.summary_json, stats)
+    if received:
+        return signal_exit_status(received[0])
+    return EXIT_OK if stats.failed == 0 else EXIT_FAILED
+
+
+def _small_enough_to_count(source: str) -> bool:
+    try:
+        return source != "-" and os.path.getsize(source) < _COUNT_LIMIT_BYTES
+    except OSError:
+        return False
+
+
+def _write_summary(path: str, stats: Stats) -> None:
+    try:
+        with open(path, "wb") as f:
+            f.write(orjson.dumps(stats.as_dict(), option=orjson.OPT_INDENT_2))
+    except OSError as exc:
+        raise FanfetchError(f"cannot write the summary to {path!r}: {exc.strerror}") from exc
+
+
+def _compare_with_serial(stats: Stats, console: Console, output: str) -> None:
+    """The demo's last word: this run's wall time against one call at a time."""
+    serial = stats.latency_sum_ms / 1000.0
+    wall = stats.wall
+    if wall > 0 and serial > 0:
+        console.print(
+            f"One call at a time, these {stats.done:,} calls would have taken about "
+            f"{serial:,.0f} s; fanfetch took {wall:,.1f} s ({serial / wall:,.0f}x faster). "
+            f"Records: {output}"
+        )

@@ -1,0 +1,235 @@
+"""The engine: items in -> limits -> retry -> transport -> one result out for each.
+
+A fixed pool of worker coroutines pulls from a bounded queue that one feeder fills from the
+(lazy) input, so memory stays flat however many requests there are. Nothing here makes a task
+per request: that is the pattern fanfetch exists to replace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sequence
+from typing import Any
+
+from ._config import Config
+from ._events import Finished, Listener, Retrying, RunEnded, RunStarted
+from ._exceptions import RequestError
+from ._input import Item, target_url
+from ._limits import Clock, Limiter, Sleep
+from ._models import Request, Result, status_error
+from ._retry import next_delay
+from ._transports import AiohttpTransport, Transport
+from ._transports._base import Response
+
+__all__ = ["Engine", "Sink"]
+
+Sink = Callable[[Result], Awaitable[None]]
+"""Where finished results go; awaiting it is how a slow consumer holds the workers back."""
+
+_STOP = None
+
+
+class Engine:
+    """Runs items through a pool of ``config.limits.concurrency`` workers.
+
+    ``stop()`` (Ctrl-C, SIGTERM) stops taking new items; attempts in flight get ``grace``
+    seconds to finish and be recorded, then are cancelled. What was not finished has no
+    record, so a ``--resume`` run picks it up.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        transport: Transport | None = None,
+        listeners: Sequence[Listener] = (),
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.config = config
+        self._owns_transport = transport is None
+        self._transport: Transport = transport or AiohttpTransport(config)
+        self._listeners = tuple(listeners)
+        self._clock = clock
+        self._sleep = sleep
+        self._limiter = Limiter(
+            per_host=config.limits.per_host,
+            rate=config.rate,
+            rate_per_host=config.rate_per_host,
+            clock=clock,
+            sleep=sleep,
+        )
+        self._default_timeout = config.timeouts.attempt
+        self._stopping = False
+        self._queue: asyncio.Queue[Item | None] | None = None
+        self._workers: list[asyncio.Task[None]] = []
+        self._feeder: asyncio.Task[None] | None = None
+        self.in_flight = 0
+        self.interrupted = False
+
+    # -- control -----------------------------------------------------------------------------
+
+    def stop(self, grace: float = 5.0) -> None:
+        """Take no new items; cancel whatever is still in flight after ``grace`` seconds."""
+        if self._stopping:
+            return
+        self._stopping = True
+        self.interrupted = True
+        if self._feeder is not None:
+            self._feeder.cancel()  # it may be blocked on a slow input, such as an idle stdin
+        queue = self._queue
+        if queue is not None:
+            while not queue.empty():  # queued items never started: they stay for --resume
+                queue.get_nowait()
+            for _ in self._workers:
+                if queue.full():
+                    break
+                queue.put_nowait(_STOP)
+        asyncio.get_running_loop().call_later(grace, self._cancel_workers)
+
+    def _cancel_workers(self) -> None:
+        for task in self._workers:
+            task.cancel()
+
+    # -- running -----------------------------------------------------------------------------
+
+    async def run(
+        self,
+        items: Iterable[Item] | AsyncIterable[Item],
+        sink: Sink,
+        *,
+        total: int | None = None,
+    ) -> None:
+        """Make every request in ``items``, handing each result to ``sink`` as it finishes."""
+        transport = self._transport
+        workers = self.config.limits.concurrency
+        queue: asyncio.Queue[Item | None] = asyncio.Queue(maxsize=2 * workers)
+        self._queue = queue
+        self._emit(RunStarted(total))
+        try:
+            async with asyncio.TaskGroup() as tg:
+                self._feeder = tg.create_task(self._feed(items, queue, workers))
+                self._workers = [
+                    tg.create_task(self._work(queue, transport, sink)) for _ in range(workers)
+                ]
+        finally:
+            self._workers = []
+            self._feeder = None
+            self._queue = None
+            self._emit(RunEnded(self.interrupted))
+
+    async def _feed(
+        self, items: Iterable[Item] | AsyncIterable[Item], queue: asyncio.Queue[Item | None], n: int
+    ) -> None:
+        put = queue.put
+        if isinstance(items, AsyncIterable):
+            async for item in items:
+                if self._stopping:
+                    return
+                await put(item)
+        else:
+            for item in items:
+                if self._stopping:
+                    return
+                await put(item)
+        if not self._stopping:
+            for _ in range(n):
+                await put(_STOP)
+
+    async def _work(self, queue: asyncio.Queue[Item | None], transport: Transport, sink: Sink) -> None:
+        listeners = self._listeners
+        get = queue.get
+        while True:
+            item = await get()
+            if item is None or self._stopping:
+                return
+            if isinstance(item, Result):
+                result = item
+            else:
+                self.in_flight += 1
+                try:
+                    result = await self._call(item, transport)
+                finally:
+                    self.in_flight -= 1
+            await sink(result)
+            if listeners:
+                event = Finished(result)
+                for listener in listeners:
+                    listener(event)
+
+    async def call(self, request: Request) -> Result:
+        """One request, through the limits and retries, outside any run."""
+        return await self._call(request, self._transport)
+
+    async def aclose(self) -> None:
+        """Close the transport, if the engine made it."""
+        if self._owns_transport:
+            await self._transport.aclose()
+
+    async def __aenter__(self) -> Engine:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def _call(self, request: Request, transport: Transport) -> Result:
+        """All the attempts of one request, and its one final result."""
+        clock = self._clock
+        limiter = self._limiter
+        policy = self.config.retry
+        timeout = request.timeout or self._default_timeout
+        host = (target_url(request.url).host or "") if limiter.active else ""
+        start = clock()
+        attempt = 0
+        while True:
+            attempt += 1
+            response: Response | None = None
+            error: RequestError | None = None
+            if limiter.active:
+                await limiter.wait_can_start(host)
+            try:
+                response = await transport.send(request, timeout)
+            except RequestError as exc:
+                error = exc
+            finally:
+                if limiter.active:
+                    limiter.notify_finished(host)
+            if response is not None and 200 <= response.status < 300:
+                break
+            delay = next_delay(
+                policy,
+                attempt,
+                status=response.status if response is not None else None,
+                headers=response.headers if response is not None else None,
+                error=error,
+            )
+            if delay is None or self._stopping:
+                break
+            if self._listeners:
+                reason = error.type if error is not None else f"status {response.status}"  # type: ignore[union-attr]
+                self._emit(Retrying(request, attempt, delay, reason))
+            await self._sleep(delay)
+        elapsed_ms = (clock() - start) * 1000.0
+        if response is None:
+            return Result(request, error=error, attempts=attempt, elapsed_ms=elapsed_ms)
+        status = response.status
+        return Result(
+            request,
+            status=status,
+            headers=response.headers,
+            content=response.content,
+            content_type=response.content_type,
+            charset=response.charset,
+            error=None if 200 <= status < 300 else status_error(status, response.reason),
+            attempts=attempt,
+            elapsed_ms=elapsed_ms,
+        )
+
+    def _emit(self, event: Any) -> None:
+        for listener in self._listeners:
+            listener(event)
+
+    def __repr__(self) -> str:
+        state = "stopping" if self._stopping else "running" if self._workers else "idle"
+        return f"<Engine {state} workers={len(self._workers)} in_flight={self.in_flight}>"

@@ -1,0 +1,156 @@
+"""Counting a run as it goes, and the end summary people read (like hey or oha print).
+
+``Stats`` is a listener; it keeps counts and a fixed-size latency histogram, so a run of ten
+million requests costs it the same memory as a run of ten.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from ._events import Event, Finished, Retrying, RunEnded, RunStarted
+from ._limits import Clock
+
+__all__ = ["LatencyHistogram", "Stats", "render_summary"]
+
+
+class LatencyHistogram:
+    """Latencies in log-spaced buckets, each 1% wide: quantiles within 1%, in constant memory."""
+
+    _GROWTH = math.log(1.01)
+
+    __slots__ = ("buckets", "count", "max")
+
+    def __init__(self) -> None:
+        self.buckets: Counter[int] = Counter()
+        self.count = 0
+        self.max = 0.0
+
+    def add(self, ms: float) -> None:
+        self.buckets[int(math.log1p(ms) / self._GROWTH)] += 1
+        self.count += 1
+        if ms > self.max:
+            self.max = ms
+
+    def quantile(self, q: float) -> float | None:
+        """The latency in ms below which a share ``q`` of the samples fall (bucket upper bound)."""
+        if not self.count:
+            return None
+        rank = q * self.count
+        seen = 0
+        for bucket in sorted(self.buckets):
+            seen += self.buckets[bucket]
+            if seen >= rank:
+                return min(math.expm1((bucket + 1) * self._GROWTH), self.max)
+        return self.max
+
+
+class Stats:
+    """What the summary and the progress bar show, kept up to date from the engine's events."""
+
+    def __init__(self, *, clock: Clock = time.monotonic) -> None:
+        self._clock = clock
+        self.started = clock()
+        self.ended: float | None = None
+        self.total: int | None = None
+        self.done = 0
+        self.ok = 0
+        self.errors: Counter[str] = Counter()
+        self.statuses: Counter[int] = Counter()
+        self.retries = 0
+        self.latency_sum_ms = 0.0
+        self.interrupted = False
+        self.latency = LatencyHistogram()
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, Finished):
+            result = event.result
+            self.done += 1
+            if result.status is not None:
+                self.statuses[result.status] += 1
+            if result.error is None:
+                self.ok += 1
+            else:
+                self.errors[result.error.type] += 1
+            if result.attempts:
+                self.latency.add(result.elapsed_ms)
+                self.latency_sum_ms += result.elapsed_ms
+        elif isinstance(event, Retrying):
+            self.retries += 1
+        elif isinstance(event, RunStarted):
+            self.started = self._clock()
+            self.total = event.total
+        elif isinstance(event, RunEnded):
+            self.ended = self._clock()
+            self.interrupted = event.interrupted
+
+    @property
+    def failed(self) -> int:
+        return self.done - self.ok
+
+    @property
+    def wall(self) -> float:
+        return (self.ended if self.ended is not None else self._clock()) - self.started
+
+    def as_dict(self) -> dict[str, Any]:
+        """The summary as plain data, for ``--summary-json``."""
+        wall = self.wall
+        lat = self.latency
+
+        def q(x: float) -> float | None:
+            v = lat.quantile(x)
+            return None if v is None else round(v, 3)
+
+        return {
+            "requests": self.done,
+            "ok": self.ok,
+            "failed": self.failed,
+            "errors": dict(sorted(self.errors.items())),
+            "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
+            "retries": self.retries,
+            "wall_s": round(wall, 3),
+            "requests_per_s": round(self.done / wall, 1) if wall > 0 else None,
+            "latency_ms": {
+                "p50": q(0.5),
+                "p90": q(0.9),
+                "p99": q(0.99),
+                "max": round(lat.max, 3) if lat.count else None,
+            },
+            "interrupted": self.interrupted,
+        }
+
+    def __repr__(self) -> str:
+        return f"<Stats done={self.done} ok={self.ok} retries={self.retries}>"
+
+
+def render_summary(stats: Stats, console: Console) -> None:
+    """Print the end summary: totals, errors by type, statuses, rate and latency quantiles."""
+    data = stats.as_dict()
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    head = "Summary (interrupted)" if data["interrupted"] else "Summary"
+    table.add_row(head, "")
+    table.add_row("requests", f"{data['requests']:,}")
+    table.add_row("ok", f"{data['ok']:,}")
+    failed = ", ".join(f"{k} {v:,}" for k, v in data["errors"].items())
+    table.add_row("failed", f"{data['failed']:,}" + (f"  ({failed})" if failed else ""))
+    statuses = ", ".join(f"{k}: {v:,}" for k, v in data["statuses"].items())
+    table.add_row("statuses", statuses or "-")
+    table.add_row("retries", f"{data['retries']:,}")
+    rate = data["requests_per_s"]
+    table.add_row("wall time", f"{data['wall_s']:.2f} s" + (f"  ({rate:,.0f} requests/s)" if rate else ""))
+    lat = data["latency_ms"]
+    if lat["p50"] is not None:
+        table.add_row(
+            "latency",
+            f"p50 {lat['p50']:.1f} ms  p90 {lat['p90']:.1f} ms  "
+            f"p99 {lat['p99']:.1f} ms  max {lat['max']:.1f} ms",
+        )
+    console.print(table)

@@ -1,0 +1,112 @@
+"""The blocking API: ``run`` and ``iter_results``, usable where a loop already runs (Jupyter).
+
+The engine gets its own event loop on a background thread and hands results across through a
+bounded queue, so this works the same in a plain script, in a notebook cell and inside an
+``async def``, with no ``nest_asyncio`` and no patched loops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import threading
+from collections.abc import AsyncIterable, Callable, Iterable, Iterator
+from typing import Any
+
+from ._client import RequestLike, stream
+from ._loop import new_event_loop
+from ._models import Result
+
+__all__ = ["iter_results", "run"]
+
+_END = object()
+
+
+def iter_results(
+    requests: Iterable[RequestLike] | AsyncIterable[RequestLike],
+    *,
+    ordered: bool = False,
+    on_result: Callable[[Result], None] | None = None,
+    **options: Any,
+) -> Iterator[Result]:
+    """Yield each ``Result`` as it finishes; blocking. Options as for ``fanfetch.stream``.
+
+    ``requests`` is read on the engine's thread. Leaving the loop early (``break``) stops the
+    run: requests in flight are cancelled and the thread is joined before this returns.
+    """
+    handoff: queue.Queue[Any] = queue.Queue(maxsize=1024)
+    started: queue.Queue[tuple[asyncio.AbstractEventLoop, asyncio.Task[None]]] = queue.Queue()
+
+    wanted = threading.Event()  # the engine waits for room in ``handoff``
+    room: list[asyncio.Event] = []  # made on the engine's loop, set from this thread
+
+    async def pump() -> None:
+        room.append(asyncio.Event())
+        async with contextlib.aclosing(
+            stream(requests, ordered=ordered, on_result=on_result, **options)
+        ) as results:
+            async for result in results:
+                while True:  # hand over without blocking the engine's loop
+                    try:
+                        handoff.put_nowait(result)
+                        break
+                    except queue.Full:
+                        room[0].clear()
+                        wanted.set()  # then try once more: the reader may have just made room
+                    try:
+                        handoff.put_nowait(result)
+                        break
+                    except queue.Full:
+                        await room[0].wait()
+
+    def main() -> None:
+        loop = new_event_loop()
+        try:
+            task = loop.create_task(pump())
+            started.put((loop, task))
+            try:
+                loop.run_until_complete(task)
+            except asyncio.CancelledError:
+                pass
+            except BaseException as exc:
+                handoff.put(exc)
+                return
+            finally:
+                loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()
+            handoff.put(_END)
+
+    thread = threading.Thread(target=main, name="fanfetch-engine", daemon=True)
+    thread.start()
+    loop, task = started.get()
+    try:
+        while (item := handoff.get()) is not _END:
+            if wanted.is_set():
+                wanted.clear()
+                loop.call_soon_threadsafe(room[0].set)
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        if thread.is_alive():
+            loop.call_soon_threadsafe(task.cancel)
+            while thread.is_alive():  # drain so the engine thread is never stuck on a full queue
+                with contextlib.suppress(queue.Empty):
+                    handoff.get(timeout=0.05)
+        thread.join()
+
+
+def run(
+    requests: Iterable[RequestLike] | AsyncIterable[RequestLike],
+    *,
+    ordered: bool = False,
+    on_result: Callable[[Result], None] | None = None,
+    **options: Any,
+) -> list[Result]:
+    """Make every request and return all the results; blocking, and fine inside Jupyter.
+
+    This holds every result in memory: for large runs iterate ``iter_results`` instead.
+    """
+    return list(iter_results(requests, ordered=ordered, on_result=on_result, **options))
