@@ -65,7 +65,9 @@ Examples:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(__version__, "--version", prog_name="fanfetch", message="%(prog)s %(version)s")
+@click.version_option(
+    __version__, "--version", prog_name="fanfetch", message="%(prog)s %(version)s"
+)
 def cli() -> None:
     """Make very many HTTP API calls concurrently: one JSON line out for each request in.
 
@@ -78,40 +80,110 @@ def cli() -> None:
 @cli.command(epilog=EXAMPLES)
 @click.argument("source", metavar="INPUT")
 @click.option("-o", "--output", metavar="FILE", help="Write records here (default: stdout).")
-@click.option("-c", "--concurrency", type=click.IntRange(min=1), default=DEFAULT_CONCURRENCY,
-              show_default=True, help="Requests in flight at most, in all.")
-@click.option("--per-host", type=click.IntRange(min=1), metavar="N",
-              help="Requests in flight at most to any one host.  [default: no limit]")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_TIMEOUT,
-              show_default=True, metavar="SECONDS",
-              help="Per attempt, counted from when it gets its slot (not while queued).")
-@click.option("--retries", type=click.IntRange(min=0), default=DEFAULT_RETRIES, show_default=True,
-              metavar="N", help="Further attempts after the first, for retryable failures.")
-@click.option("--retry-on", metavar="CODES", default="408,429,500,502,503,504", show_default=True,
-              help="Comma-separated statuses to retry (timeouts and connection errors always are).")
-@click.option("--backoff-base", type=click.FloatRange(min=0), default=0.5, show_default=True,
-              metavar="SECONDS", help="First backoff ceiling; doubles each attempt (full jitter).")
-@click.option("--backoff-max", type=click.FloatRange(min=0), default=30.0, show_default=True,
-              metavar="SECONDS", help="Largest backoff.")
-@click.option("--max-retry-after", type=click.FloatRange(min=0), default=120.0, show_default=True,
-              metavar="SECONDS", help="Longest Retry-After honoured; beyond it the request ends.")
+@click.option(
+    "-c",
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=DEFAULT_CONCURRENCY,
+    show_default=True,
+    help="Requests in flight at most, in all.",
+)
+@click.option(
+    "--per-host",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Requests in flight at most to any one host.  [default: no limit]",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=DEFAULT_TIMEOUT,
+    show_default=True,
+    metavar="SECONDS",
+    help="Per attempt, counted from when it gets its slot (not while queued).",
+)
+@click.option(
+    "--retries",
+    type=click.IntRange(min=0),
+    default=DEFAULT_RETRIES,
+    show_default=True,
+    metavar="N",
+    help="Further attempts after the first, for retryable failures.",
+)
+@click.option(
+    "--retry-on",
+    metavar="CODES",
+    default="408,429,500,502,503,504",
+    show_default=True,
+    help="Comma-separated statuses to retry (timeouts and connection errors always are).",
+)
+@click.option(
+    "--backoff-base",
+    type=click.FloatRange(min=0),
+    default=0.5,
+    show_default=True,
+    metavar="SECONDS",
+    help="First backoff ceiling; doubles each attempt (full jitter).",
+)
+@click.option(
+    "--backoff-max",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Largest backoff.",
+)
+@click.option(
+    "--max-retry-after",
+    type=click.FloatRange(min=0),
+    default=120.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Longest Retry-After honoured; beyond it the request ends.",
+)
 @click.option("--rate", metavar="R", help="Attempts started at most, e.g. 100/s or 3000/min.")
 @click.option("--rate-per-host", metavar="R", help="Like --rate, for each host.")
-@click.option("--burst", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
-              help="Starts allowed at once under --rate.")
+@click.option(
+    "--burst",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    metavar="N",
+    help="Starts allowed at once under --rate.",
+)
 @click.option("--resume", is_flag=True, help="Skip ids already in --output; append the rest.")
 @click.option("--ordered", is_flag=True, help="Write records in input order.")
 @click.option("--include-headers", is_flag=True, help="Add response headers to records.")
-@click.option("--header", "headers", multiple=True, metavar="'NAME: VALUE'",
-              help="Added to every request; repeatable. Never written to records.")
-@click.option("--max-body", type=click.IntRange(min=0), default=10 * 1024 * 1024,
-              show_default=True, metavar="BYTES", help="Larger bodies end with error too_large.")
-@click.option("--max-redirects", type=click.IntRange(min=0), default=10, show_default=True,
-              metavar="N", help="Redirects followed at most (0: none).")
+@click.option(
+    "--header",
+    "headers",
+    multiple=True,
+    metavar="'NAME: VALUE'",
+    help="Added to every request; repeatable. Never written to records.",
+)
+@click.option(
+    "--max-body",
+    type=click.IntRange(min=0),
+    default=10 * 1024 * 1024,
+    show_default=True,
+    metavar="BYTES",
+    help="Larger bodies end with error too_large.",
+)
+@click.option(
+    "--max-redirects",
+    type=click.IntRange(min=0),
+    default=10,
+    show_default=True,
+    metavar="N",
+    help="Redirects followed at most (0: none).",
+)
 @click.option("--insecure", is_flag=True, help="Do not verify TLS certificates.")
 @click.option("--summary-json", metavar="FILE", help="Also write the end summary as JSON.")
-@click.option("--progress/--no-progress", default=None,
-              help="Show the progress bar.  [default: when stderr is a terminal]")
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Show the progress bar.  [default: when stderr is a terminal]",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar, no summary.")
 def run(**kw: Any) -> int:
     """Make one request per INPUT line (a file, or - for stdin); write one record per request.
@@ -163,7 +235,9 @@ def _parse_codes(text: str) -> frozenset[int]:
     try:
         codes = frozenset(int(c) for c in text.replace(" ", "").split(",") if c)
     except ValueError:
-        raise click.BadParameter(f"{text!r}: give statuses like 429,503", param_hint="--retry-on") from None
+        raise click.BadParameter(
+            f"{text!r}: give statuses like 429,503", param_hint="--retry-on"
+        ) from None
     if any(not 100 <= c <= 599 for c in codes):
         raise click.BadParameter(f"{text!r}: statuses are 100 to 599", param_hint="--retry-on")
     return codes
@@ -179,16 +253,37 @@ def _run_in_loop(options: RunOptions, *, announce: str | None = None) -> int:
 
 @cli.command("mock-api")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", type=click.IntRange(min=0, max=65535), default=8080, show_default=True,
-              help="Port (0: any free port; the URL is printed).")
+@click.option(
+    "--port",
+    type=click.IntRange(min=0, max=65535),
+    default=8080,
+    show_default=True,
+    help="Port (0: any free port; the URL is printed).",
+)
 @click.option("--latency-ms", type=click.FloatRange(min=0), default=20.0, show_default=True)
 @click.option("--jitter-ms", type=click.FloatRange(min=0), default=0.0, show_default=True)
-@click.option("--error-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True,
-              help="Share of answers that are 500 or 503.")
-@click.option("--throttle-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True,
-              help="Share of answers that are 429 with Retry-After.")
-@click.option("--retry-after", type=click.FloatRange(min=0), default=1.0, show_default=True,
-              metavar="SECONDS", help="The Retry-After those 429s carry.")
+@click.option(
+    "--error-rate",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Share of answers that are 500 or 503.",
+)
+@click.option(
+    "--throttle-rate",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Share of answers that are 429 with Retry-After.",
+)
+@click.option(
+    "--retry-after",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="The Retry-After those 429s carry.",
+)
 @click.option("--seed", type=int, help="Make the misbehaviour repeatable.")
 def mock_api(host: str, port: int, **kw: Any) -> int:
     """Serve the embedded mock JSON API (GET /items/ID, POST /echo, GET /status/CODE)."""
@@ -201,10 +296,22 @@ def mock_api(host: str, port: int, **kw: Any) -> int:
 
 
 @cli.command()
-@click.option("-n", "--requests", "count", type=click.IntRange(min=1), default=10_000,
-              show_default=True, help="How many calls to make.")
-@click.option("-c", "--concurrency", type=click.IntRange(min=1), default=DEFAULT_CONCURRENCY,
-              show_default=True)
+@click.option(
+    "-n",
+    "--requests",
+    "count",
+    type=click.IntRange(min=1),
+    default=10_000,
+    show_default=True,
+    help="How many calls to make.",
+)
+@click.option(
+    "-c",
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=DEFAULT_CONCURRENCY,
+    show_default=True,
+)
 @click.option("-o", "--output", default="demo-results.jsonl", show_default=True)
 @click.option("--latency-ms", type=click.FloatRange(min=0), default=20.0, show_default=True)
 @click.option("-q", "--quiet", is_flag=True)

@@ -8,7 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    Callable,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from typing import Any
 
 from ._config import (
@@ -94,7 +101,9 @@ def _config(config: Config | None, options: Mapping[str, Any]) -> Config:
     return config if config is not None else make_config(**options)
 
 
-async def _coerced(requests: Iterable[RequestLike] | AsyncIterable[RequestLike]) -> AsyncIterator[Item]:
+async def _coerced(
+    requests: Iterable[RequestLike] | AsyncIterable[RequestLike],
+) -> AsyncGenerator[Item, None]:
     seq = 0
     if isinstance(requests, AsyncIterable):
         async for item in requests:
@@ -150,7 +159,7 @@ class Fetcher:
         *,
         ordered: bool = False,
         on_result: Callable[[Result], None] | None = None,
-    ) -> AsyncIterator[Result]:
+    ) -> AsyncGenerator[Result, None]:
         """Results as they finish (or in input order with ``ordered=True``).
 
         ``requests`` is consumed lazily: at most about twice the concurrency is read ahead,
@@ -197,11 +206,10 @@ async def stream(
     config: Config | None = None,
     transport: Transport | None = None,
     **options: Any,
-) -> AsyncIterator[Result]:
+) -> AsyncGenerator[Result, None]:
     """Make every request; yield each ``Result`` as it finishes. Options: see ``make_config``."""
-    async with Fetcher(config, transport=transport, **options) as fetcher:
-        async with contextlib.aclosing(
-            fetcher.stream(requests, ordered=ordered, on_result=on_result)
-        ) as results:
-            async for result in results:
-                yield result
+    async with Fetcher(config, transport=transport, **options) as fetcher, contextlib.aclosing(
+        fetcher.stream(requests, ordered=ordered, on_result=on_result)
+    ) as results:
+        async for result in results:
+            yield result

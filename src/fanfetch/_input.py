@@ -12,7 +12,7 @@ import itertools
 import queue
 import sys
 import threading
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncGenerator, Iterable, Iterator, Mapping
 from typing import IO, Any
 
 import orjson
@@ -50,7 +50,7 @@ def open_source(source: str) -> IO[bytes]:
     if source == "-":
         return sys.stdin.buffer
     try:
-        return open(source, "rb", buffering=1024 * 1024)  # noqa: SIM115 - caller closes
+        return open(source, "rb", buffering=1024 * 1024)
     except OSError as exc:
         raise InputError(f"cannot read input {source!r}: {exc.strerror or exc}") from exc
 
@@ -269,7 +269,12 @@ class _BatchReader:
                 return
             self._hand(future, batch, None)
 
-    def _hand(self, future: asyncio.Future[list[Item]], batch: list[Item] | None, exc: BaseException | None) -> None:
+    def _hand(
+        self,
+        future: asyncio.Future[list[Item]],
+        batch: list[Item] | None,
+        exc: BaseException | None,
+    ) -> None:
         def settle() -> None:
             if future.done():
                 return
@@ -294,7 +299,7 @@ class _BatchReader:
         self._asks.put(None)
 
 
-async def aiter_items(lines: Iterable[bytes], *, batch: int = 512) -> AsyncIterator[Item]:
+async def aiter_items(lines: Iterable[bytes], *, batch: int = 512) -> AsyncGenerator[Item, None]:
     """The items of ``lines`` (a file or stdin), read on a thread so the loop never blocks."""
     reader = _BatchReader(read_items(lines), batch)
     try:

@@ -102,8 +102,7 @@ async def serve(config: MockAPIConfig, *, host: str = "127.0.0.1", port: int = 8
     try:
         site = web.TCPSite(runner, host, port, backlog=1024)
         await site.start()
-        sockets = site._server.sockets if site._server else ()  # type: ignore[union-attr]
-        bound = sockets[0].getsockname()[1] if sockets else port
+        bound = runner.addresses[0][1] if runner.addresses else port
         print(f"listening on http://{host}:{bound}", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -115,8 +115,11 @@ def decode_body(content: bytes, content_type: str, charset: str | None) -> tuple
             return orjson.loads(content.decode(charset)), None
         except (orjson.JSONDecodeError, UnicodeDecodeError, LookupError):
             pass  # says JSON, is not: fall through to text
-    if not ctype or ctype.startswith("text/") or ctype.endswith(("+xml", "json")) or (
-        ctype in _TEXT_TYPES
+    if (
+        not ctype
+        or ctype.startswith("text/")
+        or ctype.endswith(("+xml", "json"))
+        or (ctype in _TEXT_TYPES)
     ):
         try:
             return content.decode(charset or "utf-8"), None
@@ -247,9 +250,7 @@ class Result:
         record["body"] = body
         if encoding is not None:
             record["body_encoding"] = encoding
-        record["error"] = (
-            None if error is None else {"type": error.type, "message": str(error)}
-        )
+        record["error"] = None if error is None else {"type": error.type, "message": str(error)}
         record["meta"] = self.request.meta
         if self.history is not None:
             record["attempt_history"] = self.history

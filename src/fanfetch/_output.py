@@ -85,7 +85,9 @@ class RecordWriter:
         except OSError:
             pass
 
-    async def keep_flushing(self, done: asyncio.Event, *, flush_every: float = 0.2, sync_every: float = 1.0) -> None:
+    async def keep_flushing(
+        self, done: asyncio.Event, *, flush_every: float = 0.2, sync_every: float = 1.0
+    ) -> None:
         """Flush every ``flush_every`` s and fsync every ``sync_every`` s until ``done`` is set."""
         loop = asyncio.get_running_loop()
         last_sync = loop.time()

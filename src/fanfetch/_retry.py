@@ -19,8 +19,11 @@ __all__ = ["backoff", "next_delay", "parse_retry_after"]
 _RETRY_AFTER_STATUSES = frozenset({429, 503})
 
 
-def backoff(attempt: int, *, base: float, cap: float, rand: Callable[[], float] = random.random) -> float:
-    """Exponential backoff with full jitter (AWS Architecture Blog, "Exponential Backoff And Jitter").
+def backoff(
+    attempt: int, *, base: float, cap: float, rand: Callable[[], float] = random.random
+) -> float:
+    """Exponential backoff with full jitter (AWS Architecture Blog, "Exponential Backoff and
+    Jitter"):
 
         wait = U(0, min(cap, base * 2 ** (attempt - 1)))
 
@@ -32,7 +35,7 @@ def backoff(attempt: int, *, base: float, cap: float, rand: Callable[[], float] 
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` value: delta-seconds or an HTTP date. None if unusable."""
+    """Seconds to wait from ``Retry-After``: delta-seconds or an HTTP date; None if unusable."""
     if not value:
         return None
     value = value.strip()

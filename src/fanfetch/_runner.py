@@ -45,8 +45,8 @@ async def run_job(options: RunOptions, *, announce: str | None = None) -> int:
     config = options.config
     err = Console(stderr=True, highlight=False)
     show_progress = (
-        (err.is_terminal if options.progress is None else options.progress) and not options.quiet
-    )
+        err.is_terminal if options.progress is None else options.progress
+    ) and not options.quiet
     source = open_source(options.source)
     fd = _open_output(options)
     stats = Stats()
@@ -62,7 +62,9 @@ async def run_job(options: RunOptions, *, announce: str | None = None) -> int:
             engine.stop(grace=0)
             return
         received.append(signum)
-        err.print(f"\nfanfetch: stopping: finishing requests in flight (up to {GRACE_SECONDS:g} s)...")
+        err.print(
+            f"\nfanfetch: stopping: finishing requests in flight (up to {GRACE_SECONDS:g} s)..."
+        )
         engine.stop(grace=GRACE_SECONDS)
 
     loop = asyncio.get_running_loop()

@@ -137,7 +137,9 @@ class Engine:
             for _ in range(n):
                 await put(_STOP)
 
-    async def _work(self, queue: asyncio.Queue[Item | None], transport: Transport, sink: Sink) -> None:
+    async def _work(
+        self, queue: asyncio.Queue[Item | None], transport: Transport, sink: Sink
+    ) -> None:
         listeners = self._listeners
         get = queue.get
         while True:

@@ -145,7 +145,9 @@ def render_summary(stats: Stats, console: Console) -> None:
     table.add_row("statuses", statuses or "-")
     table.add_row("retries", f"{data['retries']:,}")
     rate = data["requests_per_s"]
-    table.add_row("wall time", f"{data['wall_s']:.2f} s" + (f"  ({rate:,.0f} requests/s)" if rate else ""))
+    table.add_row(
+        "wall time", f"{data['wall_s']:.2f} s" + (f"  ({rate:,.0f} requests/s)" if rate else "")
+    )
     lat = data["latency_ms"]
     if lat["p50"] is not None:
         table.add_row(

@@ -41,7 +41,7 @@ class AiohttpTransport:
             limit_per_host=0,  # per-host limits are ours (_limits.py), not the pool's
             ttl_dns_cache=300,
             use_dns_cache=True,
-            ssl=None if self._config.verify_tls else False,
+            ssl=self._config.verify_tls,
         )
         headers = {"User-Agent": f"fanfetch/{__version__}", **self._config.headers}
         session = aiohttp.ClientSession(
