@@ -1,0 +1,187 @@
+"""Loopback servers for the tests: real aiohttp servers (and one raw TCP one) on 127.0.0.x.
+
+Each keeps its own log of what it saw, so tests assert from the server's side: how many
+requests were in flight at once, to which host, how many attempts each id got.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+import orjson
+from aiohttp import web
+
+BOUND = 10.0  # no handler waits longer than this, whatever a test forgets to release
+
+
+@dataclass
+class Log:
+    in_flight: int = 0
+    max_in_flight: int = 0
+    host_in_flight: Counter[str] = field(default_factory=Counter)
+    host_max: Counter[str] = field(default_factory=Counter)
+    hits: Counter[str] = field(default_factory=Counter)
+    headers: list[dict[str, str]] = field(default_factory=list)
+    times: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+
+
+class LoopbackAPI:
+    """An aiohttp app with one route per behaviour a test needs, bound to one or more hosts."""
+
+    def __init__(self, hosts: tuple[str, ...] = ("127.0.0.1",)) -> None:
+        self.hosts = hosts
+        self.log = Log()
+        self.release = asyncio.Event()  # lets /hang answer
+        self.port = 0
+        self._runner: web.AppRunner | None = None
+        self.hold_seconds = 0.01
+        self.script: dict[str, list[int]] = {}  # id -> statuses to answer in turn
+        self._arrivals = asyncio.Condition()
+
+    async def wait_in_flight(self, n: int) -> None:
+        """Return once ``n`` requests are in the server at the same time."""
+        async with self._arrivals:
+            await asyncio.wait_for(self._arrivals.wait_for(lambda: self.log.in_flight >= n), BOUND)
+
+    def url(self, path: str, host: str | None = None) -> str:
+        return f"http://{host or self.hosts[0]}:{self.port}{path}"
+
+    async def start(self) -> LoopbackAPI:
+        app = web.Application(middlewares=[self._count])
+        r = app.router
+        r.add_route("*", "/ok/{id}", self._ok)
+        r.add_get("/hold/{id}", self._hold)
+        r.add_get("/hang/{id}", self._hang)
+        r.add_get("/status/{code}", self._status)
+        r.add_get("/scripted/{id}", self._scripted)
+        r.add_get("/latin1", self._latin1)
+        r.add_get("/gzip", self._gzip)
+        r.add_get("/redirect", self._redirect)
+        r.add_get("/binary", self._binary)
+        r.add_get("/big/{size}", self._big)
+        r.add_get("/notjson", self._notjson)
+        r.add_route("*", "/echo", self._echo)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        first = web.TCPSite(self._runner, self.hosts[0], 0)
+        await first.start()
+        self.port = self._runner.addresses[0][1]
+        for host in self.hosts[1:]:
+            await web.TCPSite(self._runner, host, self.port).start()
+        return self
+
+    async def stop(self) -> None:
+        self.release.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    @web.middleware
+    async def _count(self, request: web.Request, handler: web.RequestHandler) -> web.StreamResponse:
+        log = self.log
+        host = request.host.rsplit(":", 1)[0]
+        log.in_flight += 1
+        log.max_in_flight = max(log.max_in_flight, log.in_flight)
+        log.host_in_flight[host] += 1
+        log.host_max[host] = max(log.host_max[host], log.host_in_flight[host])
+        log.hits[request.path] += 1
+        log.times[request.path].append(asyncio.get_running_loop().time())
+        log.headers.append(dict(request.headers))
+        async with self._arrivals:
+            self._arrivals.notify_all()
+        try:
+            return await handler(request)
+        finally:
+            log.in_flight -= 1
+            log.host_in_flight[host] -= 1
+
+    async def _ok(self, request: web.Request) -> web.Response:
+        return web.json_response({"id": request.match_info["id"], "method": request.method})
+
+    async def _hold(self, request: web.Request) -> web.Response:
+        await asyncio.sleep(self.hold_seconds)  # simulated service time, so requests overlap
+        return web.json_response({"id": request.match_info["id"]})
+
+    async def _hang(self, request: web.Request) -> web.Response:
+        try:
+            await asyncio.wait_for(self.release.wait(), BOUND)
+        except TimeoutError:
+            pass
+        return web.json_response({"late": True})
+
+    async def _status(self, request: web.Request) -> web.Response:
+        code = int(request.match_info["code"])
+        return web.json_response({"status": code}, status=code)
+
+    async def _scripted(self, request: web.Request) -> web.Response:
+        statuses = self.script.get(request.match_info["id"], [200])
+        status = statuses.pop(0) if len(statuses) > 1 else statuses[0]
+        return web.json_response({"status": status}, status=status)
+
+    async def _latin1(self, request: web.Request) -> web.Response:
+        return web.Response(
+            body="café crème".encode("latin-1"),
+            headers={"Content-Type": "text/plain; charset=iso-8859-1"},
+        )
+
+    async def _gzip(self, request: web.Request) -> web.Response:
+        body = gzip.compress(orjson.dumps({"compressed": True, "n": list(range(50))}))
+        return web.Response(
+            body=body,
+            headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+        )
+
+    async def _redirect(self, request: web.Request) -> web.Response:
+        raise web.HTTPFound("/ok/redirected")
+
+    async def _binary(self, request: web.Request) -> web.Response:
+        return web.Response(body=bytes(range(256)), content_type="application/octet-stream")
+
+    async def _big(self, request: web.Request) -> web.Response:
+        return web.Response(body=b"x" * int(request.match_info["size"]), content_type="text/plain")
+
+    async def _notjson(self, request: web.Request) -> web.Response:
+        return web.Response(body=b"<html>oops</html>", content_type="application/json")
+
+    async def _echo(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        return web.json_response(
+            {
+                "method": request.method,
+                "query": dict(request.query),
+                "headers": dict(request.headers),
+                "body": body.decode("utf-8", "replace"),
+            }
+        )
+
+
+class DroppingServer:
+    """A raw TCP server that reads a request and closes the connection without answering."""
+
+    def __init__(self) -> None:
+        self.connections = 0
+        self.port = 0
+        self._server: asyncio.Server | None = None
+
+    def url(self, path: str = "/") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    async def start(self) -> DroppingServer:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), BOUND)
+        except (asyncio.IncompleteReadError, TimeoutError, ConnectionError):
+            pass
+        writer.close()
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()

@@ -1,0 +1,234 @@
+"""`fanfetch run` end to end: a real process against real loopback servers."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tests.conftest import read_records, run_cli
+from tests.servers import DroppingServer, LoopbackAPI
+
+RECORD_FIELDS = ["id", "url", "method", "ok", "status", "attempts", "elapsed_ms", "body", "error", "meta"]
+
+
+async def test_every_line_gets_one_record_with_the_documented_fields(api: LoopbackAPI, tmp_path: Path):
+    src = tmp_path / "in.jsonl"
+    src.write_text(
+        f"{api.url('/ok/1')}\n"
+        "\n"
+        + orjson.dumps({"id": "b", "url": api.url("/ok/2"), "meta": {"k": [1]}}).decode()
+        + "\n"
+        + orjson.dumps({"url": api.url("/echo"), "method": "post", "json": {"x": 1}}).decode()
+        + "\n"
+    )
+    out = tmp_path / "out.jsonl"
+    result = await run_cli("run", str(src), "-o", str(out), "-q")
+    assert result.status == 0, result.stderr
+    records = {r["id"]: r for r in read_records(out)}
+    assert set(records) == {1, "b", 4}  # ids: line numbers count the blank line too
+    for record in records.values():
+        assert list(record) == RECORD_FIELDS
+        assert record["ok"] is True and record["status"] == 200 and record["attempts"] == 1
+        assert record["error"] is None
+        assert isinstance(record["elapsed_ms"], float)
+    assert records[1]["body"] == {"id": "1", "method": "GET"}
+    assert records["b"]["meta"] == {"k": [1]}
+    echoed = records[4]["body"]
+    assert isinstance(echoed, dict)
+    assert echoed["method"] == "POST" and orjson.loads(echoed["body"]) == {"x": 1}
+    assert echoed["headers"]["Content-Type"] == "application/json"
+
+
+async def test_stdin_to_stdout_pipes_records_and_keeps_stderr_out_of_them(api: LoopbackAPI):
+    lines = "".join(api.url(f"/ok/{i}") + "\n" for i in range(20)).encode()
+    result = await run_cli("run", "-", stdin=lines)
+    assert result.status == 0
+    records = result.records
+    assert sorted(r["id"] for r in records) == list(range(1, 21))
+    assert "Summary" in result.stderr  # the summary goes to stderr, never into records
+
+
+async def test_bad_lines_become_invalid_request_records_and_the_run_goes_on(
+    api: LoopbackAPI, tmp_path: Path
+):
+    src = tmp_path / "in.txt"
+    src.write_bytes(
+        b"{not json\n"
+        + api.url("/ok/2").encode()
+        + b"\n"
+        + b'{"method": "GET"}\n'
+        + b"ftp://127.0.0.1/file\n"
+        + b'{"url": "' + api.url("/ok/5").encode() + b'", "method": "FETCH"}\n'
+        + b"\xff\xfe\x00garbage\n"
+        + b"http://user:hunter2@127.0.0.1/x\n"
+        + api.url("/ok/8").encode()
+        + b"\n"
+    )
+    result = await run_cli("run", str(src), "-q")
+    assert result.status == 1
+    records = {r["id"]: r for r in result.records}
+    assert sorted(records) == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert records[2]["ok"] and records[8]["ok"]
+    for line in (1, 3, 4, 5, 6, 7):
+        error = records[line]["error"]
+        assert isinstance(error, dict)
+        assert error["type"] == "invalid_request"
+        assert error["message"].startswith(f"line {line}: ")
+        assert records[line]["attempts"] == 0
+    assert "hunter2" not in result.stdout.decode()  # credentials are never echoed
+
+
+@pytest.mark.parametrize(
+    ("statuses", "expected"),
+    [(["/ok/1", "/ok/2"], 0), (["/ok/1", "/status/404"], 1)],
+)
+async def test_exit_status_is_0_when_all_ok_and_1_when_any_is_not(api, statuses, expected):
+    lines = "".join(api.url(p) + "\n" for p in statuses).encode()
+    result = await run_cli("run", "-", "-q", stdin=lines)
+    assert result.status == expected
+    failed = [r for r in result.records if not r["ok"]]
+    for record in failed:
+        assert record["status"] == 404
+        assert record["error"] == {"type": "http_status", "message": "HTTP 404 Not Found"}
+        assert record["attempts"] == 1  # a 404 is final at once
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["run", "in.txt", "--concurrency", "0"],
+        ["run", "in.txt", "--rate", "fast"],
+        ["run", "in.txt", "--header", "no colon"],
+        ["run", "in.txt", "--no-such-flag"],
+        ["run", "missing.txt"],
+        ["run", "in.txt", "--resume"],
+    ],
+)
+async def test_usage_errors_exit_2_with_one_line_and_no_traceback(tmp_path: Path, args):
+    (tmp_path / "in.txt").write_text("http://127.0.0.1:9/\n")
+    result = await run_cli(*args, cwd=tmp_path)
+    assert result.status == 2
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert result.stderr.startswith("fanfetch: error: ")
+
+
+async def test_help_shows_every_flag_with_examples_and_version_prints():
+    result = await run_cli("run", "--help")
+    assert result.status == 0
+    text = result.stdout.decode()
+    for flag in (
+        "--output", "--concurrency", "--per-host", "--timeout", "--retries", "--rate",
+        "--resume", "--ordered", "--include-headers", "--header", "--quiet", "Examples",
+    ):  # fmt: skip
+        assert flag in text
+    version = await run_cli("--version")
+    assert version.status == 0 and version.stdout.decode().startswith("fanfetch ")
+
+
+async def test_the_concurrency_limit_is_never_exceeded(api: LoopbackAPI):
+    lines = "".join(api.url(f"/hold/{i}") + "\n" for i in range(200)).encode()
+    result = await run_cli("run", "-", "-q", "-c", "7", stdin=lines)
+    assert result.status == 0
+    assert len(result.records) == 200
+    assert api.log.max_in_flight == 7  # reached, never passed
+
+
+async def test_the_per_host_limit_holds_on_each_host(two_host_api: LoopbackAPI):
+    api = two_host_api
+    lines = "".join(
+        api.url(f"/hold/{i}", host=("127.0.0.1", "127.0.0.2")[i % 2]) + "\n" for i in range(120)
+    ).encode()
+    result = await run_cli("run", "-", "-q", "-c", "50", "--per-host", "3", stdin=lines)
+    assert result.status == 0
+    assert len(result.records) == 120
+    assert api.log.host_max["127.0.0.1"] == 3
+    assert api.log.host_max["127.0.0.2"] == 3
+    assert api.log.max_in_flight == 6
+
+
+async def test_a_slow_answer_is_a_timeout_record(api: LoopbackAPI):
+    lines = (api.url("/hang/1") + "\n").encode()
+    result = await run_cli("run", "-", "-q", "--timeout", "0.2", "--retries", "0", stdin=lines)
+    assert result.status == 1
+    [record] = result.records
+    assert record["status"] is None
+    assert record["error"]["type"] == "timeout"
+
+
+async def test_a_dropped_connection_is_a_connection_record(dropping: DroppingServer):
+    lines = (dropping.url("/x") + "\n").encode()
+    result = await run_cli("run", "-", "-q", "--retries", "0", stdin=lines)
+    assert result.status == 1
+    [record] = result.records
+    assert record["error"]["type"] == "connection"
+    assert dropping.connections == 1
+
+
+async def test_bodies_are_decoded_by_charset_encoding_and_type(api: LoopbackAPI):
+    paths = ["/latin1", "/gzip", "/redirect", "/binary", "/notjson"]
+    lines = "".join(api.url(p) + "\n" for p in paths).encode()
+    result = await run_cli("run", "-", "-q", stdin=lines)
+    records = {r["id"]: r for r in result.records}
+    assert records[1]["body"] == "café crème"
+    assert records[2]["body"] == {"compressed": True, "n": list(range(50))}
+    assert records[3]["body"] == {"id": "redirected", "method": "GET"}
+    assert records[4]["body_encoding"] == "base64"
+    assert records[5]["body"] == "<html>oops</html>"  # says JSON, is not: kept as text
+    assert all(r["ok"] for r in records.values())
+
+
+async def test_include_headers_adds_response_headers_and_header_flag_is_sent(api: LoopbackAPI):
+    lines = (api.url("/ok/1") + "\n").encode()
+    result = await run_cli(
+        "run", "-", "-q", "--include-headers", "--header", "X-Token: s3cret", stdin=lines
+    )
+    [record] = result.records
+    assert isinstance(record["headers"], dict)
+    assert record["headers"]["Content-Type"].startswith("application/json")
+    assert api.log.headers[-1]["X-Token"] == "s3cret"
+    assert "s3cret" not in result.stdout.decode() + result.stderr
+
+
+async def test_ordered_writes_records_in_input_order(api: LoopbackAPI):
+    lines = "".join(api.url(f"/hold/{i}") + "\n" for i in range(100)).encode()
+    result = await run_cli("run", "-", "-q", "--ordered", "-c", "20", stdin=lines)
+    assert [r["id"] for r in result.records] == list(range(1, 101))
+
+
+async def test_summary_json_has_counts_statuses_and_latency(api: LoopbackAPI, tmp_path: Path):
+    lines = (api.url("/ok/1") + "\n" + api.url("/status/404") + "\n").encode()
+    summary = tmp_path / "summary.json"
+    result = await run_cli("run", "-", "--summary-json", str(summary), stdin=lines)
+    assert result.status == 1
+    data = orjson.loads(summary.read_bytes())
+    assert data["requests"] == 2 and data["ok"] == 1 and data["failed"] == 1
+    assert data["errors"] == {"http_status": 1}
+    assert data["statuses"] == {"200": 1, "404": 1}
+    assert set(data["latency_ms"]) == {"p50", "p90", "p99", "max"}
+
+
+@pytest.mark.parametrize(("sig", "expected"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+async def test_a_signal_stops_the_run_with_whole_records_and_exit_130_or_143(
+    api: LoopbackAPI, tmp_path: Path, sig: signal.Signals, expected: int
+):
+    src = tmp_path / "in.txt"
+    src.write_text("".join(api.url(f"/hang/{i}") + "\n" for i in range(1000)))
+    out = tmp_path / "out.jsonl"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "fanfetch", "run", str(src), "-o", str(out), "-c", "5",
+        "--timeout", "30", stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    await api.wait_in_flight(5)
+    proc.send_signal(sig)
+    api.release.set()  # the requests in flight may now finish, within the grace period
+    await asyncio.wait_for(proc.wait(), 30)
+    assert proc.returncode == expected
+    records = read_records(out)  # every line whole
+    assert len(records) == 5
+    assert all(r["ok"] for r in records)

@@ -1,0 +1,95 @@
+"""Reading input: URL lines and JSON lines become requests; anything else an invalid record."""
+
+from __future__ import annotations
+
+import io
+
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fanfetch import Request, Result
+from fanfetch._input import MAX_LINE_BYTES, aiter_items, coerce, parse_line, read_items
+
+
+def items(text: bytes) -> list[Request | Result]:
+    return list(read_items(io.BytesIO(text)))
+
+
+def test_a_plain_url_line_is_a_get_whose_id_is_its_line_number():
+    [request] = items(b"\n\nhttp://127.0.0.1/a\n")
+    assert isinstance(request, Request)
+    assert (request.method, request.url, request.id, request.line) == ("GET", "http://127.0.0.1/a", 3, 3)
+
+
+def test_a_json_line_carries_every_field_and_its_own_id():
+    line = orjson.dumps(
+        {
+            "id": "x1", "method": "put", "url": "https://127.0.0.1/a", "headers": {"A": "b"},
+            "params": {"q": 1}, "json": [1, 2], "timeout": 5, "meta": {"m": True}, "cost": 3,
+        }
+    )  # fmt: skip
+    [request] = items(line + b"\n")
+    assert isinstance(request, Request)
+    assert request.to_dict() == {
+        "id": "x1", "method": "PUT", "url": "https://127.0.0.1/a", "headers": {"A": "b"},
+        "params": {"q": 1}, "json": [1, 2], "timeout": 5.0, "meta": {"m": True}, "cost": 3.0,
+    }  # fmt: skip
+
+
+def test_blank_lines_are_skipped_but_counted_and_seq_follows_the_requests():
+    out = items(b"http://127.0.0.1/1\n  \n\nhttp://127.0.0.1/2\n")
+    assert [(i.request.line if isinstance(i, Result) else i.line) for i in out] == [1, 4]
+    assert [i.seq for i in out if isinstance(i, Request)] == [0, 1]
+
+
+def invalid(line: bytes) -> str:
+    item = parse_line(line, 7)
+    assert isinstance(item, Result)
+    assert item.error is not None and item.error.type == "invalid_request"
+    assert item.request.id == 7 and item.attempts == 0
+    message = str(item.error)
+    assert message.startswith("line 7: ")
+    return message
+
+
+def test_each_kind_of_bad_line_gets_its_own_clear_message():
+    assert "malformed JSON" in invalid(b"{nope")
+    assert "no 'url'" in invalid(b'{"method": "GET"}')
+    assert "unsupported scheme 'ftp'" in invalid(b"ftp://127.0.0.1/x")
+    assert "unsupported method" in invalid(b'{"url": "http://127.0.0.1/", "method": "BREW"}')
+    assert "unknown field(s) heders" in invalid(b'{"url": "http://127.0.0.1/", "heders": {}}')
+    assert "not UTF-8" in invalid(b"\xff\xfe binary")
+    assert "no host" in invalid(b"http:///path")
+    assert "'json' or 'data'" in invalid(b'{"url": "http://127.0.0.1/", "json": 1, "data": "x"}')
+    assert "'timeout' must be" in invalid(b'{"url": "http://127.0.0.1/", "timeout": -1}')
+    assert "over" in invalid(b"http://127.0.0.1/" + b"a" * MAX_LINE_BYTES)
+
+
+def test_a_url_with_credentials_is_refused_and_they_are_not_echoed():
+    item = parse_line(b"http://user:hunter2@127.0.0.1/x", 1)
+    assert isinstance(item, Result)
+    assert "hunter2" not in str(item.error) and "hunter2" not in item.url
+
+
+def test_coerce_takes_requests_dicts_and_strings():
+    assert isinstance(coerce("http://127.0.0.1/", seq=4), Request)
+    made = coerce({"url": "http://127.0.0.1/"}, seq=4)
+    assert isinstance(made, Request) and made.id == 5  # no line: 1-based position
+    bad = coerce(42)
+    assert isinstance(bad, Result) and "not int" in str(bad.error)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.binary(max_size=80), max_size=20))
+def test_arbitrary_bytes_never_crash_and_give_one_item_per_non_blank_line(lines: list[bytes]):
+    data = b"\n".join(line.replace(b"\n", b"") for line in lines)
+    out = list(read_items(io.BytesIO(data)))
+    expected = sum(1 for line in data.split(b"\n") if line.strip())
+    assert len(out) == expected
+
+
+async def test_aiter_items_reads_a_stream_in_batches_off_the_loop():
+    data = b"".join(b"http://127.0.0.1/%d\n" % i for i in range(1000))
+    seen = [item async for item in aiter_items(io.BytesIO(data), batch=64)]
+    assert [i.id for i in seen] == list(range(1, 1001))

@@ -1,0 +1,48 @@
+"""Records: the JSON-line shape of a result, and how bodies are decoded into it."""
+
+from __future__ import annotations
+
+import pytest
+
+from fanfetch import Request, Result
+from fanfetch._exceptions import RequestTimeout
+from fanfetch._models import decode_body
+
+
+@pytest.mark.parametrize(
+    ("content", "ctype", "charset", "expected"),
+    [
+        (b'{"a": 1}', "application/json", None, ({"a": 1}, None)),
+        (b'{"a": 1}', "application/problem+json", None, ({"a": 1}, None)),
+        (b"not json", "application/json", None, ("not json", None)),
+        ("café".encode("latin-1"), "text/plain", "iso-8859-1", ("café", None)),
+        (b"plain", "", None, ("plain", None)),
+        (b"\x00\xff", "application/octet-stream", None, ("AP8=", "base64")),
+        (b"\xff\xfe", "text/plain", "utf-8", ("//4=", "base64")),
+        (b"", "application/json", None, (None, None)),
+    ],
+)
+def test_bodies_are_json_when_they_parse_else_text_else_base64(content, ctype, charset, expected):
+    assert decode_body(content, ctype, charset) == expected
+
+
+def test_a_record_has_its_fields_in_order_and_error_as_type_and_message():
+    request = Request("http://127.0.0.1/", id="a", meta={"m": 1})
+    ok = Result(request, status=200, content=b"[1]", content_type="application/json", attempts=2)
+    assert ok.to_dict() == {
+        "id": "a", "url": "http://127.0.0.1/", "method": "GET", "ok": True, "status": 200,
+        "attempts": 2, "elapsed_ms": 0.0, "body": [1], "error": None, "meta": {"m": 1},
+    }  # fmt: skip
+    failed = Result(request, error=RequestTimeout("slow"), attempts=4)
+    record = failed.to_dict(include_headers=True)
+    assert record["ok"] is False and record["headers"] is None
+    assert record["error"] == {"type": "timeout", "message": "slow"}
+
+
+def test_result_helpers_give_text_json_and_raise():
+    result = Result(Request("http://127.0.0.1/"), status=200, content=b'{"x": 2}')
+    assert result.ok and result.json() == {"x": 2} and result.text == '{"x": 2}'
+    assert result.raise_for_error() is result
+    failed = Result(Request("http://127.0.0.1/"), error=RequestTimeout("slow"))
+    with pytest.raises(RequestTimeout):
+        failed.raise_for_error()

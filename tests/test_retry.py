@@ -1,0 +1,48 @@
+"""The retry policy: what is retried, backoff with full jitter, and Retry-After."""
+
+from __future__ import annotations
+
+from email.utils import format_datetime
+from datetime import datetime, timezone
+
+import pytest
+
+from fanfetch import RetryPolicy
+from fanfetch._exceptions import ConnectError, InvalidRequest, RequestTimeout
+from fanfetch._retry import backoff, next_delay, parse_retry_after
+
+POLICY = RetryPolicy(retries=3, backoff_base=1.0, backoff_max=5.0, max_retry_after=60)
+
+
+def test_backoff_ceiling_doubles_per_attempt_up_to_the_cap():
+    top = [backoff(n, base=1.0, cap=5.0, rand=lambda: 1.0) for n in range(1, 6)]
+    assert top == [1.0, 2.0, 4.0, 5.0, 5.0]
+    assert backoff(3, base=1.0, cap=5.0, rand=lambda: 0.25) == 1.0  # full jitter: U(0, ceiling)
+
+
+def test_timeouts_connection_errors_and_listed_statuses_are_retried_others_are_final():
+    one = lambda: 1.0  # noqa: E731
+    assert next_delay(POLICY, 1, error=RequestTimeout("t"), rand=one) == 1.0
+    assert next_delay(POLICY, 2, error=ConnectError("c"), rand=one) == 2.0
+    assert next_delay(POLICY, 1, status=503, rand=one) == 1.0
+    assert next_delay(POLICY, 1, status=404) is None
+    assert next_delay(POLICY, 1, error=InvalidRequest("x")) is None
+    assert next_delay(POLICY, 4, status=503) is None  # 3 retries: attempt 4 was the last
+
+
+def test_retry_after_sets_a_floor_and_beyond_the_cap_the_request_ends():
+    assert next_delay(POLICY, 1, status=429, headers={"Retry-After": "7"}, rand=lambda: 0) == 7.0
+    assert next_delay(POLICY, 1, status=503, headers={"Retry-After": "61"}) is None
+    assert next_delay(POLICY, 1, status=500, headers={"Retry-After": "7"}, rand=lambda: 0) == 0
+
+
+@pytest.mark.parametrize("value", [None, "", "soon", "nan"])
+def test_unusable_retry_after_values_are_ignored(value):
+    assert parse_retry_after(value) is None
+
+
+def test_retry_after_may_be_an_http_date():
+    now = datetime(2026, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
+    later = format_datetime(datetime(2026, 1, 1, 12, 0, 30, tzinfo=timezone.utc), usegmt=True)
+    assert parse_retry_after(later, now=now.timestamp()) == 30.0
+    assert parse_retry_after("Thu, 01 Jan 2026 11:00:00 GMT", now=now.timestamp()) == 0.0
