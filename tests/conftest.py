@@ -3,9 +3,11 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -47,7 +49,7 @@ class CLIResult:
     stderr: str
 
     @property
-    def records(self) -> list[dict[str, object]]:
+    def records(self) -> list[dict[str, Any]]:
         return [orjson.loads(line) for line in self.stdout.splitlines()]
 
 
@@ -77,5 +79,31 @@ async def run_cli(
     return CLIResult(proc.returncode, out, err.decode())
 
 
-def read_records(path: Path) -> list[dict[str, object]]:
+def read_records(path: Path) -> list[dict[str, Any]]:
     return [orjson.loads(line) for line in path.read_bytes().splitlines()]
+
+
+@pytest.fixture
+def api_in_thread() -> Iterator[str]:
+    """A LoopbackAPI on its own loop in a thread, for tests of the blocking API from sync code."""
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    holder: list[LoopbackAPI] = []
+
+    def serve() -> None:
+        asyncio.set_event_loop(loop)
+        server = loop.run_until_complete(LoopbackAPI().start())
+        holder.append(server)
+        ready.set()
+        loop.run_forever()
+        loop.run_until_complete(server.stop())
+        loop.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    try:
+        yield f"http://127.0.0.1:{holder[0].port}"
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)

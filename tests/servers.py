@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import orjson
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 BOUND = 10.0  # no handler waits longer than this, whatever a test forgets to release
 
@@ -79,7 +80,7 @@ class LoopbackAPI:
             await self._runner.cleanup()
 
     @web.middleware
-    async def _count(self, request: web.Request, handler: web.RequestHandler) -> web.StreamResponse:
+    async def _count(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         log = self.log
         host = request.host.rsplit(":", 1)[0]
         log.in_flight += 1

@@ -13,10 +13,23 @@ import pytest
 from tests.conftest import read_records, run_cli
 from tests.servers import DroppingServer, LoopbackAPI
 
-RECORD_FIELDS = ["id", "url", "method", "ok", "status", "attempts", "elapsed_ms", "body", "error", "meta"]
+RECORD_FIELDS = [
+    "id",
+    "url",
+    "method",
+    "ok",
+    "status",
+    "attempts",
+    "elapsed_ms",
+    "body",
+    "error",
+    "meta",
+]
 
 
-async def test_every_line_gets_one_record_with_the_documented_fields(api: LoopbackAPI, tmp_path: Path):
+async def test_every_line_gets_one_record_with_the_documented_fields(
+    api: LoopbackAPI, tmp_path: Path
+):
     src = tmp_path / "in.jsonl"
     src.write_text(
         f"{api.url('/ok/1')}\n"
@@ -63,7 +76,9 @@ async def test_bad_lines_become_invalid_request_records_and_the_run_goes_on(
         + b"\n"
         + b'{"method": "GET"}\n'
         + b"ftp://127.0.0.1/file\n"
-        + b'{"url": "' + api.url("/ok/5").encode() + b'", "method": "FETCH"}\n'
+        + b'{"url": "'
+        + api.url("/ok/5").encode()
+        + b'", "method": "FETCH"}\n'
         + b"\xff\xfe\x00garbage\n"
         + b"http://user:hunter2@127.0.0.1/x\n"
         + api.url("/ok/8").encode()

@@ -19,7 +19,12 @@ def items(text: bytes) -> list[Request | Result]:
 def test_a_plain_url_line_is_a_get_whose_id_is_its_line_number():
     [request] = items(b"\n\nhttp://127.0.0.1/a\n")
     assert isinstance(request, Request)
-    assert (request.method, request.url, request.id, request.line) == ("GET", "http://127.0.0.1/a", 3, 3)
+    assert (request.method, request.url, request.id, request.line) == (
+        "GET",
+        "http://127.0.0.1/a",
+        3,
+        3,
+    )
 
 
 def test_a_json_line_carries_every_field_and_its_own_id():

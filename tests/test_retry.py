@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from email.utils import format_datetime
-from datetime import datetime, timezone
 
 import pytest
 
@@ -42,7 +42,7 @@ def test_unusable_retry_after_values_are_ignored(value):
 
 
 def test_retry_after_may_be_an_http_date():
-    now = datetime(2026, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
-    later = format_datetime(datetime(2026, 1, 1, 12, 0, 30, tzinfo=timezone.utc), usegmt=True)
+    now = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+    later = format_datetime(datetime(2026, 1, 1, 12, 0, 30, tzinfo=UTC), usegmt=True)
     assert parse_retry_after(later, now=now.timestamp()) == 30.0
     assert parse_retry_after("Thu, 01 Jan 2026 11:00:00 GMT", now=now.timestamp()) == 0.0

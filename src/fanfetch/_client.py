@@ -181,7 +181,9 @@ class Fetcher:
                 async with contextlib.aclosing(items):
                     await self._engine.run(items, sink)
             finally:
-                await results.put(None)
+                task = asyncio.current_task()
+                if task is None or not task.cancelling():  # cancelled: nobody reads any more
+                    await results.put(None)
 
         producer = asyncio.create_task(produce())
         try:
@@ -208,8 +210,11 @@ async def stream(
     **options: Any,
 ) -> AsyncGenerator[Result, None]:
     """Make every request; yield each ``Result`` as it finishes. Options: see ``make_config``."""
-    async with Fetcher(config, transport=transport, **options) as fetcher, contextlib.aclosing(
-        fetcher.stream(requests, ordered=ordered, on_result=on_result)
-    ) as results:
+    async with (
+        Fetcher(config, transport=transport, **options) as fetcher,
+        contextlib.aclosing(
+            fetcher.stream(requests, ordered=ordered, on_result=on_result)
+        ) as results,
+    ):
         async for result in results:
             yield result

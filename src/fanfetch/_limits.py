@@ -77,12 +77,13 @@ class GCRA:
     """The Generic Cell Rate Algorithm (ATM Forum TM 4.0): a token bucket kept as one number.
 
     ``tat`` is the theoretical arrival time of the next start. A start at ``now`` is allowed when
-    ``now >= tat - (burst - 1) * interval``; each start pushes ``tat`` on by one interval. A
-    waiter reserves its place before sleeping, so concurrent waiters are spaced evenly and no
-    window of one period ever holds more than ``count + burst - 1`` starts.
+    ``now >= tat - (burst - 1) * interval``, and then pushes ``tat`` to ``max(tat, now) +
+    interval``. Waiters queue in FIFO order behind a lock and ``tat`` moves only when a start
+    really happens, at the time it really happens: a waiter that wakes late never lets the
+    next one in early, so no window of one period holds more than ``count + burst - 1`` starts.
     """
 
-    __slots__ = ("_clock", "_sleep", "_tat", "burst", "interval")
+    __slots__ = ("_clock", "_lock", "_sleep", "_tat", "burst", "interval")
 
     def __init__(self, rate: Rate, *, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep):
         self.interval = rate.interval
@@ -90,19 +91,28 @@ class GCRA:
         self._clock = clock
         self._sleep = sleep
         self._tat = float("-inf")
+        self._lock = asyncio.Lock()
 
-    def reserve(self) -> float:
-        """Take the next start; return how long to wait before it (0 when it may go now)."""
+    def delay(self) -> float:
+        """Seconds until a start is allowed (0 when one may go now)."""
+        allowed_at = self._tat - (self.burst - 1) * self.interval
+        wait = allowed_at - self._clock()
+        return wait if wait > 0 else 0.0
+
+    def take(self) -> None:
+        """Record a start now."""
         now = self._clock()
-        tat = self._tat if self._tat > now else now
-        allowed_at = tat - (self.burst - 1) * self.interval
-        self._tat = tat + self.interval
-        return allowed_at - now if allowed_at > now else 0.0
+        self._tat = (self._tat if self._tat > now else now) + self.interval
 
     async def wait(self) -> None:
-        delay = self.reserve()
-        if delay > 0:
-            await self._sleep(delay)
+        """Return when a start is allowed, and record it."""
+        if not self._lock.locked() and self.delay() == 0.0:
+            self.take()  # the common case when under the rate: no lock, no sleep
+            return
+        async with self._lock:
+            while (wait := self.delay()) > 0:
+                await self._sleep(wait)
+            self.take()
 
     def __repr__(self) -> str:
         return f"<GCRA interval={self.interval:.6f}s burst={self.burst} tat={self._tat:.3f}>"

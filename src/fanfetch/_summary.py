@@ -74,10 +74,10 @@ class Stats:
             self.done += 1
             if result.status is not None:
                 self.statuses[result.status] += 1
-            if result.error is None:
+            if result.ok:
                 self.ok += 1
             else:
-                self.errors[result.error.type] += 1
+                self.errors[result.error.type if result.error else "http_status"] += 1
             if result.attempts:
                 self.latency.add(result.elapsed_ms)
                 self.latency_sum_ms += result.elapsed_ms

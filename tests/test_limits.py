@@ -1,0 +1,101 @@
+"""Limits: per-host slots and the GCRA rate meter, on a clock the tests move by hand."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from fanfetch import Rate
+from fanfetch._limits import GCRA, HostSlots, Limiter
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+async def test_gcra_spaces_starts_evenly_and_allows_the_burst_at_once():
+    clock = FakeClock()
+    meter = GCRA(Rate(count=10, burst=1), clock=clock, sleep=clock.sleep)
+    for _ in range(4):
+        await meter.wait()
+    assert clock.sleeps == pytest.approx([0.1, 0.1, 0.1])
+    bursty = GCRA(Rate(count=10, burst=3), clock=clock, sleep=clock.sleep)
+    clock.sleeps.clear()
+    for _ in range(4):
+        await bursty.wait()
+    assert clock.sleeps == pytest.approx([0.1])
+
+
+async def test_gcra_concurrent_waiters_start_in_turn_one_interval_apart():
+    clock = FakeClock()
+    meter = GCRA(Rate(count=10), clock=clock, sleep=clock.sleep)
+    starts: list[float] = []
+
+    async def one() -> None:
+        await meter.wait()
+        starts.append(clock.now)
+
+    await asyncio.gather(*(one() for _ in range(5)))
+    assert starts == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4])
+
+
+async def test_gcra_never_lets_a_window_hold_more_than_rate_plus_burst():
+    clock = FakeClock()
+    meter = GCRA(Rate(count=50, period=1.0, burst=1), clock=clock, sleep=clock.sleep)
+    starts = []
+    for _ in range(500):
+        await meter.wait()
+        starts.append(clock.now)
+    for i, t in enumerate(starts):
+        in_window = sum(1 for s in starts[i:] if s < t + 1.0 - 1e-9)  # 1e-9: float sums
+        assert in_window <= 50
+    assert starts[-1] == pytest.approx(499 / 50)
+
+
+async def test_host_slots_bound_each_host_and_forget_idle_hosts():
+    slots = HostSlots(2)
+    await slots.acquire("a")
+    await slots.acquire("a")
+    await slots.acquire("b")
+    third = asyncio.ensure_future(slots.acquire("a"))
+    await asyncio.sleep(0)
+    assert not third.done() and slots.in_use("a") == 2
+    slots.release("a")  # hands the slot straight to the waiter
+    await third
+    assert slots.in_use("a") == 2
+    for host in ("a", "a", "b"):
+        slots.release(host)
+    assert repr(slots) == "<HostSlots limit=2 hosts=0 in_use=0>"
+
+
+async def test_a_cancelled_waiter_gives_back_nothing_it_did_not_get():
+    slots = HostSlots(1)
+    await slots.acquire("a")
+    waiter = asyncio.ensure_future(slots.acquire("a"))
+    await asyncio.sleep(0)
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    slots.release("a")
+    assert slots.in_use("a") == 0
+
+
+async def test_limiter_applies_global_and_per_host_rates():
+    clock = FakeClock()
+    limiter = Limiter(
+        rate=Rate(count=100), rate_per_host=Rate(count=10), clock=clock, sleep=clock.sleep
+    )
+    for _ in range(3):
+        await limiter.wait_can_start("a")
+        limiter.notify_finished("a")
+    assert clock.now == pytest.approx(0.2)  # the per-host rate (10/s) is the tighter one

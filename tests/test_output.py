@@ -1,0 +1,70 @@
+"""Writing records: whole lines, batched, ordered within a bounded window, errors surfaced."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import orjson
+import pytest
+
+from fanfetch import OutputError, Request, Result
+from fanfetch._output import OrderedSink, RecordWriter, encode_record
+
+
+def result(seq: int) -> Result:
+    return Result(Request(f"http://127.0.0.1/{seq}", id=seq + 1, seq=seq), status=200)
+
+
+def test_records_are_written_as_whole_lines_when_the_buffer_fills_and_on_close(tmp_path: Path):
+    path = tmp_path / "out.jsonl"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+    writer = RecordWriter(fd, buffer_bytes=500)
+    for seq in range(10):
+        writer.write(result(seq))
+    written = path.read_bytes()
+    assert written and written.endswith(b"\n")  # some flushed already, each line whole
+    writer.close()
+    os.close(fd)
+    lines = path.read_bytes().splitlines()
+    assert [orjson.loads(line)["id"] for line in lines] == list(range(1, 11))
+
+
+def test_a_closed_pipe_raises_output_error_not_a_silent_drop():
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    writer = RecordWriter(write_end)
+    writer.write(result(0))
+    with pytest.raises(OutputError, match="cannot write the output"):
+        writer.flush()
+    os.close(write_end)
+
+
+def test_meta_that_json_cannot_hold_is_written_as_text_not_a_crash():
+    record = {"id": 1, "meta": {1: object()}}
+    assert orjson.loads(encode_record(record))["meta"]["1"].startswith("<object")
+
+
+async def test_ordered_sink_restores_input_order_and_holds_at_most_the_window():
+    out: list[int] = []
+    peak = 0
+
+    async def inner(r: Result) -> None:
+        out.append(r.request.seq)
+
+    sink = OrderedSink(inner, window=4)
+
+    async def put(seq: int) -> None:
+        nonlocal peak
+        await sink.put(result(seq))
+        peak = max(peak, len(sink._pending))
+
+    # seq 0 comes last: 1, 2, 3 wait in the window, 4 and 5 must wait for it to move
+    late = [asyncio.ensure_future(put(s)) for s in (1, 2, 3, 4, 5)]
+    await asyncio.sleep(0)
+    assert out == [] and sum(t.done() for t in late) == 3
+    await put(0)
+    await asyncio.gather(*late)
+    assert out == [0, 1, 2, 3, 4, 5]
+    assert peak <= 4

@@ -1,0 +1,122 @@
+"""The engine, above the socket: a MockTransport stands in for the network."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+from fanfetch import Config, Limits, MockTransport, Request, Response, Result, RetryPolicy
+from fanfetch._events import Finished, Retrying, RunEnded, RunStarted
+from fanfetch._exceptions import ConnectError
+from fanfetch._input import coerce
+from fanfetch._scheduler import Engine
+
+
+async def no_sleep(seconds: float) -> None:
+    await asyncio.sleep(0)
+
+
+def config(concurrency: int = 10, retries: int = 3) -> Config:
+    return Config(limits=Limits(concurrency=concurrency), retry=RetryPolicy(retries=retries))
+
+
+async def collect(engine: Engine, items) -> list[Result]:
+    results: list[Result] = []
+
+    async def sink(result: Result) -> None:
+        results.append(result)
+
+    await engine.run(items, sink)
+    return results
+
+
+async def test_every_item_gives_exactly_one_result_and_invalid_ones_pass_through():
+    transport = MockTransport(lambda r: Response(200, b"{}", content_type="application/json"))
+    engine = Engine(config(), transport=transport)
+    items = [coerce(f"http://127.0.0.1/{i}", seq=i) for i in range(50)] + [coerce("nope", seq=50)]
+    results = await collect(engine, items)
+    assert sorted(r.request.seq for r in results) == list(range(51))
+    assert sum(r.ok for r in results) == 50 and transport.calls == 50
+
+
+async def test_the_pool_never_runs_more_than_concurrency_at_once():
+    now = 0
+    peak = 0
+
+    async def handler(request: Request) -> Response:
+        nonlocal now, peak
+        now += 1
+        peak = max(peak, now)
+        await asyncio.sleep(0)
+        now -= 1
+        return Response(200)
+
+    await collect(Engine(config(concurrency=4), transport=MockTransport(handler)), [
+        coerce(f"http://127.0.0.1/{i}", seq=i) for i in range(100)
+    ])  # fmt: skip
+    assert peak == 4
+
+
+async def test_retryable_failures_are_retried_until_success_and_attempts_counted():
+    seen: Counter[str] = Counter()
+
+    def handler(request: Request) -> Response:
+        seen[request.url] += 1
+        if request.url.endswith("flaky") and seen[request.url] < 3:
+            return Response(503)
+        if request.url.endswith("broken"):
+            raise ConnectError("reset")
+        return Response(200)
+
+    events: list[object] = []
+    engine = Engine(
+        config(retries=3),
+        transport=MockTransport(handler),
+        listeners=[events.append],
+        sleep=no_sleep,
+    )
+    results = {
+        r.url.rsplit("/", 1)[1]: r
+        for r in await collect(
+            engine,
+            [coerce("http://127.0.0.1/flaky", seq=0), coerce("http://127.0.0.1/broken", seq=1)],
+        )
+    }
+    assert results["flaky"].ok and results["flaky"].attempts == 3
+    assert results["broken"].attempts == 4 and results["broken"].error is not None
+    assert results["broken"].error.type == "connection"
+    kinds = Counter(type(e).__name__ for e in events)
+    assert kinds == {"RunStarted": 1, "Retrying": 5, "Finished": 2, "RunEnded": 1}
+    assert isinstance(events[0], RunStarted) and isinstance(events[-1], RunEnded)
+    assert all(isinstance(e, Retrying | Finished) for e in events[1:-1])
+
+
+async def test_stop_takes_no_new_items_and_lets_those_in_flight_finish():
+    gate = asyncio.Event()
+    all_started = asyncio.Event()
+    started = 0
+
+    async def handler(request: Request) -> Response:
+        nonlocal started
+        started += 1
+        if started == 3:
+            all_started.set()
+        await gate.wait()
+        return Response(200)
+
+    engine = Engine(config(concurrency=3), transport=MockTransport(handler))
+    results: list[Result] = []
+
+    async def sink(result: Result) -> None:
+        results.append(result)
+
+    async def items():
+        for i in range(1000):
+            yield coerce(f"http://127.0.0.1/{i}", seq=i)
+
+    run = asyncio.ensure_future(engine.run(items(), sink))
+    await all_started.wait()
+    engine.stop(grace=5)
+    gate.set()
+    await run
+    assert len(results) == 3 and engine.interrupted

@@ -1,0 +1,46 @@
+"""The summary: counts, statuses and latency quantiles in constant memory."""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+
+from fanfetch import Request, Result
+from fanfetch._events import Finished, Retrying, RunEnded, RunStarted
+from fanfetch._exceptions import RequestTimeout
+from fanfetch._models import status_error
+from fanfetch._summary import LatencyHistogram, Stats, render_summary
+
+
+def test_histogram_quantiles_are_within_one_percent():
+    hist = LatencyHistogram()
+    for ms in range(1, 1001):
+        hist.add(float(ms))
+    for q, exact in ((0.5, 500), (0.9, 900), (0.99, 990)):
+        value = hist.quantile(q)
+        assert value is not None and abs(value - exact) / exact < 0.011
+    assert hist.quantile(1.0) == 1000.0 and len(hist.buckets) < 700
+
+
+def test_stats_count_results_by_status_error_and_retry_and_render():
+    clock = iter([0.0, 0.0, 2.0]).__next__
+    stats = Stats(clock=clock)
+    request = Request("http://127.0.0.1/")
+    stats(RunStarted(3))
+    stats(Finished(Result(request, status=200, elapsed_ms=10.0)))
+    stats(Finished(Result(request, status=404, elapsed_ms=20.0, error=status_error(404, "NF"))))
+    stats(Retrying(request, 1, 0.1, "timeout"))
+    stats(Finished(Result(request, error=RequestTimeout("slow"), attempts=2, elapsed_ms=30.0)))
+    stats(RunEnded(False))
+    data = stats.as_dict()
+    assert data["requests"] == 3 and data["ok"] == 1 and data["failed"] == 2
+    assert data["errors"] == {"http_status": 1, "timeout": 1} and data["statuses"] == {
+        "200": 1,
+        "404": 1,
+    }
+    assert data["retries"] == 1 and data["wall_s"] == 2.0 and data["requests_per_s"] == 1.5
+    console = Console(file=io.StringIO(), width=120)
+    render_summary(stats, console)
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "requests" in text and "timeout 1" in text and "p99" in text
