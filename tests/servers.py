@@ -42,6 +42,13 @@ class LoopbackAPI:
         self.script: dict[str, list[int]] = {}  # id -> statuses to answer in turn
         self._arrivals = asyncio.Condition()
 
+    async def wait_hits(self, n: int) -> None:
+        """Return once the server has seen ``n`` requests in all."""
+        async with self._arrivals:
+            await asyncio.wait_for(
+                self._arrivals.wait_for(lambda: sum(self.log.hits.values()) >= n), BOUND
+            )
+
     async def wait_in_flight(self, n: int) -> None:
         """Return once ``n`` requests are in the server at the same time."""
         async with self._arrivals:

@@ -39,6 +39,7 @@ class RunOptions:
     config: Config
     ordered: bool = False
     resume: bool = False
+    redo_failed: bool = False
     quiet: bool = False
     summary_json: str | None = None
     progress: bool | None = None  # None: when stderr is a terminal
@@ -152,6 +153,11 @@ def cli() -> None:
     help="Starts allowed at once under --rate.",
 )
 @click.option("--resume", is_flag=True, help="Skip ids already in --output; append the rest.")
+@click.option(
+    "--redo-failed",
+    is_flag=True,
+    help="With --resume: also do again the requests whose record is not ok.",
+)
 @click.option("--ordered", is_flag=True, help="Write records in input order.")
 @click.option("--include-headers", is_flag=True, help="Add response headers to records.")
 @click.option(
@@ -216,6 +222,8 @@ def run(**kw: Any) -> int:
         raise click.UsageError(str(exc)) from exc
     if kw["resume"] and not kw["output"]:
         raise click.UsageError("--resume needs -o/--output FILE: it reads what that file holds")
+    if kw["redo_failed"] and not kw["resume"]:
+        raise click.UsageError("--redo-failed goes with --resume")
     if kw["insecure"]:
         click.echo("fanfetch: warning: --insecure: TLS certificates are not verified", err=True)
     options = RunOptions(
@@ -224,6 +232,7 @@ def run(**kw: Any) -> int:
         config=config,
         ordered=kw["ordered"],
         resume=kw["resume"],
+        redo_failed=kw["redo_failed"],
         quiet=kw["quiet"],
         summary_json=kw["summary_json"],
         progress=kw["progress"],

@@ -20,9 +20,11 @@ from yarl import URL
 
 from ._exceptions import InputError, InvalidRequest
 from ._models import Request, Result
+from ._resume import IdSet, id_hash
 
 __all__ = [
     "MAX_LINE_BYTES",
+    "Duplicates",
     "Item",
     "aiter_items",
     "coerce",
@@ -55,13 +57,58 @@ def open_source(source: str) -> IO[bytes]:
         raise InputError(f"cannot read input {source!r}: {exc.strerror or exc}") from exc
 
 
-def read_items(lines: Iterable[bytes], *, start_seq: int = 0) -> Iterator[Item]:
-    """Turn input lines into items; blank lines are skipped but still counted for line numbers."""
+class Duplicates:
+    """Explicit ids seen so far, to report the lines that repeat one (they make resume ambiguous).
+
+    Only JSON lines that give an ``id`` are tracked: line-number ids cannot repeat, and a run of
+    plain URL lines pays nothing.
+    """
+
+    def __init__(self) -> None:
+        self._seen = IdSet()
+        self.lines: list[int] = []  # the first few repeating lines, for the warning
+        self.count = 0
+
+    def check(self, rid: Any, line: int) -> None:
+        if not self._seen.add(id_hash(rid)):
+            self.count += 1
+            if len(self.lines) < 20:
+                self.lines.append(line)
+
+    def message(self) -> str | None:
+        if not self.count:
+            return None
+        shown = ", ".join(map(str, self.lines)) + (", ..." if self.count > len(self.lines) else "")
+        return (
+            f"warning: {self.count:,} line(s) repeat an id given earlier (lines {shown}); "
+            "each still gets a record, but --resume cannot tell them apart"
+        )
+
+
+def read_items(
+    lines: Iterable[bytes],
+    *,
+    start_seq: int = 0,
+    done: IdSet | None = None,
+    duplicates: Duplicates | None = None,
+) -> Iterator[Item]:
+    """Turn input lines into items; blank lines are skipped but still counted for line numbers.
+
+    With ``done`` (the resume index), items whose id is in it are skipped; ``seq`` counts only
+    the items yielded, so ordered output has no gaps to wait for.
+    """
     seq = start_seq
     for lineno, raw in enumerate(lines, 1):
         if not raw.strip():
             continue
-        yield parse_line(raw, lineno, seq)
+        item = parse_line(raw, lineno, seq)
+        if done is not None or duplicates is not None:
+            rid = item.id if isinstance(item, Request) else item.request.id
+            if done is not None and id_hash(rid) in done:
+                continue
+            if duplicates is not None and b'"id"' in raw and raw.lstrip()[:1] == b"{":
+                duplicates.check(rid, lineno)
+        yield item
         seq += 1
 
 
@@ -299,9 +346,15 @@ class _BatchReader:
         self._asks.put(None)
 
 
-async def aiter_items(lines: Iterable[bytes], *, batch: int = 512) -> AsyncGenerator[Item, None]:
+async def aiter_items(
+    lines: Iterable[bytes],
+    *,
+    batch: int = 512,
+    done: IdSet | None = None,
+    duplicates: Duplicates | None = None,
+) -> AsyncGenerator[Item, None]:
     """The items of ``lines`` (a file or stdin), read on a thread so the loop never blocks."""
-    reader = _BatchReader(read_items(lines), batch)
+    reader = _BatchReader(read_items(lines, done=done, duplicates=duplicates), batch)
     try:
         while items := await reader.next_batch():
             for item in items:

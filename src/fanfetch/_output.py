@@ -1,9 +1,9 @@
-"""Writing records: one whole JSON line per result, in batches, flushed and fsynced often.
+"""Writing records: one whole JSON line per result, written at once, fsynced every second.
 
-The writer is the engine's sink. It encodes each record once, keeps lines in a small buffer,
-and writes only whole lines, so a crash leaves at most one torn line at the end of the file
-(which ``--resume`` repairs). ``OrderedSink`` puts results back into input order within a
-bounded window: when the window is full, workers wait instead of memory growing.
+The writer is the engine's sink. It encodes each record once and writes only whole lines, so
+a crash leaves at most one torn line at the end of the file (which ``--resume`` repairs).
+``OrderedSink`` puts results back into input order within a bounded window: when the window
+is full, workers wait instead of memory growing.
 """
 
 from __future__ import annotations
@@ -38,12 +38,14 @@ def encode_record(record: dict[str, Any]) -> bytes:
 class RecordWriter:
     """Writes records to a file descriptor in whole lines.
 
-    ``put`` is the sink the engine awaits. Lines are written when the buffer passes
-    ``buffer_bytes`` and at every ``flush()``; the CLI calls ``flush`` a few times a second and
-    ``sync`` (fsync, off the loop) about once a second.
+    ``put``, the sink the engine awaits, writes each record to the OS before its worker may
+    take another request: a killed process leaves a record for every finished request, and
+    only those in flight lack one (one small ``write`` per record costs about a microsecond).
+    ``write`` alone buffers, for callers that batch. ``sync`` (fsync, off the loop) runs about
+    once a second, for a crash of the machine itself.
     """
 
-    def __init__(self, fd: int, *, include_headers: bool = False, buffer_bytes: int = 64 * 1024):
+    def __init__(self, fd: int, *, include_headers: bool = False, buffer_bytes: int = 256 * 1024):
         self._fd = fd
         self._include_headers = include_headers
         self._limit = buffer_bytes
@@ -53,7 +55,10 @@ class RecordWriter:
         self.failed: OutputError | None = None
 
     async def put(self, result: Result) -> None:
+        if self.failed is not None:
+            raise self.failed
         self.write(result)
+        self.flush()
 
     def write(self, result: Result) -> None:
         line = encode_record(result.to_dict(include_headers=self._include_headers))
@@ -85,21 +90,15 @@ class RecordWriter:
         except OSError:
             pass
 
-    async def keep_flushing(
-        self, done: asyncio.Event, *, flush_every: float = 0.2, sync_every: float = 1.0
-    ) -> None:
-        """Flush every ``flush_every`` s and fsync every ``sync_every`` s until ``done`` is set."""
-        loop = asyncio.get_running_loop()
-        last_sync = loop.time()
+    async def keep_syncing(self, done: asyncio.Event, *, every: float = 1.0) -> None:
+        """fsync every ``every`` seconds, off the loop, until ``done`` is set."""
         while not done.is_set():
             try:
-                await asyncio.wait_for(done.wait(), flush_every)
+                await asyncio.wait_for(done.wait(), every)
             except TimeoutError:
                 pass
-            self.flush()
-            if loop.time() - last_sync >= sync_every:
+            if self.failed is None:
                 await asyncio.to_thread(self.sync)
-                last_sync = loop.time()
 
     def close(self) -> None:
         """Flush what is left and fsync: the end of every run, interrupted or not."""

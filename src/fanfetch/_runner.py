@@ -15,8 +15,9 @@ import orjson
 from rich.console import Console
 
 from ._exceptions import FanfetchError, InputError, UsageError
-from ._input import aiter_items, count_requests, open_source
+from ._input import Duplicates, aiter_items, count_requests, open_source
 from ._output import OrderedSink, OutputError, RecordWriter
+from ._resume import IdSet, prepare_resume
 from ._scheduler import Engine
 from ._summary import Stats, render_summary
 
@@ -48,6 +49,20 @@ async def run_job(options: RunOptions, *, announce: str | None = None) -> int:
         err.is_terminal if options.progress is None else options.progress
     ) and not options.quiet
     source = open_source(options.source)
+    done_ids: IdSet | None = None
+    already = 0
+    if options.resume and options.output:
+        state = prepare_resume(
+            options.output,
+            redo_failed=options.redo_failed,
+            warn=lambda message: err.print(f"fanfetch: {message}"),
+        )
+        done_ids, already = state.done, state.records
+        if not options.quiet:
+            redo = (
+                f", {state.dropped_failed:,} failed ones to do again" if options.redo_failed else ""
+            )
+            err.print(f"fanfetch: resuming: {already:,} requests already recorded{redo}")
     fd = _open_output(options)
     stats = Stats()
     engine = Engine(config, listeners=[stats])
@@ -72,10 +87,11 @@ async def run_job(options: RunOptions, *, announce: str | None = None) -> int:
         loop.add_signal_handler(sig, on_signal, sig)
     done = asyncio.Event()
     output_failed: BaseException | None = None
-    items = aiter_items(source)
+    duplicates = Duplicates()
+    items = aiter_items(source, done=done_ids, duplicates=duplicates)
     try:
         async with asyncio.TaskGroup() as tg:
-            tg.create_task(writer.keep_flushing(done))
+            tg.create_task(writer.keep_syncing(done))
             if show_progress:
                 from ._progress import ProgressBar
 
@@ -83,7 +99,9 @@ async def run_job(options: RunOptions, *, announce: str | None = None) -> int:
                 tg.create_task(bar.run(done))
                 if _small_enough_to_count(options.source):
                     counting = tg.create_task(asyncio.to_thread(count_requests, options.source))
-                    counting.add_done_callback(lambda t: setattr(stats, "total", t.result()))
+                    counting.add_done_callback(
+                        lambda t: setattr(stats, "total", max(0, t.result() or 0) - already)
+                    )
             try:
                 async with contextlib.aclosing(items):
                     await engine.run(items, sink)
@@ -104,6 +122,8 @@ async def run_job(options: RunOptions, *, announce: str | None = None) -> int:
         if source is not sys.stdin.buffer:
             source.close()
 
+    if (warning := duplicates.message()) is not None:
+        err.print(f"fanfetch: {warning}")
     if output_failed is not None:
         err.print(f"fanfetch: error: {output_failed}; the run stopped, records so far are whole")
         return EXIT_FAILED
