@@ -8,6 +8,7 @@ import random
 import signal
 import sys
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import orjson
@@ -35,7 +36,7 @@ def test_idset_grows_and_keeps_its_members():
     assert len(ids) == 5000 and all(id_hash(f"k{i}") in ids for i in range(5000))
 
 
-def write_records(path: Path, records: list[dict[str, object]], tail: bytes = b"") -> None:
+def write_records(path: Path, records: Sequence[Mapping[str, object]], tail: bytes = b"") -> None:
     path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records) + tail)
 
 
