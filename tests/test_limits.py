@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from fanfetch import Rate
-from fanfetch._limits import GCRA, HostSlots, Limiter
+from fanfetch._limits import GCRA, HostGate, Limiter
 
 
 class FakeClock:
@@ -62,32 +62,63 @@ async def test_gcra_never_lets_a_window_hold_more_than_rate_plus_burst():
     assert starts[-1] == pytest.approx(499 / 50)
 
 
-async def test_host_slots_bound_each_host_and_forget_idle_hosts():
-    slots = HostSlots(2)
-    await slots.acquire("a")
-    await slots.acquire("a")
-    await slots.acquire("b")
-    third = asyncio.ensure_future(slots.acquire("a"))
+async def test_the_host_gate_bounds_each_host_and_forgets_idle_hosts():
+    gate = HostGate(2)
+    await gate.acquire("a")
+    await gate.acquire("a")
+    await gate.acquire("b")
+    third = asyncio.ensure_future(gate.acquire("a"))
     await asyncio.sleep(0)
-    assert not third.done() and slots.in_use("a") == 2
-    slots.release("a")  # hands the slot straight to the waiter
+    assert not third.done() and gate.in_use("a") == 2
+    gate.release("a")  # hands the slot straight to the waiter
     await third
-    assert slots.in_use("a") == 2
+    assert gate.in_use("a") == 2
     for host in ("a", "a", "b"):
-        slots.release(host)
-    assert repr(slots) == "<HostSlots limit=2 hosts=0 in_use=0>"
+        gate.release(host)
+    assert repr(gate) == "<HostGate limit=2 hosts=0 in_use=0 paused=0>"
 
 
 async def test_a_cancelled_waiter_gives_back_nothing_it_did_not_get():
-    slots = HostSlots(1)
-    await slots.acquire("a")
-    waiter = asyncio.ensure_future(slots.acquire("a"))
+    gate = HostGate(1)
+    await gate.acquire("a")
+    waiter = asyncio.ensure_future(gate.acquire("a"))
     await asyncio.sleep(0)
     waiter.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiter
-    slots.release("a")
-    assert slots.in_use("a") == 0
+    gate.release("a")
+    assert gate.in_use("a") == 0
+
+
+async def test_a_throttled_host_starts_nothing_until_its_pause_ends():
+    clock = FakeClock()
+    gate = HostGate(None, ceiling=100, clock=clock)
+    await gate.acquire("a")
+    gate.throttled("a", 5.0)
+    gate.release("a")
+    waiting = asyncio.ensure_future(gate.acquire("a"))
+    other = asyncio.ensure_future(gate.acquire("b"))
+    await asyncio.sleep(0)
+    assert other.done() and not waiting.done()  # only the throttled host waits
+    clock.now = 5.0  # the timer is real, the clock is ours: fire it by hand
+    gate._timer_fired(gate._hosts["a"])
+    await waiting
+    assert gate.in_use("a") == 1
+
+
+async def test_the_window_halves_on_throttle_and_grows_back_by_one_per_window():
+    clock = FakeClock()
+    gate = HostGate(16, clock=clock)
+    for _ in range(16):
+        await gate.acquire("a")
+    gate.throttled("a", 0.0)
+    assert gate.window("a") == 8.0  # multiplicative decrease
+    for _ in range(8):
+        gate.succeeded("a")
+    assert 8.9 < gate.window("a") < 9.1  # additive increase: about +1 per window of successes
+    for _ in range(200):
+        gate.succeeded("a")
+    assert gate.window("a") == 16.0
 
 
 async def test_limiter_applies_global_and_per_host_rates():
@@ -97,5 +128,14 @@ async def test_limiter_applies_global_and_per_host_rates():
     )
     for _ in range(3):
         await limiter.wait_can_start("a")
-        limiter.notify_finished("a")
+        limiter.notify_finished("a", ok=True)
     assert clock.now == pytest.approx(0.2)  # the per-host rate (10/s) is the tighter one
+
+
+async def test_a_budget_weighs_each_start_by_its_cost():
+    clock = FakeClock()
+    limiter = Limiter(budget=Rate(count=1000, period=60.0), clock=clock, sleep=clock.sleep)
+    for cost in (500, 500, 250):
+        await limiter.wait_can_start("a", cost)
+        limiter.notify_finished("a", ok=True)
+    assert clock.now == pytest.approx(60.0)  # 1000 units a minute: the third waits a minute

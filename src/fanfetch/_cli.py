@@ -152,6 +152,11 @@ def cli() -> None:
     metavar="N",
     help="Starts allowed at once under --rate.",
 )
+@click.option(
+    "--budget",
+    metavar="B",
+    help='Cost started at most, e.g. 90000/min; requests carry "cost" (LLM tokens).',
+)
 @click.option("--resume", is_flag=True, help="Skip ids already in --output; append the rest.")
 @click.option(
     "--redo-failed",
@@ -160,6 +165,11 @@ def cli() -> None:
 )
 @click.option("--ordered", is_flag=True, help="Write records in input order.")
 @click.option("--include-headers", is_flag=True, help="Add response headers to records.")
+@click.option(
+    "--include-attempts",
+    is_flag=True,
+    help="Add each attempt's status or error and timing to records (history).",
+)
 @click.option(
     "--header",
     "headers",
@@ -212,8 +222,10 @@ def run(**kw: Any) -> int:
             rate=kw["rate"],
             rate_per_host=kw["rate_per_host"],
             burst=kw["burst"],
+            budget=kw["budget"],
             headers=_parse_headers(kw["headers"]),
             include_headers=kw["include_headers"],
+            include_attempts=kw["include_attempts"],
             max_body=kw["max_body"],
             max_redirects=kw["max_redirects"],
             verify_tls=not kw["insecure"],

@@ -59,8 +59,10 @@ def make_config(
     rate: str | Rate | None = None,
     rate_per_host: str | Rate | None = None,
     burst: int = 1,
+    budget: str | Rate | None = None,
     headers: Mapping[str, str] | None = None,
     include_headers: bool = False,
+    include_attempts: bool = False,
     max_body: int = DEFAULT_MAX_BODY,
     max_redirects: int = DEFAULT_MAX_REDIRECTS,
     verify_tls: bool = True,
@@ -71,7 +73,7 @@ def make_config(
         if value is None or isinstance(value, Rate):
             return value
         if isinstance(value, str):
-            return Rate.parse(value, burst=burst, parameter=name)
+            return Rate.parse(value, burst=1 if name == "budget" else burst, parameter=name)
         raise ConfigError(name, value, "give a string like '100/s' or a fanfetch.Rate")
 
     return Config(
@@ -86,8 +88,10 @@ def make_config(
         ),
         rate=as_rate(rate, "rate"),
         rate_per_host=as_rate(rate_per_host, "rate_per_host"),
+        budget=as_rate(budget, "budget"),
         headers=dict(headers or {}),
         include_headers=include_headers,
+        include_attempts=include_attempts,
         max_body=max_body,
         max_redirects=max_redirects,
         verify_tls=verify_tls,

@@ -143,7 +143,9 @@ class Config:
     rate: Rate | None = None
     rate_per_host: Rate | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    budget: Rate | None = None
     include_headers: bool = False
+    include_attempts: bool = False
     max_body: int = DEFAULT_MAX_BODY
     max_redirects: int = DEFAULT_MAX_REDIRECTS
     verify_tls: bool = True

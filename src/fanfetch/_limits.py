@@ -13,64 +13,142 @@ from collections.abc import Awaitable, Callable
 
 from ._config import Rate
 
-__all__ = ["GCRA", "Clock", "HostSlots", "Limiter", "Sleep"]
+__all__ = ["GCRA", "Clock", "HostGate", "Limiter", "Sleep"]
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
 
-class HostSlots:
-    """At most ``limit`` attempts in flight to any one host.
+class _Host:
+    """One host's gate: slots in use, FIFO waiters, the adaptive window and any pause."""
 
-    A host's entry exists only while some attempt holds or waits for one of its slots, so a run
-    over ten million distinct hosts does not keep ten million semaphores.
+    __slots__ = ("in_use", "paused_until", "timer", "waiters", "window")
+
+    def __init__(self, window: float) -> None:
+        self.in_use = 1
+        self.window = window
+        self.paused_until = 0.0
+        self.waiters: deque[asyncio.Future[None]] = deque()
+        self.timer: asyncio.TimerHandle | None = None
+
+
+class HostGate:
+    """Per-host concurrency that adapts to what the host says it can bear.
+
+    At most ``limit`` attempts in flight to one host (no limit when None). When the host
+    throttles (429/503, or ``RateLimit-Remaining: 0``) it is paused: no new attempt starts on
+    it until the time it asked for has passed, and its window of attempts in flight is halved.
+    Each success then widens the window by ``1/window`` (about one more per round trip) until
+    it is back at ``limit``: additive increase, multiplicative decrease, as TCP does, so a
+    throttled API converges on what it can bear instead of being hit in waves.
+
+    A host's entry lives only while an attempt holds or waits for it, or while it is paused
+    or narrowed, so ten million distinct hosts do not keep ten million entries.
     """
 
-    __slots__ = ("_hosts", "limit")
+    __slots__ = ("_ceiling", "_clock", "_hosts", "_max", "limit")
 
-    def __init__(self, limit: int) -> None:
+    def __init__(
+        self, limit: int | None, *, ceiling: int | None = None, clock: Clock = time.monotonic
+    ) -> None:
         self.limit = limit
-        # host -> [slots in use, waiters]
-        self._hosts: dict[str, tuple[list[int], deque[asyncio.Future[None]]]] = {}
+        self._max = float(limit) if limit else float("inf")
+        # A window that has grown back to this is as good as unlimited (the pool is smaller).
+        self._ceiling = float(min(limit or ceiling or 2**31, ceiling or 2**31))
+        self._clock = clock
+        self._hosts: dict[str, _Host] = {}
 
-    async def acquire(self, host: str) -> None:
-        entry = self._hosts.get(host)
-        if entry is None:
-            self._hosts[host] = ([1], deque())
+    def _open(self, host: _Host, now: float) -> bool:
+        return host.in_use < host.window and host.paused_until <= now
+
+    async def acquire(self, key: str) -> None:
+        host = self._hosts.get(key)
+        if host is None:
+            self._hosts[key] = _Host(self._max)
             return
-        used, waiters = entry
-        if used[0] < self.limit and not waiters:
-            used[0] += 1
+        if not host.waiters and self._open(host, self._clock()):
+            host.in_use += 1
             return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        waiters.append(waiter)
+        host.waiters.append(waiter)
+        self._arm(host)
         try:
-            await waiter  # release() hands its slot straight to us: used[0] is unchanged
+            await waiter  # whoever wakes us has counted us in ``in_use`` already
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():
-                self.release(host)  # we were handed a slot just as we were cancelled
+                self.release(key)  # handed a slot just as we were cancelled: give it back
             else:
-                waiters.remove(waiter)
+                host.waiters.remove(waiter)
             raise
 
-    def release(self, host: str) -> None:
-        used, waiters = self._hosts[host]
-        while waiters:
-            waiter = waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
-        used[0] -= 1
-        if used[0] == 0:
-            del self._hosts[host]
+    def release(self, key: str) -> None:
+        host = self._hosts[key]
+        host.in_use -= 1
+        self._wake(host)
+        self._forget_if_idle(key, host)
 
-    def in_use(self, host: str) -> int:
-        entry = self._hosts.get(host)
-        return entry[0][0] if entry else 0
+    def succeeded(self, key: str) -> None:
+        """A 2xx from ``key``: widen its window a little, if it was narrowed."""
+        host = self._hosts.get(key)
+        if host is not None and host.window < self._max:
+            window = host.window + 1.0 / host.window
+            host.window = self._max if window >= self._ceiling else window
+
+    def throttled(self, key: str, pause: float) -> None:
+        """``key`` asked us to slow down: pause it ``pause`` seconds and halve its window."""
+        host = self._hosts.get(key)
+        if host is None:
+            host = self._hosts[key] = _Host(self._max)
+            host.in_use = 0
+        now = self._clock()
+        host.window = max(1.0, min(host.window, host.in_use + 1.0) / 2.0)
+        host.paused_until = max(host.paused_until, now + pause)
+        self._arm(host)
+
+    def _wake(self, host: _Host) -> None:
+        now = self._clock()
+        while host.waiters and self._open(host, now):
+            waiter = host.waiters.popleft()
+            if not waiter.done():
+                host.in_use += 1
+                waiter.set_result(None)
+        self._arm(host)
+
+    def _arm(self, host: _Host) -> None:
+        """One timer per paused host wakes its waiters when the pause ends (no polling)."""
+        if host.timer is not None or not host.waiters:
+            return
+        delay = host.paused_until - self._clock()
+        if delay > 0:
+            host.timer = asyncio.get_running_loop().call_later(delay, self._timer_fired, host)
+
+    def _timer_fired(self, host: _Host) -> None:
+        host.timer = None
+        self._wake(host)
+
+    def _forget_if_idle(self, key: str, host: _Host) -> None:
+        if (
+            host.in_use == 0
+            and not host.waiters
+            and host.window >= self._max
+            and host.paused_until <= self._clock()
+        ):
+            del self._hosts[key]
+
+    def in_use(self, key: str) -> int:
+        host = self._hosts.get(key)
+        return host.in_use if host else 0
+
+    def window(self, key: str) -> float:
+        host = self._hosts.get(key)
+        return host.window if host else self._max
 
     def __repr__(self) -> str:
-        busy = sum(e[0][0] for e in self._hosts.values())
-        return f"<HostSlots limit={self.limit} hosts={len(self._hosts)} in_use={busy}>"
+        busy = sum(h.in_use for h in self._hosts.values())
+        paused = sum(1 for h in self._hosts.values() if h.paused_until > self._clock())
+        return (
+            f"<HostGate limit={self.limit} hosts={len(self._hosts)} in_use={busy} paused={paused}>"
+        )
 
 
 class GCRA:
@@ -99,20 +177,24 @@ class GCRA:
         wait = allowed_at - self._clock()
         return wait if wait > 0 else 0.0
 
-    def take(self) -> None:
-        """Record a start now."""
+    def take(self, cost: float = 1.0) -> None:
+        """Record a start now, weighing ``cost`` units (1 for a plain request)."""
         now = self._clock()
-        self._tat = (self._tat if self._tat > now else now) + self.interval
+        self._tat = (self._tat if self._tat > now else now) + cost * self.interval
 
-    async def wait(self) -> None:
-        """Return when a start is allowed, and record it."""
+    async def wait(self, cost: float = 1.0) -> None:
+        """Return when a start is allowed, and record it.
+
+        With costs (a token budget), a start of cost ``c`` holds the meter for ``c`` intervals,
+        so any window of one period starts at most ``count`` units plus one request's cost.
+        """
         if not self._lock.locked() and self.delay() == 0.0:
-            self.take()  # the common case when under the rate: no lock, no sleep
+            self.take(cost)  # the common case when under the rate: no lock, no sleep
             return
         async with self._lock:
             while (wait := self.delay()) > 0:
                 await self._sleep(wait)
-            self.take()
+            self.take(cost)
 
     def __repr__(self) -> str:
         return f"<GCRA interval={self.interval:.6f}s burst={self.burst} tat={self._tat:.3f}>"
@@ -121,30 +203,32 @@ class GCRA:
 class Limiter:
     """All the limits an attempt passes before it starts, and gives back when it ends.
 
-    ``wait_can_start(host)`` takes a host slot, then waits for the global and per-host rates;
-    ``notify_finished(host)`` frees the slot. With no limits set both are nearly free.
+    ``wait_can_start(host)`` takes a slot in the host's gate, then waits for the global rate,
+    the host's rate and the cost budget; ``notify_finished(host, ...)`` frees the slot and
+    tells the gate how the host answered (``throttle`` seconds when it asked to slow down).
     """
 
     def __init__(
         self,
         *,
         per_host: int | None = None,
+        ceiling: int | None = None,
         rate: Rate | None = None,
         rate_per_host: Rate | None = None,
+        budget: Rate | None = None,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
-        self._slots = HostSlots(per_host) if per_host else None
+        self.gate = HostGate(per_host, ceiling=ceiling, clock=clock)
         self._rate = GCRA(rate, clock=clock, sleep=sleep) if rate else None
+        self._budget = GCRA(budget, clock=clock, sleep=sleep) if budget else None
         self._host_rate = rate_per_host
         self._host_meters: dict[str, GCRA] = {}
         self._clock = clock
         self._sleep = sleep
-        self.active = bool(per_host or rate or rate_per_host)
 
-    async def wait_can_start(self, host: str) -> None:
-        if self._slots is not None:
-            await self._slots.acquire(host)
+    async def wait_can_start(self, host: str, cost: float | None = None) -> None:
+        await self.gate.acquire(host)
         try:
             if self._rate is not None:
                 await self._rate.wait()
@@ -154,13 +238,19 @@ class Limiter:
                     meter = GCRA(self._host_rate, clock=self._clock, sleep=self._sleep)
                     self._host_meters[host] = meter
                 await meter.wait()
+            if self._budget is not None and cost:
+                await self._budget.wait(cost)
         except BaseException:
-            self.notify_finished(host)
+            self.gate.release(host)
             raise
 
-    def notify_finished(self, host: str) -> None:
-        if self._slots is not None:
-            self._slots.release(host)
+    def notify_finished(self, host: str, *, ok: bool, throttle: float | None = None) -> None:
+        gate = self.gate
+        if throttle is not None:
+            gate.throttled(host, throttle)
+        elif ok:
+            gate.succeeded(host)
+        gate.release(host)
 
     def __repr__(self) -> str:
-        return f"<Limiter slots={self._slots!r} rate={self._rate!r} hosts={len(self._host_meters)}>"
+        return f"<Limiter gate={self.gate!r} rate={self._rate!r} budget={self._budget!r}>"

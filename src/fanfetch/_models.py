@@ -253,7 +253,7 @@ class Result:
         record["error"] = None if error is None else {"type": error.type, "message": str(error)}
         record["meta"] = self.request.meta
         if self.history is not None:
-            record["attempt_history"] = self.history
+            record["history"] = self.history
         if self.extra:
             record.update(self.extra)
         return record

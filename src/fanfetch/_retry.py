@@ -7,6 +7,7 @@ scheduler only ever asks one question: "wait how long, or stop?".
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections.abc import Callable, Mapping
 from email.utils import parsedate_to_datetime
@@ -14,7 +15,7 @@ from email.utils import parsedate_to_datetime
 from ._config import RetryPolicy
 from ._exceptions import RequestError
 
-__all__ = ["backoff", "next_delay", "parse_retry_after"]
+__all__ = ["backoff", "next_delay", "parse_retry_after", "throttle_delay"]
 
 _RETRY_AFTER_STATUSES = frozenset({429, 503})
 
@@ -84,3 +85,48 @@ def next_delay(
                 return None
             delay = max(delay, asked)
     return delay
+
+
+_RATELIMIT_RE = re.compile(r"(?:^|[,;\s])(remaining|reset)\s*=\s*(\d+(?:\.\d+)?)", re.I)
+_EPOCH = 1_000_000_000  # an X-RateLimit-Reset above this is a Unix time, not seconds from now
+
+
+def throttle_delay(
+    policy: RetryPolicy, status: int, headers: Mapping[str, str] | None
+) -> float | None:
+    """How long the whole host should rest after this answer, or None when it did not object.
+
+    A 429, or a 503 with ``Retry-After``, throttles the host for that long (0 when it gives no
+    time: the host's window still narrows). A response of any status whose rate-limit headers
+    say nothing remains (``RateLimit-Remaining: 0`` / ``X-RateLimit-Remaining: 0`` with a reset,
+    or ``RateLimit: remaining=0, reset=N``) rests the host until the reset. Never longer than
+    ``policy.max_retry_after``.
+    """
+    if headers is None:
+        return None
+    delay: float | None = None
+    if status in _RETRY_AFTER_STATUSES:
+        asked = parse_retry_after(headers.get("Retry-After"))
+        if asked is not None:
+            delay = asked
+        elif status == 429:
+            delay = 0.0
+    remaining = headers.get("RateLimit-Remaining") or headers.get("X-RateLimit-Remaining")
+    reset = headers.get("RateLimit-Reset") or headers.get("X-RateLimit-Reset")
+    combined = headers.get("RateLimit")
+    if combined:
+        fields = {k.lower(): v for k, v in _RATELIMIT_RE.findall(combined)}
+        remaining = fields.get("remaining", remaining)
+        reset = fields.get("reset", reset)
+    if remaining is not None and reset is not None and remaining.strip() == "0":
+        try:
+            seconds = float(reset)
+        except ValueError:
+            seconds = None
+        if seconds is not None:
+            if seconds > _EPOCH:
+                seconds -= time.time()
+            delay = max(delay or 0.0, seconds, 0.0)
+    if delay is None:
+        return None
+    return min(delay, policy.max_retry_after)

@@ -12,13 +12,13 @@ import time
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
-from ._config import Config
+from ._config import Config, Rate
 from ._events import Finished, Listener, Retrying, RunEnded, RunStarted
-from ._exceptions import RequestError
-from ._input import Item, target_url
+from ._exceptions import InvalidRequest, RequestError
+from ._input import Item
 from ._limits import Clock, Limiter, Sleep
 from ._models import Request, Result, status_error
-from ._retry import next_delay
+from ._retry import next_delay, throttle_delay
 from ._transports import AiohttpTransport, Transport
 from ._transports._base import Response
 
@@ -28,6 +28,48 @@ Sink = Callable[[Result], Awaitable[None]]
 """Where finished results go; awaiting it is how a slow consumer holds the workers back."""
 
 _STOP = None
+
+
+def host_key(url: str) -> str:
+    """The ``host:port`` a URL goes to: what per-host limits and throttling count by.
+
+    A string split, not a URL parse: it runs once per request, and the URL was already
+    checked when it was read (http or https, a host, no user:password part).
+    """
+    rest = url.partition("://")[2]
+    end = len(rest)
+    for sep in "/?#":
+        i = rest.find(sep)
+        if i != -1 and i < end:
+            end = i
+    return rest[:end].lower()
+
+
+def over_budget(request: Request, budget: Rate) -> Result:
+    """A request whose cost alone is over the budget can never start: it fails at once."""
+    message = (
+        f"cost {request.cost:g} is over the whole budget of {budget}; "
+        "split the request or raise --budget"
+    )
+    return Result(request, error=InvalidRequest(message), attempts=0)
+
+
+def _attempt_entry(
+    attempt: int,
+    response: Response | None,
+    error: RequestError | None,
+    began: float,
+    ended: float,
+    delay: float | None,
+) -> dict[str, Any]:
+    """One line of ``--include-attempts`` history."""
+    return {
+        "attempt": attempt,
+        "status": response.status if response is not None else None,
+        "error": error.type if error is not None else None,
+        "ms": round((ended - began) * 1000.0, 3),
+        "wait_ms": round(delay * 1000.0, 3) if delay is not None else None,
+    }
 
 
 class Engine:
@@ -55,8 +97,10 @@ class Engine:
         self._sleep = sleep
         self._limiter = Limiter(
             per_host=config.limits.per_host,
+            ceiling=config.limits.concurrency,
             rate=config.rate,
             rate_per_host=config.rate_per_host,
+            budget=config.budget,
             clock=clock,
             sleep=sleep,
         )
@@ -181,31 +225,46 @@ class Engine:
         limiter = self._limiter
         policy = self.config.retry
         timeout = request.timeout or self._default_timeout
-        host = (target_url(request.url).host or "") if limiter.active else ""
+        host = host_key(request.url)
+        cost = request.cost
+        budget = self.config.budget
+        if cost is not None and budget is not None and cost > budget.count:
+            return over_budget(request, budget)
+        history: list[dict[str, Any]] | None = [] if self.config.include_attempts else None
         start = clock()
         attempt = 0
         while True:
             attempt += 1
             response: Response | None = None
             error: RequestError | None = None
-            if limiter.active:
-                await limiter.wait_can_start(host)
+            await limiter.wait_can_start(host, cost)
+            began = clock()
             try:
                 response = await transport.send(request, timeout)
             except RequestError as exc:
                 error = exc
             finally:
-                if limiter.active:
-                    limiter.notify_finished(host)
+                if response is None:  # an error, or cancelled
+                    limiter.notify_finished(host, ok=False)
+                else:
+                    status = response.status
+                    limiter.notify_finished(
+                        host,
+                        ok=200 <= status < 300,
+                        throttle=throttle_delay(policy, status, response.headers),
+                    )
             if response is not None and 200 <= response.status < 300:
-                break
-            delay = next_delay(
-                policy,
-                attempt,
-                status=response.status if response is not None else None,
-                headers=response.headers if response is not None else None,
-                error=error,
-            )
+                delay = None
+            else:
+                delay = next_delay(
+                    policy,
+                    attempt,
+                    status=response.status if response is not None else None,
+                    headers=response.headers if response is not None else None,
+                    error=error,
+                )
+            if history is not None:
+                history.append(_attempt_entry(attempt, response, error, began, clock(), delay))
             if delay is None or self._stopping:
                 break
             if self._listeners:
@@ -214,19 +273,22 @@ class Engine:
             await self._sleep(delay)
         elapsed_ms = (clock() - start) * 1000.0
         if response is None:
-            return Result(request, error=error, attempts=attempt, elapsed_ms=elapsed_ms)
-        status = response.status
-        return Result(
-            request,
-            status=status,
-            headers=response.headers,
-            content=response.content,
-            content_type=response.content_type,
-            charset=response.charset,
-            error=None if 200 <= status < 300 else status_error(status, response.reason),
-            attempts=attempt,
-            elapsed_ms=elapsed_ms,
-        )
+            result = Result(request, error=error, attempts=attempt, elapsed_ms=elapsed_ms)
+        else:
+            status = response.status
+            result = Result(
+                request,
+                status=status,
+                headers=response.headers,
+                content=response.content,
+                content_type=response.content_type,
+                charset=response.charset,
+                error=None if 200 <= status < 300 else status_error(status, response.reason),
+                attempts=attempt,
+                elapsed_ms=elapsed_ms,
+            )
+        result.history = history
+        return result
 
     def _emit(self, event: Any) -> None:
         for listener in self._listeners:
