@@ -68,6 +68,8 @@ class LoopbackAPI:
         r.add_get("/latin1", self._latin1)
         r.add_get("/gzip", self._gzip)
         r.add_get("/redirect", self._redirect)
+        r.add_get("/redirect-to/{host}", self._redirect_to)
+        r.add_get("/loop", self._loop)
         r.add_get("/binary", self._binary)
         r.add_get("/big/{size}", self._big)
         r.add_get("/notjson", self._notjson)
@@ -143,6 +145,12 @@ class LoopbackAPI:
 
     async def _redirect(self, request: web.Request) -> web.Response:
         raise web.HTTPFound("/ok/redirected")
+
+    async def _redirect_to(self, request: web.Request) -> web.Response:
+        raise web.HTTPFound(self.url("/echo", host=request.match_info["host"]))
+
+    async def _loop(self, request: web.Request) -> web.Response:
+        raise web.HTTPFound(request.path_qs)  # forever: a redirect loop
 
     async def _binary(self, request: web.Request) -> web.Response:
         return web.Response(body=bytes(range(256)), content_type="application/octet-stream")

@@ -247,3 +247,38 @@ async def test_a_signal_stops_the_run_with_whole_records_and_exit_130_or_143(
     records = read_records(out)  # every line whole
     assert len(records) == 5
     assert all(r["ok"] for r in records)
+
+
+async def test_credentials_are_dropped_when_a_redirect_leaves_the_host(two_host_api: LoopbackAPI):
+    api = two_host_api
+    lines = (
+        api.url("/redirect-to/127.0.0.2") + "\n" + api.url("/redirect-to/127.0.0.1") + "\n"
+    ).encode()
+    result = await run_cli(
+        "run", "-", "-q", "--header", "Authorization: Bearer s3cret", "--header", "Cookie: c=1",
+        stdin=lines,
+    )  # fmt: skip
+    assert result.status == 0
+    records = {r["id"]: r for r in result.records}
+    other_host = records[1]["body"]["headers"]
+    same_host = records[2]["body"]["headers"]
+    assert "Authorization" not in other_host and "Cookie" not in other_host
+    assert same_host["Authorization"] == "Bearer s3cret" and same_host["Cookie"] == "c=1"
+
+
+async def test_a_full_disk_stops_the_run_with_a_clear_message_and_exit_1(api: LoopbackAPI):
+    lines = "".join(api.url(f"/ok/{i}") + "\n" for i in range(50)).encode()
+    result = await run_cli("run", "-", "-o", "/dev/full", "-q", stdin=lines)
+    assert result.status == 1
+    assert "cannot write the output: No space left on device" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+async def test_secret_query_values_are_masked_in_messages(api: LoopbackAPI):
+    # aiohttp quotes the URL in its too-many-redirects error: the token must not come through
+    lines = (api.url("/loop?token=zzz999&page=2") + "\n").encode()
+    result = await run_cli("run", "-", "--retries", "0", "--max-redirects", "2", stdin=lines)
+    [record] = result.records
+    message = record["error"]["message"]
+    assert "too many redirects" in message and "token=***" in message and "page=2" in message
+    assert "zzz999" not in message + result.stderr

@@ -46,3 +46,25 @@ def test_retry_after_may_be_an_http_date():
     later = format_datetime(datetime(2026, 1, 1, 12, 0, 30, tzinfo=UTC), usegmt=True)
     assert parse_retry_after(later, now=now.timestamp()) == 30.0
     assert parse_retry_after("Thu, 01 Jan 2026 11:00:00 GMT", now=now.timestamp()) == 0.0
+
+
+def test_throttle_reads_retry_after_and_ratelimit_headers():
+    from fanfetch._retry import throttle_delay
+
+    assert throttle_delay(POLICY, 429, {"Retry-After": "3"}) == 3.0
+    assert throttle_delay(POLICY, 429, {}) == 0.0  # no time given: narrow, do not pause
+    assert throttle_delay(POLICY, 503, {}) is None
+    assert throttle_delay(POLICY, 200, {"RateLimit-Remaining": "0", "RateLimit-Reset": "7"}) == 7.0
+    assert throttle_delay(POLICY, 200, {"RateLimit": "limit=10, remaining=0, reset=4"}) == 4.0
+    assert (
+        throttle_delay(POLICY, 200, {"X-RateLimit-Remaining": "5", "X-RateLimit-Reset": "9"})
+        is None
+    )
+    assert throttle_delay(POLICY, 429, {"Retry-After": "999"}) == 60.0  # capped
+
+
+def test_redact_masks_secret_looking_query_values_only():
+    from fanfetch._exceptions import redact
+
+    text = redact("GET http://h/x?api_key=abc&page=2&X-Amz-Signature=qq&access_token=t")
+    assert text == "GET http://h/x?api_key=***&page=2&X-Amz-Signature=***&access_token=***"

@@ -17,6 +17,7 @@ Each ``RequestError`` subclass carries ``type``, the stable string written into 
 from __future__ import annotations
 
 import asyncio
+import re
 
 import aiohttp
 
@@ -32,7 +33,24 @@ __all__ = [
     "RequestTimeout",
     "UsageError",
     "map_transport_error",
+    "redact",
 ]
+
+_SECRET_QUERY = re.compile(
+    r"(?P<name>[?&;](?:[\w.-]*(?:key|token|secret|password|passwd|signature|sig)[\w.-]*))=[^&#\s'\"]*",
+    re.IGNORECASE,
+)
+
+
+def redact(text: str) -> str:
+    """``text`` with the values of secret-looking query parameters shown as ``***``.
+
+    Parameters whose names contain key, token, secret, password, signature or sig (``api_key``,
+    ``X-Amz-Signature``, ``access_token``...) are masked wherever a URL is quoted in a message.
+    """
+    if "=" not in text:
+        return text
+    return _SECRET_QUERY.sub(r"\g<name>=***", text)
 
 
 class FanfetchError(Exception):
@@ -91,6 +109,13 @@ def map_transport_error(exc: BaseException) -> RequestError:
     """
     if isinstance(exc, RequestError):
         return exc
+    mapped = _map(exc)
+    message = str(mapped)
+    clean = redact(message)
+    return mapped if clean == message else type(mapped)(clean)
+
+
+def _map(exc: BaseException) -> RequestError:
     if isinstance(exc, TimeoutError | asyncio.TimeoutError | aiohttp.ServerTimeoutError):
         return RequestTimeout(str(exc) or "the request timed out")
     if isinstance(exc, aiohttp.TooManyRedirects):

@@ -18,7 +18,7 @@ from typing import IO, Any
 import orjson
 from yarl import URL
 
-from ._exceptions import InputError, InvalidRequest
+from ._exceptions import InputError, InvalidRequest, redact
 from ._models import Request, Result
 from ._resume import IdSet, id_hash
 
@@ -253,6 +253,7 @@ def redact_url(url: str) -> str:
 
 
 def _failed(request: Request, message: str) -> Result:
+    message = redact(message)
     return Result(
         request,
         error=InvalidRequest(f"line {request.line}: {message}" if request.line else message),

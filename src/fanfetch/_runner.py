@@ -107,10 +107,10 @@ async def run_job(options: RunOptions, *, announce: str | None = None) -> int:
                     await engine.run(items, sink)
             finally:
                 done.set()
-    except* OutputError as group:
-        output_failed = group.exceptions[0]
+    except* OutputError:
+        output_failed = writer.failed  # the writer is where every OutputError comes from
     except* InputError as group:
-        raise group.exceptions[0] from None
+        raise _first_leaf(group) from None
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
@@ -136,6 +136,11 @@ async def run_job(options: RunOptions, *, announce: str | None = None) -> int:
     if received:
         return signal_exit_status(received[0])
     return EXIT_OK if stats.failed == 0 else EXIT_FAILED
+
+
+def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 def _small_enough_to_count(source: str) -> bool:
