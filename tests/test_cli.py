@@ -237,15 +237,18 @@ async def test_a_signal_stops_the_run_with_whole_records_and_exit_130_or_143(
     out = tmp_path / "out.jsonl"
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "fanfetch", "run", str(src), "-o", str(out), "-c", "5",
-        "--timeout", "30", stderr=asyncio.subprocess.DEVNULL,
+        "--timeout", "30", stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     await api.wait_in_flight(5)
     proc.send_signal(sig)
-    api.release.set()  # the requests in flight may now finish, within the grace period
-    await asyncio.wait_for(proc.wait(), 30)
-    assert proc.returncode == expected
+    assert proc.stderr is not None
+    said = await asyncio.wait_for(proc.stderr.readuntil(b"stopping"), 30)  # it has stopped taking
+    api.release.set()  # now the requests in flight may finish, within the grace period
+    _, rest = await asyncio.wait_for(proc.communicate(), 30)
+    err = said + rest
+    assert proc.returncode == expected, err.decode()
     records = read_records(out)  # every line whole
-    assert len(records) == 5
+    assert len(records) == 5, err.decode()
     assert all(r["ok"] for r in records)
 
 
