@@ -264,12 +264,12 @@ def _parse_codes(text: str) -> frozenset[int]:
     return codes
 
 
-def _run_in_loop(options: RunOptions, *, announce: str | None = None) -> int:
+def _run_in_loop(options: RunOptions, *, announce: str | None = None, call_ms: float = 0.0) -> int:
     from ._loop import loop_factory
     from ._runner import run_job
 
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
-        return runner.run(run_job(options, announce=announce))
+        return runner.run(run_job(options, announce=announce, call_ms=call_ms))
 
 
 @cli.command("mock-api")
@@ -341,7 +341,7 @@ def demo(count: int, concurrency: int, output: str, latency_ms: float, quiet: bo
     server = subprocess.Popen(
         [sys.executable, "-m", "fanfetch", "mock-api", "--port", "0",
          "--latency-ms", str(latency_ms), "--jitter-ms", str(latency_ms / 2),
-         "--error-rate", "0.02", "--throttle-rate", "0.005", "--retry-after", "1", "--seed", "7"],
+         "--error-rate", "0.02", "--throttle-rate", "0.0005", "--retry-after", "1", "--seed", "7"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip
     try:
@@ -357,7 +357,8 @@ def demo(count: int, concurrency: int, output: str, latency_ms: float, quiet: bo
             if not quiet:
                 click.echo(
                     f"fanfetch demo: {count:,} calls to the mock API at {base} "
-                    f"(~{latency_ms:g} ms each, 2% 500/503, 0.5% 429), concurrency {concurrency}",
+                    f"(~{latency_ms:g} ms each; 2% answer 500/503, 0.05% 429 with Retry-After), "
+                    f"concurrency {concurrency}",
                     err=True,
                 )
             options = RunOptions(
@@ -366,7 +367,7 @@ def demo(count: int, concurrency: int, output: str, latency_ms: float, quiet: bo
                 config=make_config(concurrency=concurrency, retries=3, backoff_base=0.1),
                 quiet=quiet,
             )
-            status = _run_in_loop(options, announce=output)
+            status = _run_in_loop(options, announce=output, call_ms=latency_ms)
     finally:
         server.terminate()
         with contextlib.suppress(subprocess.TimeoutExpired):

@@ -39,7 +39,7 @@ def _open_output(options: RunOptions) -> int:
         raise UsageError(f"cannot write output {options.output!r}: {exc.strerror}") from exc
 
 
-async def run_job(options: RunOptions, *, announce: str | None = None) -> int:
+async def run_job(options: RunOptions, *, announce: str | None = None, call_ms: float = 0.0) -> int:
     """Run one job; return the exit status (see ``_cli``)."""
     from ._cli import EXIT_FAILED, EXIT_OK, GRACE_SECONDS, signal_exit_status
 
@@ -130,7 +130,7 @@ async def run_job(options: RunOptions, *, announce: str | None = None) -> int:
     if not options.quiet:
         render_summary(stats, err)
         if announce:
-            _compare_with_serial(stats, err, announce)
+            _compare_with_serial(stats, err, announce, call_ms)
     if options.summary_json:
         _write_summary(options.summary_json, stats)
     if received:
@@ -158,13 +158,14 @@ def _write_summary(path: str, stats: Stats) -> None:
         raise FanfetchError(f"cannot write the summary to {path!r}: {exc.strerror}") from exc
 
 
-def _compare_with_serial(stats: Stats, console: Console, output: str) -> None:
+def _compare_with_serial(stats: Stats, console: Console, output: str, call_ms: float) -> None:
     """The demo's last word: this run's wall time against one call at a time."""
-    serial = stats.latency_sum_ms / 1000.0
+    serial = stats.done * call_ms / 1000.0
     wall = stats.wall
     if wall > 0 and serial > 0:
         console.print(
-            f"One call at a time, these {stats.done:,} calls would have taken about "
-            f"{serial:,.0f} s; fanfetch took {wall:,.1f} s ({serial / wall:,.0f}x faster). "
+            f"One call at a time, these {stats.done:,} calls would take at least {serial:,.0f} s "
+            f"({call_ms:g} ms each, no retries); fanfetch took {wall:,.1f} s, "
+            f"{serial / wall:,.0f}x faster, waiting out every Retry-After as asked. "
             f"Records: {output}"
         )
