@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import queue
+import re
 import sys
 import threading
 from collections.abc import AsyncGenerator, Iterable, Iterator, Mapping
@@ -26,13 +27,13 @@ __all__ = [
     "MAX_LINE_BYTES",
     "Duplicates",
     "Item",
+    "LineParser",
     "aiter_items",
     "coerce",
     "count_requests",
     "open_source",
     "parse_line",
     "read_items",
-    "target_url",
 ]
 
 MAX_LINE_BYTES = 1024 * 1024
@@ -85,6 +86,43 @@ class Duplicates:
         )
 
 
+class LineParser:
+    """Numbers input lines and makes items of them, one line at a time.
+
+    Blank lines are skipped but counted for line numbers. With ``done`` (the resume index),
+    items whose id is in it are skipped, and ``seq`` counts only the items kept, so ordered
+    output has no gaps to wait for.
+    """
+
+    __slots__ = ("_done", "_duplicates", "line", "seq")
+
+    def __init__(
+        self,
+        *,
+        start_seq: int = 0,
+        done: IdSet | None = None,
+        duplicates: Duplicates | None = None,
+    ) -> None:
+        self.line = 0
+        self.seq = start_seq
+        self._done = done
+        self._duplicates = duplicates
+
+    def feed(self, raw: bytes) -> Item | None:
+        self.line += 1
+        if not raw.strip():
+            return None
+        item = parse_line(raw, self.line, self.seq)
+        if self._done is not None or self._duplicates is not None:
+            rid = item.id if isinstance(item, Request) else item.request.id
+            if self._done is not None and id_hash(rid) in self._done:
+                return None
+            if self._duplicates is not None and b'"id"' in raw and raw.lstrip()[:1] == b"{":
+                self._duplicates.check(rid, self.line)
+        self.seq += 1
+        return item
+
+
 def read_items(
     lines: Iterable[bytes],
     *,
@@ -92,24 +130,12 @@ def read_items(
     done: IdSet | None = None,
     duplicates: Duplicates | None = None,
 ) -> Iterator[Item]:
-    """Turn input lines into items; blank lines are skipped but still counted for line numbers.
-
-    With ``done`` (the resume index), items whose id is in it are skipped; ``seq`` counts only
-    the items yielded, so ordered output has no gaps to wait for.
-    """
-    seq = start_seq
-    for lineno, raw in enumerate(lines, 1):
-        if not raw.strip():
-            continue
-        item = parse_line(raw, lineno, seq)
-        if done is not None or duplicates is not None:
-            rid = item.id if isinstance(item, Request) else item.request.id
-            if done is not None and id_hash(rid) in done:
-                continue
-            if duplicates is not None and b'"id"' in raw and raw.lstrip()[:1] == b"{":
-                duplicates.check(rid, lineno)
-        yield item
-        seq += 1
+    """The items of ``lines``, lazily (see ``LineParser``)."""
+    parser = LineParser(start_seq=start_seq, done=done, duplicates=duplicates)
+    for raw in lines:
+        item = parser.feed(raw)
+        if item is not None:
+            yield item
 
 
 def parse_line(raw: bytes, lineno: int, seq: int = 0) -> Item:
@@ -137,14 +163,14 @@ def coerce(item: object, *, seq: int = 0, line: int = 0) -> Item:
         request.seq = seq
         if request.id is None:
             request.id = line or seq + 1
-        problem = _check_url(request.url)
+        problem = _check_url(request)
         if problem:
             return _failed(request, problem)
         return request
     if isinstance(item, str):
         url = item.strip()
         request = Request(url, id=line or seq + 1, line=line, seq=seq)
-        problem = _check_url(url)
+        problem = _check_url(request)
         return _failed(request, problem) if problem else request
     if isinstance(item, Mapping):
         return _from_mapping(item, seq=seq, line=line)
@@ -174,7 +200,7 @@ def _from_mapping(obj: Mapping[str, Any], *, seq: int, line: int) -> Item:
         return _failed(request, "no 'url' field; every request needs one")
     if not isinstance(url, str):
         return _failed(request, f"'url' must be a string, not {_kind(url)}")
-    problem = _check_url(url)
+    problem = _check_url(request)
     if problem:
         return _failed(request, problem)
     method = obj.get("method", "GET")
@@ -216,16 +242,19 @@ def _from_mapping(obj: Mapping[str, Any], *, seq: int, line: int) -> Item:
     return request
 
 
-def target_url(url: str) -> URL:
-    """Parse a URL already accepted by ``_check_url``."""
-    return URL(url, encoded=False)
+_BAD_URL_CHARS = re.compile(r"[\s\x00]")
 
 
-def _check_url(url: str) -> str | None:
-    """Why ``url`` cannot be requested, or ``None`` when it can."""
+def _check_url(request: Request) -> str | None:
+    """Why ``request.url`` cannot be requested, or None when it can.
+
+    On success the parsed URL is kept in ``request.target``, and the transport hands that to
+    aiohttp, so each URL is parsed once per run, not once here and again there.
+    """
+    url = request.url
     if not url:
         return "the URL is empty"
-    if any(c in url for c in " \t\r\n\x00"):
+    if _BAD_URL_CHARS.search(url):
         return "the URL contains white space or control characters"
     try:
         parsed = URL(url)
@@ -238,6 +267,7 @@ def _check_url(url: str) -> str | None:
         return "the URL has no host"
     if parsed.user is not None or parsed.password is not None:
         return "the URL has a user:password part; pass credentials in headers instead"
+    request.target = parsed
     return None
 
 
@@ -288,23 +318,26 @@ def count_requests(source: str) -> int | None:
 
 
 class _BatchReader:
-    """Reads items in batches on a daemon thread, one batch ahead of the loop.
+    """Reads raw lines in batches on a daemon thread, one batch ahead of the loop.
+
+    The thread only reads (C code, quick to give the GIL back); lines are parsed on the loop,
+    so the two threads do not fight over the GIL for every line.
 
     A daemon thread (not the loop's executor) so that a run stopped while stdin is idle can
     exit: an executor thread blocked on a read would be waited for at shutdown, forever.
     """
 
-    def __init__(self, items: Iterator[Item], size: int) -> None:
+    def __init__(self, items: Iterator[bytes], size: int) -> None:
         self._items = items
         self._size = size
         self._loop = asyncio.get_running_loop()
-        self._asks: queue.SimpleQueue[asyncio.Future[list[Item]] | None] = queue.SimpleQueue()
+        self._asks: queue.SimpleQueue[asyncio.Future[list[bytes]] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._serve, name="fanfetch-reader", daemon=True)
         self._thread.start()
         self._ahead = self._ask()
 
-    def _ask(self) -> asyncio.Future[list[Item]]:
-        future: asyncio.Future[list[Item]] = self._loop.create_future()
+    def _ask(self) -> asyncio.Future[list[bytes]]:
+        future: asyncio.Future[list[bytes]] = self._loop.create_future()
         self._asks.put(future)
         return future
 
@@ -319,8 +352,8 @@ class _BatchReader:
 
     def _hand(
         self,
-        future: asyncio.Future[list[Item]],
-        batch: list[Item] | None,
+        future: asyncio.Future[list[bytes]],
+        batch: list[bytes] | None,
         exc: BaseException | None,
     ) -> None:
         def settle() -> None:
@@ -336,7 +369,7 @@ class _BatchReader:
         except RuntimeError:  # the loop is closed: nobody is waiting any more
             pass
 
-    async def next_batch(self) -> list[Item]:
+    async def next_batch(self) -> list[bytes]:
         batch = await self._ahead
         if batch:
             self._ahead = self._ask()
@@ -350,15 +383,19 @@ class _BatchReader:
 async def aiter_items(
     lines: Iterable[bytes],
     *,
-    batch: int = 512,
+    batch: int = 4096,
     done: IdSet | None = None,
     duplicates: Duplicates | None = None,
 ) -> AsyncGenerator[Item, None]:
     """The items of ``lines`` (a file or stdin), read on a thread so the loop never blocks."""
-    reader = _BatchReader(read_items(lines, done=done, duplicates=duplicates), batch)
+    parser = LineParser(done=done, duplicates=duplicates)
+    feed = parser.feed
+    reader = _BatchReader(iter(lines), batch)
     try:
-        while items := await reader.next_batch():
-            for item in items:
-                yield item
+        while raws := await reader.next_batch():
+            for raw in raws:
+                item = feed(raw)
+                if item is not None:
+                    yield item
     finally:
         reader.close()

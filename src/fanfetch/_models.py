@@ -46,6 +46,7 @@ class Request:
         "method",
         "params",
         "seq",
+        "target",
         "timeout",
         "url",
     )
@@ -78,6 +79,7 @@ class Request:
         self.cost = cost
         self.line = line
         self.seq = seq
+        self.target: Any = None  # the parsed URL, once the input has checked it (yarl.URL)
 
     def __repr__(self) -> str:
         return f"Request({self.method} {self.url!r}, id={self.id!r})"
@@ -85,7 +87,7 @@ class Request:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Request):
             return NotImplemented
-        return all(getattr(self, n) == getattr(other, n) for n in self.__slots__)
+        return all(getattr(self, n) == getattr(other, n) for n in self.__slots__ if n != "target")
 
     __hash__ = None  # type: ignore[assignment]
 

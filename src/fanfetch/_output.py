@@ -38,11 +38,12 @@ def encode_record(record: dict[str, Any]) -> bytes:
 class RecordWriter:
     """Writes records to a file descriptor in whole lines.
 
-    ``put``, the sink the engine awaits, writes each record to the OS before its worker may
-    take another request: a killed process leaves a record for every finished request, and
-    only those in flight lack one (one small ``write`` per record costs about a microsecond).
-    ``write`` alone buffers, for callers that batch. ``sync`` (fsync, off the loop) runs about
-    once a second, for a crash of the machine itself.
+    ``put``, the sink the engine awaits, returns only once the record is written to the OS,
+    so a worker takes no new request before its last record is safe: a killed process leaves
+    a record for every finished request, and only those in flight lack one. Records finished
+    in the same turn of the event loop share one ``write`` call at the start of the next turn,
+    so the cost is one system call per turn, not per record. ``sync`` (fsync, off the loop)
+    runs about once a second, for a crash of the machine itself.
     """
 
     def __init__(self, fd: int, *, include_headers: bool = False, buffer_bytes: int = 256 * 1024):
@@ -51,6 +52,7 @@ class RecordWriter:
         self._limit = buffer_bytes
         self._lines: list[bytes] = []
         self._size = 0
+        self._written: asyncio.Future[None] | None = None  # settled by the next batch write
         self.records = 0
         self.failed: OutputError | None = None
 
@@ -58,7 +60,23 @@ class RecordWriter:
         if self.failed is not None:
             raise self.failed
         self.write(result)
-        self.flush()
+        written = self._written
+        if written is None:
+            loop = asyncio.get_running_loop()
+            written = self._written = loop.create_future()
+            loop.call_soon(self._write_batch)
+        await written
+
+    def _write_batch(self) -> None:
+        written, self._written = self._written, None
+        try:
+            self.flush()
+        except OutputError as exc:
+            if written is not None and not written.done():
+                written.set_exception(exc)
+            return
+        if written is not None and not written.done():
+            written.set_result(None)
 
     def write(self, result: Result) -> None:
         line = encode_record(result.to_dict(include_headers=self._include_headers))

@@ -77,7 +77,7 @@ class AiohttpTransport:
         try:
             async with session.request(
                 request.method,
-                request.url,
+                request.target if request.target is not None else request.url,
                 headers=headers,
                 params=request.params,
                 data=data,

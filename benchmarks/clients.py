@@ -1,0 +1,247 @@
+"""The ways people make many HTTP calls, each as a whole process, for the benchmark suite.
+
+    python benchmarks/clients.py NAME URLS_FILE CONCURRENCY
+
+Every client reads the URLs from the file, makes one GET per URL, reads and parses every JSON
+body, counts the successes and prints ``ok=N``. Nothing else is measured here: ``run.py``
+times the whole process from outside (wall, CPU, peak memory).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from typing import Any
+
+import orjson
+
+
+def read_urls(path: str) -> list[str]:
+    with open(path) as f:
+        return [line.strip() for line in f if line.strip()]
+
+
+def iter_urls(path: str) -> Any:
+    with open(path) as f:
+        for line in f:
+            if line.strip():
+                yield line.strip()
+
+
+# -- blocking clients ---------------------------------------------------------------------------
+
+
+def requests_serial(path: str, concurrency: int) -> int:
+    import requests
+
+    ok = 0
+    with requests.Session() as session:
+        for url in iter_urls(path):
+            response = session.get(url, timeout=30)
+            if response.ok:
+                orjson.loads(response.content)
+                ok += 1
+    return ok
+
+
+_thread_local = threading.local()
+
+
+def _threaded_get(url: str) -> bool:
+    import requests
+
+    local = _thread_local
+    if not hasattr(local, "session"):
+        local.session = requests.Session()  # one session (connection pool) per thread
+    response = local.session.get(url, timeout=30)
+    if response.ok:
+        orjson.loads(response.content)
+        return True
+    return False
+
+
+def requests_threads(path: str, concurrency: int) -> int:
+    with ThreadPoolExecutor(concurrency) as pool:
+        return sum(pool.map(_threaded_get, read_urls(path)))
+
+
+def _process_chunk(urls: list[str]) -> int:
+    import requests
+
+    ok = 0
+    with requests.Session() as session:
+        for url in urls:
+            response = session.get(url, timeout=30)
+            if response.ok:
+                orjson.loads(response.content)
+                ok += 1
+    return ok
+
+
+def requests_processes(path: str, concurrency: int) -> int:
+    import os
+
+    urls = read_urls(path)
+    workers = min(concurrency, (os.cpu_count() or 2) * 8)
+    chunks = [urls[i::workers] for i in range(workers)]
+    with ProcessPoolExecutor(workers) as pool:
+        return sum(pool.map(_process_chunk, chunks))
+
+
+# -- asyncio clients ----------------------------------------------------------------------------
+
+
+def _uvloop_run(main: Any) -> Any:
+    import uvloop
+
+    return uvloop.run(main)
+
+
+async def _aiohttp_get(session: Any, url: str) -> bool:
+    async with session.get(url) as response:
+        body = await response.read()
+        if response.status == 200:
+            orjson.loads(body)
+            return True
+        return False
+
+
+def aiohttp_naive(path: str, concurrency: int) -> int:
+    """The pattern fanfetch replaces: a task per URL, then gather them all."""
+    import aiohttp
+
+    async def main() -> int:
+        async with aiohttp.ClientSession() as session:
+            tasks = [asyncio.create_task(_aiohttp_get(session, u)) for u in read_urls(path)]
+            return sum(await asyncio.gather(*tasks))
+
+    return asyncio.run(main())
+
+
+def aiohttp_semaphore(path: str, concurrency: int) -> int:
+    import aiohttp
+
+    async def main() -> int:
+        sem = asyncio.Semaphore(concurrency)
+        connector = aiohttp.TCPConnector(limit=concurrency)
+        async with aiohttp.ClientSession(connector=connector) as session:
+
+            async def one(url: str) -> bool:
+                async with sem:
+                    return await _aiohttp_get(session, url)
+
+            return sum(await asyncio.gather(*(one(u) for u in read_urls(path))))
+
+    return asyncio.run(main())
+
+
+def aiohttp_pool(path: str, concurrency: int) -> int:
+    """The best hand-written loop: a fixed pool of workers on a bounded queue, on uvloop."""
+    import aiohttp
+
+    async def main() -> int:
+        queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=concurrency * 2)
+        ok = 0
+        connector = aiohttp.TCPConnector(limit=concurrency, ttl_dns_cache=300)
+        async with aiohttp.ClientSession(connector=connector) as session:
+
+            async def worker() -> None:
+                nonlocal ok
+                while (url := await queue.get()) is not None:
+                    try:
+                        good = await _aiohttp_get(session, url)  # not `ok += await`: that
+                    except (aiohttp.ClientError, TimeoutError):  # reads ok before awaiting
+                        continue
+                    ok += good
+
+            async def feed() -> None:
+                for url in iter_urls(path):
+                    await queue.put(url)
+                for _ in range(concurrency):
+                    await queue.put(None)
+
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(feed())
+                for _ in range(concurrency):
+                    tg.create_task(worker())
+        return ok
+
+    return int(_uvloop_run(main()))
+
+
+def httpx_async(path: str, concurrency: int) -> int:
+    import httpx
+
+    async def main() -> int:
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        sem = asyncio.Semaphore(concurrency)
+        async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+
+            async def one(url: str) -> bool:
+                async with sem:
+                    response = await client.get(url)
+                    if response.status_code == 200:
+                        orjson.loads(response.content)
+                        return True
+                    return False
+
+            return sum(await asyncio.gather(*(one(u) for u in read_urls(path))))
+
+    return asyncio.run(main())
+
+
+def aiometer_httpx(path: str, concurrency: int) -> int:
+    import aiometer
+    import httpx
+
+    async def main() -> int:
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        ok = 0
+        async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+
+            async def one(url: str) -> bool:
+                response = await client.get(url)
+                if response.status_code == 200:
+                    orjson.loads(response.content)
+                    return True
+                return False
+
+            async with aiometer.amap(one, read_urls(path), max_at_once=concurrency) as results:
+                async for good in results:
+                    ok += good
+        return ok
+
+    return asyncio.run(main())
+
+
+def fanfetch_api(path: str, concurrency: int) -> int:
+    import fanfetch
+
+    async def main() -> int:
+        ok = 0
+        with open(path, "rb") as f:
+            lines = (line.decode().strip() for line in f if line.strip())
+            async for result in fanfetch.stream(lines, concurrency=concurrency):
+                if result.ok:
+                    result.json()
+                    ok += 1
+        return ok
+
+    return int(_uvloop_run(main()))
+
+
+CLIENTS: dict[str, Callable[[str, int], int]] = {
+    f.__name__: f
+    for f in (
+        requests_serial, requests_threads, requests_processes, aiohttp_naive, aiohttp_semaphore,
+        aiohttp_pool, httpx_async, aiometer_httpx, fanfetch_api,
+    )
+}  # fmt: skip
+
+
+if __name__ == "__main__":
+    name, urls, concurrency = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    print(f"ok={CLIENTS[name](urls, concurrency)}")
