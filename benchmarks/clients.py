@@ -222,7 +222,7 @@ def fanfetch_api(path: str, concurrency: int) -> int:
 
     async def main() -> int:
         ok = 0
-        with open(path, "rb") as f:
+        with open(path, "rb") as f:  # noqa: ASYNC230 - as a user would, a lazy file read
             lines = (line.decode().strip() for line in f if line.strip())
             async for result in fanfetch.stream(lines, concurrency=concurrency):
                 if result.ok:

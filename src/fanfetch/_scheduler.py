@@ -225,7 +225,8 @@ class Engine:
         limiter = self._limiter
         policy = self.config.retry
         timeout = request.timeout or self._default_timeout
-        host = host_key(request.url)
+        target = request.target  # the parsed URL: its host:port is computed once and cached
+        host = target.host_port_subcomponent if target is not None else host_key(request.url)
         cost = request.cost
         budget = self.config.budget
         if cost is not None and budget is not None and cost > budget.count:

@@ -33,6 +33,9 @@ class AiohttpTransport:
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[float | None, aiohttp.ClientTimeout] = {}
         self._max_body = config.max_body
+        # Content-Type header -> (type, charset): an API sends the same one or two values all
+        # run long, so each is parsed once, not per response.
+        self._ctypes: dict[str, tuple[str, str | None]] = {}
         self._max_redirects = config.max_redirects
 
     def _open(self) -> aiohttp.ClientSession:
@@ -93,12 +96,21 @@ class AiohttpTransport:
                 else:
                     content = await self._read_capped(resp)
                 rheaders = resp.headers
+                raw_type = rheaders.get("Content-Type")
+                if raw_type is None:
+                    ctype, charset = "", None
+                elif (known := self._ctypes.get(raw_type)) is not None:
+                    ctype, charset = known
+                else:
+                    ctype, charset = resp.content_type, resp.charset
+                    if len(self._ctypes) < 64:
+                        self._ctypes[raw_type] = (ctype, charset)
                 return Response(
                     resp.status,
                     content,
                     headers=rheaders,
-                    content_type=resp.content_type if "Content-Type" in rheaders else "",
-                    charset=resp.charset,
+                    content_type=ctype,
+                    charset=charset,
                     reason=resp.reason,
                     url=str(resp.url) if resp.history else None,
                 )

@@ -1,0 +1,345 @@
+"""The benchmark suite: fanfetch against the other ways people make many HTTP calls.
+
+    make bench                          # the whole suite (about 10 minutes on 2 cores)
+    .venv/bin/python benchmarks/run.py --quick
+
+Every client runs as a whole process against servers on 127.0.0.1 that the suite starts and
+stops: nginx for the fast scenario (one worker, keep-alive, no access log, a small JSON file;
+install it with ``apt-get install nginx-light``; without it the suite falls back to the
+embedded mock API, with a warning), and a uvloop server that answers after a fixed delay for
+the latency-bound scenarios. Each figure is the median of several runs, with the spread; the
+ratios compare figures taken in the same run of the suite. Results go to ``RESULTS.md``,
+``results.json`` and, when matplotlib is installed (``pip install -e '.[bench]'``),
+``results.png``, all beside this file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+PY = sys.executable
+ITEM = b'{"id": 1, "name": "item", "price": 9.5, "tags": ["a", "b"]}\n'
+
+# -- servers ------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_for_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
+
+
+@contextlib.contextmanager
+def fast_server() -> Iterator[tuple[str, str]]:
+    """nginx serving one small JSON file; the embedded mock API when nginx is missing."""
+    nginx = shutil.which("nginx") or next(
+        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.path.exists(p)), None
+    )
+    with tempfile.TemporaryDirectory(prefix="fanfetch-bench-") as tmp:
+        if nginx:
+            os.chmod(tmp, 0o755)  # nginx's worker runs as an unprivileged user: let it read
+            port = free_port()
+            Path(tmp, "logs").mkdir()
+            Path(tmp, "item.json").write_bytes(ITEM)
+            conf = Path(tmp, "nginx.conf")
+            conf.write_text(
+                f"worker_processes 1; daemon off; pid {tmp}/nginx.pid; error_log {tmp}/error.log;\n"
+                "events { worker_connections 8192; }\n"
+                "http { access_log off; keepalive_requests 100000000; keepalive_timeout 120s;\n"
+                "  default_type application/json;\n"
+                f"  server {{ listen 127.0.0.1:{port}; location / {{ root {tmp};\n"
+                "    try_files /item.json =404; } } }\n"
+            )
+            proc = subprocess.Popen([nginx, "-c", str(conf), "-p", tmp], stderr=subprocess.DEVNULL)
+            name = (
+                "nginx "
+                + subprocess.run([nginx, "-v"], capture_output=True, text=True)
+                .stderr.strip()
+                .rpartition("/")[2]
+            )
+        else:
+            print(
+                "warning: nginx is not installed (apt-get install nginx-light); using the "
+                "embedded mock API, which is much slower: the fast scenario measures it, not "
+                "the clients",
+                file=sys.stderr,
+            )
+            port = free_port()
+            proc = subprocess.Popen(
+                [PY, "-m", "fanfetch", "mock-api", "--port", str(port), "--latency-ms", "0"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            name = "fanfetch mock-api (nginx missing)"
+        try:
+            wait_for_port(port)
+            yield f"http://127.0.0.1:{port}", name
+        finally:
+            proc.terminate()
+            proc.wait(10)
+
+
+@contextlib.contextmanager
+def latency_server(delay_ms: float) -> Iterator[str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [PY, str(HERE / "latency_server.py"), str(port), str(delay_ms)],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+# -- clients ------------------------------------------------------------------------------------
+
+SLOW = {
+    "requests_serial",
+    "requests_threads",
+    "requests_processes",
+    "httpx_async",
+    "aiometer_httpx",
+}
+
+
+def command(client: str, urls: str, concurrency: int, out: str) -> list[str]:
+    if client == "fanfetch_cli":
+        # the full feature set: an output file and the summary (computed, written to a file)
+        return [PY, "-m", "fanfetch", "run", urls, "-o", out, "-c", str(concurrency),
+                "--summary-json", out + ".summary"]  # fmt: skip
+    return [PY, str(HERE / "clients.py"), client, urls, str(concurrency)]
+
+
+@dataclass
+class Run:
+    wall: float
+    cpu: float
+    rss_mb: float
+    ok: int
+
+
+@dataclass
+class Figure:
+    scenario: str
+    client: str
+    requests: int
+    concurrency: int
+    runs: list[Run] = field(default_factory=list)
+
+    def median(self, attr: str) -> float:
+        return statistics.median(getattr(r, attr) for r in self.runs)
+
+    def spread(self, attr: str) -> tuple[float, float]:
+        values = [getattr(r, attr) for r in self.runs]
+        return min(values), max(values)
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.median("wall")
+
+    @property
+    def cpu_us(self) -> float:
+        return self.median("cpu") / self.requests * 1e6
+
+
+def measure(client: str, urls: str, concurrency: int, timeout: float = 900) -> Run:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "out.jsonl")
+        start = time.perf_counter()
+        proc = subprocess.Popen(
+            command(client, urls, concurrency, out),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        assert proc.stdout is not None
+        stdout = proc.stdout.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if client == "fanfetch_cli":
+            ok = json.loads(Path(out + ".summary").read_text())["ok"]
+        else:
+            ok = int(stdout.decode().strip().rpartition("ok=")[2] or 0)
+    return Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, ok)
+
+
+def write_urls(path: str, base: str, n: int) -> str:
+    with open(path, "w") as f:
+        f.writelines(f"{base}/items/{i}\n" for i in range(n))
+    return path
+
+
+# -- the suite ----------------------------------------------------------------------------------
+
+THROUGHPUT_CLIENTS = [
+    "requests_serial", "requests_threads", "requests_processes", "aiohttp_naive",
+    "aiohttp_semaphore", "aiohttp_pool", "httpx_async", "aiometer_httpx", "fanfetch_cli",
+    "fanfetch_api",
+]  # fmt: skip
+LATENCY_CLIENTS = [c for c in THROUGHPUT_CLIENTS if c not in ("requests_serial",)]
+
+
+def run_suite(repeats: int, quick: bool) -> list[Figure]:
+    figures: list[Figure] = []
+    scale = 5 if quick else 1
+    with tempfile.TemporaryDirectory(prefix="fanfetch-bench-urls-") as tmp:
+        with fast_server() as (base, server_name):
+            print(f"fast server: {server_name} at {base}", file=sys.stderr)
+            n_fast, n_slow = 20_000 // scale, 4_000 // scale
+            fast = write_urls(os.path.join(tmp, "fast.txt"), base, n_fast)
+            fast_small = write_urls(os.path.join(tmp, "fast_small.txt"), base, n_slow)
+            for client in THROUGHPUT_CLIENTS:
+                n, urls = (n_slow, fast_small) if client in SLOW else (n_fast, fast)
+                figures.append(one(Figure("throughput", client, n, 100), urls, repeats))
+            for n in (100_000,) if quick else (100_000, 1_000_000):
+                urls = write_urls(os.path.join(tmp, f"mem{n}.txt"), base, n)
+                clients = ["fanfetch_cli", "aiohttp_pool"] + (
+                    ["aiohttp_naive"] if n <= 100_000 else []
+                )
+                for client in clients:
+                    figures.append(one(Figure(f"memory {n:,}", client, n, 100), urls, 1))
+                os.unlink(urls)
+        with latency_server(50) as base:
+            urls = write_urls(os.path.join(tmp, "lat.txt"), base, 5_000 // scale)
+            for concurrency in (200, 500):
+                for client in LATENCY_CLIENTS:
+                    fig = Figure(
+                        f"latency 50 ms, c={concurrency}", client, 5_000 // scale, concurrency
+                    )
+                    figures.append(one(fig, urls, repeats))
+    return figures
+
+
+def one(fig: Figure, urls: str, repeats: int) -> Figure:
+    for _ in range(repeats):
+        fig.runs.append(measure(fig.client, urls, fig.concurrency))
+    r = fig.runs[-1]
+    print(
+        f"{fig.scenario:>24} {fig.client:>20}: {fig.rate:8,.0f}/s wall {fig.median('wall'):6.2f} s "
+        f"cpu {fig.cpu_us:6.0f} us/req rss {r.rss_mb:6.1f} MB ok {r.ok}/{fig.requests}",
+        file=sys.stderr,
+    )
+    return fig
+
+
+# -- reporting ----------------------------------------------------------------------------------
+
+
+def versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for name in ("fanfetch", "aiohttp", "uvloop", "orjson", "httpx", "requests", "aiometer"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "-"
+    return out
+
+
+def report(figures: list[Figure], repeats: int) -> str:
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}. "
+        + ", ".join(f"{k} {v}" for k, v in versions().items())
+        + ".",
+        "",
+        f"Each figure is the median of {repeats} runs of the whole process (start-up included),"
+        " min-max in brackets; every client reads and parses every JSON body. Made by "
+        "`make bench` (`benchmarks/run.py`).",
+        "",
+    ]
+    by_scenario: dict[str, list[Figure]] = {}
+    for fig in figures:
+        by_scenario.setdefault(fig.scenario, []).append(fig)
+    for scenario, figs in by_scenario.items():
+        ref = next((f for f in figs if f.client == "aiohttp_pool"), None)
+        lines += [f"## {scenario}", ""]
+        lines += [
+            "| client | requests | req/s | wall s | CPU µs/req | peak RSS MB | ok "
+            "| vs aiohttp_pool |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for f in figs:
+            lo, hi = f.spread("wall")
+            ratio = f"{f.rate / ref.rate:.2f}x" if ref and ref.runs else "-"
+            ok = min(r.ok for r in f.runs)
+            lines.append(
+                f"| {f.client} | {f.requests:,} | {f.rate:,.0f} | {f.median('wall'):.2f} "
+                f"[{lo:.2f}-{hi:.2f}] | {f.cpu_us:,.0f} | {max(r.rss_mb for r in f.runs):,.1f} | "
+                f"{ok:,} | {ratio} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def chart(figures: list[Figure], path: Path) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed: no chart (pip install -e '.[bench]')", file=sys.stderr)
+        return False
+    throughput = [f for f in figures if f.scenario == "throughput"]
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    names = [f.client for f in throughput]
+    colors = ["tab:orange" if n.startswith("fanfetch") else "tab:blue" for n in names]
+    ax.barh(names, [f.rate for f in throughput], color=colors)
+    ax.set_xlabel("requests per second (higher is better)")
+    ax.set_title("20,000 GETs to nginx on loopback, concurrency 100, whole process")
+    ax.invert_yaxis()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return True
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="fewer requests, one run each")
+    parser.add_argument("--out", default=str(HERE), help="where RESULTS.md etc. go")
+    args = parser.parse_args()
+    repeats = 1 if args.quick else args.repeats
+    figures = run_suite(repeats, args.quick)
+    out = Path(args.out)
+    (out / "RESULTS.md").write_text(report(figures, repeats))
+    (out / "results.json").write_text(json.dumps([asdict(f) for f in figures], indent=1))
+    if chart(figures, out / "results.png"):
+        with (out / "RESULTS.md").open("a") as f:
+            f.write("\n![throughput chart](results.png)\n")
+    print(f"wrote {out / 'RESULTS.md'}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
