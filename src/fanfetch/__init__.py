@@ -18,6 +18,7 @@ from ._exceptions import (
     RequestTimeout,
     UsageError,
 )
+from ._mockapi import MockAPI
 from ._models import Request, Result
 from ._output import OutputError
 from ._sync import iter_results, run
@@ -38,6 +39,7 @@ __all__ = [
     "InvalidRequest",
     "Limits",
     "Listener",
+    "MockAPI",
     "MockTransport",
     "OutputError",
     "Rate",

@@ -22,6 +22,7 @@ import click
 from ._client import make_config
 from ._config import DEFAULT_CONCURRENCY, DEFAULT_RETRIES, DEFAULT_TIMEOUT, Config
 from ._exceptions import FanfetchError, UsageError
+from ._template import UrlTemplate
 from ._version import __version__
 
 __all__ = ["main"]
@@ -43,6 +44,8 @@ class RunOptions:
     quiet: bool = False
     summary_json: str | None = None
     progress: bool | None = None  # None: when stderr is a terminal
+    url_template: UrlTemplate | None = None
+    csv_rows: bool = False
 
 
 def _parse_headers(values: tuple[str, ...]) -> dict[str, str]:
@@ -81,6 +84,30 @@ def cli() -> None:
 @cli.command(epilog=EXAMPLES)
 @click.argument("source", metavar="INPUT")
 @click.option("-o", "--output", metavar="FILE", help="Write records here (default: stdout).")
+@click.option(
+    "--url",
+    "url_template",
+    metavar="TEMPLATE",
+    help="Make each request from this URL, its {field}s filled from the input row "
+    "(a JSON object, or a CSV line under a header).",
+)
+@click.option(
+    "--method",
+    default="GET",
+    show_default=True,
+    help="With --url: the method; POST, PUT and PATCH send the row as the JSON body.",
+)
+@click.option(
+    "--csv",
+    "csv_rows",
+    is_flag=True,
+    help="With --url: the input is CSV with a header (automatic for *.csv).",
+)
+@click.option(
+    "--save-dir",
+    metavar="DIR",
+    help="Stream each 2xx body to a file in DIR; records get path, bytes, sha256.",
+)
 @click.option(
     "-c",
     "--concurrency",
@@ -194,6 +221,18 @@ def cli() -> None:
     help="Redirects followed at most (0: none).",
 )
 @click.option("--insecure", is_flag=True, help="Do not verify TLS certificates.")
+@click.option(
+    "--transform",
+    metavar="MODULE:FUNCTION",
+    help="Run FUNCTION(record) in a process pool on each ok record; its value goes "
+    "into the record as 'transformed'.",
+)
+@click.option(
+    "--transform-workers",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="Processes for --transform (0: on the event loop).  [default: one per core]",
+)
 @click.option("--summary-json", metavar="FILE", help="Also write the end summary as JSON.")
 @click.option(
     "--progress/--no-progress",
@@ -229,9 +268,24 @@ def run(**kw: Any) -> int:
             max_body=kw["max_body"],
             max_redirects=kw["max_redirects"],
             verify_tls=not kw["insecure"],
+            transform=kw["transform"],
+            transform_workers=kw["transform_workers"],
+            save_dir=kw["save_dir"],
+        )
+        template = (
+            UrlTemplate(kw["url_template"], method=kw["method"]) if kw["url_template"] else None
         )
     except FanfetchError as exc:
         raise click.UsageError(str(exc)) from exc
+    if kw["transform"]:
+        from ._transform import load_function
+
+        if os.getcwd() not in sys.path:
+            sys.path.insert(0, os.getcwd())  # as `python -m` does: the user's own modules
+        try:
+            load_function(kw["transform"])
+        except FanfetchError as exc:
+            raise click.UsageError(str(exc)) from exc
     if kw["resume"] and not kw["output"]:
         raise click.UsageError("--resume needs -o/--output FILE: it reads what that file holds")
     if kw["redo_failed"] and not kw["resume"]:
@@ -248,7 +302,13 @@ def run(**kw: Any) -> int:
         quiet=kw["quiet"],
         summary_json=kw["summary_json"],
         progress=kw["progress"],
+        url_template=template,
+        csv_rows=kw["csv_rows"] or kw["source"].lower().endswith(".csv"),
     )
+    if kw["method"].upper() != "GET" and template is None:
+        raise click.UsageError("--method goes with --url; give the method in each JSON line")
+    if kw["save_dir"]:
+        os.makedirs(kw["save_dir"], exist_ok=True)
     return _run_in_loop(options)
 
 

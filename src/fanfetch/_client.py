@@ -66,6 +66,9 @@ def make_config(
     max_body: int = DEFAULT_MAX_BODY,
     max_redirects: int = DEFAULT_MAX_REDIRECTS,
     verify_tls: bool = True,
+    transform: str | Callable[[dict[str, Any]], Any] | None = None,
+    transform_workers: int | None = None,
+    save_dir: str | None = None,
 ) -> Config:
     """Build a ``Config`` from flat keyword options (the CLI's flags, in Python)."""
 
@@ -95,6 +98,9 @@ def make_config(
         max_body=max_body,
         max_redirects=max_redirects,
         verify_tls=verify_tls,
+        transform=transform,
+        transform_workers=transform_workers,
+        save_dir=save_dir,
     )
 
 

@@ -7,8 +7,9 @@ objects, so there is one set of defaults (the ``DEFAULT_*`` constants) and one v
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from ._exceptions import ConfigError
 
@@ -149,8 +150,17 @@ class Config:
     max_body: int = DEFAULT_MAX_BODY
     max_redirects: int = DEFAULT_MAX_REDIRECTS
     verify_tls: bool = True
+    transform: str | Callable[[dict[str, Any]], Any] | None = None
+    transform_workers: int | None = None  # None: one per core; 0: on the loop itself
+    save_dir: str | None = None  # stream 2xx bodies to files here instead of into records
 
     def __post_init__(self) -> None:
+        if self.transform_workers is not None and (
+            not isinstance(self.transform_workers, int) or self.transform_workers < 0
+        ):
+            raise ConfigError(
+                "transform_workers", self.transform_workers, "give a whole number >= 0"
+            )
         if not isinstance(self.max_body, int) or self.max_body < 0:
             raise ConfigError("max_body", self.max_body, "give a size in bytes >= 0")
         if not isinstance(self.max_redirects, int) or self.max_redirects < 0:

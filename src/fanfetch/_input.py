@@ -31,6 +31,7 @@ __all__ = [
     "aiter_items",
     "coerce",
     "count_requests",
+    "invalid_item",
     "open_source",
     "parse_line",
     "read_items",
@@ -112,7 +113,9 @@ class LineParser:
         self.line += 1
         if not raw.strip():
             return None
-        item = parse_line(raw, self.line, self.seq)
+        item = self.parse(raw, self.line, self.seq)
+        if item is None:
+            return None
         if self._done is not None or self._duplicates is not None:
             rid = item.id if isinstance(item, Request) else item.request.id
             if self._done is not None and id_hash(rid) in self._done:
@@ -121,6 +124,10 @@ class LineParser:
                 self._duplicates.check(rid, self.line)
         self.seq += 1
         return item
+
+    def parse(self, raw: bytes, line: int, seq: int) -> Item | None:
+        """One non-blank line as an item (None: a line that makes no request)."""
+        return parse_line(raw, line, seq)
 
 
 def read_items(
@@ -292,8 +299,12 @@ def _failed(request: Request, message: str) -> Result:
     )
 
 
-def _invalid(line: int, seq: int, message: str) -> Result:
+def invalid_item(line: int, seq: int, message: str) -> Result:
+    """The ``invalid_request`` record of an input line that is no request at all."""
     return _failed(Request("", id=line or seq + 1, line=line, seq=seq), message)
+
+
+_invalid = invalid_item
 
 
 def _kind(value: object) -> str:
@@ -386,9 +397,11 @@ async def aiter_items(
     batch: int = 4096,
     done: IdSet | None = None,
     duplicates: Duplicates | None = None,
+    parser: LineParser | None = None,
 ) -> AsyncGenerator[Item, None]:
     """The items of ``lines`` (a file or stdin), read on a thread so the loop never blocks."""
-    parser = LineParser(done=done, duplicates=duplicates)
+    if parser is None:
+        parser = LineParser(done=done, duplicates=duplicates)
     feed = parser.feed
     reader = _BatchReader(iter(lines), batch)
     try:

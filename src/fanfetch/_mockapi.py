@@ -15,12 +15,13 @@ import asyncio
 import random
 import signal
 import sys
+import threading
 from dataclasses import dataclass
 
 import orjson
 from aiohttp import web
 
-__all__ = ["MockAPIConfig", "create_app", "serve"]
+__all__ = ["MockAPI", "MockAPIConfig", "create_app", "serve"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -112,3 +113,67 @@ async def serve(config: MockAPIConfig, *, host: str = "127.0.0.1", port: int = 8
     finally:
         await runner.cleanup()
     print("mock API stopped", file=sys.stderr)
+
+
+class MockAPI:
+    """The mock API on its own thread and loop, for scripts, notebooks and examples.
+
+    ::
+
+        with fanfetch.MockAPI(latency_ms=5) as api:
+            results = fanfetch.run([f"{api.url}/items/{i}" for i in range(100)])
+    """
+
+    def __init__(self, *, port: int = 0, **options: float | int | None) -> None:
+        self.config = MockAPIConfig(**options)  # type: ignore[arg-type]
+        self._port = port
+        self.url = ""
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> MockAPI:
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def serve_here() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            runner = web.AppRunner(create_app(self.config), access_log=None)
+            try:
+                loop.run_until_complete(runner.setup())
+                site = web.TCPSite(runner, "127.0.0.1", self._port)
+                loop.run_until_complete(site.start())
+                self.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+            except BaseException as exc:
+                failure.append(exc)
+                ready.set()
+                loop.close()
+                return
+            ready.set()
+            try:
+                loop.run_forever()
+            finally:
+                loop.run_until_complete(runner.cleanup())
+                loop.close()
+
+        self._thread = threading.Thread(target=serve_here, name="fanfetch-mock-api", daemon=True)
+        self._thread.start()
+        ready.wait(10)
+        if failure:
+            raise failure[0]
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+            self._loop = self._thread = None
+
+    def __enter__(self) -> MockAPI:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"<MockAPI {self.url or 'not started'}>"

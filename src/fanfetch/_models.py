@@ -248,16 +248,18 @@ class Result:
         }
         if include_headers:
             record["headers"] = dict(self.headers) if self.headers is not None else None
-        body, encoding = self._decoded()
-        record["body"] = body
-        if encoding is not None:
-            record["body_encoding"] = encoding
+        extra = self.extra
+        if extra is None or "path" not in extra:  # with --save-dir the body is in a file
+            body, encoding = self._decoded()
+            record["body"] = body
+            if encoding is not None:
+                record["body_encoding"] = encoding
         record["error"] = None if error is None else {"type": error.type, "message": str(error)}
         record["meta"] = self.request.meta
         if self.history is not None:
             record["history"] = self.history
-        if self.extra:
-            record.update(self.extra)
+        if extra:
+            record.update(extra)
         return record
 
     def __repr__(self) -> str:

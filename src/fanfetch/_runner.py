@@ -88,7 +88,14 @@ async def run_job(options: RunOptions, *, announce: str | None = None, call_ms: 
     done = asyncio.Event()
     output_failed: BaseException | None = None
     duplicates = Duplicates()
-    items = aiter_items(source, done=done_ids, duplicates=duplicates)
+    parser = None
+    if options.url_template is not None:
+        from ._template import RowParser
+
+        parser = RowParser(
+            options.url_template, csv_rows=options.csv_rows, done=done_ids, duplicates=duplicates
+        )
+    items = aiter_items(source, done=done_ids, duplicates=duplicates, parser=parser)
     try:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(writer.keep_syncing(done))

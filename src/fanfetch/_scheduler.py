@@ -19,6 +19,7 @@ from ._input import Item
 from ._limits import Clock, Limiter, Sleep
 from ._models import Request, Result, status_error
 from ._retry import next_delay, throttle_delay
+from ._transform import Transformer, TransformError
 from ._transports import AiohttpTransport, Transport
 from ._transports._base import Response
 
@@ -105,6 +106,11 @@ class Engine:
             sleep=sleep,
         )
         self._default_timeout = config.timeouts.attempt
+        self._transformer = (
+            Transformer(config.transform, workers=config.transform_workers)
+            if config.transform is not None
+            else None
+        )
         self._stopping = False
         self._queue: asyncio.Queue[Item | None] | None = None
         self._workers: list[asyncio.Task[None]] = []
@@ -198,6 +204,8 @@ class Engine:
                     result = await self._call(item, transport)
                 finally:
                     self.in_flight -= 1
+                if self._transformer is not None and result.ok:
+                    await self._transform(result)
             await sink(result)
             if listeners:
                 event = Finished(result)
@@ -208,8 +216,19 @@ class Engine:
         """One request, through the limits and retries, outside any run."""
         return await self._call(request, self._transport)
 
+    async def _transform(self, result: Result) -> None:
+        assert self._transformer is not None
+        try:
+            value = await self._transformer.apply(result.to_dict())
+        except TransformError as exc:
+            result.error = exc
+            return
+        result.extra = {**(result.extra or {}), "transformed": value}
+
     async def aclose(self) -> None:
-        """Close the transport, if the engine made it."""
+        """Close the transport (if the engine made it) and the transform pool."""
+        if self._transformer is not None:
+            await self._transformer.aclose()
         if self._owns_transport:
             await self._transport.aclose()
 
@@ -288,6 +307,9 @@ class Engine:
                 attempts=attempt,
                 elapsed_ms=elapsed_ms,
             )
+            if response.saved is not None:
+                saved = response.saved
+                result.extra = {"path": saved.path, "bytes": saved.size, "sha256": saved.sha256}
         result.history = history
         return result
 

@@ -9,6 +9,7 @@ import orjson
 
 from .._config import Config
 from .._exceptions import BodyTooLarge, RequestError, map_transport_error
+from .._files import save_stream
 from .._models import Request
 from .._version import __version__
 from ._base import Response
@@ -37,6 +38,7 @@ class AiohttpTransport:
         # run long, so each is parsed once, not per response.
         self._ctypes: dict[str, tuple[str, str | None]] = {}
         self._max_redirects = config.max_redirects
+        self._save_dir = config.save_dir
 
     def _open(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
@@ -89,6 +91,8 @@ class AiohttpTransport:
                 allow_redirects=self._max_redirects > 0,
             ) as resp:
                 length = resp.content_length
+                if self._save_dir is not None and 200 <= resp.status < 300:
+                    return await self._save(resp, request)
                 if length is not None and length > self._max_body:
                     raise BodyTooLarge(f"the body is {length:,} bytes, over {self._max_body:,}")
                 if length is not None and resp.headers.get("Content-Encoding") is None:
@@ -118,6 +122,24 @@ class AiohttpTransport:
             raise
         except Exception as exc:
             raise map_transport_error(exc) from exc
+
+    async def _save(self, resp: aiohttp.ClientResponse, request: Request) -> Response:
+        """Stream a 2xx body to a file (``--save-dir``) instead of into memory."""
+        assert self._save_dir is not None
+        length = resp.content_length
+        if length is not None and length > self._max_body:
+            raise BodyTooLarge(f"the body is {length:,} bytes, over {self._max_body:,}")
+        try:
+            saved = await save_stream(
+                resp.content.iter_chunked(_CHUNK), self._save_dir, request.id, limit=self._max_body
+            )
+        except OverflowError:
+            raise BodyTooLarge(f"the body is over {self._max_body:,} bytes") from None
+        except OSError as exc:
+            raise RequestError(f"cannot save the body: {exc.strerror or exc}") from exc
+        response = Response(resp.status, b"", headers=resp.headers, reason=resp.reason)
+        response.saved = saved
+        return response
 
     async def _read_capped(self, resp: aiohttp.ClientResponse) -> bytes:
         """Read a body of unknown (or compressed) size, stopping as soon as it is too large."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
+from .._files import SavedBody
 from .._models import Request
 
 __all__ = ["Response", "Transport"]
@@ -13,7 +14,16 @@ __all__ = ["Response", "Transport"]
 class Response:
     """A whole response: the body is read before the transport returns it."""
 
-    __slots__ = ("charset", "content", "content_type", "headers", "reason", "status", "url")
+    __slots__ = (
+        "charset",
+        "content",
+        "content_type",
+        "headers",
+        "reason",
+        "saved",
+        "status",
+        "url",
+    )
 
     def __init__(
         self,
@@ -33,6 +43,7 @@ class Response:
         self.charset = charset
         self.reason = reason
         self.url = url
+        self.saved: SavedBody | None = None  # with --save-dir: the file the body went to
 
     def __repr__(self) -> str:
         return f"<Response {self.status} {len(self.content)} bytes>"

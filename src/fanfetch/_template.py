@@ -1,0 +1,111 @@
+"""Requests made from rows: ``--url 'https://api/users/{user_id}'`` filled by each input row.
+
+Rows are JSON objects (one a line) or CSV lines under a header. Each ``{field}`` in the
+template is filled with that row's value, URL-encoded. With a method that carries a body
+(POST, PUT, PATCH) the whole row is also sent as the JSON body: the shape of a bulk script
+that posts many bodies to one endpoint.
+"""
+
+from __future__ import annotations
+
+import csv
+import string
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+
+from ._exceptions import ConfigError
+from ._input import METHODS, Duplicates, Item, LineParser, coerce, invalid_item
+from ._models import Request
+from ._resume import IdSet
+
+__all__ = ["RowParser", "UrlTemplate"]
+
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+class UrlTemplate:
+    """A URL with ``{field}`` slots, and the method the requests made from it use."""
+
+    __slots__ = ("fields", "method", "template")
+
+    def __init__(self, template: str, *, method: str = "GET") -> None:
+        try:
+            parsed = list(string.Formatter().parse(template))
+        except ValueError as exc:
+            raise ConfigError("url", template, f"the template is malformed: {exc}") from exc
+        self.fields = [name for _, name, _, _ in parsed if name is not None]
+        if any(not name or not name.isidentifier() for name in self.fields):
+            raise ConfigError("url", template, "name each slot, e.g. {user_id}; no {} or {0}")
+        method = method.upper()
+        if method not in METHODS:
+            raise ConfigError("method", method, "use one of " + ", ".join(sorted(METHODS)))
+        self.template = template
+        self.method = method
+
+    def build(self, row: dict[str, Any], *, seq: int, line: int) -> Item:
+        missing = [name for name in self.fields if name not in row]
+        if missing:
+            return invalid_item(line, seq, f"the row has no {', '.join(missing)} for the URL")
+        values = {name: quote(str(row[name]), safe="") for name in self.fields}
+        rid = row.get("id")
+        item = coerce(
+            Request(
+                self.template.format_map(values),
+                method=self.method,
+                id=rid if isinstance(rid, str | int) and not isinstance(rid, bool) else None,
+                json=row if self.method in _BODY_METHODS else None,
+                line=line,
+            ),
+            seq=seq,
+            line=line,
+        )
+        return item
+
+    def __repr__(self) -> str:
+        return f"UrlTemplate({self.method} {self.template!r})"
+
+
+class RowParser(LineParser):
+    """Makes requests of rows: JSON objects, or CSV lines under their header line."""
+
+    __slots__ = ("_csv", "_header", "_template")
+
+    def __init__(
+        self,
+        template: UrlTemplate,
+        *,
+        csv_rows: bool = False,
+        done: IdSet | None = None,
+        duplicates: Duplicates | None = None,
+    ) -> None:
+        super().__init__(done=done, duplicates=duplicates)
+        self._template = template
+        self._csv = csv_rows
+        self._header: list[str] | None = None
+
+    def parse(self, raw: bytes, line: int, seq: int) -> Item | None:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return invalid_item(line, seq, "the line is not UTF-8 text")
+        if self._csv:
+            values = next(csv.reader([text]), [])
+            if self._header is None:
+                self._header = [v.strip() for v in values]
+                return None  # the header makes no request
+            if len(values) != len(self._header):
+                return invalid_item(
+                    line, seq, f"{len(values)} values for {len(self._header)} columns"
+                )
+            return self._template.build(
+                dict(zip(self._header, values, strict=True)), seq=seq, line=line
+            )
+        try:
+            row = orjson.loads(text)
+        except orjson.JSONDecodeError as exc:
+            return invalid_item(line, seq, f"malformed JSON: {exc}")
+        if not isinstance(row, dict):
+            return invalid_item(line, seq, "with --url each line is a JSON object")
+        return self._template.build(row, seq=seq, line=line)

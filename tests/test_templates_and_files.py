@@ -1,0 +1,90 @@
+"""--url templates filled from rows (JSON or CSV), one-endpoint-many-bodies, and --save-dir."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import orjson
+import pytest
+
+from fanfetch import ConfigError
+from fanfetch._files import safe_name
+from fanfetch._template import UrlTemplate
+from tests.conftest import run_cli
+from tests.servers import LoopbackAPI
+
+
+async def test_a_url_template_is_filled_from_json_rows_with_values_url_encoded(api: LoopbackAPI):
+    rows = b'{"user": "ann", "q": "a b/c"}\n{"user": 7, "q": "x"}\n{"q": "no user"}\n'
+    template = api.url("/echo") + "?user={user}&q={q}"
+    result = await run_cli("run", "-", "-q", "--url", template, stdin=rows)
+    records = {r["id"]: r for r in result.records}
+    assert records[1]["body"]["query"] == {"user": "ann", "q": "a b/c"}
+    assert records[1]["url"].endswith("?user=ann&q=a%20b%2Fc")
+    assert records[2]["body"]["query"] == {"user": "7", "q": "x"}
+    assert records[3]["error"]["type"] == "invalid_request"
+    assert "no user for the URL" in records[3]["error"]["message"]
+
+
+async def test_csv_rows_fill_the_template_and_ids_are_their_line_numbers(
+    api: LoopbackAPI, tmp_path: Path
+):
+    src = tmp_path / "users.csv"
+    src.write_text("id,name\nu1,ann\nu2,bob\n,carl\n")
+    result = await run_cli("run", str(src), "-q", "--url", api.url("/ok/{name}"))
+    records = {r["id"]: r for r in result.records}
+    assert records["u1"]["body"]["id"] == "ann" and records["u2"]["body"]["id"] == "bob"
+    assert records[""]["body"]["id"] == "carl"  # an empty id column is still the given id
+    assert result.status == 0
+
+
+async def test_one_endpoint_many_bodies_posts_each_row_as_json(api: LoopbackAPI):
+    rows = b'{"id": "a", "prompt": "hi"}\n{"id": "b", "prompt": "yo"}\n'
+    result = await run_cli("run", "-", "-q", "--url", api.url("/echo"), "--method", "POST",
+                           stdin=rows)  # fmt: skip
+    records = {r["id"]: r for r in result.records}
+    assert records["a"]["body"]["method"] == "POST"
+    assert orjson.loads(records["b"]["body"]["body"]) == {"id": "b", "prompt": "yo"}
+
+
+def test_templates_refuse_unnamed_slots_and_unknown_methods():
+    with pytest.raises(ConfigError, match="name each slot"):
+        UrlTemplate("http://127.0.0.1/{}")
+    with pytest.raises(ConfigError, match="method"):
+        UrlTemplate("http://127.0.0.1/{x}", method="BREW")
+
+
+@pytest.mark.parametrize(("rid", "expected"), [("report-7.json", "report-7.json"), (17, "17")])
+def test_plain_ids_are_their_own_file_names(rid, expected):
+    assert safe_name(rid) == expected
+
+
+@pytest.mark.parametrize("rid", ["../../etc/passwd", "a/b", ".hidden", "", "x" * 300])
+def test_tricky_ids_cannot_leave_the_directory_or_collide(rid):
+    name = safe_name(rid)
+    assert "/" not in name and not name.startswith(".") and len(name) <= 120
+    assert name != safe_name(str(rid) + "!")
+
+
+async def test_save_dir_streams_bodies_to_files_with_size_and_sha256(
+    api: LoopbackAPI, tmp_path: Path
+):
+    lines = (
+        b"".join(
+            orjson.dumps({"id": rid, "url": api.url("/big/5000")}) + b"\n"
+            for rid in ("plain", "../escape")
+        )
+        + (api.url("/status/404") + "\n").encode()
+    )
+    out_dir = tmp_path / "bodies"
+    result = await run_cli("run", "-", "-q", "--save-dir", str(out_dir), stdin=lines)
+    records = {r["id"]: r for r in result.records}
+    expected = hashlib.sha256(b"x" * 5000).hexdigest()
+    for rid in ("plain", "../escape"):
+        record = records[rid]
+        assert "body" not in record and record["bytes"] == 5000 and record["sha256"] == expected
+        path = Path(record["path"])
+        assert path.parent == out_dir and path.read_bytes() == b"x" * 5000
+    assert records[3]["body"] == {"status": 404}  # failures keep their (small) body inline
+    assert not list(out_dir.glob("*.part"))
