@@ -3,6 +3,9 @@
 The public API is what ``__all__`` lists; everything else lives in private modules.
 """
 
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import Any as _Any
+
 from ._client import Fetcher, RequestLike, make_config, stream
 from ._config import Config, Limits, Rate, RetryPolicy, Timeouts
 from ._events import Event, Finished, Listener, Retrying, RunEnded, RunStarted
@@ -18,12 +21,24 @@ from ._exceptions import (
     RequestTimeout,
     UsageError,
 )
-from ._mockapi import MockAPI
 from ._models import Request, Result
 from ._output import OutputError
 from ._sync import iter_results, run
 from ._transports import MockTransport, Response, Transport
 from ._version import __version__
+
+if _TYPE_CHECKING:
+    from ._mockapi import MockAPI
+
+
+def __getattr__(name: str) -> _Any:
+    # MockAPI pulls in aiohttp's server side; a run that never uses it should not import it
+    if name == "MockAPI":
+        from ._mockapi import MockAPI
+
+        return MockAPI
+    raise AttributeError(f"module 'fanfetch' has no attribute {name!r}")
+
 
 __all__ = [
     "BodyTooLarge",

@@ -12,16 +12,17 @@ import sys
 from typing import TYPE_CHECKING
 
 import orjson
-from rich.console import Console
 
 from ._exceptions import FanfetchError, InputError, UsageError
 from ._input import Duplicates, aiter_items, count_requests, open_source
 from ._output import OrderedSink, OutputError, RecordWriter
 from ._resume import IdSet, prepare_resume
 from ._scheduler import Engine
-from ._summary import Stats, render_summary
+from ._summary import Stats, summary_lines
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from ._cli import RunOptions
 
 __all__ = ["run_job"]
@@ -44,10 +45,10 @@ async def run_job(options: RunOptions, *, announce: str | None = None, call_ms: 
     from ._cli import EXIT_FAILED, EXIT_OK, GRACE_SECONDS, signal_exit_status
 
     config = options.config
-    err = Console(stderr=True, highlight=False)
     show_progress = (
-        err.is_terminal if options.progress is None else options.progress
+        _stderr_is_terminal() if options.progress is None else options.progress
     ) and not options.quiet
+    err = _Stderr(rich=show_progress)
     source = open_source(options.source)
     done_ids: IdSet | None = None
     already = 0
@@ -102,7 +103,7 @@ async def run_job(options: RunOptions, *, announce: str | None = None, call_ms: 
             if show_progress:
                 from ._progress import ProgressBar
 
-                bar = ProgressBar(stats, in_flight=lambda: engine.in_flight, console=err)
+                bar = ProgressBar(stats, in_flight=lambda: engine.in_flight, console=err.console())
                 tg.create_task(bar.run(done))
                 if _small_enough_to_count(options.source):
                     counting = tg.create_task(asyncio.to_thread(count_requests, options.source))
@@ -135,7 +136,8 @@ async def run_job(options: RunOptions, *, announce: str | None = None, call_ms: 
         err.print(f"fanfetch: error: {output_failed}; the run stopped, records so far are whole")
         return EXIT_FAILED
     if not options.quiet:
-        render_summary(stats, err)
+        for line in summary_lines(stats):
+            err.print(line)
         if announce:
             _compare_with_serial(stats, err, announce, call_ms)
     if options.summary_json:
@@ -165,7 +167,37 @@ def _write_summary(path: str, stats: Stats) -> None:
         raise FanfetchError(f"cannot write the summary to {path!r}: {exc.strerror}") from exc
 
 
-def _compare_with_serial(stats: Stats, console: Console, output: str, call_ms: float) -> None:
+class _Stderr:
+    """Messages to stderr: through rich while its progress bar is live, else plain writes
+    (so a run whose stderr is not a terminal never imports rich)."""
+
+    def __init__(self, *, rich: bool) -> None:
+        self._rich = rich
+        self._console: Console | None = None
+
+    def console(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(stderr=True, highlight=False)
+        return self._console
+
+    def print(self, message: str) -> None:
+        if self._rich:
+            self.console().print(message, markup=False)
+        else:
+            sys.stderr.write(message + "\n")
+            sys.stderr.flush()
+
+
+def _stderr_is_terminal() -> bool:
+    try:
+        return os.isatty(sys.stderr.fileno())
+    except (OSError, ValueError):
+        return False
+
+
+def _compare_with_serial(stats: Stats, console: _Stderr, output: str, call_ms: float) -> None:
     """The demo's last word: this run's wall time against one call at a time."""
     serial = stats.done * call_ms / 1000.0
     wall = stats.wall

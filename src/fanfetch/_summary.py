@@ -11,13 +11,10 @@ import time
 from collections import Counter
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
-
 from ._events import Event, Finished, Retrying, RunEnded, RunStarted
 from ._limits import Clock
 
-__all__ = ["LatencyHistogram", "Stats", "render_summary"]
+__all__ = ["LatencyHistogram", "Stats", "summary_lines"]
 
 
 class LatencyHistogram:
@@ -129,30 +126,31 @@ class Stats:
         return f"<Stats done={self.done} ok={self.ok} retries={self.retries}>"
 
 
-def render_summary(stats: Stats, console: Console) -> None:
-    """Print the end summary: totals, errors by type, statuses, rate and latency quantiles."""
+def summary_lines(stats: Stats) -> list[str]:
+    """The end summary as aligned plain-text lines: totals, errors by type, statuses, rate and
+    latency quantiles. Plain text, not a rich table: a run whose stderr is no terminal then
+    never imports rich, which is a good part of a short run's start-up time.
+    """
     data = stats.as_dict()
-    table = Table.grid(padding=(0, 2))
-    table.add_column(style="bold")
-    table.add_column()
-    head = "Summary (interrupted)" if data["interrupted"] else "Summary"
-    table.add_row(head, "")
-    table.add_row("requests", f"{data['requests']:,}")
-    table.add_row("ok", f"{data['ok']:,}")
+    rows: list[tuple[str, str]] = []
+    rows.append(("requests", f"{data['requests']:,}"))
+    rows.append(("ok", f"{data['ok']:,}"))
     failed = ", ".join(f"{k} {v:,}" for k, v in data["errors"].items())
-    table.add_row("failed", f"{data['failed']:,}" + (f"  ({failed})" if failed else ""))
+    rows.append(("failed", f"{data['failed']:,}" + (f"  ({failed})" if failed else "")))
     statuses = ", ".join(f"{k}: {v:,}" for k, v in data["statuses"].items())
-    table.add_row("statuses", statuses or "-")
-    table.add_row("retries", f"{data['retries']:,}")
+    rows.append(("statuses", statuses or "-"))
+    rows.append(("retries", f"{data['retries']:,}"))
     rate = data["requests_per_s"]
-    table.add_row(
-        "wall time", f"{data['wall_s']:.2f} s" + (f"  ({rate:,.0f} requests/s)" if rate else "")
-    )
+    wall = f"{data['wall_s']:.2f} s" + (f"  ({rate:,.0f} requests/s)" if rate else "")
+    rows.append(("wall time", wall))
     lat = data["latency_ms"]
     if lat["p50"] is not None:
-        table.add_row(
-            "latency",
-            f"p50 {lat['p50']:.1f} ms  p90 {lat['p90']:.1f} ms  "
-            f"p99 {lat['p99']:.1f} ms  max {lat['max']:.1f} ms",
+        rows.append(
+            (
+                "latency",
+                f"p50 {lat['p50']:.1f} ms  p90 {lat['p90']:.1f} ms  "
+                f"p99 {lat['p99']:.1f} ms  max {lat['max']:.1f} ms",
+            )
         )
-    console.print(table)
+    head = "Summary (interrupted)" if data["interrupted"] else "Summary"
+    return [head] + [f"  {name:<10} {value}" for name, value in rows]
