@@ -440,6 +440,21 @@ def demo(count: int, concurrency: int, output: str, latency_ms: float, quiet: bo
     return status
 
 
+@cli.command()
+@click.option("--quick", is_flag=True, help="Less work: a few seconds instead of under a minute.")
+@click.option("--chart", metavar="FILE.png", help="Also draw the results (needs matplotlib).")
+def bench(quick: bool, chart: str | None) -> int:
+    """Show, on this machine, why asyncio wins for I/O-bound calls and processes for CPU work.
+
+    One at a time vs threads vs processes vs asyncio (naive gather and fanfetch) against the
+    embedded mock API, then a CPU-bound step with threads (no help: the GIL) and processes.
+    """
+    from ._bench import run_bench
+
+    run_bench(quick=quick, chart=chart)
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> None:
     """The console script: one-line errors, no tracebacks, the documented exit statuses."""
     try:
