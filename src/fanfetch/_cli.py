@@ -46,6 +46,7 @@ class RunOptions:
     progress: bool | None = None  # None: when stderr is a terminal
     url_template: UrlTemplate | None = None
     csv_rows: bool = False
+    workers: int = 1
 
 
 def _parse_headers(values: tuple[str, ...]) -> dict[str, str]:
@@ -102,6 +103,13 @@ def cli() -> None:
     "csv_rows",
     is_flag=True,
     help="With --url: the input is CSV with a header (automatic for *.csv).",
+)
+@click.option(
+    "--workers",
+    default="1",
+    show_default=True,
+    metavar="N|auto",
+    help="Processes, each with its own event loop, sharing the limits; one writer.",
 )
 @click.option(
     "--save-dir",
@@ -304,12 +312,23 @@ def run(**kw: Any) -> int:
         progress=kw["progress"],
         url_template=template,
         csv_rows=kw["csv_rows"] or kw["source"].lower().endswith(".csv"),
+        workers=_parse_workers(kw["workers"]),
     )
+    if options.workers > 1 and options.ordered:
+        raise click.UsageError("--ordered does not go with --workers yet; use one or the other")
     if kw["method"].upper() != "GET" and template is None:
         raise click.UsageError("--method goes with --url; give the method in each JSON line")
     if kw["save_dir"]:
         os.makedirs(kw["save_dir"], exist_ok=True)
     return _run_in_loop(options)
+
+
+def _parse_workers(text: str) -> int:
+    if text == "auto":
+        return os.cpu_count() or 1
+    if not text.isdigit() or int(text) < 1:
+        raise click.BadParameter(f"{text!r}: give a number >= 1, or auto", param_hint="--workers")
+    return int(text)
 
 
 def _parse_codes(text: str) -> frozenset[int]:

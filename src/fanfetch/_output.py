@@ -78,6 +78,14 @@ class RecordWriter:
         if written is not None and not written.done():
             written.set_result(None)
 
+    def write_lines(self, lines: list[bytes]) -> None:
+        """Write records already encoded (by ``--workers`` processes) and flush them."""
+        if self.failed is not None:
+            raise self.failed
+        self._lines.extend(lines)
+        self.records += len(lines)
+        self.flush()
+
     def write(self, result: Result) -> None:
         line = encode_record(result.to_dict(include_headers=self._include_headers))
         self._lines.append(line)

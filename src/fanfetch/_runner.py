@@ -9,12 +9,15 @@ import contextlib
 import os
 import signal
 import sys
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 import orjson
 
+from ._events import Finished, RunEnded, RunStarted
 from ._exceptions import FanfetchError, InputError, UsageError
-from ._input import Duplicates, aiter_items, count_requests, open_source
+from ._input import Duplicates, Item, aiter_items, count_requests, open_source
+from ._models import Result
 from ._output import OrderedSink, OutputError, RecordWriter
 from ._resume import IdSet, prepare_resume
 from ._scheduler import Engine
@@ -73,7 +76,15 @@ async def run_job(options: RunOptions, *, announce: str | None = None, call_ms: 
         sink = OrderedSink(writer.put, window=4 * config.limits.concurrency).put
     received: list[int] = []
 
+    work: list[asyncio.Future[None]] = []  # with --workers: the task that runs them
+
     def on_signal(signum: int) -> None:
+        if work:  # the workers stop themselves, with their own grace period
+            if not received:
+                received.append(signum)
+                err.print("\nfanfetch: stopping: the workers finish what is in flight...")
+                work[0].cancel()
+            return
         if received:  # a second Ctrl-C: stop waiting for the grace period
             engine.stop(grace=0)
             return
@@ -112,7 +123,10 @@ async def run_job(options: RunOptions, *, announce: str | None = None, call_ms: 
                     )
             try:
                 async with contextlib.aclosing(items):
-                    await engine.run(items, sink)
+                    if options.workers > 1:
+                        await _run_workers(options, items, writer, stats, work)
+                    else:
+                        await engine.run(items, sink)
             finally:
                 done.set()
     except* OutputError:
@@ -145,6 +159,41 @@ async def run_job(options: RunOptions, *, announce: str | None = None, call_ms: 
     if received:
         return signal_exit_status(received[0])
     return EXIT_OK if stats.failed == 0 else EXIT_FAILED
+
+
+async def _run_workers(
+    options: RunOptions,
+    items: AsyncIterator[Item],
+    writer: RecordWriter,
+    stats: Stats,
+    work: list[asyncio.Future[None]],
+) -> None:
+    """The same job spread over ``options.workers`` processes (see ``_workers``)."""
+    from ._workers import WorkerRecord, run_workers
+
+    async def write(records: list[WorkerRecord]) -> None:
+        writer.write_lines([record[1] for record in records])
+        for _, _, ok, status, error, attempts, elapsed_ms in records:
+            stats.count(ok, status, error, attempts, elapsed_ms)
+            stats.retries += max(0, attempts - 1)
+
+    async def write_invalid(result: Result) -> None:
+        await writer.put(result)
+        stats(Finished(result))
+
+    stats(RunStarted(None))
+    work.append(
+        asyncio.ensure_future(
+            run_workers(options.workers, options.config, items, write, write_invalid)
+        )
+    )
+    try:
+        await work[0]
+    except asyncio.CancelledError:
+        if asyncio.current_task().cancelling():  # type: ignore[union-attr]
+            raise  # we are being cancelled ourselves, not only the workers by a signal
+    finally:
+        stats(RunEnded(work[0].cancelled()))
 
 
 def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:

@@ -65,19 +65,32 @@ class Stats:
         self.interrupted = False
         self.latency = LatencyHistogram()
 
+    def count(
+        self, ok: bool, status: int | None, error: str | None, attempts: int, elapsed_ms: float
+    ) -> None:
+        """One finished request (the engine's events and ``--workers`` records both land here)."""
+        self.done += 1
+        if status is not None:
+            self.statuses[status] += 1
+        if ok:
+            self.ok += 1
+        else:
+            self.errors[error or "http_status"] += 1
+        if attempts:
+            self.latency.add(elapsed_ms)
+            self.latency_sum_ms += elapsed_ms
+
     def __call__(self, event: Event) -> None:
         if isinstance(event, Finished):
             result = event.result
-            self.done += 1
-            if result.status is not None:
-                self.statuses[result.status] += 1
-            if result.ok:
-                self.ok += 1
-            else:
-                self.errors[result.error.type if result.error else "http_status"] += 1
-            if result.attempts:
-                self.latency.add(result.elapsed_ms)
-                self.latency_sum_ms += result.elapsed_ms
+            error = result.error
+            self.count(
+                result.ok,
+                result.status,
+                None if error is None else error.type,
+                result.attempts,
+                result.elapsed_ms,
+            )
         elif isinstance(event, Retrying):
             self.retries += 1
         elif isinstance(event, RunStarted):

@@ -1,0 +1,59 @@
+"""--workers N: N processes with their own loops share the limits; one writer, one record each."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fanfetch import Config, Limits, Rate
+from fanfetch._workers import share
+from tests.conftest import read_records, run_cli
+from tests.servers import LoopbackAPI
+
+
+def test_each_worker_gets_its_share_of_every_limit():
+    config = Config(
+        limits=Limits(concurrency=100, per_host=10),
+        rate=Rate(count=90),
+        rate_per_host=Rate(count=30, period=60),
+        budget=Rate(count=9000, period=60),
+    )
+    part = share(config, 3)
+    assert part.limits == Limits(concurrency=34, per_host=3)
+    assert part.rate == Rate(count=30)
+    assert part.rate_per_host is not None and part.rate_per_host.count == 10
+    assert part.budget is not None and part.budget.count == 3000
+
+
+@pytest.mark.slow
+async def test_two_workers_write_one_record_per_line_and_hold_the_concurrency_limit(
+    api: LoopbackAPI, tmp_path: Path
+):
+    src = tmp_path / "in.txt"
+    src.write_text("".join(api.url(f"/hold/{i}") + "\n" for i in range(400)) + "{bad json\n")
+    out = tmp_path / "out.jsonl"
+    summary = tmp_path / "summary.json"
+    result = await run_cli(
+        "run", str(src), "-o", str(out), "--workers", "2", "-c", "8",
+        "--summary-json", str(summary),
+    )  # fmt: skip
+    assert result.status == 1, result.stderr  # the bad line
+    records = read_records(out)
+    ids = [r["id"] for r in records]
+    assert sorted(ids) == list(range(1, 402))
+    assert sum(r["ok"] for r in records) == 400
+    assert api.log.max_in_flight <= 8  # 4 per worker
+    assert "requests   401" in result.stderr
+
+
+@pytest.mark.slow
+async def test_resume_works_the_same_with_workers(api: LoopbackAPI, tmp_path: Path):
+    src = tmp_path / "in.txt"
+    src.write_text("".join(api.url(f"/ok/{i}") + "\n" for i in range(1, 51)))
+    out = tmp_path / "out.jsonl"
+    out.write_text("".join(f'{{"id": {i}, "ok": true}}\n' for i in range(1, 31)))
+    result = await run_cli("run", str(src), "-o", str(out), "--resume", "--workers", "2", "-q")
+    assert result.status == 0, result.stderr
+    assert sorted(r["id"] for r in read_records(out)) == list(range(1, 51))
+    assert sum(api.log.hits.values()) == 20
