@@ -18,6 +18,7 @@ import multiprocessing
 import os
 import queue
 import signal
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -166,6 +167,18 @@ async def run_workers(
     for process in workers:
         process.start()
     loop = asyncio.get_running_loop()
+    stopping = threading.Event()
+
+    def put(item: Any) -> None:
+        """Put ``item`` in the inbox; give up when stopping or every worker is gone (a thread
+        blocked on a full queue forever would hold up the loop's shutdown)."""
+        while not stopping.is_set():
+            try:
+                inbox.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                if not any(p.is_alive() for p in workers):
+                    return
 
     async def feed() -> None:
         batch: list[tuple[dict[str, Any], int, int]] = []
@@ -176,10 +189,10 @@ async def run_workers(
             request = item.to_dict()
             batch.append((request, item.line, item.seq))
             if len(batch) >= BATCH:
-                await loop.run_in_executor(None, inbox.put, batch)
+                await loop.run_in_executor(None, put, batch)
                 batch = []
         if batch:
-            await loop.run_in_executor(None, inbox.put, batch)
+            await loop.run_in_executor(None, put, batch)
 
     def receive() -> Any:
         while True:
@@ -197,7 +210,7 @@ async def run_workers(
             if not told and feeder.done():
                 feeder.result()  # raise what the input raised
                 for _ in range(n):  # then tell every worker the input is over
-                    await loop.run_in_executor(None, inbox.put, None)
+                    await loop.run_in_executor(None, put, None)
                 told = True
             got = await loop.run_in_executor(None, receive)
             if got == _DONE:
@@ -205,6 +218,7 @@ async def run_workers(
             else:
                 await write(got)
     except asyncio.CancelledError:
+        stopping.set()
         feeder.cancel()
         for process in workers:
             if process.is_alive() and process.pid is not None:
@@ -217,6 +231,7 @@ async def run_workers(
                 await write(got)
         raise
     finally:
+        stopping.set()
         feeder.cancel()
         for process in workers:
             await loop.run_in_executor(None, process.join, 10)
