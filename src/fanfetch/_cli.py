@@ -20,7 +20,18 @@ from typing import Any
 import click
 
 from ._client import make_config
-from ._config import DEFAULT_CONCURRENCY, DEFAULT_RETRIES, DEFAULT_TIMEOUT, Config
+from ._config import (
+    DEFAULT_BACKOFF_BASE,
+    DEFAULT_BACKOFF_MAX,
+    DEFAULT_CONCURRENCY,
+    DEFAULT_MAX_BODY,
+    DEFAULT_MAX_REDIRECTS,
+    DEFAULT_MAX_RETRY_AFTER,
+    DEFAULT_RETRIES,
+    DEFAULT_RETRY_ON,
+    DEFAULT_TIMEOUT,
+    Config,
+)
 from ._exceptions import FanfetchError, UsageError
 from ._template import UrlTemplate
 from ._version import __version__
@@ -149,14 +160,14 @@ def cli() -> None:
 @click.option(
     "--retry-on",
     metavar="CODES",
-    default="408,429,500,502,503,504",
+    default=",".join(map(str, sorted(DEFAULT_RETRY_ON))),
     show_default=True,
     help="Comma-separated statuses to retry (timeouts and connection errors always are).",
 )
 @click.option(
     "--backoff-base",
     type=click.FloatRange(min=0),
-    default=0.5,
+    default=DEFAULT_BACKOFF_BASE,
     show_default=True,
     metavar="SECONDS",
     help="First backoff ceiling; doubles each attempt (full jitter).",
@@ -164,7 +175,7 @@ def cli() -> None:
 @click.option(
     "--backoff-max",
     type=click.FloatRange(min=0),
-    default=30.0,
+    default=DEFAULT_BACKOFF_MAX,
     show_default=True,
     metavar="SECONDS",
     help="Largest backoff.",
@@ -172,7 +183,7 @@ def cli() -> None:
 @click.option(
     "--max-retry-after",
     type=click.FloatRange(min=0),
-    default=120.0,
+    default=DEFAULT_MAX_RETRY_AFTER,
     show_default=True,
     metavar="SECONDS",
     help="Longest Retry-After honoured; beyond it the request ends.",
@@ -215,7 +226,7 @@ def cli() -> None:
 @click.option(
     "--max-body",
     type=click.IntRange(min=0),
-    default=10 * 1024 * 1024,
+    default=DEFAULT_MAX_BODY,
     show_default=True,
     metavar="BYTES",
     help="Larger bodies end with error too_large.",
@@ -223,7 +234,7 @@ def cli() -> None:
 @click.option(
     "--max-redirects",
     type=click.IntRange(min=0),
-    default=10,
+    default=DEFAULT_MAX_REDIRECTS,
     show_default=True,
     metavar="N",
     help="Redirects followed at most (0: none).",

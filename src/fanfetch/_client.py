@@ -19,9 +19,12 @@ from collections.abc import (
 from typing import Any
 
 from ._config import (
+    DEFAULT_BACKOFF_BASE,
+    DEFAULT_BACKOFF_MAX,
     DEFAULT_CONCURRENCY,
     DEFAULT_MAX_BODY,
     DEFAULT_MAX_REDIRECTS,
+    DEFAULT_MAX_RETRY_AFTER,
     DEFAULT_RETRIES,
     DEFAULT_RETRY_ON,
     DEFAULT_TIMEOUT,
@@ -53,9 +56,9 @@ def make_config(
     connect_timeout: float | None = None,
     retries: int = DEFAULT_RETRIES,
     retry_on: Iterable[int] = DEFAULT_RETRY_ON,
-    backoff_base: float = 0.5,
-    backoff_max: float = 30.0,
-    max_retry_after: float = 120.0,
+    backoff_base: float = DEFAULT_BACKOFF_BASE,
+    backoff_max: float = DEFAULT_BACKOFF_MAX,
+    max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
     rate: str | Rate | None = None,
     rate_per_host: str | Rate | None = None,
     burst: int = 1,

@@ -33,6 +33,9 @@ DEFAULT_RETRIES = 3
 DEFAULT_RETRY_ON: frozenset[int] = frozenset({408, 429, 500, 502, 503, 504})
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
 DEFAULT_MAX_REDIRECTS = 10
+DEFAULT_BACKOFF_BASE = 0.5
+DEFAULT_BACKOFF_MAX = 30.0
+DEFAULT_MAX_RETRY_AFTER = 120.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -73,9 +76,9 @@ class RetryPolicy:
 
     retries: int = DEFAULT_RETRIES
     retry_on: frozenset[int] = DEFAULT_RETRY_ON
-    backoff_base: float = 0.5
-    backoff_max: float = 30.0
-    max_retry_after: float = 120.0
+    backoff_base: float = DEFAULT_BACKOFF_BASE
+    backoff_max: float = DEFAULT_BACKOFF_MAX
+    max_retry_after: float = DEFAULT_MAX_RETRY_AFTER
 
     def __post_init__(self) -> None:
         if not isinstance(self.retries, int) or self.retries < 0:
