@@ -120,3 +120,11 @@ async def test_stop_takes_no_new_items_and_lets_those_in_flight_finish():
     gate.set()
     await run
     assert len(results) == 3 and engine.interrupted
+
+
+async def test_a_run_stopped_before_it_starts_returns_at_once_with_no_results():
+    transport = MockTransport(lambda r: Response(200))
+    engine = Engine(config(), transport=transport)
+    engine.stop(grace=0)
+    results = await collect(engine, [coerce("http://127.0.0.1/1", seq=0)])
+    assert results == [] and transport.calls == 0

@@ -152,6 +152,8 @@ class Engine:
         total: int | None = None,
     ) -> None:
         """Make every request in ``items``, handing each result to ``sink`` as it finishes."""
+        if self._stopping:  # stopped before it began (a very early Ctrl-C): nothing to do
+            return
         transport = self._transport
         workers = self.config.limits.concurrency
         queue: asyncio.Queue[Item | None] = asyncio.Queue(maxsize=2 * workers)
