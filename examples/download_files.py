@@ -12,3 +12,4 @@ with fanfetch.MockAPI(latency_ms=5) as api, tempfile.TemporaryDirectory() as dir
     for result in fanfetch.iter_results(requests, save_dir=directory, concurrency=5):
         record = result.to_dict()
         print(record["id"], record["bytes"], "bytes", record["sha256"][:12], record["path"])
+        assert result.ok and record["bytes"] > 0

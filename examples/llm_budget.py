@@ -25,4 +25,6 @@ with fanfetch.MockAPI(latency_ms=20) as api:
 
 ok = [r for r in results if r.ok]
 print(f"{len(ok)} answered, {len(results) - len(ok)} refused")
-print("refused:", [(r.id, r.error.type) for r in results if not r.ok])
+print("refused:", [(r.id, r.error.type) for r in results if r.error is not None and not r.ok])
+assert len(ok) == len(prompts), "every prompt within the budget is answered"
+assert not next(r for r in results if r.id == "too-big").ok, "one over the budget fails at once"

@@ -16,6 +16,7 @@ async def main() -> None:
             key = result.status or 0
             statuses[key] = statuses.get(key, 0) + 1
     print("statuses:", statuses)
+    assert statuses.get(200, 0) >= 190, "retries recover the 5% of 500/503 answers"
 
 
 asyncio.run(main())

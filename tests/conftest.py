@@ -73,8 +73,12 @@ async def run_cli(
         out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
     except TimeoutError:
         proc.kill()
-        await proc.wait()
-        raise
+        out, err = await proc.communicate()
+        lines = len(out.splitlines())
+        raise AssertionError(
+            f"fanfetch {' '.join(args)} ran over {timeout} s; it wrote {lines} records, "
+            f"and on stderr: {err.decode()[-2000:]}"
+        ) from None
     assert proc.returncode is not None
     return CLIResult(proc.returncode, out, err.decode())
 

@@ -77,8 +77,9 @@ def create_app(config: MockAPIConfig | None = None) -> web.Application:
         return _json(
             {
                 "method": request.method,
-                "query": dict(request.query),
-                "headers": dict(request.headers),
+                "query": {str(k): v for k, v in request.query.items()},
+                # header names are multidict.istr, a str subclass that orjson refuses as a key
+                "headers": {str(k): v for k, v in request.headers.items()},
                 "body": parsed,
             }
         )
