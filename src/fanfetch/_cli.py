@@ -58,6 +58,8 @@ class RunOptions:
     url_template: UrlTemplate | None = None
     csv_rows: bool = False
     workers: int = 1
+    cluster: str | None = None
+    shards: int | None = None
 
 
 def _parse_headers(values: tuple[str, ...]) -> dict[str, str]:
@@ -114,6 +116,17 @@ def cli() -> None:
     "csv_rows",
     is_flag=True,
     help="With --url: the input is CSV with a header (automatic for *.csv).",
+)
+@click.option(
+    "--cluster",
+    metavar="ray|ray://HOST:PORT",
+    help="Run on a Ray cluster (local with 'ray'); -o is then a directory of parts.",
+)
+@click.option(
+    "--shards",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="With --cluster: how many parts to cut the input into.  [default: 4 per CPU]",
 )
 @click.option(
     "--workers",
@@ -324,7 +337,11 @@ def run(**kw: Any) -> int:
         url_template=template,
         csv_rows=kw["csv_rows"] or kw["source"].lower().endswith(".csv"),
         workers=_parse_workers(kw["workers"]),
+        cluster=kw["cluster"],
+        shards=kw["shards"],
     )
+    if options.cluster is not None:
+        return _run_on_cluster(options)
     if options.workers > 1 and options.ordered:
         raise click.UsageError("--ordered does not go with --workers yet; use one or the other")
     if kw["method"].upper() != "GET" and template is None:
@@ -332,6 +349,38 @@ def run(**kw: Any) -> int:
     if kw["save_dir"]:
         os.makedirs(kw["save_dir"], exist_ok=True)
     return _run_in_loop(options)
+
+
+def _run_on_cluster(options: RunOptions) -> int:
+    import time
+
+    from ._cluster import run_on_ray
+    from ._summary import Stats, summary_lines
+
+    cluster = options.cluster or ""
+    if cluster != "ray" and not cluster.startswith("ray://"):
+        raise click.UsageError(f"--cluster {cluster!r}: give ray (local) or ray://HOST:PORT")
+    if not options.output or options.source == "-":
+        raise click.UsageError("--cluster reads a file every node can see and needs -o DIR")
+    if options.ordered or options.workers > 1 or options.url_template is not None:
+        raise click.UsageError("--cluster does not go with --ordered, --workers or --url yet")
+    stats = Stats(clock=time.monotonic)
+    shards = run_on_ray(
+        options.source,
+        options.output,
+        options.config,
+        address=None if cluster == "ray" else cluster,
+        shards=options.shards,
+        resume=options.resume,
+    )
+    stats.ended = time.monotonic()
+    for shard in shards:
+        stats.absorb(shard)
+    if not options.quiet:
+        click.echo(f"fanfetch: {len(shards)} shards written to {options.output}", err=True)
+        for line in summary_lines(stats):
+            click.echo(line, err=True)
+    return EXIT_OK if stats.failed == 0 else EXIT_FAILED
 
 
 def _parse_workers(text: str) -> int:

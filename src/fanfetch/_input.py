@@ -101,10 +101,11 @@ class LineParser:
         self,
         *,
         start_seq: int = 0,
+        start_line: int = 0,
         done: IdSet | None = None,
         duplicates: Duplicates | None = None,
     ) -> None:
-        self.line = 0
+        self.line = start_line  # lines before this part of the input (a cluster shard's)
         self.seq = start_seq
         self._done = done
         self._duplicates = duplicates

@@ -100,6 +100,19 @@ class Stats:
             self.ended = self._clock()
             self.interrupted = event.interrupted
 
+    def absorb(self, shard: dict[str, Any]) -> None:
+        """Add the counts a cluster shard reported (``_cluster``) to these."""
+        data = shard["stats"]
+        self.done += data["requests"]
+        self.ok += data["ok"]
+        self.errors.update(data["errors"])
+        self.statuses.update({int(k): v for k, v in data["statuses"].items()})
+        self.retries += shard["retries"]
+        for bucket, n in shard["buckets"].items():
+            self.latency.buckets[int(bucket)] += n
+            self.latency.count += n
+        self.latency.max = max(self.latency.max, shard["max_ms"])
+
     @property
     def failed(self) -> int:
         return self.done - self.ok

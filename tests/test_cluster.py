@@ -1,0 +1,62 @@
+"""--cluster ray: a local Ray cluster runs the job in shards; a killed worker loses nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from fanfetch._cluster import plan_shards, shard_lines
+from tests.conftest import read_records
+from tests.servers import LoopbackAPI
+from tests.test_resilience import max_in_window
+
+ray = pytest.importorskip("ray", reason="the cluster tests need Ray (pip install 'fanfetch[ray]')")
+
+
+def test_shards_cover_every_line_once_whatever_the_cut(tmp_path: Path):
+    src = tmp_path / "in.txt"
+    lines = [f"http://127.0.0.1/{i}{'x' * (i % 13)}\n".encode() for i in range(500)]
+    src.write_bytes(b"".join(lines))
+    for shards in (1, 3, 7, 64):
+        got = [
+            line for s, e in plan_shards(str(src), shards) for line in shard_lines(str(src), s, e)
+        ]
+        assert got == lines
+
+
+@pytest.mark.slow
+async def test_a_job_on_a_local_ray_cluster_is_exactly_once_and_holds_the_rate(
+    api: LoopbackAPI, tmp_path: Path
+):
+    total, rate = 20_000, 5_000
+    src = tmp_path / "in.txt"
+    src.write_text("".join(api.url(f"/ok/{i}") + "\n" for i in range(1, total + 1)))
+    out = tmp_path / "out"
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "fanfetch", "run", str(src), "-o", str(out), "--cluster", "ray",
+        "--shards", "6", "--rate", f"{rate}/s", "-c", "40",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, env=env,
+    )  # fmt: skip
+    await api.wait_hits(total // 4)  # well under way: kill the worker running a shard
+    pids = [int(p.read_text()) for p in out.glob("part-*.pid") if p.read_text().strip()]
+    assert pids, "a shard is running"
+    os.kill(pids[0], signal.SIGKILL)
+    _, err = await asyncio.wait_for(proc.communicate(), 180)
+    assert proc.returncode == 0, err.decode()[-3000:]
+
+    parts = sorted(out.glob("part-*.jsonl"))
+    assert len(parts) == 6 and len(list(out.glob("part-*.done"))) == 6
+    ids = [r["id"] for part in parts for r in read_records(part)]
+    assert len(ids) == len(set(ids)) == total  # nothing lost, nothing twice, after the kill
+    assert sorted(ids) == list(range(1, total + 1))  # ids are global line numbers
+    repeated = sum(1 for n in Counter(api.log.hits).values() if n > 1)
+    assert repeated <= 40  # only what was in flight in the killed worker was asked again
+    arrivals = [t for times in api.log.times.values() for t in times]
+    assert max_in_window(arrivals, 1.0 - 0.01) <= rate  # 10 ms of slack for arrival jitter
