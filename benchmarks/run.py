@@ -34,6 +34,21 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 PY = sys.executable
 ITEM = b'{"id": 1, "name": "item", "price": 9.5, "tags": ["a", "b"]}\n'
+# about 140 KB of JSON: big enough that parsing and re-encoding, not the network, is the limit
+BIG = json.dumps(
+    {
+        "items": [
+            {
+                "id": i,
+                "name": f"item {i}",
+                "tags": ["a", "b", "c"],
+                "price": i * 1.5,
+                "desc": "x" * 40,
+            }
+            for i in range(1100)
+        ]
+    }
+).encode()
 
 # -- servers ------------------------------------------------------------------------------------
 
@@ -66,14 +81,16 @@ def fast_server() -> Iterator[tuple[str, str]]:
             port = free_port()
             Path(tmp, "logs").mkdir()
             Path(tmp, "item.json").write_bytes(ITEM)
+            Path(tmp, "big.json").write_bytes(BIG)
             conf = Path(tmp, "nginx.conf")
             conf.write_text(
                 f"worker_processes 1; daemon off; pid {tmp}/nginx.pid; error_log {tmp}/error.log;\n"
                 "events { worker_connections 8192; }\n"
                 "http { access_log off; keepalive_requests 100000000; keepalive_timeout 120s;\n"
                 "  default_type application/json;\n"
-                f"  server {{ listen 127.0.0.1:{port}; location / {{ root {tmp};\n"
-                "    try_files /item.json =404; } } }\n"
+                f"  server {{ listen 127.0.0.1:{port}; root {tmp};\n"
+                "    location /big/ { try_files /big.json =404; }\n"
+                "    location / { try_files /item.json =404; } } }\n"
             )
             proc = subprocess.Popen([nginx, "-c", str(conf), "-p", tmp], stderr=subprocess.DEVNULL)
             name = (
@@ -131,10 +148,11 @@ SLOW = {
 
 
 def command(client: str, urls: str, concurrency: int, out: str) -> list[str]:
-    if client == "fanfetch_cli":
+    if client.startswith("fanfetch_cli"):
         # the full feature set: an output file and the summary (computed, written to a file)
+        workers = client.rpartition("_w")[2] if "_w" in client else "1"
         return [PY, "-m", "fanfetch", "run", urls, "-o", out, "-c", str(concurrency),
-                "--summary-json", out + ".summary"]  # fmt: skip
+                "--summary-json", out + ".summary", "--workers", workers]  # fmt: skip
     return [PY, str(HERE / "clients.py"), client, urls, str(concurrency)]
 
 
@@ -184,7 +202,7 @@ def measure(client: str, urls: str, concurrency: int, timeout: float = 900) -> R
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)
-        if client == "fanfetch_cli":
+        if client.startswith("fanfetch_cli"):
             ok = json.loads(Path(out + ".summary").read_text())["ok"]
         else:
             ok = int(stdout.decode().strip().rpartition("ok=")[2] or 0)
@@ -207,12 +225,21 @@ THROUGHPUT_CLIENTS = [
 LATENCY_CLIENTS = [c for c in THROUGHPUT_CLIENTS if c not in ("requests_serial",)]
 
 
-def run_suite(repeats: int, quick: bool) -> list[Figure]:
+def run_suite(repeats: int, quick: bool, only: str | None = None) -> list[Figure]:
     figures: list[Figure] = []
     scale = 5 if quick else 1
     with tempfile.TemporaryDirectory(prefix="fanfetch-bench-urls-") as tmp:
         with fast_server() as (base, server_name):
             print(f"fast server: {server_name} at {base}", file=sys.stderr)
+            # client-bound: 140 KB bodies; what --workers is for
+            big = os.path.join(tmp, "big.txt")
+            with open(big, "w") as f:
+                f.writelines(f"{base}/big/{i}\n" for i in range(3_000 // scale))
+            for client in ("aiohttp_pool", "fanfetch_cli", "fanfetch_cli_w2"):
+                fig = Figure("client-bound, 140 KB bodies", client, 3_000 // scale, 100)
+                figures.append(one(fig, big, repeats))
+            if only == "client-bound":
+                return figures
             n_fast, n_slow = 20_000 // scale, 4_000 // scale
             fast = write_urls(os.path.join(tmp, "fast.txt"), base, n_fast)
             fast_small = write_urls(os.path.join(tmp, "fast_small.txt"), base, n_slow)
@@ -331,10 +358,19 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="fewer requests, one run each")
     parser.add_argument("--out", default=str(HERE), help="where RESULTS.md etc. go")
+    parser.add_argument(
+        "--only", choices=["client-bound"], help="run one scenario; add its table to RESULTS.md"
+    )
     args = parser.parse_args()
     repeats = 1 if args.quick else args.repeats
-    figures = run_suite(repeats, args.quick)
+    figures = run_suite(repeats, args.quick, args.only)
     out = Path(args.out)
+    if args.only:
+        table = report(figures, repeats).split("\n## ", 1)[1]
+        with (out / "RESULTS.md").open("a") as f:
+            f.write(f"\n## {table}\n")
+        print(f"added to {out / 'RESULTS.md'}", file=sys.stderr)
+        return
     (out / "RESULTS.md").write_text(report(figures, repeats))
     (out / "results.json").write_text(json.dumps([asdict(f) for f in figures], indent=1))
     if chart(figures, out / "results.png"):

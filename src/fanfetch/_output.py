@@ -87,7 +87,9 @@ class RecordWriter:
         self.flush()
 
     def write(self, result: Result) -> None:
-        line = encode_record(result.to_dict(include_headers=self._include_headers))
+        line = encode_record(
+            result.to_dict(include_headers=self._include_headers, for_writing=True)
+        )
         self._lines.append(line)
         self._size += len(line)
         self.records += 1

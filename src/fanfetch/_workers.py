@@ -104,7 +104,7 @@ async def _worker(config: Config, inbox: Any, outbox: Any, parent: int) -> None:
         pending.append(
             (
                 result.request.seq,
-                encode_record(result.to_dict(include_headers=include)),
+                encode_record(result.to_dict(include_headers=include, for_writing=True)),
                 result.ok,
                 result.status,
                 None if error is None else error.type,
