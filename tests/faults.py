@@ -18,6 +18,12 @@ from aiohttp import web
 BOUND = 10.0
 
 
+def loopback(host: str) -> str:
+    """``host``, which must be a loopback address: tests talk to nothing else."""
+    assert host.startswith("127."), host
+    return host
+
+
 @dataclass(frozen=True)
 class Attempt:
     case: str
@@ -49,7 +55,8 @@ class FaultServer:
         self._stopping = asyncio.Event()
 
     def url(self, case: str, rid: str | int = "1", host: str | None = None) -> str:
-        return f"http://{host or self.hosts[0]}:{self.port}/f/{case}/{rid}"
+        url = f"http://127.0.0.1:{self.port}/f/{case}/{rid}"
+        return url if host is None else url.replace("127.0.0.1", loopback(host), 1)
 
     async def start(self) -> FaultServer:
         app = web.Application()

