@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -57,7 +58,12 @@ async def run_cli(
     *args: str, stdin: bytes | None = None, timeout: float = 60.0, cwd: Path | None = None
 ) -> CLIResult:
     """Run ``python -m fanfetch ARGS`` as a real process while the test's servers keep serving."""
-    env = {**os.environ, "PYTHONWARNINGS": "error::RuntimeWarning", "COLUMNS": "120"}
+    env = {
+        **os.environ,
+        "PYTHONWARNINGS": "error::RuntimeWarning",
+        "COLUMNS": "120",
+        "PYTHONFAULTHANDLER": "1",  # SIGABRT on a timeout below dumps every thread's stack
+    }
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -72,12 +78,18 @@ async def run_cli(
     try:
         out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
     except TimeoutError:
-        proc.kill()
-        out, err = await proc.communicate()
+        proc.send_signal(signal.SIGUSR1)  # fanfetch run says where its tasks are waiting
+        await asyncio.sleep(1)
+        proc.send_signal(signal.SIGABRT)  # faulthandler writes where each thread was stuck
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(), 10)
+        except TimeoutError:
+            proc.kill()
+            out, err = await proc.communicate()
         lines = len(out.splitlines())
         raise AssertionError(
             f"fanfetch {' '.join(args)} ran over {timeout} s; it wrote {lines} records, "
-            f"and on stderr: {err.decode()[-2000:]}"
+            f"and on stderr: {err.decode()[-12000:]}"
         ) from None
     assert proc.returncode is not None
     return CLIResult(proc.returncode, out, err.decode())

@@ -97,6 +97,15 @@ async def run_job(options: RunOptions, *, announce: str | None = None, call_ms: 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal, sig)
+
+    def dump_state() -> None:
+        """SIGUSR1: say where every task is waiting (for a run that seems stuck)."""
+        sys.stderr.write(f"fanfetch: {engine!r} {engine._limiter!r} {stats!r}\n")
+        for task in asyncio.all_tasks():
+            task.print_stack(limit=6, file=sys.stderr)
+        sys.stderr.flush()
+
+    loop.add_signal_handler(signal.SIGUSR1, dump_state)
     done = asyncio.Event()
     output_failed: BaseException | None = None
     duplicates = Duplicates()
@@ -134,7 +143,7 @@ async def run_job(options: RunOptions, *, announce: str | None = None, call_ms: 
     except* InputError as group:
         raise _first_leaf(group) from None
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
             loop.remove_signal_handler(sig)
         await engine.aclose()
         with contextlib.suppress(OutputError):

@@ -85,13 +85,17 @@ def iter_results(
         while (item := handoff.get()) is not _END:
             if wanted.is_set():
                 wanted.clear()
-                loop.call_soon_threadsafe(room[0].set)
+                with contextlib.suppress(RuntimeError):  # the engine's loop may have just closed
+                    loop.call_soon_threadsafe(room[0].set)
             if isinstance(item, BaseException):
                 raise item
             yield item
     finally:
         if thread.is_alive():
-            loop.call_soon_threadsafe(task.cancel)
+            # the thread may be past its loop already (closing after an error): then the
+            # cancel has nothing left to stop
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(task.cancel)
             while thread.is_alive():  # drain so the engine thread is never stuck on a full queue
                 with contextlib.suppress(queue.Empty):
                     handoff.get(timeout=0.05)
