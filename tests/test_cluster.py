@@ -59,4 +59,6 @@ async def test_a_job_on_a_local_ray_cluster_is_exactly_once_and_holds_the_rate(
     repeated = sum(1 for n in Counter(api.log.hits).values() if n > 1)
     assert repeated <= 40  # only what was in flight in the killed worker was asked again
     arrivals = [t for times in api.log.times.values() for t in times]
-    assert max_in_window(arrivals, 1.0 - 0.01) <= rate  # 10 ms of slack for arrival jitter
+    # server-side stamps bunch under load (see test_resilience): 2% of slack; unlimited, this
+    # job runs well above 5,500/s
+    assert max_in_window(arrivals, 1.0) <= rate * 1.02

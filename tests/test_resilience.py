@@ -108,10 +108,12 @@ async def test_rate_limits_hold_overall_and_per_host_as_the_server_sees_them(fau
                            "30/s", stdin=lines)  # fmt: skip
     assert result.status == 0
     attempts = faults.log.attempts
-    # 10 ms of slack for network jitter between the client's start and the server's arrival
-    assert max_in_window([a.at for a in attempts], 1.0 - 0.01) <= 80
+    # The server stamps an arrival when its (busy, shared) loop gets to the request, so under
+    # load a few arrive bunched: allow 2 starts of slack. Unlimited, the 120 would all land
+    # within a fraction of a second; the exact spacing of starts is tested on a fake clock.
+    assert max_in_window([a.at for a in attempts], 1.0) <= 80 + 2
     for host in ("127.0.0.1", "127.0.0.2"):
-        assert max_in_window([a.at for a in attempts if a.host == host], 1.0 - 0.01) <= 30
+        assert max_in_window([a.at for a in attempts if a.host == host], 1.0) <= 30 + 2
 
 
 async def test_a_request_whose_cost_is_over_the_whole_budget_fails_at_once(faults: FaultServer):
