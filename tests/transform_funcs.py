@@ -7,7 +7,7 @@ from typing import Any
 
 
 def summarize(record: dict[str, Any]) -> dict[str, Any]:
-    return {"id_twice": str(record["body"]["id"]) * 2, "pid": os.getpid()}
+    return {"id_twice": str(record["body"]["id"]) * 2, "pid": os.getpid(), "ppid": os.getppid()}
 
 
 def explode(record: dict[str, Any]) -> None:

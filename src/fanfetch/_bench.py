@@ -12,8 +12,6 @@ import asyncio
 import http.client
 import os
 import platform
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -184,24 +182,12 @@ def _cpu_rows(tasks: int, units: int) -> list[BenchRow]:
 
 def run_bench(*, quick: bool = False, chart: str | None = None) -> list[BenchRow]:
     """Run the lesson and print it; return the rows."""
+    from ._mockapi import mock_api_process
+
     latency_ms = 20
-    command = [sys.executable, "-m", "fanfetch", "mock-api", "--port", "0"]
-    server = subprocess.Popen(
-        [*command, "--latency-ms", str(latency_ms)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert server.stdout is not None
-        base = server.stdout.readline().strip().removeprefix("listening on ")
+    with mock_api_process("--latency-ms", str(latency_ms)) as base:
         n, n_serial = (200, 40) if quick else (1000, 200)
         rows = _io_rows(base, n, n_serial, concurrency=100)
-    finally:
-        server.terminate()
-        server.wait(10)
-        if server.stdout is not None:
-            server.stdout.close()
     rows += _cpu_rows(tasks=8 if not quick else 4, units=10 if not quick else 3)
     _print(rows, latency_ms)
     if chart:

@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -477,45 +476,32 @@ def mock_api(host: str, port: int, **kw: Any) -> int:
 @click.option("-q", "--quiet", is_flag=True)
 def demo(count: int, concurrency: int, output: str, latency_ms: float, quiet: bool) -> int:
     """Start the embedded API on loopback and make COUNT calls to it, with retries on."""
-    server = subprocess.Popen(
-        [sys.executable, "-m", "fanfetch", "mock-api", "--port", "0",
-         "--latency-ms", str(latency_ms), "--jitter-ms", str(latency_ms / 2),
-         "--error-rate", "0.02", "--throttle-rate", "0.0005", "--retry-after", "1", "--seed", "7"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )  # fmt: skip
-    try:
-        assert server.stdout is not None
-        line = server.stdout.readline().strip()
-        if not line.startswith("listening on "):
-            raise click.ClickException("the mock API did not start")
-        base = line.removeprefix("listening on ")
-        with tempfile.TemporaryDirectory(prefix="fanfetch-demo-") as tmp:
-            source = Path(tmp, "requests.txt")
-            with source.open("w") as f:
-                f.writelines(f"{base}/items/{i}\n" for i in range(1, count + 1))
-            if not quiet:
-                click.echo(
-                    f"fanfetch demo: {count:,} calls to the mock API at {base} "
-                    f"(~{latency_ms:g} ms each; 2% answer 500/503, 0.05% 429 with Retry-After), "
-                    f"concurrency {concurrency}",
-                    err=True,
-                )
-            options = RunOptions(
-                source=str(source),
-                output=output,
-                config=make_config(concurrency=concurrency, retries=3, backoff_base=0.1),
-                quiet=quiet,
+    from ._mockapi import mock_api_process
+
+    misbehave = ["--error-rate", "0.02", "--throttle-rate", "0.0005", "--retry-after", "1"]
+    jitter = str(latency_ms / 2)
+    with (
+        mock_api_process("--latency-ms", str(latency_ms), "--jitter-ms", jitter, *misbehave,
+                         "--seed", "7") as base,
+        tempfile.TemporaryDirectory(prefix="fanfetch-demo-") as tmp,
+    ):  # fmt: skip
+        source = Path(tmp, "requests.txt")
+        with source.open("w") as f:
+            f.writelines(f"{base}/items/{i}\n" for i in range(1, count + 1))
+        if not quiet:
+            click.echo(
+                f"fanfetch demo: {count:,} calls to the mock API at {base} "
+                f"(~{latency_ms:g} ms each; 2% answer 500/503, 0.05% 429 with Retry-After), "
+                f"concurrency {concurrency}",
+                err=True,
             )
-            status = _run_in_loop(options, announce=output, call_ms=latency_ms)
-    finally:
-        server.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            server.wait(timeout=5)
-        if server.poll() is None:
-            server.kill()
-            server.wait()
-        if server.stdout is not None:
-            server.stdout.close()
+        options = RunOptions(
+            source=str(source),
+            output=output,
+            config=make_config(concurrency=concurrency, retries=3, backoff_base=0.1),
+            quiet=quiet,
+        )
+        status = _run_in_loop(options, announce=output, call_ms=latency_ms)
     return status
 
 
@@ -548,6 +534,9 @@ def main(argv: list[str] | None = None) -> None:
     except UsageError as exc:
         click.echo(f"fanfetch: error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
+    except FanfetchError as exc:  # e.g. the summary file cannot be written: say so, no traceback
+        click.echo(f"fanfetch: error: {exc}", err=True)
+        sys.exit(EXIT_FAILED)
     except click.Abort:
         sys.exit(EXIT_SIGINT)
     except BrokenPipeError:

@@ -149,18 +149,18 @@ def read_items(
 def parse_line(raw: bytes, lineno: int, seq: int = 0) -> Item:
     """One non-blank input line as a ``Request``, or as an ``invalid_request`` ``Result``."""
     if len(raw) > MAX_LINE_BYTES:
-        return _invalid(lineno, seq, f"the line is {len(raw):,} bytes, over {MAX_LINE_BYTES:,}")
+        return invalid_item(lineno, seq, f"the line is {len(raw):,} bytes, over {MAX_LINE_BYTES:,}")
     line = raw.strip()
     if line[:1] == b"{":
         try:
             obj = orjson.loads(line)
         except orjson.JSONDecodeError as exc:
-            return _invalid(lineno, seq, f"malformed JSON: {exc}")
+            return invalid_item(lineno, seq, f"malformed JSON: {exc}")
         return coerce(obj, seq=seq, line=lineno)
     try:
         url = line.decode("utf-8")
     except UnicodeDecodeError:
-        return _invalid(lineno, seq, "the line is neither a URL nor JSON (not UTF-8 text)")
+        return invalid_item(lineno, seq, "the line is neither a URL nor JSON (not UTF-8 text)")
     return coerce(url, seq=seq, line=lineno)
 
 
@@ -182,7 +182,7 @@ def coerce(item: object, *, seq: int = 0, line: int = 0) -> Item:
         return _failed(request, problem) if problem else request
     if isinstance(item, Mapping):
         return _from_mapping(item, seq=seq, line=line)
-    return _invalid(line, seq, f"expected a URL, a JSON object or a Request, not {_kind(item)}")
+    return invalid_item(line, seq, f"expected a URL, a JSON object or a Request, not {_kind(item)}")
 
 
 def _from_mapping(obj: Mapping[str, Any], *, seq: int, line: int) -> Item:
@@ -190,7 +190,7 @@ def _from_mapping(obj: Mapping[str, Any], *, seq: int, line: int) -> Item:
     if rid is None:
         rid = line or seq + 1
     elif not isinstance(rid, str | int) or isinstance(rid, bool):
-        return _invalid(line, seq, f"'id' must be a string or an integer, not {_kind(rid)}")
+        return invalid_item(line, seq, f"'id' must be a string or an integer, not {_kind(rid)}")
     url = obj.get("url")
     request = Request(
         url if isinstance(url, str) else "",
@@ -303,9 +303,6 @@ def _failed(request: Request, message: str) -> Result:
 def invalid_item(line: int, seq: int, message: str) -> Result:
     """The ``invalid_request`` record of an input line that is no request at all."""
     return _failed(Request("", id=line or seq + 1, line=line, seq=seq), message)
-
-
-_invalid = invalid_item
 
 
 def _kind(value: object) -> str:

@@ -12,16 +12,21 @@ It behaves like a real API on a bad day, within knobs: a latency with jitter, a 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import signal
+import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import orjson
 from aiohttp import web
 
-__all__ = ["MockAPI", "MockAPIConfig", "create_app", "serve"]
+from ._exceptions import FanfetchError
+
+__all__ = ["MockAPI", "MockAPIConfig", "create_app", "mock_api_process", "serve"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -178,3 +183,33 @@ class MockAPI:
 
     def __repr__(self) -> str:
         return f"<MockAPI {self.url or 'not started'}>"
+
+
+@contextlib.contextmanager
+def mock_api_process(*args: str) -> Iterator[str]:
+    """The mock API in a process of its own (so it has its own core); yields its base URL.
+
+    ``args`` are ``fanfetch mock-api`` flags; the port is chosen free. The demo and
+    ``fanfetch bench`` use this, so the client they measure has its process to itself.
+    """
+    server = subprocess.Popen(
+        [sys.executable, "-m", "fanfetch", "mock-api", "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        line = server.stdout.readline().strip()
+        if not line.startswith("listening on "):
+            raise FanfetchError("the mock API did not start")
+        yield line.removeprefix("listening on ")
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        if server.stdout is not None:
+            server.stdout.close()

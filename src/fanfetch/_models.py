@@ -101,6 +101,11 @@ class Request:
         return out
 
 
+def _utf8(charset: str | None) -> bool:
+    """Whether a body in ``charset`` is UTF-8 (JSON's default when none is given)."""
+    return charset is None or charset.lower().replace("-", "") == "utf8"
+
+
 def decode_body(content: bytes, content_type: str, charset: str | None) -> tuple[Any, str | None]:
     """Turn a body into what a record holds: ``(value, body_encoding)``.
 
@@ -112,9 +117,9 @@ def decode_body(content: bytes, content_type: str, charset: str | None) -> tuple
     ctype = content_type.lower()
     if ctype.endswith("json"):  # application/json, application/problem+json, text/json
         try:
-            if charset is None or charset.lower().replace("-", "") == "utf8":
+            if _utf8(charset):
                 return orjson.loads(content), None
-            return orjson.loads(content.decode(charset)), None
+            return orjson.loads(content.decode(charset or "utf-8")), None
         except (orjson.JSONDecodeError, UnicodeDecodeError, LookupError):
             pass  # says JSON, is not: fall through to text
     if (
@@ -233,7 +238,7 @@ class Result:
             self._body is None
             and content
             and self.content_type.lower().endswith("json")
-            and (self.charset is None or self.charset.lower().replace("-", "") == "utf8")
+            and _utf8(self.charset)
             and b"\n" not in content  # the record must stay on one line
             and b"\r" not in content
         ):

@@ -61,7 +61,6 @@ class Stats:
         self.errors: Counter[str] = Counter()
         self.statuses: Counter[int] = Counter()
         self.retries = 0
-        self.latency_sum_ms = 0.0
         self.interrupted = False
         self.latency = LatencyHistogram()
 
@@ -78,7 +77,6 @@ class Stats:
             self.errors[error or "http_status"] += 1
         if attempts:
             self.latency.add(elapsed_ms)
-            self.latency_sum_ms += elapsed_ms
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, Finished):
