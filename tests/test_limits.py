@@ -139,3 +139,29 @@ async def test_a_budget_weighs_each_start_by_its_cost():
         await limiter.wait_can_start("a", cost)
         limiter.notify_finished("a", ok=True)
     assert clock.now == pytest.approx(60.0)  # 1000 units a minute: the third waits a minute
+
+
+class TickingClock:
+    """A clock that moves on by ``step`` each time it is read, as real time does under load."""
+
+    def __init__(self, step: float) -> None:
+        self.now = 0.0
+        self.step = step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+@pytest.mark.parametrize("step", [0.001, 0.004, 0.005, 0.007, 0.01, 0.02, 0.03])
+async def test_a_waiter_is_woken_even_when_the_pause_ends_between_two_readings_of_the_clock(
+    step: float,
+):
+    clock = TickingClock(step)
+    gate = HostGate(None, ceiling=100, clock=clock)
+    await gate.acquire("a")
+    gate.throttled("a", 0.01)
+    gate.release("a")
+    waiting = asyncio.ensure_future(gate.acquire("a"))
+    await asyncio.wait_for(waiting, 2.0)  # a lost wake-up would wait for ever
+    assert gate.in_use("a") == 1

@@ -66,12 +66,13 @@ class HostGate:
         if host is None:
             self._hosts[key] = _Host(self._max)
             return
-        if not host.waiters and self._open(host, self._clock()):
+        now = self._clock()
+        if not host.waiters and self._open(host, now):
             host.in_use += 1
             return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         host.waiters.append(waiter)
-        self._arm(host)
+        self._arm(host, now)
         try:
             await waiter  # whoever wakes us has counted us in ``in_use`` already
         except asyncio.CancelledError:
@@ -103,7 +104,7 @@ class HostGate:
         now = self._clock()
         host.window = max(1.0, min(host.window, host.in_use + 1.0) / 2.0)
         host.paused_until = max(host.paused_until, now + pause)
-        self._arm(host)
+        self._arm(host, now)
 
     def _wake(self, host: _Host) -> None:
         now = self._clock()
@@ -112,13 +113,17 @@ class HostGate:
             if not waiter.done():
                 host.in_use += 1
                 waiter.set_result(None)
-        self._arm(host)
+        self._arm(host, now)
 
-    def _arm(self, host: _Host) -> None:
-        """One timer per paused host wakes its waiters when the pause ends (no polling)."""
+    def _arm(self, host: _Host, now: float) -> None:
+        """One timer per paused host wakes its waiters when the pause ends (no polling).
+
+        ``now`` must be the reading the caller decided on: reading the clock again here
+        could find the pause just over, arm nothing, and leave the waiters asleep for ever.
+        """
         if host.timer is not None or not host.waiters:
             return
-        delay = host.paused_until - self._clock()
+        delay = host.paused_until - now
         if delay > 0:
             host.timer = asyncio.get_running_loop().call_later(delay, self._timer_fired, host)
 
