@@ -165,3 +165,25 @@ async def test_a_waiter_is_woken_even_when_the_pause_ends_between_two_readings_o
     waiting = asyncio.ensure_future(gate.acquire("a"))
     await asyncio.wait_for(waiting, 2.0)  # a lost wake-up would wait for ever
     assert gate.in_use("a") == 1
+
+
+async def test_a_meter_given_a_faster_rate_spaces_starts_by_the_new_interval_after_the_one_booked():
+    clock = FakeClock()
+    meter = GCRA(Rate(count=10), clock=clock, sleep=clock.sleep)
+    for _ in range(2):
+        await meter.wait()
+    meter.set_rate(Rate(count=20))
+    for _ in range(3):
+        await meter.wait()
+    assert clock.sleeps == pytest.approx([0.1, 0.1, 0.05, 0.05])
+
+
+async def test_raising_the_per_host_limit_lets_waiters_in_at_once():
+    gate = HostGate(1)
+    await gate.acquire("a")
+    waiting = asyncio.ensure_future(gate.acquire("a"))
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    gate.set_limit(2)
+    await asyncio.wait_for(waiting, 1.0)
+    assert gate.in_use("a") == 2 and gate.window("a") == 2

@@ -128,3 +128,38 @@ async def test_a_run_stopped_before_it_starts_returns_at_once_with_no_results():
     engine.stop(grace=0)
     results = await collect(engine, [coerce("http://127.0.0.1/1", seq=0)])
     assert results == [] and transport.calls == 0
+
+
+async def test_a_running_engine_resized_to_more_workers_runs_more_at_once():
+    release = asyncio.Event()
+    reached: dict[int, asyncio.Event] = {2: asyncio.Event(), 5: asyncio.Event()}
+    now = 0
+    peak = 0
+
+    async def handler(request: Request) -> Response:
+        nonlocal now, peak
+        now += 1
+        peak = max(peak, now)
+        if now in reached:
+            reached[now].set()
+        await release.wait()
+        now -= 1
+        return Response(200)
+
+    engine = Engine(config(concurrency=2), transport=MockTransport(handler))
+    items = [coerce(f"http://127.0.0.1/{i}", seq=i) for i in range(40)]
+    running = asyncio.ensure_future(collect(engine, items))
+    await asyncio.wait_for(reached[2].wait(), 5)
+    engine.resize(config(concurrency=5))  # a sibling shard finished: this one's share grew
+    await asyncio.wait_for(reached[5].wait(), 5)
+    release.set()
+    results = await asyncio.wait_for(running, 5)
+    assert peak == 5
+    assert sorted(r.request.seq for r in results) == list(range(40))
+
+
+async def test_resizing_after_the_input_is_all_handed_out_adds_no_idle_workers():
+    engine = Engine(config(concurrency=2), transport=MockTransport(lambda r: Response(200)))
+    results = await collect(engine, [coerce("http://127.0.0.1/1", seq=1)])
+    engine.resize(config(concurrency=8))  # after the run: limits change, no worker is made
+    assert len(results) == 1 and engine.config.limits.concurrency == 8

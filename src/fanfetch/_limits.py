@@ -140,6 +140,17 @@ class HostGate:
         ):
             del self._hosts[key]
 
+    def set_limit(self, limit: int | None, *, ceiling: int | None = None) -> None:
+        """Change the per-host limit mid-run; windows at the old limit move to the new one."""
+        old_max = self._max
+        self.limit = limit
+        self._max = float(limit) if limit else float("inf")
+        self._ceiling = float(min(limit or ceiling or 2**31, ceiling or 2**31))
+        for key, host in list(self._hosts.items()):
+            host.window = self._max if host.window >= old_max else min(host.window, self._max)
+            self._wake(host)
+            self._forget_if_idle(key, host)
+
     def in_use(self, key: str) -> int:
         host = self._hosts.get(key)
         return host.in_use if host else 0
@@ -175,6 +186,11 @@ class GCRA:
         self._sleep = sleep
         self._tat = float("-inf")
         self._lock = asyncio.Lock()
+
+    def set_rate(self, rate: Rate) -> None:
+        """Change the rate mid-run; the next start is spaced by the new interval."""
+        self.interval = rate.interval
+        self.burst = rate.burst
 
     def delay(self) -> float:
         """Seconds until a start is allowed (0 when one may go now)."""
@@ -248,6 +264,34 @@ class Limiter:
         except BaseException:
             self.gate.release(host)
             raise
+
+    def resize(
+        self,
+        *,
+        per_host: int | None,
+        ceiling: int | None,
+        rate: Rate | None,
+        rate_per_host: Rate | None,
+        budget: Rate | None,
+    ) -> None:
+        """Take on new limits mid-run (a cluster shard whose share of the job's limits grew)."""
+        self.gate.set_limit(per_host, ceiling=ceiling)
+        self._rate = self._meter(self._rate, rate)
+        self._budget = self._meter(self._budget, budget)
+        self._host_rate = rate_per_host
+        if rate_per_host is None:
+            self._host_meters.clear()
+        else:
+            for meter in self._host_meters.values():
+                meter.set_rate(rate_per_host)
+
+    def _meter(self, meter: GCRA | None, rate: Rate | None) -> GCRA | None:
+        if rate is None:
+            return None
+        if meter is None:
+            return GCRA(rate, clock=self._clock, sleep=self._sleep)
+        meter.set_rate(rate)
+        return meter
 
     def notify_finished(self, host: str, *, ok: bool, throttle: float | None = None) -> None:
         gate = self.gate

@@ -8,6 +8,7 @@ per request: that is the pattern fanfetch exists to replace.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sequence
 from typing import Any
@@ -115,6 +116,7 @@ class Engine:
         self._queue: asyncio.Queue[Item | None] | None = None
         self._workers: list[asyncio.Task[None]] = []
         self._feeder: asyncio.Task[None] | None = None
+        self._spawn: Callable[[], asyncio.Task[None]] | None = None  # one more worker, mid-run
         self.in_flight = 0
         self.interrupted = False
 
@@ -137,6 +139,33 @@ class Engine:
                     break
                 queue.put_nowait(_STOP)
         asyncio.get_running_loop().call_later(grace, self._cancel_workers)
+
+    def resize(self, config: Config) -> None:
+        """Take on ``config``'s limits mid-run: a cluster shard whose share of the job grew.
+
+        The pool only grows (a worker is never taken away mid-request); the per-host limit,
+        rates and budget move either way.
+        """
+        limits = config.limits
+        self.config = dataclasses.replace(
+            self.config,
+            limits=limits,
+            rate=config.rate,
+            rate_per_host=config.rate_per_host,
+            budget=config.budget,
+        )
+        self._limiter.resize(
+            per_host=limits.per_host,
+            ceiling=limits.concurrency,
+            rate=config.rate,
+            rate_per_host=config.rate_per_host,
+            budget=config.budget,
+        )
+        spawn = self._spawn
+        if spawn is None or self._stopping or self._feeder is None or self._feeder.done():
+            return  # not running, stopping, or all input handed out: more workers are idle
+        while len(self._workers) < limits.concurrency:
+            self._workers.append(spawn())
 
     def _cancel_workers(self) -> None:
         for task in self._workers:
@@ -161,18 +190,20 @@ class Engine:
         self._emit(RunStarted(total))
         try:
             async with asyncio.TaskGroup() as tg:
-                self._feeder = tg.create_task(self._feed(items, queue, workers))
+                self._feeder = tg.create_task(self._feed(items, queue))
                 self._workers = [
                     tg.create_task(self._work(queue, transport, sink)) for _ in range(workers)
                 ]
+                self._spawn = lambda: tg.create_task(self._work(queue, transport, sink))
         finally:
+            self._spawn = None
             self._workers = []
             self._feeder = None
             self._queue = None
             self._emit(RunEnded(self.interrupted))
 
     async def _feed(
-        self, items: Iterable[Item] | AsyncIterable[Item], queue: asyncio.Queue[Item | None], n: int
+        self, items: Iterable[Item] | AsyncIterable[Item], queue: asyncio.Queue[Item | None]
     ) -> None:
         put = queue.put
         if isinstance(items, AsyncIterable):
@@ -185,9 +216,10 @@ class Engine:
                 if self._stopping:
                     return
                 await put(item)
-        if not self._stopping:
-            for _ in range(n):
-                await put(_STOP)
+        stopped = 0
+        while not self._stopping and stopped < len(self._workers):  # resize() may add workers
+            await put(_STOP)
+            stopped += 1
 
     async def _work(
         self, queue: asyncio.Queue[Item | None], transport: Transport, sink: Sink
