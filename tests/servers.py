@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import orjson
@@ -50,6 +51,11 @@ class LoopbackAPI:
             await asyncio.wait_for(
                 self._arrivals.wait_for(lambda: sum(self.log.hits.values()) >= n), BOUND
             )
+
+    async def wait_until(self, ready: Callable[[Log], bool], within: float = BOUND) -> None:
+        """Return once ``ready(log)`` holds; it is checked on each arrival."""
+        async with self._arrivals:
+            await asyncio.wait_for(self._arrivals.wait_for(lambda: ready(self.log)), within)
 
     async def wait_in_flight(self, n: int) -> None:
         """Return once ``n`` requests are in the server at the same time."""

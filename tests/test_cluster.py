@@ -62,3 +62,36 @@ async def test_a_job_on_a_local_ray_cluster_is_exactly_once_and_holds_the_rate(
     # server-side stamps bunch under load (see test_resilience): 2% of slack; unlimited, this
     # job runs well above 5,500/s
     assert max_in_window(arrivals, 1.0) <= rate * 1.02
+
+
+@pytest.mark.slow
+async def test_when_a_shard_finishes_the_others_take_on_its_share_of_the_limits(
+    api: LoopbackAPI, tmp_path: Path
+):
+    # two shards of equal bytes: ten quick requests, then ten that the server holds
+    src = tmp_path / "in.txt"
+    quick = [api.url(f"/ok/{i:06d}") for i in range(10)]
+    held = [api.url(f"/hang/{i:04d}") for i in range(10)]
+    src.write_text("".join(url + "\n" for url in quick + held))
+    out = tmp_path / "out"
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "fanfetch", "run", str(src), "-o", str(out), "--cluster", "ray",
+        "--shards", "2", "-c", "8", "--progress",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, env=env,
+    )  # fmt: skip
+
+    def held_in_server(log) -> int:  # /hang answers only when released: each hit is in flight
+        return sum(n for path, n in log.hits.items() if path.startswith("/hang/"))
+
+    try:
+        await api.wait_until(lambda log: held_in_server(log) >= 1, within=120)  # Ray is up
+        # the quick shard finishes; the held one's share grows from 4 to all 8
+        await api.wait_until(lambda log: held_in_server(log) >= 8, within=8)
+    finally:
+        api.release.set()
+        _, err = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode == 0, err.decode()[-3000:]
+    assert api.log.max_in_flight <= 8  # the job's -c 8, shared out, never exceeded
+    assert "20/20" in err.decode()  # the driver's progress bar added up both shards
+    assert "requests   20" in err.decode()

@@ -351,11 +351,6 @@ def run(**kw: Any) -> int:
 
 
 def _run_on_cluster(options: RunOptions) -> int:
-    import time
-
-    from ._cluster import run_on_ray
-    from ._summary import Stats, summary_lines
-
     cluster = options.cluster or ""
     if cluster != "ray" and not cluster.startswith("ray://"):
         raise click.UsageError(f"--cluster {cluster!r}: give ray (local) or ray://HOST:PORT")
@@ -363,23 +358,9 @@ def _run_on_cluster(options: RunOptions) -> int:
         raise click.UsageError("--cluster reads a file every node can see and needs -o DIR")
     if options.ordered or options.workers > 1 or options.url_template is not None:
         raise click.UsageError("--cluster does not go with --ordered, --workers or --url yet")
-    stats = Stats(clock=time.monotonic)
-    shards = run_on_ray(
-        options.source,
-        options.output,
-        options.config,
-        address=None if cluster == "ray" else cluster,
-        shards=options.shards,
-        resume=options.resume,
-    )
-    stats.ended = time.monotonic()
-    for shard in shards:
-        stats.absorb(shard)
-    if not options.quiet:
-        click.echo(f"fanfetch: {len(shards)} shards written to {options.output}", err=True)
-        for line in summary_lines(stats):
-            click.echo(line, err=True)
-    return EXIT_OK if stats.failed == 0 else EXIT_FAILED
+    from ._runner import run_cluster_job
+
+    return run_cluster_job(options, address=None if cluster == "ray" else cluster)
 
 
 def _parse_workers(text: str) -> int:

@@ -9,17 +9,23 @@ and retries) and writes ``part-NNNNN.jsonl``, in the ordinary record format.
 Guarantees, as for one machine: each shard resumes from its own part file exactly as
 ``--resume`` does, so a task whose worker or node dies is retried by Ray and repeats only
 what was in flight; a finished shard leaves ``part-NNNNN.done`` (its counts), which a
-``--resume`` of the whole job skips. Limits hold for the whole job: each of the K shards that
-can run at once gets 1/K of the concurrency, per-host limit, rates and budget. (They are not
-yet handed on when a shard finishes early: the totals hold, but the last shards run under
-their share.)
+``--resume`` of the whole job skips.
+
+Limits hold for the whole job. A small actor, the ``Board``, knows how many shards are not
+yet finished; each running shard gets ``1/D`` of every limit, where ``D`` is the smaller of
+that number and the shards that can run at once, and asks again twice a second. ``D`` only
+ever falls, so a shard's share only grows (``Engine.resize``), and the running shards'
+shares never add up to more than the whole: when a shard finishes, the others take on
+its part. The same reports feed the driver's progress bar.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -27,7 +33,9 @@ import orjson
 from ._config import Config
 from ._exceptions import UsageError
 
-__all__ = ["plan_shards", "run_on_ray", "shard_lines"]
+__all__ = ["Board", "JobProgress", "plan_shards", "run_on_ray", "shard_lines"]
+
+REPORT_EVERY = 0.5  # seconds between a shard's reports to the board
 
 
 def plan_shards(path: str, shards: int) -> list[tuple[int, int]]:
@@ -53,62 +61,180 @@ def shard_lines(path: str, start: int, end: int) -> Iterator[bytes]:
             position += len(line)
 
 
-def _count(path: str, start: int, end: int) -> int:
-    return sum(1 for _ in shard_lines(path, start, end))
+def _count(path: str, start: int, end: int) -> tuple[int, int]:
+    """A shard's lines, and how many of them are requests (not blank)."""
+    lines = requests = 0
+    for line in shard_lines(path, start, end):
+        lines += 1
+        requests += bool(line.strip())
+    return lines, requests
+
+
+@dataclass(frozen=True, slots=True)
+class JobProgress:
+    """The whole job as the board last heard of it: what the driver's progress bar shows."""
+
+    total: int
+    done: int
+    ok: int
+    retries: int
+    in_flight: int
+
+
+class Board:
+    """The job's shared state, as a Ray actor: each shard's latest counts, and who finished.
+
+    Reports replace a shard's last one rather than add to it, so a shard that Ray runs again
+    after its worker died is counted once.
+    """
+
+    def __init__(self, shards: int, slots: int, total: int, finished: dict[int, Any]) -> None:
+        self._shards = shards
+        self._slots = slots
+        self._total = total
+        self._finished = set(finished)
+        self._counts: dict[int, dict[str, int]] = {
+            i: _progress_counts(c) for i, c in finished.items()
+        }
+
+    def divisor(self) -> int:
+        """How many parts each limit is cut into now: it only ever falls."""
+        return max(1, min(self._slots, self._shards - len(self._finished)))
+
+    def report(self, shard: int, counts: dict[str, int] | None) -> int:
+        """A running shard's counts so far; the answer is the divisor for its limits."""
+        if counts is not None:
+            self._counts[shard] = counts
+        return self.divisor()
+
+    def finish(self, shard: int, counts: dict[str, Any]) -> None:
+        self._finished.add(shard)
+        self._counts[shard] = _progress_counts(counts)
+
+    def progress(self) -> JobProgress:
+        counts = self._counts.values()
+        return JobProgress(
+            total=self._total,
+            done=sum(c["done"] for c in counts),
+            ok=sum(c["ok"] for c in counts),
+            retries=sum(c["retries"] for c in counts),
+            in_flight=sum(c.get("in_flight", 0) for c in counts),
+        )
+
+
+def _progress_counts(shard: dict[str, Any]) -> dict[str, int]:
+    """The progress counts in a finished shard's report (also its ``.done`` file)."""
+    stats, earlier = shard["stats"], shard.get("earlier", {})
+    before = earlier.get("requests", 0)
+    return {
+        "done": before + stats["requests"],
+        "ok": before - sum(earlier.get("errors", {}).values()) + stats["ok"],
+        "retries": shard["retries"],
+    }
 
 
 def _run_shard(
+    index: int,
     path: str,
     start: int,
     end: int,
     first_line: int,
     part: str,
     config: Config,
+    board: Any,
 ) -> dict[str, Any]:
     """One shard, on a Ray worker: resume from the part file, run the engine, mark it done."""
+    import ray
+
     from ._loop import loop_factory
 
-    with open(part.removesuffix(".jsonl") + ".pid", "w") as f:  # an operator (or test) can
-        # find the worker running this shard
+    stem = part.removesuffix(".jsonl")
+    with open(stem + ".pid", "w") as f:  # an operator (or a test) can find who runs a shard
         f.write(str(os.getpid()))
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
-        counts = runner.run(_shard(path, start, end, first_line, part, config))
-    with open(part.removesuffix(".jsonl") + ".done.tmp", "wb") as f:
+        counts = runner.run(_shard(index, path, start, end, first_line, part, config, board))
+    with open(stem + ".done.tmp", "wb") as f:
         f.write(orjson.dumps(counts))
         f.flush()
         os.fsync(f.fileno())
-    os.replace(part.removesuffix(".jsonl") + ".done.tmp", part.removesuffix(".jsonl") + ".done")
-    os.unlink(part.removesuffix(".jsonl") + ".pid")
+    os.replace(stem + ".done.tmp", stem + ".done")
+    os.unlink(stem + ".pid")
+    ray.get(board.finish.remote(index, counts))
     return counts
 
 
 async def _shard(
-    path: str, start: int, end: int, first_line: int, part: str, config: Config
+    index: int,
+    path: str,
+    start: int,
+    end: int,
+    first_line: int,
+    part: str,
+    config: Config,
+    board: Any,
 ) -> dict[str, Any]:
     from ._input import LineParser, aiter_items
     from ._output import RecordWriter
     from ._resume import prepare_resume
     from ._scheduler import Engine
     from ._summary import Stats
+    from ._transports import AiohttpTransport
+    from ._workers import share
 
     state = prepare_resume(part)
+    earlier = {
+        "requests": state.records,
+        "errors": dict(state.failed),
+        "statuses": {str(k): v for k, v in state.statuses.items()},
+    }
     stats = Stats()
+    divisor = await board.report.remote(index, None)
     parser = LineParser(done=state.done, start_line=first_line - 1)
     fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     writer = RecordWriter(fd, include_headers=config.include_headers)
+
+    def counts() -> dict[str, Any]:
+        return {
+            "earlier": earlier,
+            "stats": stats.as_dict(),
+            "buckets": {str(k): v for k, v in stats.latency.buckets.items()},
+            "max_ms": stats.latency.max,
+            "retries": stats.retries,
+        }
+
+    async def keep_reporting(engine: Engine) -> None:
+        """Tell the board how far this shard is; take on a larger share when it says so."""
+        nonlocal divisor
+        while True:
+            await asyncio.sleep(REPORT_EVERY)
+            progress = _progress_counts(counts())
+            progress["in_flight"] = engine.in_flight
+            try:
+                now = await board.report.remote(index, progress)
+            except Exception:  # the driver is gone or busy: run on with the share we have
+                continue
+            if now < divisor:
+                divisor = now
+                engine.resize(share(config, divisor))
+
+    # the connection pool is sized for the largest share this shard may grow to
+    transport = AiohttpTransport(config, pool_size=config.limits.concurrency)
     try:
-        async with Engine(config, listeners=[stats]) as engine:
-            await engine.run(aiter_items(shard_lines(path, start, end), parser=parser), writer.put)
+        async with Engine(share(config, divisor), transport=transport, listeners=[stats]) as engine:
+            reporter = asyncio.create_task(keep_reporting(engine))
+            try:
+                await engine.run(
+                    aiter_items(shard_lines(path, start, end), parser=parser), writer.put
+                )
+            finally:
+                reporter.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reporter
     finally:
+        await transport.aclose()
         writer.close()
         os.close(fd)
-    return {
-        "resumed": state.records,
-        "stats": stats.as_dict(),
-        "buckets": {str(k): v for k, v in stats.latency.buckets.items()},
-        "max_ms": stats.latency.max,
-        "retries": stats.retries,
-    }
+    return counts()
 
 
 def run_on_ray(
@@ -119,15 +245,19 @@ def run_on_ray(
     address: str | None = None,
     shards: int | None = None,
     resume: bool = False,
+    on_progress: Callable[[JobProgress], None] | None = None,
+    every: float = 0.25,
 ) -> list[dict[str, Any]]:
-    """Run the job on Ray; return each shard's counts (for the summary)."""
+    """Run the job on Ray; return each shard's counts (for the summary).
+
+    ``on_progress`` is called on the driver every ``every`` seconds with the whole job's counts.
+    """
     try:
         import ray
     except ImportError:
         raise UsageError(
             "--cluster ray needs Ray: pip install 'fanfetch[ray]' (on every node)"
         ) from None
-    from ._workers import share
 
     os.makedirs(out_dir, exist_ok=True)
     if not resume:
@@ -148,20 +278,28 @@ def run_on_ray(
         plan = plan_shards(source, shards or 4 * slots)
         count = ray.remote(_count)
         sizes = ray.get([count.remote(source, s, e) for s, e in plan])
-        firsts = [1 + sum(sizes[:i]) for i in range(len(plan))]
-        part_config = share(config, min(slots, len(plan)))
-        run = ray.remote(max_retries=5, retry_exceptions=False)(_run_shard)
-        results: list[Any] = []
-        pending = []
-        for i, ((s, e), first) in enumerate(zip(plan, firsts, strict=True)):
-            part = os.path.join(out_dir, f"part-{i:05d}.jsonl")
+        firsts = [1 + sum(lines for lines, _ in sizes[:i]) for i in range(len(plan))]
+        finished: dict[int, Any] = {}
+        for i in range(len(plan)):
             done = os.path.join(out_dir, f"part-{i:05d}.done")
             if resume and os.path.exists(done):
                 with open(done, "rb") as f:
-                    results.append(orjson.loads(f.read()))
-                continue
-            pending.append(run.remote(source, s, e, first, part, part_config))
-        results.extend(ray.get(pending))
+                    finished[i] = orjson.loads(f.read())
+        total = sum(requests for _, requests in sizes)
+        board: Any = ray.remote(num_cpus=0)(Board).remote(len(plan), slots, total, finished)
+        run = ray.remote(max_retries=5, retry_exceptions=False)(_run_shard)
+        pending = [
+            run.remote(i, source, s, e, first, os.path.join(out_dir, f"part-{i:05d}.jsonl"),
+                       config, board)
+            for i, ((s, e), first) in enumerate(zip(plan, firsts, strict=True))
+            if i not in finished
+        ]  # fmt: skip
+        results: list[Any] = list(finished.values())
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=len(pending), timeout=every)
+            results.extend(ray.get(ready))
+            if on_progress is not None:
+                on_progress(ray.get(board.progress.remote()))
         return results
     finally:
         ray.shutdown()

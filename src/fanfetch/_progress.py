@@ -70,9 +70,15 @@ class ProgressBar:
         )
         self._progress.refresh()
 
+    def start(self) -> None:
+        self._progress.start()
+
+    def stop(self) -> None:
+        self._progress.stop()
+
     async def run(self, done: asyncio.Event) -> None:
         """Refresh until ``done`` is set, then draw the final state once and stop."""
-        self._progress.start()
+        self.start()
         try:
             while not done.is_set():
                 self.refresh()
@@ -82,7 +88,7 @@ class ProgressBar:
                     pass
             self.refresh()
         finally:
-            self._progress.stop()
+            self.stop()
 
     def __repr__(self) -> str:
         return f"<ProgressBar done={self._stats.done} every={self._every}s>"

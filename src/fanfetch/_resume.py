@@ -12,8 +12,9 @@ from __future__ import annotations
 import os
 import tempfile
 from array import array
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from hashlib import blake2b
 from typing import Any
 
@@ -96,6 +97,8 @@ class ResumeState:
     records: int
     torn_bytes: int
     dropped_failed: int
+    failed: Counter[str] = field(default_factory=Counter)  # kept records not ok, by error type
+    statuses: Counter[int] = field(default_factory=Counter)  # kept records, by final status
 
 
 def _repair_torn_tail(fd: int) -> int:
@@ -139,6 +142,8 @@ def prepare_resume(
         lines = sum(1 for _ in f)
     done = IdSet(lines)
     kept = dropped = bad = 0
+    failed: Counter[str] = Counter()
+    statuses: Counter[int] = Counter()
     tmp = None
     if redo_failed:
         directory = os.path.dirname(os.path.abspath(path))
@@ -160,6 +165,12 @@ def prepare_resume(
                 if not done.add(id_hash(rid)) and redo_failed:
                     continue  # one record per id: the first ok one stays
                 kept += 1
+                status = record.get("status")
+                if isinstance(status, int):
+                    statuses[status] += 1
+                if not ok:
+                    error = record.get("error")
+                    failed[error.get("type", "?") if isinstance(error, dict) else "?"] += 1
                 if tmp is not None:
                     tmp.write(line)
         if tmp is not None:
@@ -174,4 +185,4 @@ def prepare_resume(
             os.unlink(tmp.name)
     if bad:
         warn(f"--resume: {bad} line(s) of {path} are not records and were ignored")
-    return ResumeState(done, kept, torn, dropped)
+    return ResumeState(done, kept, torn, dropped, failed, statuses)

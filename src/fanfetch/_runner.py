@@ -9,6 +9,7 @@ import contextlib
 import os
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
@@ -167,6 +168,60 @@ async def run_job(options: RunOptions, *, announce: str | None = None, call_ms: 
         _write_summary(options.summary_json, stats)
     if received:
         return signal_exit_status(received[0])
+    return EXIT_OK if stats.failed == 0 else EXIT_FAILED
+
+
+def run_cluster_job(options: RunOptions, *, address: str | None) -> int:
+    """Run one job on Ray (``_cluster``): a live progress bar fed by the shards' reports,
+    and one summary of the whole job at the end."""
+    from ._cli import EXIT_FAILED, EXIT_OK
+    from ._cluster import JobProgress, run_on_ray
+
+    assert options.output is not None
+    show_progress = (
+        _stderr_is_terminal() if options.progress is None else options.progress
+    ) and not options.quiet
+    err = _Stderr(rich=show_progress)
+    live = Stats()
+    in_flight = 0
+    bar = None
+    if show_progress:
+        from ._progress import ProgressBar
+
+        bar = ProgressBar(live, in_flight=lambda: in_flight, console=err.console())
+        bar.start()
+
+    def on_progress(job: JobProgress) -> None:
+        nonlocal in_flight
+        live.total, live.done, live.ok, live.retries = job.total, job.done, job.ok, job.retries
+        in_flight = job.in_flight
+        if bar is not None:
+            bar.refresh()
+
+    try:
+        shards = run_on_ray(
+            options.source,
+            options.output,
+            options.config,
+            address=address,
+            shards=options.shards,
+            resume=options.resume,
+            on_progress=on_progress,
+        )
+    finally:
+        if bar is not None:
+            bar.stop()
+    stats = Stats()
+    stats.started = live.started
+    stats.ended = time.monotonic()
+    for shard in shards:
+        stats.absorb(shard)
+    if not options.quiet:
+        err.print(f"fanfetch: {len(shards)} shards written to {options.output}")
+        for line in summary_lines(stats):
+            err.print(line)
+    if options.summary_json:
+        _write_summary(options.summary_json, stats)
     return EXIT_OK if stats.failed == 0 else EXIT_FAILED
 
 

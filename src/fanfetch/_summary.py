@@ -99,12 +99,17 @@ class Stats:
             self.interrupted = event.interrupted
 
     def absorb(self, shard: dict[str, Any]) -> None:
-        """Add the counts a cluster shard reported (``_cluster``) to these."""
+        """Add the counts a cluster shard reported (``_cluster``) to these, with the records
+        its part file already held when it began (a shard Ray ran again, or ``--resume``)."""
         data = shard["stats"]
-        self.done += data["requests"]
-        self.ok += data["ok"]
+        earlier = shard.get("earlier", {})
+        earlier_failed = earlier.get("errors", {})
+        self.done += data["requests"] + earlier.get("requests", 0)
+        self.ok += data["ok"] + earlier.get("requests", 0) - sum(earlier_failed.values())
         self.errors.update(data["errors"])
-        self.statuses.update({int(k): v for k, v in data["statuses"].items()})
+        self.errors.update(earlier_failed)
+        for statuses in (data["statuses"], earlier.get("statuses", {})):
+            self.statuses.update({int(k): v for k, v in statuses.items()})
         self.retries += shard["retries"]
         for bucket, n in shard["buckets"].items():
             self.latency.buckets[int(bucket)] += n
