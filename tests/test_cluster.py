@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+import fanfetch
 from fanfetch._cluster import plan_shards, shard_lines
 from tests.conftest import read_records
 from tests.servers import LoopbackAPI
@@ -95,3 +96,31 @@ async def test_when_a_shard_finishes_the_others_take_on_its_share_of_the_limits(
     assert api.log.max_in_flight <= 8  # the job's -c 8, shared out, never exceeded
     assert "20/20" in err.decode()  # the driver's progress bar added up both shards
     assert "requests   20" in err.decode()
+
+
+@pytest.mark.slow
+def test_the_python_api_runs_a_job_on_ray_and_gives_back_every_result(
+    api_in_thread: str, tmp_path: Path
+):
+    requests = [{"url": f"{api_in_thread}/ok/{i}", "meta": {"n": i}} for i in range(1, 301)]
+    requests.append({"url": "ftp://nope"})  # bad input is a record here too, not an exception
+    seen: list[int] = []
+    results = fanfetch.run(
+        requests, cluster="ray", output=tmp_path / "out", shards=3, concurrency=8,
+        on_result=lambda r: seen.append(r.id),
+    )  # fmt: skip
+    assert sorted(r.id for r in results) == list(range(1, 302)) == sorted(seen)
+    by_id = {r.id: r for r in results}
+    assert all(
+        by_id[i].ok and by_id[i].json() == {"id": str(i), "method": "GET"} for i in range(1, 301)
+    )
+    assert by_id[5].meta == {"n": 5}
+    assert by_id[301].error is not None and by_id[301].error.type == "invalid_request"
+    assert len(list((tmp_path / "out").glob("part-*.jsonl"))) == 3
+
+
+def test_a_cluster_job_from_python_needs_an_output_directory():
+    with pytest.raises(fanfetch.ConfigError, match="output"):
+        fanfetch.run(["http://127.0.0.1:9/"], cluster="ray")
+    with pytest.raises(fanfetch.ConfigError, match="ray://HOST:PORT"):
+        fanfetch.run(["http://127.0.0.1:9/"], cluster="dask", output="out")

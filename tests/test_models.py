@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from fanfetch import Request, Result
-from fanfetch._exceptions import RequestTimeout
+from fanfetch._exceptions import HTTPStatusError, RequestTimeout
 from fanfetch._models import decode_body
 
 
@@ -46,3 +47,35 @@ def test_result_helpers_give_text_json_and_raise():
     failed = Result(Request("http://127.0.0.1/"), error=RequestTimeout("slow"))
     with pytest.raises(RequestTimeout):
         failed.raise_for_error()
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        Result(Request("http://h/1", id=1, meta={"k": 1}), status=200, content=b'{"a": [1]}',
+               content_type="application/json", attempts=2, elapsed_ms=12.5),
+        Result(Request("http://h/2", id="two"), status=200, content=b"plain",
+               content_type="text/plain"),
+        Result(Request("http://h/3", id=3), status=200, content=b"\x00\xff",
+               content_type="image/png"),
+        Result(Request("http://h/4", id=4), status=404, content=b"", content_type="text/plain",
+               error=HTTPStatusError("HTTP 404 Not Found")),
+        Result(Request("http://h/5", method="POST", id=5), error=RequestTimeout("no answer in 5 s"),
+               attempts=4),
+    ],
+)  # fmt: skip
+def test_a_result_read_back_from_its_record_gives_the_same_record(result: Result):
+    record = orjson.loads(orjson.dumps(result.to_dict(include_headers=True)))
+    again = Result.from_record(record)
+    assert again.to_dict(include_headers=True) == record
+    assert again.ok is result.ok and again.id == result.id
+    assert type(again.error) is type(result.error)
+    if result.content_type == "application/json":
+        assert again.json() == result.json()  # the same value (its bytes re-encoded)
+    elif result.content:
+        assert again.content == result.content  # text and binary bodies byte for byte
+
+
+def test_an_error_type_this_version_does_not_know_keeps_its_name():
+    record = {"id": 1, "url": "http://h/", "error": {"type": "quota", "message": "spent"}}
+    assert Result.from_record(record).to_dict()["error"] == {"type": "quota", "message": "spent"}

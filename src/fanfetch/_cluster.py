@@ -24,18 +24,36 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from ._config import Config
-from ._exceptions import UsageError
+from ._exceptions import ConfigError, UsageError
+from ._models import Request, Result
 
-__all__ = ["Board", "JobProgress", "plan_shards", "run_on_ray", "shard_lines"]
+__all__ = [
+    "Board",
+    "JobProgress",
+    "cluster_address",
+    "cluster_results",
+    "plan_shards",
+    "run_on_ray",
+    "shard_lines",
+]
 
 REPORT_EVERY = 0.5  # seconds between a shard's reports to the board
+
+
+def cluster_address(cluster: str) -> str | None:
+    """``"ray"`` (a local cluster: None) or ``"ray://HOST:PORT"``; anything else is refused."""
+    if cluster == "ray":
+        return None
+    if cluster.startswith("ray://"):
+        return cluster
+    raise ConfigError("cluster", cluster, "give 'ray' (a local cluster) or 'ray://HOST:PORT'")
 
 
 def plan_shards(path: str, shards: int) -> list[tuple[int, int]]:
@@ -303,3 +321,54 @@ def run_on_ray(
         return results
     finally:
         ray.shutdown()
+
+
+def cluster_results(
+    requests: str | os.PathLike[str] | Iterable[Request | Mapping[str, Any] | str],
+    *,
+    cluster: str,
+    output: str | os.PathLike[str],
+    config: Config,
+    shards: int | None = None,
+    resume: bool = False,
+) -> Iterator[Result]:
+    """The Python API's cluster job: run it, then yield each result back from the parts.
+
+    ``requests`` is a path every node can read, or requests in memory, which are first
+    written to ``output/input.jsonl`` (so ``output`` must then be on storage every node sees).
+    The parts are read one line at a time: iterating does not hold the job in memory.
+    """
+    address = cluster_address(cluster)
+    out_dir = os.fspath(output)
+    if isinstance(requests, str | os.PathLike):
+        source = os.fspath(requests)
+    else:
+        source = _spill(requests, out_dir)
+    run_on_ray(source, out_dir, config, address=address, shards=shards, resume=resume)
+    for name in sorted(os.listdir(out_dir)):
+        if name.startswith("part-") and name.endswith(".jsonl"):
+            with open(os.path.join(out_dir, name), "rb") as f:
+                for line in f:
+                    yield Result.from_record(orjson.loads(line))
+
+
+def _spill(requests: Iterable[Request | Mapping[str, Any] | str], out_dir: str) -> str:
+    """Write in-memory requests as input lines (atomically: a resume never sees half a file)."""
+    if isinstance(requests, AsyncIterable):
+        raise ConfigError("requests", requests, "a cluster job takes a path or a plain iterable")
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, "input.jsonl")
+    with open(path + ".tmp", "wb") as f:
+        for item in requests:
+            if isinstance(item, Request):
+                line = item.to_dict()
+                if line["id"] is None:
+                    del line["id"]  # the default id is the position, as elsewhere
+                f.write(orjson.dumps(line))
+            elif isinstance(item, Mapping):
+                f.write(orjson.dumps(dict(item)))
+            else:
+                f.write(orjson.dumps(item) if "\n" in item else item.encode())
+            f.write(b"\n")
+    os.replace(path + ".tmp", path)
+    return path

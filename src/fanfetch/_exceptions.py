@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Mapping
+from typing import Any
 
 import aiohttp
 
@@ -32,6 +34,7 @@ __all__ = [
     "RequestError",
     "RequestTimeout",
     "UsageError",
+    "error_from_record",
     "map_transport_error",
     "redact",
 ]
@@ -130,3 +133,24 @@ def _map(exc: BaseException) -> RequestError:
         # aiohttp raises these for malformed header values and the like, before any I/O.
         return InvalidRequest(f"{type(exc).__name__}: {exc}")
     return RequestError(f"{type(exc).__name__}: {exc}")
+
+
+def error_from_record(error: Mapping[str, Any]) -> RequestError:
+    """The error a record's ``error`` field names, rebuilt (message and ``type`` kept)."""
+    kind, message = str(error.get("type", "error")), str(error.get("message", ""))
+    found = _error_classes().get(kind)
+    if found is not None:
+        return found(message)
+    exc = RequestError(message)
+    exc.type = kind  # a type this version does not know: keep its name all the same
+    return exc
+
+
+def _error_classes() -> dict[str, type[RequestError]]:
+    classes: dict[str, type[RequestError]] = {}
+    todo = [RequestError]
+    while todo:
+        cls = todo.pop()
+        classes.setdefault(cls.type, cls)
+        todo.extend(cls.__subclasses__())
+    return classes

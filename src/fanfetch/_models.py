@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from ._exceptions import HTTPStatusError, RequestError
+from ._exceptions import HTTPStatusError, RequestError, error_from_record
 
 __all__ = ["JSONValue", "Request", "Result", "decode_body"]
 
@@ -261,6 +261,40 @@ class Result:
             else:
                 self._body = decode_body(self.content, self.content_type, self.charset)
         return self._body
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> Result:
+        """A result back from its record (a line of fanfetch's output, such as a cluster
+        job's part files): what the record holds, with the body as the record kept it."""
+        request = Request(
+            record["url"], method=record.get("method", "GET"), id=record.get("id"),
+            meta=record.get("meta"),
+        )  # fmt: skip
+        body, encoding = record.get("body"), record.get("body_encoding")
+        if body is None:
+            content, content_type = None, ""
+        elif encoding == "base64":
+            content, content_type = base64.b64decode(body), "application/octet-stream"
+        elif isinstance(body, str):
+            content, content_type = body.encode(), "text/plain"
+        else:
+            content, content_type = orjson.dumps(body), "application/json"
+        error = record.get("error")
+        result = cls(
+            request,
+            status=record.get("status"),
+            headers=record.get("headers"),
+            content=content,
+            content_type=content_type,
+            error=error_from_record(error) if isinstance(error, Mapping) else None,
+            attempts=record.get("attempts", 1),
+            elapsed_ms=record.get("elapsed_ms", 0.0),
+        )
+        result._body = (body, encoding)
+        result.history = record.get("history")
+        extra = {k: record[k] for k in ("path", "bytes", "sha256", "transformed") if k in record}
+        result.extra = extra or None
+        return result
 
     def to_dict(
         self, *, include_headers: bool = False, for_writing: bool = False

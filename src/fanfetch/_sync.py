@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import queue
 import threading
 from collections.abc import AsyncIterable, Callable, Iterable, Iterator
 from typing import Any
 
-from ._client import RequestLike, stream
+from ._client import RequestLike, make_config, stream
+from ._exceptions import ConfigError
 from ._loop import new_event_loop
 from ._models import Result
 
@@ -24,17 +26,37 @@ _END = object()
 
 
 def iter_results(
-    requests: Iterable[RequestLike] | AsyncIterable[RequestLike],
+    requests: Iterable[RequestLike] | AsyncIterable[RequestLike] | str | os.PathLike[str],
     *,
     ordered: bool = False,
     on_result: Callable[[Result], None] | None = None,
+    cluster: str | None = None,
+    output: str | os.PathLike[str] | None = None,
+    shards: int | None = None,
+    resume: bool = False,
     **options: Any,
 ) -> Iterator[Result]:
     """Yield each ``Result`` as it finishes; blocking. Options as for ``fanfetch.stream``.
 
     ``requests`` is read on the engine's thread. Leaving the loop early (``break``) stops the
     run: requests in flight are cancelled and the thread is joined before this returns.
+
+    With ``cluster="ray"`` (or ``"ray://HOST:PORT"``) the job runs on Ray as
+    ``fanfetch run --cluster`` does: ``requests`` may be a path every node can read,
+    ``output`` is the directory of part files (required), ``shards`` and ``resume`` as the
+    flags. The results are then read back from the parts once the job is done.
     """
+    if cluster is not None:
+        yield from _cluster_results(
+            requests, cluster, output, shards, resume, ordered, on_result, options
+        )
+        return
+    if isinstance(requests, str | os.PathLike):
+        raise ConfigError(
+            "requests", requests, "give an iterable of requests (a path only with cluster=)"
+        )
+    if output is not None or shards is not None or resume:
+        raise ConfigError("cluster", None, "output=, shards= and resume= go with cluster='ray'")
     handoff: queue.Queue[Any] = queue.Queue(maxsize=1024)
     started: queue.Queue[tuple[asyncio.AbstractEventLoop, asyncio.Task[None]]] = queue.Queue()
 
@@ -103,14 +125,61 @@ def iter_results(
 
 
 def run(
-    requests: Iterable[RequestLike] | AsyncIterable[RequestLike],
+    requests: Iterable[RequestLike] | AsyncIterable[RequestLike] | str | os.PathLike[str],
     *,
     ordered: bool = False,
     on_result: Callable[[Result], None] | None = None,
+    cluster: str | None = None,
+    output: str | os.PathLike[str] | None = None,
+    shards: int | None = None,
+    resume: bool = False,
     **options: Any,
 ) -> list[Result]:
     """Make every request and return all the results; blocking, and fine inside Jupyter.
 
     This holds every result in memory: for large runs iterate ``iter_results`` instead.
+    ``cluster=``, ``output=``, ``shards=`` and ``resume=``: see ``iter_results``.
     """
-    return list(iter_results(requests, ordered=ordered, on_result=on_result, **options))
+    return list(
+        iter_results(
+            requests,
+            ordered=ordered,
+            on_result=on_result,
+            cluster=cluster,
+            output=output,
+            shards=shards,
+            resume=resume,
+            **options,
+        )
+    )
+
+
+def _cluster_results(
+    requests: Iterable[RequestLike] | AsyncIterable[RequestLike] | str | os.PathLike[str],
+    cluster: str,
+    output: str | os.PathLike[str] | None,
+    shards: int | None,
+    resume: bool,
+    ordered: bool,
+    on_result: Callable[[Result], None] | None,
+    options: dict[str, Any],
+) -> Iterator[Result]:
+    from ._cluster import cluster_results
+
+    if output is None:
+        raise ConfigError("output", None, "a cluster job writes part files: give output='DIR'")
+    if ordered:
+        raise ConfigError("ordered", True, "a cluster job's parts are not in input order")
+    if isinstance(requests, AsyncIterable):
+        raise ConfigError("requests", requests, "a cluster job takes a path or a plain iterable")
+    config = options.pop("config", None)
+    if config is None:
+        config = make_config(**options)
+    elif options:
+        raise ConfigError("config", config, "give either config= or options, not both")
+    for result in cluster_results(
+        requests, cluster=cluster, output=output, config=config, shards=shards, resume=resume
+    ):
+        if on_result is not None:
+            on_result(result)
+        yield result
