@@ -13,7 +13,7 @@ import pytest
 
 import fanfetch
 from fanfetch._cluster import plan_shards, shard_lines
-from tests.conftest import read_records
+from tests.conftest import read_records, run_cli
 from tests.servers import LoopbackAPI
 from tests.test_resilience import max_in_window
 
@@ -124,3 +124,33 @@ def test_a_cluster_job_from_python_needs_an_output_directory():
         fanfetch.run(["http://127.0.0.1:9/"], cluster="ray")
     with pytest.raises(fanfetch.ConfigError, match="ray://HOST:PORT"):
         fanfetch.run(["http://127.0.0.1:9/"], cluster="dask", output="out")
+
+
+@pytest.mark.slow
+async def test_csv_rows_fill_a_url_template_on_the_cluster_with_the_header_given_to_each_shard(
+    api: LoopbackAPI, tmp_path: Path
+):
+    src = tmp_path / "users.csv"
+    src.write_text("user_id,name\n" + "".join(f"u{i},name {i}\n" for i in range(1, 121)))
+    out = tmp_path / "out"
+    result = await run_cli(
+        "run", str(src), "-o", str(out), "--cluster", "ray", "--shards", "4", "-q",
+        "--url", api.url("/ok/{user_id}"), timeout=120,
+    )  # fmt: skip
+    assert result.status == 0, result.stderr
+    records = [r for part in sorted(out.glob("part-*.jsonl")) for r in read_records(part)]
+    assert sorted(r["id"] for r in records) == list(range(2, 122))  # line numbers, header is 1
+    assert {r["body"]["id"] for r in records} == {f"u{i}" for i in range(1, 121)}
+
+
+async def test_cluster_refuses_flags_it_cannot_honour(tmp_path: Path):
+    src = tmp_path / "in.txt"
+    src.write_text("http://127.0.0.1:9/\n")
+    for flags, says in [
+        (["--ordered"], "--ordered does not go with --cluster"),
+        (["--workers", "2"], "--workers does not go with --cluster"),
+        (["--cluster", "dask"], "ray://HOST:PORT"),
+    ]:
+        cluster = [] if "--cluster" in flags else ["--cluster", "ray"]
+        result = await run_cli("run", str(src), "-o", str(tmp_path / "o"), *cluster, *flags)
+        assert result.status == 2 and says in result.stderr

@@ -351,16 +351,23 @@ def run(**kw: Any) -> int:
 
 
 def _run_on_cluster(options: RunOptions) -> int:
-    cluster = options.cluster or ""
-    if cluster != "ray" and not cluster.startswith("ray://"):
-        raise click.UsageError(f"--cluster {cluster!r}: give ray (local) or ray://HOST:PORT")
-    if not options.output or options.source == "-":
-        raise click.UsageError("--cluster reads a file every node can see and needs -o DIR")
-    if options.ordered or options.workers > 1 or options.url_template is not None:
-        raise click.UsageError("--cluster does not go with --ordered, --workers or --url yet")
+    from ._cluster import cluster_address
     from ._runner import run_cluster_job
 
-    return run_cluster_job(options, address=None if cluster == "ray" else cluster)
+    address = cluster_address(options.cluster or "")
+    if not options.output or options.source == "-":
+        raise click.UsageError("--cluster reads a file every node can see and needs -o DIR")
+    if options.ordered:
+        raise click.UsageError(
+            "--ordered does not go with --cluster: each part is written as "
+            "its results finish (sort the parts by id afterwards)"
+        )
+    if options.workers > 1:
+        raise click.UsageError(
+            "--workers does not go with --cluster: Ray already runs a "
+            "shard on each CPU of every node"
+        )
+    return run_cluster_job(options, address=address)
 
 
 def _parse_workers(text: str) -> int:

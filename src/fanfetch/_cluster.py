@@ -33,6 +33,7 @@ import orjson
 from ._config import Config
 from ._exceptions import ConfigError, UsageError
 from ._models import Request, Result
+from ._template import UrlTemplate, csv_header
 
 __all__ = [
     "Board",
@@ -56,11 +57,11 @@ def cluster_address(cluster: str) -> str | None:
     raise ConfigError("cluster", cluster, "give 'ray' (a local cluster) or 'ray://HOST:PORT'")
 
 
-def plan_shards(path: str, shards: int) -> list[tuple[int, int]]:
-    """Byte ranges ``[start, end)`` that cover the file in about equal parts."""
-    size = os.path.getsize(path)
+def plan_shards(path: str, shards: int, *, start: int = 0) -> list[tuple[int, int]]:
+    """Byte ranges ``[start, end)`` that cover the file from ``start`` in about equal parts."""
+    size = os.path.getsize(path) - start
     shards = max(1, min(shards, size or 1))
-    cuts = [size * i // shards for i in range(shards + 1)]
+    cuts = [start + size * i // shards for i in range(shards + 1)]
     return [(cuts[i], cuts[i + 1]) for i in range(shards) if cuts[i] < cuts[i + 1]]
 
 
@@ -86,6 +87,15 @@ def _count(path: str, start: int, end: int) -> tuple[int, int]:
         lines += 1
         requests += bool(line.strip())
     return lines, requests
+
+
+@dataclass(frozen=True, slots=True)
+class Rows:
+    """``--url``: each line is a row for the template; CSV rows share the file's header."""
+
+    template: UrlTemplate
+    csv_rows: bool = False
+    header: list[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +170,7 @@ def _run_shard(
     part: str,
     config: Config,
     board: Any,
+    rows: Rows | None,
 ) -> dict[str, Any]:
     """One shard, on a Ray worker: resume from the part file, run the engine, mark it done."""
     import ray
@@ -170,7 +181,7 @@ def _run_shard(
     with open(stem + ".pid", "w") as f:  # an operator (or a test) can find who runs a shard
         f.write(str(os.getpid()))
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
-        counts = runner.run(_shard(index, path, start, end, first_line, part, config, board))
+        counts = runner.run(_shard(index, path, start, end, first_line, part, config, board, rows))
     with open(stem + ".done.tmp", "wb") as f:
         f.write(orjson.dumps(counts))
         f.flush()
@@ -190,12 +201,14 @@ async def _shard(
     part: str,
     config: Config,
     board: Any,
+    rows: Rows | None,
 ) -> dict[str, Any]:
     from ._input import LineParser, aiter_items
     from ._output import RecordWriter
     from ._resume import prepare_resume
     from ._scheduler import Engine
     from ._summary import Stats
+    from ._template import RowParser
     from ._transports import AiohttpTransport
     from ._workers import share
 
@@ -207,7 +220,17 @@ async def _shard(
     }
     stats = Stats()
     divisor = await board.report.remote(index, None)
-    parser = LineParser(done=state.done, start_line=first_line - 1)
+    parser = (
+        LineParser(done=state.done, start_line=first_line - 1)
+        if rows is None
+        else RowParser(
+            rows.template,
+            csv_rows=rows.csv_rows,
+            header=rows.header,
+            done=state.done,
+            start_line=first_line - 1,
+        )
+    )
     fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     writer = RecordWriter(fd, include_headers=config.include_headers)
 
@@ -263,6 +286,8 @@ def run_on_ray(
     address: str | None = None,
     shards: int | None = None,
     resume: bool = False,
+    template: UrlTemplate | None = None,
+    csv_rows: bool = False,
     on_progress: Callable[[JobProgress], None] | None = None,
     every: float = 0.25,
 ) -> list[dict[str, Any]]:
@@ -293,10 +318,16 @@ def run_on_ray(
     )
     try:
         slots = max(1, int(ray.cluster_resources().get("CPU", 1)))
-        plan = plan_shards(source, shards or 4 * slots)
+        rows, skip, before = None, 0, 0
+        if template is not None:
+            rows = Rows(template, csv_rows)
+            if csv_rows:  # shards start after the header, and each is given it
+                header, before, skip = csv_header(source)
+                rows = Rows(template, True, header)
+        plan = plan_shards(source, shards or 4 * slots, start=skip)
         count = ray.remote(_count)
         sizes = ray.get([count.remote(source, s, e) for s, e in plan])
-        firsts = [1 + sum(lines for lines, _ in sizes[:i]) for i in range(len(plan))]
+        firsts = [1 + before + sum(lines for lines, _ in sizes[:i]) for i in range(len(plan))]
         finished: dict[int, Any] = {}
         for i in range(len(plan)):
             done = os.path.join(out_dir, f"part-{i:05d}.done")
@@ -308,7 +339,7 @@ def run_on_ray(
         run = ray.remote(max_retries=5, retry_exceptions=False)(_run_shard)
         pending = [
             run.remote(i, source, s, e, first, os.path.join(out_dir, f"part-{i:05d}.jsonl"),
-                       config, board)
+                       config, board, rows)
             for i, ((s, e), first) in enumerate(zip(plan, firsts, strict=True))
             if i not in finished
         ]  # fmt: skip

@@ -206,6 +206,8 @@ def run_cluster_job(options: RunOptions, *, address: str | None) -> int:
             address=address,
             shards=options.shards,
             resume=options.resume,
+            template=options.url_template,
+            csv_rows=options.csv_rows,
             on_progress=on_progress,
         )
     finally:

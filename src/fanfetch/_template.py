@@ -77,13 +77,17 @@ class RowParser(LineParser):
         template: UrlTemplate,
         *,
         csv_rows: bool = False,
+        header: list[str] | None = None,
+        start_line: int = 0,
         done: IdSet | None = None,
         duplicates: Duplicates | None = None,
     ) -> None:
-        super().__init__(done=done, duplicates=duplicates)
+        """``header`` and ``start_line`` are for a part of the input (a cluster shard): the
+        CSV header the whole file starts with, and how many lines come before the part."""
+        super().__init__(done=done, duplicates=duplicates, start_line=start_line)
         self._template = template
         self._csv = csv_rows
-        self._header: list[str] | None = None
+        self._header = header
 
     def parse(self, raw: bytes, line: int, seq: int) -> Item | None:
         try:
@@ -109,3 +113,16 @@ class RowParser(LineParser):
         if not isinstance(row, dict):
             return invalid_item(line, seq, "with --url each line is a JSON object")
         return self._template.build(row, seq=seq, line=line)
+
+
+def csv_header(path: str) -> tuple[list[str], int, int]:
+    """A CSV file's header: its column names, its line number and the byte offset after it."""
+    with open(path, "rb") as f:
+        line = 0
+        for raw in f:
+            line += 1
+            if raw.strip():
+                text = raw.decode("utf-8", errors="replace")
+                names = [v.strip() for v in next(csv.reader([text]), [])]
+                return names, line, f.tell()
+    return [], line, 0
