@@ -116,14 +116,17 @@ class Board:
     after its worker died is counted once.
     """
 
-    def __init__(self, shards: int, slots: int, total: int, finished: dict[int, Any]) -> None:
+    def __init__(self, shards: int, slots: int, finished: dict[int, Any]) -> None:
         self._shards = shards
         self._slots = slots
-        self._total = total
+        self._total = 0
         self._finished = set(finished)
         self._counts: dict[int, dict[str, int]] = {
             i: _progress_counts(c) for i, c in finished.items()
         }
+
+    def set_total(self, total: int) -> None:
+        self._total = total
 
     def divisor(self) -> int:
         """How many parts each limit is cut into now: it only ever falls."""
@@ -325,17 +328,18 @@ def run_on_ray(
                 header, before, skip = csv_header(source)
                 rows = Rows(template, True, header)
         plan = plan_shards(source, shards or 4 * slots, start=skip)
-        count = ray.remote(_count)
-        sizes = ray.get([count.remote(source, s, e) for s, e in plan])
-        firsts = [1 + before + sum(lines for lines, _ in sizes[:i]) for i in range(len(plan))]
         finished: dict[int, Any] = {}
         for i in range(len(plan)):
             done = os.path.join(out_dir, f"part-{i:05d}.done")
             if resume and os.path.exists(done):
                 with open(done, "rb") as f:
                     finished[i] = orjson.loads(f.read())
-        total = sum(requests for _, requests in sizes)
-        board: Any = ray.remote(num_cpus=0)(Board).remote(len(plan), slots, total, finished)
+        # the board's process starts while the shards' lines are counted
+        board: Any = ray.remote(num_cpus=0)(Board).remote(len(plan), slots, finished)
+        count = ray.remote(_count)
+        sizes = ray.get([count.remote(source, s, e) for s, e in plan])
+        firsts = [1 + before + sum(lines for lines, _ in sizes[:i]) for i in range(len(plan))]
+        board.set_total.remote(sum(requests for _, requests in sizes))
         run = ray.remote(max_retries=5, retry_exceptions=False)(_run_shard)
         pending = [
             run.remote(i, source, s, e, first, os.path.join(out_dir, f"part-{i:05d}.jsonl"),
