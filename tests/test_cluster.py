@@ -154,3 +154,28 @@ async def test_cluster_refuses_flags_it_cannot_honour(tmp_path: Path):
         cluster = [] if "--cluster" in flags else ["--cluster", "ray"]
         result = await run_cli("run", str(src), "-o", str(tmp_path / "o"), *cluster, *flags)
         assert result.status == 2 and says in result.stderr
+
+
+@pytest.mark.slow
+async def test_resume_of_a_whole_job_skips_finished_shards_and_finishes_a_partial_one(
+    api: LoopbackAPI, tmp_path: Path
+):
+    src = tmp_path / "in.txt"
+    src.write_text("".join(api.url(f"/ok/{i}") + "\n" for i in range(1, 201)))
+    out = tmp_path / "out"
+    args = ("run", str(src), "-o", str(out), "--cluster", "ray", "--shards", "4")
+    first = await run_cli(*args, "-q", timeout=120)
+    assert first.status == 0, first.stderr
+    # as if the job had died part-way through shard 2: no .done, half its records
+    part = out / "part-00002.jsonl"
+    lines = part.read_bytes().splitlines(keepends=True)
+    part.write_bytes(b"".join(lines[:10]))
+    (out / "part-00002.done").unlink()
+    before = sum(api.log.hits.values())
+
+    again = await run_cli(*args, "--resume", timeout=120)
+    assert again.status == 0, again.stderr
+    assert sum(api.log.hits.values()) - before == len(lines) - 10  # only what was missing
+    ids = [r["id"] for p in sorted(out.glob("part-*.jsonl")) for r in read_records(p)]
+    assert sorted(ids) == list(range(1, 201))
+    assert "requests   200" in again.stderr  # the summary covers the whole job
