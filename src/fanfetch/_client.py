@@ -42,7 +42,7 @@ from ._output import OrderedSink
 from ._scheduler import Engine
 from ._transports import Transport
 
-__all__ = ["Fetcher", "RequestLike", "make_config", "stream"]
+__all__ = ["Fetcher", "RequestLike", "make_config", "resolve_config", "stream"]
 
 RequestLike = Request | Mapping[str, Any] | str
 """A request as the API takes it: a ``Request``, a dict of the JSON-line shape, or a URL."""
@@ -107,7 +107,8 @@ def make_config(
     )
 
 
-def _config(config: Config | None, options: Mapping[str, Any]) -> Config:
+def resolve_config(config: Config | None, options: Mapping[str, Any]) -> Config:
+    """``config=`` or flat options, never both: the one ``Config`` a run uses."""
     if config is not None and options:
         names = ", ".join(sorted(options))
         raise ConfigError("config", "with " + names, "give either config= or options, not both")
@@ -147,7 +148,7 @@ class Fetcher:
         listeners: Sequence[Listener] = (),
         **options: Any,
     ) -> None:
-        self.config = _config(config, options)
+        self.config = resolve_config(config, options)
         self._engine = Engine(self.config, transport=transport, listeners=listeners)
 
     async def __aenter__(self) -> Fetcher:

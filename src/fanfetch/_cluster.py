@@ -38,6 +38,7 @@ from ._template import UrlTemplate, csv_header
 __all__ = [
     "Board",
     "JobProgress",
+    "Shard",
     "cluster_address",
     "cluster_results",
     "plan_shards",
@@ -164,48 +165,40 @@ def _progress_counts(shard: dict[str, Any]) -> dict[str, int]:
     }
 
 
-def _run_shard(
-    index: int,
-    path: str,
-    start: int,
-    end: int,
-    first_line: int,
-    part: str,
-    config: Config,
-    board: Any,
-    rows: Rows | None,
-) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class Shard:
+    """One part of the job: lines ``[start, end)`` of ``path`` (bytes), written to ``part``."""
+
+    index: int
+    path: str
+    start: int
+    end: int
+    first_line: int  # the global line number of its first line
+    part: str
+
+
+def _run_shard(shard: Shard, config: Config, board: Any, rows: Rows | None) -> dict[str, Any]:
     """One shard, on a Ray worker: resume from the part file, run the engine, mark it done."""
     import ray
 
     from ._loop import loop_factory
 
-    stem = part.removesuffix(".jsonl")
+    stem = shard.part.removesuffix(".jsonl")
     with open(stem + ".pid", "w") as f:  # an operator (or a test) can find who runs a shard
         f.write(str(os.getpid()))
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
-        counts = runner.run(_shard(index, path, start, end, first_line, part, config, board, rows))
+        counts = runner.run(_shard(shard, config, board, rows))
     with open(stem + ".done.tmp", "wb") as f:
         f.write(orjson.dumps(counts))
         f.flush()
         os.fsync(f.fileno())
     os.replace(stem + ".done.tmp", stem + ".done")
     os.unlink(stem + ".pid")
-    ray.get(board.finish.remote(index, counts))
+    ray.get(board.finish.remote(shard.index, counts))
     return counts
 
 
-async def _shard(
-    index: int,
-    path: str,
-    start: int,
-    end: int,
-    first_line: int,
-    part: str,
-    config: Config,
-    board: Any,
-    rows: Rows | None,
-) -> dict[str, Any]:
+async def _shard(shard: Shard, config: Config, board: Any, rows: Rows | None) -> dict[str, Any]:
     from ._input import LineParser, aiter_items
     from ._output import RecordWriter
     from ._resume import prepare_resume
@@ -215,26 +208,26 @@ async def _shard(
     from ._transports import AiohttpTransport
     from ._workers import share
 
-    state = prepare_resume(part)
+    state = prepare_resume(shard.part)
     earlier = {
         "requests": state.records,
         "errors": dict(state.failed),
         "statuses": {str(k): v for k, v in state.statuses.items()},
     }
     stats = Stats()
-    divisor = await board.report.remote(index, None)
+    divisor = await board.report.remote(shard.index, None)
     parser = (
-        LineParser(done=state.done, start_line=first_line - 1)
+        LineParser(done=state.done, start_line=shard.first_line - 1)
         if rows is None
         else RowParser(
             rows.template,
             csv_rows=rows.csv_rows,
             header=rows.header,
             done=state.done,
-            start_line=first_line - 1,
+            start_line=shard.first_line - 1,
         )
     )
-    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    fd = os.open(shard.part, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     writer = RecordWriter(fd, include_headers=config.include_headers)
 
     def counts() -> dict[str, Any]:
@@ -254,7 +247,7 @@ async def _shard(
             progress = _progress_counts(counts())
             progress["in_flight"] = engine.in_flight
             try:
-                now = await board.report.remote(index, progress)
+                now = await board.report.remote(shard.index, progress)
             except Exception:  # the driver is gone or busy: run on with the share we have
                 continue
             if now < divisor:
@@ -268,7 +261,8 @@ async def _shard(
             reporter = asyncio.create_task(keep_reporting(engine))
             try:
                 await engine.run(
-                    aiter_items(shard_lines(path, start, end), parser=parser), writer.put
+                    aiter_items(shard_lines(shard.path, shard.start, shard.end), parser=parser),
+                    writer.put,
                 )
             finally:
                 reporter.cancel()
@@ -342,8 +336,10 @@ def run_on_ray(
         board.set_total.remote(sum(requests for _, requests in sizes))
         run = ray.remote(max_retries=5, retry_exceptions=False)(_run_shard)
         pending = [
-            run.remote(i, source, s, e, first, os.path.join(out_dir, f"part-{i:05d}.jsonl"),
-                       config, board, rows)
+            run.remote(
+                Shard(i, source, s, e, first, os.path.join(out_dir, f"part-{i:05d}.jsonl")),
+                config, board, rows,
+            )
             for i, ((s, e), first) in enumerate(zip(plan, firsts, strict=True))
             if i not in finished
         ]  # fmt: skip

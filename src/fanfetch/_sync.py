@@ -15,7 +15,7 @@ import threading
 from collections.abc import AsyncIterable, Callable, Iterable, Iterator
 from typing import Any
 
-from ._client import RequestLike, make_config, stream
+from ._client import RequestLike, resolve_config, stream
 from ._exceptions import ConfigError
 from ._loop import new_event_loop
 from ._models import Result
@@ -172,11 +172,7 @@ def _cluster_results(
         raise ConfigError("ordered", True, "a cluster job's parts are not in input order")
     if isinstance(requests, AsyncIterable):
         raise ConfigError("requests", requests, "a cluster job takes a path or a plain iterable")
-    config = options.pop("config", None)
-    if config is None:
-        config = make_config(**options)
-    elif options:
-        raise ConfigError("config", config, "give either config= or options, not both")
+    config = resolve_config(options.pop("config", None), options)
     for result in cluster_results(
         requests, cluster=cluster, output=output, config=config, shards=shards, resume=resume
     ):
