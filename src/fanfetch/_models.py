@@ -239,15 +239,15 @@ class Result:
             and content
             and self.content_type.lower().endswith("json")
             and _utf8(self.charset)
-            and b"\n" not in content  # the record must stay on one line
-            and b"\r" not in content
         ):
-            try:
-                orjson.loads(content)  # it must be JSON; the objects are dropped at once
-            except orjson.JSONDecodeError:
-                pass
-            else:
-                return orjson.Fragment(content), None
+            body = content.rstrip(b" \t\r\n")  # many APIs end the body with a newline
+            if b"\n" not in body and b"\r" not in body:  # the record must stay on one line
+                try:
+                    orjson.loads(body)  # it must be JSON; the objects are dropped at once
+                except orjson.JSONDecodeError:
+                    pass
+                else:
+                    return orjson.Fragment(body), None
         if self._body is not None:
             return self._body
         if content is None:
