@@ -179,3 +179,16 @@ async def test_resume_of_a_whole_job_skips_finished_shards_and_finishes_a_partia
     ids = [r["id"] for p in sorted(out.glob("part-*.jsonl")) for r in read_records(p)]
     assert sorted(ids) == list(range(1, 201))
     assert "requests   200" in again.stderr  # the summary covers the whole job
+
+
+async def test_a_cluster_job_with_unreadable_input_or_output_says_so_before_ray_starts(
+    tmp_path: Path,
+):
+    src = tmp_path / "in.txt"
+    src.write_text("http://127.0.0.1:9/\n")
+    missing = await run_cli("run", str(tmp_path / "nope.txt"), "-o", str(tmp_path / "o"),
+                            "--cluster", "ray")  # fmt: skip
+    assert missing.status == 2 and "cannot read input" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    clash = await run_cli("run", str(src), "-o", str(src), "--cluster", "ray")
+    assert clash.status == 2 and "cannot write parts" in clash.stderr

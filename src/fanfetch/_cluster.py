@@ -299,7 +299,13 @@ def run_on_ray(
             "--cluster ray needs Ray: pip install 'fanfetch[ray]' (on every node)"
         ) from None
 
-    os.makedirs(out_dir, exist_ok=True)
+    from ._input import open_source
+
+    open_source(source).close()  # unreadable input: say so before starting a cluster
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot write parts to {out_dir!r}: {exc.strerror or exc}") from exc
     if not resume:
         for name in os.listdir(out_dir):
             if name.startswith("part-"):
