@@ -192,3 +192,18 @@ async def test_a_cluster_job_with_unreadable_input_or_output_says_so_before_ray_
     assert "Traceback" not in missing.stderr
     clash = await run_cli("run", str(src), "-o", str(src), "--cluster", "ray")
     assert clash.status == 2 and "cannot write parts" in clash.stderr
+
+
+@pytest.mark.slow
+async def test_a_per_host_limit_smaller_than_the_cluster_holds_for_the_whole_job(
+    api: LoopbackAPI, tmp_path: Path
+):
+    src = tmp_path / "in.txt"
+    src.write_text("".join(api.url(f"/hold/{i}") + "\n" for i in range(40)))
+    result = await run_cli(
+        "run", str(src), "-o", str(tmp_path / "out"), "--cluster", "ray", "--shards", "4",
+        "--per-host", "1", "-q", timeout=120,
+    )  # fmt: skip
+    assert result.status == 0, result.stderr
+    assert sum(api.log.hits.values()) == 40
+    assert api.log.max_in_flight == 1  # one slot cannot be cut in two: one shard at a time

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from fanfetch import Config, Limits, Rate
-from fanfetch._workers import share
+from fanfetch._workers import max_parts, share
 from tests.conftest import read_records, run_cli
 from tests.servers import LoopbackAPI
 
@@ -20,10 +20,19 @@ def test_each_worker_gets_its_share_of_every_limit():
         budget=Rate(count=9000, period=60),
     )
     part = share(config, 3)
-    assert part.limits == Limits(concurrency=34, per_host=3)
+    assert part.limits == Limits(concurrency=33, per_host=3)  # rounded down: 3 x 33 <= 100
     assert part.rate == Rate(count=30)
     assert part.rate_per_host is not None and part.rate_per_host.count == 10
     assert part.budget is not None and part.budget.count == 3000
+
+
+def test_limits_are_cut_into_no_more_parts_than_they_have_slots():
+    assert max_parts(Config(limits=Limits(concurrency=100))) == 100
+    assert max_parts(Config(limits=Limits(concurrency=100, per_host=3))) == 3
+    config = Config(limits=Limits(concurrency=5, per_host=3))
+    n = max_parts(config)
+    parts = [share(config, n).limits] * n
+    assert sum(p.concurrency for p in parts) <= 5 and sum(p.per_host or 0 for p in parts) <= 3
 
 
 @pytest.mark.slow

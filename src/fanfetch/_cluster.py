@@ -11,9 +11,11 @@ Guarantees, as for one machine: each shard resumes from its own part file exactl
 what was in flight; a finished shard leaves ``part-NNNNN.done`` (its counts), which a
 ``--resume`` of the whole job skips.
 
-Limits hold for the whole job. A small actor, the ``Board``, knows how many shards are not
-yet finished; each running shard gets ``1/D`` of every limit, where ``D`` is the smaller of
-that number and the shards that can run at once, and asks again twice a second. ``D`` only
+Limits hold for the whole job. The driver runs at most K shards at once: one per CPU, and
+no more than the concurrency or the per-host limit has slots for (``max_parts``). A small
+actor, the ``Board``, knows how many shards are not yet finished; each running shard gets
+``1/D`` of every limit (slots rounded down), where ``D`` is the smaller of that number and K,
+and asks again twice a second. ``D`` only
 ever falls, so a shard's share only grows (``Engine.resize``), and the running shards'
 shares never add up to more than the whole: when a shard finishes, the others take on
 its part. The same reports feed the driver's progress bar.
@@ -300,6 +302,7 @@ def run_on_ray(
         ) from None
 
     from ._input import open_source
+    from ._workers import max_parts
 
     open_source(source).close()  # unreadable input: say so before starting a cluster
     try:
@@ -320,7 +323,8 @@ def run_on_ray(
         **local,
     )
     try:
-        slots = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        # shards running at once: one per CPU, and no more than the limits have slots for
+        slots = min(max(1, int(ray.cluster_resources().get("CPU", 1))), max_parts(config))
         rows, skip, before = None, 0, 0
         if template is not None:
             rows = Rows(template, csv_rows)
@@ -341,17 +345,18 @@ def run_on_ray(
         firsts = [1 + before + sum(lines for lines, _ in sizes[:i]) for i in range(len(plan))]
         board.set_total.remote(sum(requests for _, requests in sizes))
         run = ray.remote(max_retries=5, retry_exceptions=False)(_run_shard)
-        pending = [
-            run.remote(
-                Shard(i, source, s, e, first, os.path.join(out_dir, f"part-{i:05d}.jsonl")),
-                config, board, rows,
-            )
+        todo = [
+            Shard(i, source, s, e, first, os.path.join(out_dir, f"part-{i:05d}.jsonl"))
             for i, ((s, e), first) in enumerate(zip(plan, firsts, strict=True))
             if i not in finished
-        ]  # fmt: skip
+        ]
+        todo.reverse()  # popped from the end: in order
         results: list[Any] = list(finished.values())
-        while pending:
-            ready, pending = ray.wait(pending, num_returns=len(pending), timeout=every)
+        pending: list[Any] = []
+        while todo or pending:
+            while todo and len(pending) < slots:  # no more at once than the limits can be cut
+                pending.append(run.remote(todo.pop(), config, board, rows))
+            ready, pending = ray.wait(pending, num_returns=1, timeout=every)
             results.extend(ray.get(ready))
             if on_progress is not None:
                 on_progress(ray.get(board.progress.remote()))

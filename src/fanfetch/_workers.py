@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import math
 import multiprocessing
 import os
 import queue
@@ -27,7 +26,7 @@ from ._input import Item, coerce
 from ._models import Result
 from ._output import encode_record
 
-__all__ = ["WorkerRecord", "run_workers", "share"]
+__all__ = ["WorkerRecord", "max_parts", "run_workers", "share"]
 
 BATCH = 256
 # (seq, record line, ok, status, error type, attempts, elapsed ms)
@@ -35,8 +34,19 @@ WorkerRecord = tuple[int, bytes, bool, int | None, str | None, int, float]
 _DONE = "done"
 
 
+def max_parts(config: Config) -> int:
+    """Into how many parts the limits can be cut with at least one slot in each: no more
+    than the concurrency, nor than the per-host limit."""
+    per_host = config.limits.per_host
+    return min(config.limits.concurrency, per_host if per_host is not None else 2**31)
+
+
 def share(config: Config, n: int) -> Config:
-    """The config of one of ``n`` workers: 1/n of every limit, so that the totals hold."""
+    """The config of one of ``n`` workers: 1/n of every limit, so that the totals hold.
+
+    Slots are rounded down, so ``n`` parts never add up to more than the whole; ``n`` must
+    not be over ``max_parts(config)``, where each part still gets a slot.
+    """
 
     def part(rate: Rate | None) -> Rate | None:
         if rate is None:
@@ -50,7 +60,7 @@ def share(config: Config, n: int) -> Config:
     return dataclasses.replace(
         config,
         limits=Limits(
-            concurrency=max(1, math.ceil(config.limits.concurrency / n)),
+            concurrency=max(1, config.limits.concurrency // n),
             per_host=None if per_host is None else max(1, per_host // n),
         ),
         rate=part(config.rate),
@@ -151,6 +161,7 @@ async def run_workers(
     Cancelling this (Ctrl-C) asks the workers to stop; their records still in flight are
     written before it returns.
     """
+    n = min(n, max_parts(config))  # more workers than slots would each get one: too many
     context = multiprocessing.get_context("spawn")
     inbox = context.Queue(maxsize=2 * n)
     outbox = context.Queue(maxsize=8 * n)
