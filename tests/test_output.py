@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from fanfetch import OutputError, Request, Result
-from fanfetch._output import OrderedSink, RecordWriter, encode_record
+from fanfetch._output import OrderedLines, OrderedSink, RecordWriter, encode_record
 
 
 def result(seq: int) -> Result:
@@ -89,3 +89,16 @@ def test_a_pretty_printed_json_body_is_re_encoded_onto_one_line():
     )  # fmt: skip
     line = encode_record(result.to_dict(for_writing=True))
     assert line.count(b"\n") == 1 and orjson.loads(line)["body"] == {"a": 1}
+
+
+async def test_ordered_lines_are_written_in_seq_order_and_hold_back_what_runs_too_far_ahead():
+    written: list[bytes] = []
+    ordered = OrderedLines(written.extend, window=3)
+    ordered.add([(2, b"c"), (1, b"b")])
+    assert written == [] and ordered.holds(3) and not ordered.holds(2)
+    waiting = asyncio.ensure_future(ordered.admitted(3))
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    ordered.add([(0, b"a")])
+    await asyncio.wait_for(waiting, 1)  # the window moved on: seq 3 may be dealt now
+    assert written == [b"a", b"b", b"c"]

@@ -66,3 +66,21 @@ async def test_resume_works_the_same_with_workers(api: LoopbackAPI, tmp_path: Pa
     assert result.status == 0, result.stderr
     assert sorted(r["id"] for r in read_records(out)) == list(range(1, 51))
     assert sum(api.log.hits.values()) == 20
+
+
+@pytest.mark.slow
+async def test_ordered_output_with_workers_is_in_input_order_bad_lines_included(
+    api: LoopbackAPI, tmp_path: Path
+):
+    lines = [api.url(f"/hold/{i}") for i in range(1500)]
+    for at in (3, 700, 1400):
+        lines[at] = "{bad json"
+    src = tmp_path / "in.txt"
+    src.write_text("".join(line + "\n" for line in lines))
+    out = tmp_path / "out.jsonl"
+    result = await run_cli("run", str(src), "-o", str(out), "--workers", "2", "-c", "8",
+                           "--ordered", "-q")  # fmt: skip
+    assert result.status == 1, result.stderr  # the bad lines
+    records = read_records(out)
+    assert [r["id"] for r in records] == list(range(1, 1501))
+    assert [r["id"] for r in records if not r["ok"]] == [4, 701, 1401]

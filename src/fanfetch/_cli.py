@@ -341,8 +341,6 @@ def run(**kw: Any) -> int:
     )
     if options.cluster is not None:
         return _run_on_cluster(options)
-    if options.workers > 1 and options.ordered:
-        raise click.UsageError("--ordered does not go with --workers yet; use one or the other")
     if kw["method"].upper() != "GET" and template is None:
         raise click.UsageError("--method goes with --url; give the method in each JSON line")
     if kw["save_dir"]:

@@ -3,13 +3,15 @@
 The writer is the engine's sink. It encodes each record once and writes only whole lines, so
 a crash leaves at most one torn line at the end of the file (which ``--resume`` repairs).
 ``OrderedSink`` puts results back into input order within a bounded window: when the window
-is full, workers wait instead of memory growing.
+is full, workers wait instead of memory growing. ``OrderedLines`` does the same for the
+records ``--workers`` processes send back already encoded.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
@@ -18,7 +20,7 @@ from ._exceptions import FanfetchError
 from ._models import Result
 from ._scheduler import Sink
 
-__all__ = ["OrderedSink", "OutputError", "RecordWriter", "encode_record"]
+__all__ = ["OrderedLines", "OrderedSink", "OutputError", "RecordWriter", "encode_record"]
 
 _OPTS = orjson.OPT_APPEND_NEWLINE
 
@@ -169,3 +171,46 @@ class OrderedSink:
 
     def __repr__(self) -> str:
         return f"<OrderedSink next={self._next} held={len(self._pending)} window={self._window}>"
+
+
+class OrderedLines:
+    """Encoded records put back in input order (by ``seq``) before ``write_lines`` gets them.
+
+    Whoever deals the requests out asks ``holds(seq)`` before each one and, when it holds,
+    hands out what it has batched and awaits ``admitted(seq)``: no request more than
+    ``window`` ahead of the next record due is dealt, so at most ``window`` lines wait here.
+    The next record due has always been dealt already, so this cannot deadlock.
+    """
+
+    def __init__(
+        self, write_lines: Callable[[list[bytes]], None], *, window: int, start: int = 0
+    ) -> None:
+        self._write_lines = write_lines
+        self._window = window
+        self._next = start
+        self._pending: dict[int, bytes] = {}
+        self._moved = asyncio.Event()
+
+    def holds(self, seq: int) -> bool:
+        return seq >= self._next + self._window
+
+    async def admitted(self, seq: int) -> None:
+        while self.holds(seq):
+            await self._moved.wait()
+
+    def add(self, records: Iterable[tuple[int, bytes]]) -> None:
+        """Take these records; write every one that is now due, in one call."""
+        pending = self._pending
+        for seq, line in records:
+            pending[seq] = line
+        due: list[bytes] = []
+        while self._next in pending:
+            due.append(pending.pop(self._next))
+            self._next += 1
+        if due:
+            self._write_lines(due)
+            self._moved.set()
+            self._moved = asyncio.Event()
+
+    def __repr__(self) -> str:
+        return f"<OrderedLines next={self._next} held={len(self._pending)} window={self._window}>"

@@ -19,7 +19,7 @@ from ._events import Finished, RunEnded, RunStarted
 from ._exceptions import FanfetchError, InputError, UsageError
 from ._input import Duplicates, Item, aiter_items, count_requests, open_source
 from ._models import Result
-from ._output import OrderedSink, OutputError, RecordWriter
+from ._output import OrderedLines, OrderedSink, OutputError, RecordWriter, encode_record
 from ._resume import IdSet, prepare_resume
 from ._scheduler import Engine
 from ._summary import Stats, summary_lines
@@ -235,22 +235,34 @@ async def _run_workers(
     work: list[asyncio.Future[None]],
 ) -> None:
     """The same job spread over ``options.workers`` processes (see ``_workers``)."""
-    from ._workers import WorkerRecord, run_workers
+    from ._workers import BATCH, WorkerRecord, run_workers
+
+    ordered = None
+    if options.ordered:  # wide enough for every worker to hold a few batches
+        window = max(4 * options.config.limits.concurrency, 4 * BATCH * options.workers)
+        ordered = OrderedLines(writer.write_lines, window=window)
 
     async def write(records: list[WorkerRecord]) -> None:
-        writer.write_lines([record[1] for record in records])
+        if ordered is None:
+            writer.write_lines([record[1] for record in records])
+        else:
+            ordered.add((record[0], record[1]) for record in records)
         for _, _, ok, status, error, attempts, elapsed_ms in records:
             stats.count(ok, status, error, attempts, elapsed_ms)
             stats.retries += max(0, attempts - 1)
 
     async def write_invalid(result: Result) -> None:
-        await writer.put(result)
+        if ordered is None:
+            await writer.put(result)
+        else:
+            record = result.to_dict(include_headers=options.config.include_headers)
+            ordered.add([(result.request.seq, encode_record(record))])
         stats(Finished(result))
 
     stats(RunStarted(None))
     work.append(
         asyncio.ensure_future(
-            run_workers(options.workers, options.config, items, write, write_invalid)
+            run_workers(options.workers, options.config, items, write, write_invalid, ordered)
         )
     )
     try:

@@ -24,7 +24,7 @@ from typing import Any
 from ._config import Config, Limits, Rate
 from ._input import Item, coerce
 from ._models import Result
-from ._output import encode_record
+from ._output import OrderedLines, encode_record
 
 __all__ = ["WorkerRecord", "max_parts", "run_workers", "share"]
 
@@ -154,10 +154,12 @@ async def run_workers(
     items: AsyncIterator[Item],
     write: Callable[[list[WorkerRecord]], Awaitable[None]],
     write_invalid: Callable[[Result], Awaitable[None]],
+    ordered: OrderedLines | None = None,
 ) -> None:
     """Deal ``items`` to ``n`` worker processes; hand the records they send back to ``write``.
 
     Lines that are no request (``invalid_request``) are written here, without a round trip.
+    With ``ordered``, no item is dealt (or written) too far ahead of the next record due.
     Cancelling this (Ctrl-C) asks the workers to stop; their records still in flight are
     written before it returns.
     """
@@ -194,6 +196,13 @@ async def run_workers(
     async def feed() -> None:
         batch: list[tuple[dict[str, Any], int, int]] = []
         async for item in items:
+            if ordered is not None:
+                seq = item.request.seq if isinstance(item, Result) else item.seq
+                if ordered.holds(seq):
+                    if batch:  # the record due next may be in it
+                        await loop.run_in_executor(None, put, batch)
+                        batch = []
+                    await ordered.admitted(seq)
             if isinstance(item, Result):
                 await write_invalid(item)
                 continue
