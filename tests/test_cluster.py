@@ -207,3 +207,19 @@ async def test_a_per_host_limit_smaller_than_the_cluster_holds_for_the_whole_job
     assert result.status == 0, result.stderr
     assert sum(api.log.hits.values()) == 40
     assert api.log.max_in_flight == 1  # one slot cannot be cut in two: one shard at a time
+
+
+def test_the_board_divisor_only_falls_and_a_shard_run_again_is_counted_once():
+    from fanfetch._cluster import Board
+
+    board = Board(shards=5, slots=2, finished={})
+    assert board.report(0, None) == 2  # five to go, two at a time
+    board.report(0, {"done": 10, "ok": 9, "retries": 1})
+    board.report(0, {"done": 30, "ok": 29, "retries": 1})  # the same shard again: replaced
+    assert board.progress().done == 30
+    done = {"stats": {"requests": 40, "ok": 40}, "earlier": {"requests": 10}, "retries": 2}
+    for shard in range(4):
+        board.finish(shard, done)
+        board.finish(shard, done)  # Ray ran it again after its worker died: still one
+    assert board.report(4, None) == 1  # one left: it gets every limit
+    assert board.progress().done == 4 * 50

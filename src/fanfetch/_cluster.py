@@ -14,11 +14,11 @@ what was in flight; a finished shard leaves ``part-NNNNN.done`` (its counts), wh
 Limits hold for the whole job. The driver runs at most K shards at once: one per CPU, and
 no more than the concurrency or the per-host limit has slots for (``max_parts``). A small
 actor, the ``Board``, knows how many shards are not yet finished; each running shard gets
-``1/D`` of every limit (slots rounded down), where ``D`` is the smaller of that number and K,
-and asks again twice a second. ``D`` only
-ever falls, so a shard's share only grows (``Engine.resize``), and the running shards'
-shares never add up to more than the whole: when a shard finishes, the others take on
-its part. The same reports feed the driver's progress bar.
+``1/D`` of every limit (slots rounded down), where ``D`` is the smaller of that number and
+K, and asks again twice a second. ``D`` only ever falls, so a shard's share only grows
+(``Engine.resize``), and the running shards' shares never add up to more than the whole:
+when a shard finishes, the others take on its part. The same reports feed the driver's
+progress bar.
 """
 
 from __future__ import annotations
