@@ -88,3 +88,16 @@ async def test_save_dir_streams_bodies_to_files_with_size_and_sha256(
         assert path.parent == out_dir and path.read_bytes() == b"x" * 5000
     assert records[3]["body"] == {"status": 404}  # failures keep their (small) body inline
     assert not list(out_dir.glob("*.part"))
+
+
+async def test_saved_files_are_capped_by_max_file_not_by_max_body(api: LoopbackAPI, tmp_path: Path):
+    lines = (api.url("/big/5000") + "\n").encode()
+    out_dir = tmp_path / "bodies"
+    roomy = await run_cli("run", "-", "-q", "--save-dir", str(out_dir), "--max-body", "1000",
+                          stdin=lines)  # fmt: skip
+    assert roomy.records[0]["bytes"] == 5000  # streamed to disk: --max-body does not apply
+    capped = await run_cli("run", "-", "-q", "--save-dir", str(out_dir), "--max-file", "1000",
+                           "--retries", "0", stdin=lines)  # fmt: skip
+    record = capped.records[0]
+    assert record["error"]["type"] == "too_large" and "--max-file" in record["error"]["message"]
+    assert not list(out_dir.glob("*.part"))  # the cut-off file is not left half-written

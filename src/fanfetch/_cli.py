@@ -140,6 +140,13 @@ def cli() -> None:
     help="Stream each 2xx body to a file in DIR; records get path, bytes, sha256.",
 )
 @click.option(
+    "--max-file",
+    type=click.IntRange(min=0),
+    default=None,
+    metavar="BYTES",
+    help="With --save-dir: larger files end with error too_large.  [default: no limit]",
+)
+@click.option(
     "-c",
     "--concurrency",
     type=click.IntRange(min=1),
@@ -302,6 +309,7 @@ def run(**kw: Any) -> int:
             transform=kw["transform"],
             transform_workers=kw["transform_workers"],
             save_dir=kw["save_dir"],
+            max_file=kw["max_file"],
         )
         template = (
             UrlTemplate(kw["url_template"], method=kw["method"]) if kw["url_template"] else None

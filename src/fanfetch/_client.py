@@ -72,6 +72,7 @@ def make_config(
     transform: str | Callable[[dict[str, Any]], Any] | None = None,
     transform_workers: int | None = None,
     save_dir: str | None = None,
+    max_file: int | None = None,
 ) -> Config:
     """Build a ``Config`` from flat keyword options (the CLI's flags, in Python)."""
 
@@ -104,6 +105,7 @@ def make_config(
         transform=transform,
         transform_workers=transform_workers,
         save_dir=save_dir,
+        max_file=max_file,
     )
 
 

@@ -156,6 +156,7 @@ class Config:
     transform: str | Callable[[dict[str, Any]], Any] | None = None
     transform_workers: int | None = None  # None: one per core; 0: on the loop itself
     save_dir: str | None = None  # stream 2xx bodies to files here instead of into records
+    max_file: int | None = None  # with save_dir: the largest file (None: no limit)
 
     def __post_init__(self) -> None:
         if self.transform_workers is not None and (
@@ -166,5 +167,7 @@ class Config:
             )
         if not isinstance(self.max_body, int) or self.max_body < 0:
             raise ConfigError("max_body", self.max_body, "give a size in bytes >= 0")
+        if self.max_file is not None and (not isinstance(self.max_file, int) or self.max_file < 0):
+            raise ConfigError("max_file", self.max_file, "give a size in bytes >= 0, or None")
         if not isinstance(self.max_redirects, int) or self.max_redirects < 0:
             raise ConfigError("max_redirects", self.max_redirects, "give a whole number >= 0")

@@ -44,9 +44,10 @@ class SavedBody:
 
 
 async def save_stream(
-    chunks: AsyncIterable[bytes], directory: str, rid: object, *, limit: int
+    chunks: AsyncIterable[bytes], directory: str, rid: object, *, limit: int | None
 ) -> SavedBody:
-    """Write ``chunks`` to ``directory/safe_name(rid)``; raise ``OverflowError`` past ``limit``."""
+    """Write ``chunks`` to ``directory/safe_name(rid)``; raise ``OverflowError`` past ``limit``
+    (None: no limit)."""
     path = os.path.join(directory, safe_name(rid))
     partial = path + ".part"
     digest = hashlib.sha256()
@@ -55,7 +56,7 @@ async def save_stream(
     try:
         async for chunk in chunks:
             size += len(chunk)
-            if size > limit:
+            if limit is not None and size > limit:
                 raise OverflowError(size)
             digest.update(chunk)
             await asyncio.to_thread(f.write, chunk)

@@ -39,6 +39,7 @@ class AiohttpTransport:
         self._ctypes: dict[str, tuple[str, str | None]] = {}
         self._max_redirects = config.max_redirects
         self._save_dir = config.save_dir
+        self._max_file = config.max_file
 
     def _open(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
@@ -127,14 +128,15 @@ class AiohttpTransport:
         """Stream a 2xx body to a file (``--save-dir``) instead of into memory."""
         assert self._save_dir is not None
         length = resp.content_length
-        if length is not None and length > self._max_body:
-            raise BodyTooLarge(f"the body is {length:,} bytes, over {self._max_body:,}")
+        limit = self._max_file  # not --max-body: a file is streamed, never held in memory
+        if length is not None and limit is not None and length > limit:
+            raise BodyTooLarge(f"the body is {length:,} bytes, over --max-file {limit:,}")
         try:
             saved = await save_stream(
-                resp.content.iter_chunked(_CHUNK), self._save_dir, request.id, limit=self._max_body
+                resp.content.iter_chunked(_CHUNK), self._save_dir, request.id, limit=limit
             )
         except OverflowError:
-            raise BodyTooLarge(f"the body is over {self._max_body:,} bytes") from None
+            raise BodyTooLarge(f"the body is over --max-file {limit:,} bytes") from None
         except OSError as exc:
             raise RequestError(f"cannot save the body: {exc.strerror or exc}") from exc
         response = Response(resp.status, b"", headers=resp.headers, reason=resp.reason)
