@@ -49,18 +49,21 @@ def test_result_helpers_give_text_json_and_raise():
         failed.raise_for_error()
 
 
+U = "http://127.0.0.1"
+
+
 @pytest.mark.parametrize(
     "result",
     [
-        Result(Request("http://h/1", id=1, meta={"k": 1}), status=200, content=b'{"a": [1]}',
+        Result(Request(f"{U}/1", id=1, meta={"k": 1}), status=200, content=b'{"a": [1]}',
                content_type="application/json", attempts=2, elapsed_ms=12.5),
-        Result(Request("http://h/2", id="two"), status=200, content=b"plain",
+        Result(Request(f"{U}/2", id="two"), status=200, content=b"plain",
                content_type="text/plain"),
-        Result(Request("http://h/3", id=3), status=200, content=b"\x00\xff",
+        Result(Request(f"{U}/3", id=3), status=200, content=b"\x00\xff",
                content_type="image/png"),
-        Result(Request("http://h/4", id=4), status=404, content=b"", content_type="text/plain",
+        Result(Request(f"{U}/4", id=4), status=404, content=b"", content_type="text/plain",
                error=HTTPStatusError("HTTP 404 Not Found")),
-        Result(Request("http://h/5", method="POST", id=5), error=RequestTimeout("no answer in 5 s"),
+        Result(Request(f"{U}/5", method="POST", id=5), error=RequestTimeout("no answer in 5 s"),
                attempts=4),
     ],
 )  # fmt: skip
@@ -77,5 +80,5 @@ def test_a_result_read_back_from_its_record_gives_the_same_record(result: Result
 
 
 def test_an_error_type_this_version_does_not_know_keeps_its_name():
-    record = {"id": 1, "url": "http://h/", "error": {"type": "quota", "message": "spent"}}
+    record = {"id": 1, "url": "http://127.0.0.1/", "error": {"type": "quota", "message": "spent"}}
     assert Result.from_record(record).to_dict()["error"] == {"type": "quota", "message": "spent"}

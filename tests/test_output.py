@@ -74,7 +74,7 @@ async def test_ordered_sink_restores_input_order_and_holds_at_most_the_window():
 def test_a_json_body_is_written_as_its_own_bytes_even_with_a_trailing_newline(tail: bytes):
     body = b'{"b": 1, "a": [2, 3]}'  # spaces and key order that re-encoding would change
     result = Result(
-        Request("http://h/1", id=1), status=200, content=body + tail,
+        Request("http://127.0.0.1/1", id=1), status=200, content=body + tail,
         content_type="application/json",
     )  # fmt: skip
     line = encode_record(result.to_dict(for_writing=True))
@@ -84,7 +84,7 @@ def test_a_json_body_is_written_as_its_own_bytes_even_with_a_trailing_newline(ta
 
 def test_a_pretty_printed_json_body_is_re_encoded_onto_one_line():
     result = Result(
-        Request("http://h/1", id=1), status=200, content=b'{\n  "a": 1\n}\n',
+        Request("http://127.0.0.1/1", id=1), status=200, content=b'{\n  "a": 1\n}\n',
         content_type="application/json",
     )  # fmt: skip
     line = encode_record(result.to_dict(for_writing=True))
