@@ -20,13 +20,25 @@ from ._exceptions import FanfetchError
 from ._models import Result
 from ._scheduler import Sink
 
-__all__ = ["OrderedLines", "OrderedSink", "OutputError", "RecordWriter", "encode_record"]
+__all__ = [
+    "OrderedLines",
+    "OrderedSink",
+    "OutputError",
+    "RecordWriter",
+    "encode_record",
+    "encode_result",
+]
 
 _OPTS = orjson.OPT_APPEND_NEWLINE
 
 
 class OutputError(FanfetchError):
     """The output cannot be written (disk full, closed pipe): the run stops, output whole."""
+
+
+def encode_result(result: Result, *, include_headers: bool = False) -> bytes:
+    """A result's record as the line written for it (a JSON body kept as its own bytes)."""
+    return encode_record(result.to_dict(include_headers=include_headers, for_writing=True))
 
 
 def encode_record(record: dict[str, Any]) -> bytes:
@@ -89,9 +101,7 @@ class RecordWriter:
         self.flush()
 
     def write(self, result: Result) -> None:
-        line = encode_record(
-            result.to_dict(include_headers=self._include_headers, for_writing=True)
-        )
+        line = encode_result(result, include_headers=self._include_headers)
         self._lines.append(line)
         self._size += len(line)
         self.records += 1

@@ -19,7 +19,7 @@ from ._events import Finished, RunEnded, RunStarted
 from ._exceptions import FanfetchError, InputError, UsageError
 from ._input import Duplicates, Item, aiter_items, count_requests, open_source
 from ._models import Result
-from ._output import OrderedLines, OrderedSink, OutputError, RecordWriter, encode_record
+from ._output import OrderedLines, OrderedSink, OutputError, RecordWriter, encode_result
 from ._resume import IdSet, prepare_resume
 from ._scheduler import Engine
 from ._summary import Stats, summary_lines
@@ -255,8 +255,8 @@ async def _run_workers(
         if ordered is None:
             await writer.put(result)
         else:
-            record = result.to_dict(include_headers=options.config.include_headers)
-            ordered.add([(result.request.seq, encode_record(record))])
+            line = encode_result(result, include_headers=options.config.include_headers)
+            ordered.add([(result.request.seq, line)])
         stats(Finished(result))
 
     stats(RunStarted(None))

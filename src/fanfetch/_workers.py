@@ -24,7 +24,7 @@ from typing import Any
 from ._config import Config, Limits, Rate
 from ._input import Item, coerce
 from ._models import Result
-from ._output import OrderedLines, encode_record
+from ._output import OrderedLines, encode_result
 
 __all__ = ["WorkerRecord", "max_parts", "run_workers", "share"]
 
@@ -114,7 +114,7 @@ async def _worker(config: Config, inbox: Any, outbox: Any, parent: int) -> None:
         pending.append(
             (
                 result.request.seq,
-                encode_record(result.to_dict(include_headers=include, for_writing=True)),
+                encode_result(result, include_headers=include),
                 result.ok,
                 result.status,
                 None if error is None else error.type,
