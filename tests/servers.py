@@ -42,6 +42,7 @@ class LoopbackAPI:
         self.port = 0
         self._runner: web.AppRunner | None = None
         self.hold_seconds = 0.01
+        self.hang_bound = BOUND  # /hang answers after this long if never released
         self.script: dict[str, list[int]] = {}  # id -> statuses to answer in turn
         self._arrivals = asyncio.Condition()
 
@@ -125,7 +126,7 @@ class LoopbackAPI:
 
     async def _hang(self, request: web.Request) -> web.Response:
         try:
-            await asyncio.wait_for(self.release.wait(), BOUND)
+            await asyncio.wait_for(self.release.wait(), self.hang_bound)
         except TimeoutError:
             pass
         return web.json_response({"late": True})
