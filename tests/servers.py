@@ -46,12 +46,9 @@ class LoopbackAPI:
         self.script: dict[str, list[int]] = {}  # id -> statuses to answer in turn
         self._arrivals = asyncio.Condition()
 
-    async def wait_hits(self, n: int) -> None:
+    async def wait_hits(self, n: int, within: float = BOUND) -> None:
         """Return once the server has seen ``n`` requests in all."""
-        async with self._arrivals:
-            await asyncio.wait_for(
-                self._arrivals.wait_for(lambda: sum(self.log.hits.values()) >= n), BOUND
-            )
+        await self.wait_until(lambda log: sum(log.hits.values()) >= n, within)
 
     async def wait_until(self, ready: Callable[[Log], bool], within: float = BOUND) -> None:
         """Return once ``ready(log)`` holds; it is checked on each arrival."""
