@@ -158,8 +158,9 @@ async def test_a_running_engine_resized_to_more_workers_runs_more_at_once():
     assert sorted(r.request.seq for r in results) == list(range(40))
 
 
-async def test_resizing_after_the_input_is_all_handed_out_adds_no_idle_workers():
+async def test_resizing_an_engine_that_is_not_running_changes_its_limits_and_starts_nothing():
     engine = Engine(config(concurrency=2), transport=MockTransport(lambda r: Response(200)))
     results = await collect(engine, [coerce("http://127.0.0.1/1", seq=1)])
-    engine.resize(config(concurrency=8))  # after the run: limits change, no worker is made
+    engine.resize(config(concurrency=8))
     assert len(results) == 1 and engine.config.limits.concurrency == 8
+    assert asyncio.all_tasks() == {asyncio.current_task()}  # no worker was made
