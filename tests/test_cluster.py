@@ -180,6 +180,7 @@ async def test_resume_of_a_whole_job_skips_finished_shards_and_finishes_a_partia
     ids = [r["id"] for p in sorted(out.glob("part-*.jsonl")) for r in read_records(p)]
     assert sorted(ids) == list(range(1, 201))
     assert "requests   200" in again.stderr  # the summary covers the whole job
+    assert "ok         200" in again.stderr  # the 10 records kept from before count as ok
 
 
 async def test_a_cluster_job_with_unreadable_input_or_output_says_so_before_ray_starts(
@@ -218,7 +219,11 @@ def test_the_board_divisor_only_falls_and_a_shard_run_again_is_counted_once():
     board.report(0, {"done": 10, "ok": 9, "retries": 1})
     board.report(0, {"done": 30, "ok": 29, "retries": 1})  # the same shard again: replaced
     assert board.progress().done == 30
-    done = {"stats": {"requests": 40, "ok": 40}, "earlier": {"requests": 10}, "retries": 2}
+    done = {
+        "stats": {"requests": 40, "ok": 40},
+        "earlier": {"requests": 10, "ok": 10},
+        "retries": 2,
+    }
     for shard in range(4):
         board.finish(shard, done)
         board.finish(shard, done)  # Ray ran it again after its worker died: still one

@@ -82,3 +82,11 @@ def test_a_result_read_back_from_its_record_gives_the_same_record(result: Result
 def test_an_error_type_this_version_does_not_know_keeps_its_name():
     record = {"id": 1, "url": "http://127.0.0.1/", "error": {"type": "quota", "message": "spent"}}
     assert Result.from_record(record).to_dict()["error"] == {"type": "quota", "message": "spent"}
+
+
+def test_an_error_class_defined_after_the_first_record_is_read_back_is_still_found():
+    Result.from_record({"id": 1, "url": "http://127.0.0.1/", "error": {"type": "timeout"}})
+    from fanfetch._transform import TransformError  # imported late, as a run with --transform
+
+    record = {"id": 2, "url": "http://127.0.0.1/", "error": {"type": "transform", "message": "x"}}
+    assert type(Result.from_record(record).error) is TransformError

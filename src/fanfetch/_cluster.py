@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterable, Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -159,10 +159,9 @@ class Board:
 def _progress_counts(shard: dict[str, Any]) -> dict[str, int]:
     """The progress counts in a finished shard's report (also its ``.done`` file)."""
     stats, earlier = shard["stats"], shard.get("earlier", {})
-    before = earlier.get("requests", 0)
     return {
-        "done": before + stats["requests"],
-        "ok": before - sum(earlier.get("errors", {}).values()) + stats["ok"],
+        "done": earlier.get("requests", 0) + stats["requests"],
+        "ok": earlier.get("ok", 0) + stats["ok"],
         "retries": shard["retries"],
     }
 
@@ -213,6 +212,7 @@ async def _shard(shard: Shard, config: Config, board: Any, rows: Rows | None) ->
     state = prepare_resume(shard.part)
     earlier = {
         "requests": state.records,
+        "ok": state.records - sum(state.failed.values()),
         "errors": dict(state.failed),
         "statuses": {str(k): v for k, v in state.statuses.items()},
     }
@@ -396,8 +396,6 @@ def cluster_results(
 
 def _spill(requests: Iterable[Request | Mapping[str, Any] | str], out_dir: str) -> str:
     """Write in-memory requests as input lines (atomically: a resume never sees half a file)."""
-    if isinstance(requests, AsyncIterable):
-        raise ConfigError("requests", requests, "a cluster job takes a path or a plain iterable")
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, "input.jsonl")
     with open(path + ".tmp", "wb") as f:

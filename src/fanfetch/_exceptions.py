@@ -135,10 +135,16 @@ def _map(exc: BaseException) -> RequestError:
     return RequestError(f"{type(exc).__name__}: {exc}")
 
 
+_ERROR_CLASSES: dict[str, type[RequestError]] = {}  # record ``type`` -> class, filled on use
+
+
 def error_from_record(error: Mapping[str, Any]) -> RequestError:
     """The error a record's ``error`` field names, rebuilt (message and ``type`` kept)."""
     kind, message = str(error.get("type", "error")), str(error.get("message", ""))
-    found = _error_classes().get(kind)
+    found = _ERROR_CLASSES.get(kind)
+    if found is None:  # a class defined since (``_transform`` is imported late), or unknown
+        _ERROR_CLASSES.update(_error_classes())
+        found = _ERROR_CLASSES.get(kind)
     if found is not None:
         return found(message)
     exc = RequestError(message)

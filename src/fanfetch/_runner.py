@@ -49,9 +49,7 @@ async def run_job(options: RunOptions, *, announce: str | None = None, call_ms: 
     from ._cli import EXIT_FAILED, EXIT_OK, GRACE_SECONDS, signal_exit_status
 
     config = options.config
-    show_progress = (
-        _stderr_is_terminal() if options.progress is None else options.progress
-    ) and not options.quiet
+    show_progress = _shows_progress(options)
     err = _Stderr(rich=show_progress)
     source = open_source(options.source)
     done_ids: IdSet | None = None
@@ -178,9 +176,7 @@ def run_cluster_job(options: RunOptions, *, address: str | None) -> int:
     from ._cluster import JobProgress, run_on_ray
 
     assert options.output is not None
-    show_progress = (
-        _stderr_is_terminal() if options.progress is None else options.progress
-    ) and not options.quiet
+    show_progress = _shows_progress(options)
     err = _Stderr(rich=show_progress)
     live = Stats()
     in_flight = 0
@@ -315,6 +311,12 @@ class _Stderr:
         else:
             sys.stderr.write(message + "\n")
             sys.stderr.flush()
+
+
+def _shows_progress(options: RunOptions) -> bool:
+    """--progress/--no-progress as given, else when stderr is a terminal; never with -q."""
+    wanted = _stderr_is_terminal() if options.progress is None else options.progress
+    return wanted and not options.quiet
 
 
 def _stderr_is_terminal() -> bool:

@@ -103,11 +103,10 @@ class Stats:
         its part file already held when it began (a shard Ray ran again, or ``--resume``)."""
         data = shard["stats"]
         earlier = shard.get("earlier", {})
-        earlier_failed = earlier.get("errors", {})
         self.done += data["requests"] + earlier.get("requests", 0)
-        self.ok += data["ok"] + earlier.get("requests", 0) - sum(earlier_failed.values())
+        self.ok += data["ok"] + earlier.get("ok", 0)
         self.errors.update(data["errors"])
-        self.errors.update(earlier_failed)
+        self.errors.update(earlier.get("errors", {}))
         for statuses in (data["statuses"], earlier.get("statuses", {})):
             self.statuses.update({int(k): v for k, v in statuses.items()})
         self.retries += shard["retries"]
