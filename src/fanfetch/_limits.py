@@ -61,13 +61,26 @@ class HostGate:
     def _open(self, host: _Host, now: float) -> bool:
         return host.in_use < host.window and host.paused_until <= now
 
-    async def acquire(self, key: str) -> None:
+    def try_acquire(self, key: str) -> bool:
+        """Take a slot on ``key`` if one is free now, without waiting: the common case."""
         host = self._hosts.get(key)
         if host is None:
             self._hosts[key] = _Host(self._max)
+            return True
+        if host.waiters or host.in_use >= host.window:
+            return False
+        paused_until = host.paused_until
+        if paused_until and paused_until > self._clock():  # a never-paused host reads no clock
+            return False
+        host.in_use += 1
+        return True
+
+    async def acquire(self, key: str) -> None:
+        if self.try_acquire(key):
             return
+        host = self._hosts[key]
         now = self._clock()
-        if not host.waiters and self._open(host, now):
+        if not host.waiters and self._open(host, now):  # decided on the reading _arm gets
             host.in_use += 1
             return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -85,8 +98,10 @@ class HostGate:
     def release(self, key: str) -> None:
         host = self._hosts[key]
         host.in_use -= 1
-        self._wake(host)
-        self._forget_if_idle(key, host)
+        if host.waiters:
+            self._wake(host)
+        if host.in_use == 0:
+            self._forget_if_idle(key, host)
 
     def succeeded(self, key: str) -> None:
         """A 2xx from ``key``: widen its window a little, if it was narrowed."""
@@ -247,6 +262,17 @@ class Limiter:
         self._host_meters: dict[str, GCRA] = {}
         self._clock = clock
         self._sleep = sleep
+
+    def try_start(self, host: str, cost: float | None = None) -> bool:
+        """Start at once if no limit makes it wait (the common case), without a coroutine;
+        False: nothing was taken, await ``wait_can_start``."""
+        if (
+            self._rate is not None
+            or self._host_rate is not None
+            or (self._budget is not None and cost)
+        ):
+            return False
+        return self.gate.try_acquire(host)
 
     async def wait_can_start(self, host: str, cost: float | None = None) -> None:
         await self.gate.acquire(host)

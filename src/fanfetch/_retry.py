@@ -112,21 +112,22 @@ def throttle_delay(
         elif status == 429:
             delay = 0.0
     remaining = headers.get("RateLimit-Remaining") or headers.get("X-RateLimit-Remaining")
-    reset = headers.get("RateLimit-Reset") or headers.get("X-RateLimit-Reset")
     combined = headers.get("RateLimit")
-    if combined:
-        fields = {k.lower(): v for k, v in _RATELIMIT_RE.findall(combined)}
-        remaining = fields.get("remaining", remaining)
-        reset = fields.get("reset", reset)
-    if remaining is not None and reset is not None and remaining.strip() == "0":
-        try:
-            seconds = float(reset)
-        except ValueError:
-            seconds = None
-        if seconds is not None:
-            if seconds > _EPOCH:
-                seconds -= time.time()
-            delay = max(delay or 0.0, seconds, 0.0)
+    if remaining is not None or combined:  # most answers have no rate-limit headers at all
+        reset = headers.get("RateLimit-Reset") or headers.get("X-RateLimit-Reset")
+        if combined:
+            fields = {k.lower(): v for k, v in _RATELIMIT_RE.findall(combined)}
+            remaining = fields.get("remaining", remaining)
+            reset = fields.get("reset", reset)
+        if remaining is not None and reset is not None and remaining.strip() == "0":
+            try:
+                seconds = float(reset)
+            except ValueError:
+                seconds = None
+            if seconds is not None:
+                if seconds > _EPOCH:
+                    seconds -= time.time()
+                delay = max(delay or 0.0, seconds, 0.0)
     if delay is None:
         return None
     return min(delay, policy.max_retry_after)

@@ -291,8 +291,9 @@ class Engine:
             attempt += 1
             response: Response | None = None
             error: RequestError | None = None
-            await limiter.wait_can_start(host, cost)
-            began = clock()
+            if not limiter.try_start(host, cost):
+                await limiter.wait_can_start(host, cost)
+            began = clock() if history is not None else 0.0
             try:
                 response = await transport.send(request, timeout)
             except RequestError as exc:
