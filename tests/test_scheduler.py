@@ -57,6 +57,26 @@ async def test_the_pool_never_runs_more_than_concurrency_at_once():
     assert peak == 4
 
 
+async def test_the_per_host_limit_counts_one_host_however_its_url_spells_it():
+    now = 0
+    peak = 0
+
+    async def handler(request: Request) -> Response:
+        nonlocal now, peak
+        now += 1
+        peak = max(peak, now)
+        await asyncio.sleep(0)
+        now -= 1
+        return Response(200)
+
+    spellings = ["http://127.0.0.1/a", "http://127.0.0.1:80/b", "HTTP://127.0.0.1/c"]
+    engine = Engine(
+        Config(limits=Limits(concurrency=6, per_host=1)), transport=MockTransport(handler)
+    )
+    results = await collect(engine, [coerce(spellings[i % 3], seq=i) for i in range(30)])
+    assert all(r.ok for r in results) and peak == 1
+
+
 async def test_retryable_failures_are_retried_until_success_and_attempts_counted():
     seen: Counter[str] = Counter()
 

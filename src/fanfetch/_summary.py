@@ -83,15 +83,13 @@ class Stats:
             result = event.result
             error = result.error
             status = result.status
-            self.done += 1
-            if status is not None:
-                self.statuses[status] += 1
-            if error is None and status is not None and 200 <= status < 300:
-                self.ok += 1
-            else:
-                self.errors[error.type if error is not None else "http_status"] += 1
-            if result.attempts:
-                self.latency.add(result.elapsed_ms)
+            self.count(
+                error is None and status is not None and 200 <= status < 300,
+                status,
+                None if error is None else error.type,
+                result.attempts,
+                result.elapsed_ms,
+            )
         elif isinstance(event, Retrying):
             self.retries += 1
         elif isinstance(event, RunStarted):
