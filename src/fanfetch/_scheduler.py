@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+from collections import deque
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
@@ -29,7 +30,87 @@ __all__ = ["Engine", "Sink"]
 Sink = Callable[[Result], Awaitable[None]]
 """Where finished results go; awaiting it is how a slow consumer holds the workers back."""
 
-_STOP = None
+
+class _Handoff:
+    """The bounded queue from the one feeder to the workers.
+
+    ``asyncio.Queue`` does this job, but its put and get cost about 0.7 us a request, which is
+    a tenth of fanfetch's own work per request. Here a queued item is taken without a
+    coroutine; the feeder, stopped when the queue is full, is woken only when it is half
+    empty, not once per item; and the end of the input is one flag rather than one sentinel
+    per worker.
+    """
+
+    __slots__ = ("_ended", "_getters", "_half", "_max", "_putter", "items")
+
+    def __init__(self, maxsize: int) -> None:
+        self.items: deque[Item] = deque()
+        self._max = maxsize
+        self._half = maxsize // 2
+        self._getters: deque[asyncio.Future[None]] = deque()
+        self._putter: asyncio.Future[None] | None = None
+        self._ended = False
+
+    async def put(self, item: Item) -> None:
+        """Queue ``item``; when that fills the queue, wait until it is half empty."""
+        items = self.items
+        items.append(item)
+        self._wake_getter()
+        if len(items) >= self._max and not self._ended:
+            putter = self._putter = asyncio.get_running_loop().create_future()
+            await putter
+
+    async def get(self) -> Item | None:
+        """The next item, waiting for one if need be; None when there are no more."""
+        items = self.items
+        while not items:
+            if self._ended:
+                return None
+            getter = asyncio.get_running_loop().create_future()
+            self._getters.append(getter)
+            try:
+                await getter
+            except asyncio.CancelledError:
+                if getter.done() and not getter.cancelled():
+                    self._wake_getter()  # woken for an item it will not take: pass it on
+                raise
+        return self.take()
+
+    def take(self) -> Item:
+        """The next item, which the caller has seen is queued."""
+        item = self.items.popleft()
+        putter = self._putter
+        if putter is not None and len(self.items) <= self._half:
+            self._putter = None
+            if not putter.done():
+                putter.set_result(None)
+        return item
+
+    def _wake_getter(self) -> None:
+        getters = self._getters
+        while getters:
+            getter = getters.popleft()
+            if not getter.done():
+                getter.set_result(None)
+                return
+
+    def end(self, *, drop: bool = False) -> None:
+        """No more items: workers stop once the queue is empty (at once with ``drop``:
+        queued items never started, so they keep no record and ``--resume`` does them)."""
+        self._ended = True
+        if drop:
+            self.items.clear()
+        for getter in self._getters:
+            if not getter.done():
+                getter.set_result(None)
+        self._getters.clear()
+        if self._putter is not None and not self._putter.done():
+            self._putter.set_result(None)
+        self._putter = None
+
+    def __repr__(self) -> str:
+        state = "ended" if self._ended else "open"
+        return f"<_Handoff {state} queued={len(self.items)} waiting={len(self._getters)}>"
 
 
 def host_key(url: str) -> str:
@@ -128,7 +209,7 @@ class Engine:
             else None
         )
         self._stopping = False
-        self._queue: asyncio.Queue[Item | None] | None = None
+        self._handoff: _Handoff | None = None
         self._workers: list[asyncio.Task[None]] = []
         self._feeder: asyncio.Task[None] | None = None
         self._spawn: Callable[[], asyncio.Task[None]] | None = None  # one more worker, mid-run
@@ -145,14 +226,8 @@ class Engine:
         self.interrupted = True
         if self._feeder is not None:
             self._feeder.cancel()  # it may be blocked on a slow input, such as an idle stdin
-        queue = self._queue
-        if queue is not None:
-            while not queue.empty():  # queued items never started: they stay for --resume
-                queue.get_nowait()
-            for _ in self._workers:
-                if queue.full():
-                    break
-                queue.put_nowait(_STOP)
+        if self._handoff is not None:
+            self._handoff.end(drop=True)
         asyncio.get_running_loop().call_later(grace, self._cancel_workers)
 
     def resize(self, config: Config) -> None:
@@ -200,50 +275,50 @@ class Engine:
             return
         transport = self._transport
         workers = self.config.limits.concurrency
-        queue: asyncio.Queue[Item | None] = asyncio.Queue(maxsize=2 * workers)
-        self._queue = queue
+        handoff = self._handoff = _Handoff(2 * workers)
         self._emit(RunStarted(total))
         try:
             async with asyncio.TaskGroup() as tg:
-                self._feeder = tg.create_task(self._feed(items, queue))
+                self._feeder = tg.create_task(self._feed(items, handoff))
                 self._workers = [
-                    tg.create_task(self._work(queue, transport, sink)) for _ in range(workers)
+                    tg.create_task(self._work(handoff, transport, sink)) for _ in range(workers)
                 ]
-                self._spawn = lambda: tg.create_task(self._work(queue, transport, sink))
+                self._spawn = lambda: tg.create_task(self._work(handoff, transport, sink))
         finally:
             self._spawn = None
             self._workers = []
             self._feeder = None
-            self._queue = None
+            self._handoff = None
             self._emit(RunEnded(self.interrupted))
 
-    async def _feed(
-        self, items: Iterable[Item] | AsyncIterable[Item], queue: asyncio.Queue[Item | None]
-    ) -> None:
-        put = queue.put
-        if isinstance(items, AsyncIterable):
-            async for item in items:
-                if self._stopping:
-                    return
-                await put(item)
-        else:
-            for item in items:
-                if self._stopping:
-                    return
-                await put(item)
-        stopped = 0
-        while not self._stopping and stopped < len(self._workers):  # resize() may add workers
-            await put(_STOP)
-            stopped += 1
+    async def _feed(self, items: Iterable[Item] | AsyncIterable[Item], handoff: _Handoff) -> None:
+        put = handoff.put
+        try:
+            if isinstance(items, AsyncIterable):
+                async for item in items:
+                    if self._stopping:
+                        return
+                    await put(item)
+            else:
+                for item in items:
+                    if self._stopping:
+                        return
+                    await put(item)
+        finally:
+            handoff.end()  # the input ran out, failed or was cancelled: the workers stop
 
-    async def _work(
-        self, queue: asyncio.Queue[Item | None], transport: Transport, sink: Sink
-    ) -> None:
+    async def _work(self, handoff: _Handoff, transport: Transport, sink: Sink) -> None:
         listeners = self._listeners
-        get = queue.get
+        queued = handoff.items
+        take = handoff.take
         while True:
-            item = await get()
-            if item is None or self._stopping:
+            if queued:
+                item = take()
+            elif (waited := await handoff.get()) is None:
+                return
+            else:
+                item = waited
+            if self._stopping:
                 return
             if isinstance(item, Result):
                 result = item
