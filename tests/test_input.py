@@ -69,6 +69,14 @@ def test_each_kind_of_bad_line_gets_its_own_clear_message():
     assert "'json' or 'data'" in invalid(b'{"url": "http://127.0.0.1/", "json": 1, "data": "x"}')
     assert "'timeout' must be" in invalid(b'{"url": "http://127.0.0.1/", "timeout": -1}')
     assert "over" in invalid(b"http://127.0.0.1/" + b"a" * MAX_LINE_BYTES)
+    for space in ("a b", "a\tb", "a\u00a0b", "a\x00b"):  # a space inside, not at the ends
+        assert "white space or control" in invalid(f"http://127.0.0.1/{space}".encode())
+
+
+def test_an_at_sign_in_the_path_or_query_is_no_user_part():
+    for line in (b"http://127.0.0.1/users/a@b.example", b"http://127.0.0.1/?to=a@b.example"):
+        item = parse_line(line, 1)
+        assert isinstance(item, Request), item
 
 
 def test_a_url_with_credentials_is_refused_and_they_are_not_echoed():
