@@ -233,13 +233,13 @@ class Result:
 
     def _raw_json(self) -> tuple[Any, str | None]:
         """The body for a record about to be encoded: a JSON body as its own (checked) bytes."""
+        if self._body is not None:
+            return self._body
         content = self.content
-        if (
-            self._body is None
-            and content
-            and self.content_type.lower().endswith("json")
-            and _utf8(self.charset)
-        ):
+        if not content:
+            return None, None
+        charset = self.charset
+        if self.content_type.lower().endswith("json") and (charset is None or _utf8(charset)):
             body = content.rstrip(b" \t\r\n")  # many APIs end the body with a newline
             # The record must stay on one line. (Testing for the byte values 10 and 13 is
             # memchr; testing for b"\n" and b"\r" costs six times as much.)
@@ -250,11 +250,7 @@ class Result:
                     pass
                 else:
                     return orjson.Fragment(body), None
-        if self._body is not None:
-            return self._body
-        if content is None:
-            return None, None
-        return decode_body(content, self.content_type, self.charset)  # not cached: forgotten
+        return decode_body(content, self.content_type, charset)  # not cached: forgotten
 
     def _decoded(self) -> tuple[Any, str | None]:
         if self._body is None:
@@ -309,13 +305,15 @@ class Result:
         hundred 140 KB bodies in flight, their parsed objects kept Python's garbage
         collector busy for most of the run.
         """
+        request = self.request
         error = self.error
+        status = self.status
         record: dict[str, Any] = {
-            "id": self.request.id,
+            "id": request.id,
             "url": self.url,
-            "method": self.request.method,
-            "ok": error is None and self.status is not None and 200 <= self.status < 300,
-            "status": self.status,
+            "method": request.method,
+            "ok": error is None and status is not None and 200 <= status < 300,
+            "status": status,
             "attempts": self.attempts,
             "elapsed_ms": round(self.elapsed_ms, 3),
         }
@@ -328,7 +326,7 @@ class Result:
             if encoding is not None:
                 record["body_encoding"] = encoding
         record["error"] = None if error is None else {"type": error.type, "message": str(error)}
-        record["meta"] = self.request.meta
+        record["meta"] = request.meta
         if self.history is not None:
             record["history"] = self.history
         if extra:
