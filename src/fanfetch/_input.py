@@ -117,12 +117,12 @@ class LineParser:
         item = self.parse(raw, self.line, self.seq)
         if item is None:
             return None
-        if self._done is not None or self._duplicates is not None:
-            rid = item.id if isinstance(item, Request) else item.request.id
-            if self._done is not None and id_hash(rid) in self._done:
-                return None
-            if self._duplicates is not None and b'"id"' in raw and raw.lstrip()[:1] == b"{":
-                self._duplicates.check(rid, self.line)
+        done = self._done
+        if done is not None and id_hash(item.id) in done:
+            return None
+        duplicates = self._duplicates
+        if duplicates is not None and raw.lstrip()[:1] == b"{" and b'"id"' in raw:
+            duplicates.check(item.id, self.line)  # only JSON lines can give an id twice
         self.seq += 1
         return item
 
