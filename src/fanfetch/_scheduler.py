@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import time
 from collections import deque
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sequence
@@ -29,6 +30,43 @@ __all__ = ["Engine", "Sink"]
 
 Sink = Callable[[Result], Awaitable[None]]
 """Where finished results go; awaiting it is how a slow consumer holds the workers back."""
+
+
+class _RareCollections:
+    """While any run is on, the garbage collector's young generation is collected after
+    50,000 new objects instead of CPython's 700.
+
+    A run with a hundred requests or more in flight holds thousands of live objects (frames,
+    responses, results waiting for their record to be written), and young collections walk
+    them again and again: with the default, 15% of a run's CPU went to the collector
+    (whole ``fanfetch run`` processes: 20,000 requests to nginx at concurrency 100, 110 -> 94
+    us of CPU per request; 5,000 to a 50 ms server at concurrency 500, 204 -> 166). Nothing
+    on the hot path makes reference cycles (a test checks), so collecting less often costs
+    no memory. The old thresholds come back when the last run ends.
+    """
+
+    YOUNG = 50_000
+
+    def __init__(self) -> None:
+        self._runs = 0
+        self._saved: tuple[int, int, int] | None = None
+
+    def enter(self) -> None:
+        if self._runs == 0:
+            saved = gc.get_threshold()
+            if 0 < saved[0] < self.YOUNG:  # 0: collection is off; a higher one: the user's
+                self._saved = saved
+                gc.set_threshold(self.YOUNG, saved[1], saved[2])
+        self._runs += 1
+
+    def exit(self) -> None:
+        self._runs -= 1
+        if self._runs == 0 and self._saved is not None:
+            gc.set_threshold(*self._saved)
+            self._saved = None
+
+
+_RARE_COLLECTIONS = _RareCollections()
 
 
 class _Handoff:
@@ -277,6 +315,7 @@ class Engine:
         workers = self.config.limits.concurrency
         handoff = self._handoff = _Handoff(2 * workers)
         self._emit(RunStarted(total))
+        _RARE_COLLECTIONS.enter()
         try:
             async with asyncio.TaskGroup() as tg:
                 self._feeder = tg.create_task(self._feed(items, handoff))
@@ -285,6 +324,7 @@ class Engine:
                 ]
                 self._spawn = lambda: tg.create_task(self._work(handoff, transport, sink))
         finally:
+            _RARE_COLLECTIONS.exit()
             self._spawn = None
             self._workers = []
             self._feeder = None
