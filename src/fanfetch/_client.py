@@ -18,6 +18,7 @@ from collections.abc import (
 )
 from typing import Any
 
+from ._channel import Channel
 from ._config import (
     DEFAULT_BACKOFF_BASE,
     DEFAULT_BACKOFF_MAX,
@@ -182,7 +183,7 @@ class Fetcher:
         and a slow consumer holds the workers back rather than results piling up.
         """
         window = self.config.limits.concurrency
-        results: asyncio.Queue[Result | None] = asyncio.Queue(maxsize=window)
+        results: Channel[Result] = Channel(window)
 
         async def put(result: Result) -> None:
             if on_result is not None:
@@ -197,9 +198,7 @@ class Fetcher:
                 async with contextlib.aclosing(items):
                     await self._engine.run(items, sink)
             finally:
-                task = asyncio.current_task()
-                if task is None or not task.cancelling():  # cancelled: nobody reads any more
-                    await results.put(None)
+                results.end()
 
         producer = asyncio.create_task(produce())
         try:

@@ -11,10 +11,10 @@ import asyncio
 import dataclasses
 import gc
 import time
-from collections import deque
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
+from ._channel import Channel
 from ._config import Config, Rate
 from ._events import Finished, Listener, Retrying, RunEnded, RunStarted
 from ._exceptions import InvalidRequest, RequestError
@@ -67,88 +67,6 @@ class _RareCollections:
 
 
 _RARE_COLLECTIONS = _RareCollections()
-
-
-class _Handoff:
-    """The bounded queue from the one feeder to the workers.
-
-    ``asyncio.Queue`` does this job, but its put and get cost about 0.7 us a request, which is
-    a tenth of fanfetch's own work per request. Here a queued item is taken without a
-    coroutine; the feeder, stopped when the queue is full, is woken only when it is half
-    empty, not once per item; and the end of the input is one flag rather than one sentinel
-    per worker.
-    """
-
-    __slots__ = ("_ended", "_getters", "_half", "_max", "_putter", "items")
-
-    def __init__(self, maxsize: int) -> None:
-        self.items: deque[Item] = deque()
-        self._max = maxsize
-        self._half = maxsize // 2
-        self._getters: deque[asyncio.Future[None]] = deque()
-        self._putter: asyncio.Future[None] | None = None
-        self._ended = False
-
-    async def put(self, item: Item) -> None:
-        """Queue ``item``; when that fills the queue, wait until it is half empty."""
-        items = self.items
-        items.append(item)
-        self._wake_getter()
-        if len(items) >= self._max and not self._ended:
-            putter = self._putter = asyncio.get_running_loop().create_future()
-            await putter
-
-    async def get(self) -> Item | None:
-        """The next item, waiting for one if need be; None when there are no more."""
-        items = self.items
-        while not items:
-            if self._ended:
-                return None
-            getter = asyncio.get_running_loop().create_future()
-            self._getters.append(getter)
-            try:
-                await getter
-            except asyncio.CancelledError:
-                if getter.done() and not getter.cancelled():
-                    self._wake_getter()  # woken for an item it will not take: pass it on
-                raise
-        return self.take()
-
-    def take(self) -> Item:
-        """The next item, which the caller has seen is queued."""
-        item = self.items.popleft()
-        putter = self._putter
-        if putter is not None and len(self.items) <= self._half:
-            self._putter = None
-            if not putter.done():
-                putter.set_result(None)
-        return item
-
-    def _wake_getter(self) -> None:
-        getters = self._getters
-        while getters:
-            getter = getters.popleft()
-            if not getter.done():
-                getter.set_result(None)
-                return
-
-    def end(self, *, drop: bool = False) -> None:
-        """No more items: workers stop once the queue is empty (at once with ``drop``:
-        queued items never started, so they keep no record and ``--resume`` does them)."""
-        self._ended = True
-        if drop:
-            self.items.clear()
-        for getter in self._getters:
-            if not getter.done():
-                getter.set_result(None)
-        self._getters.clear()
-        if self._putter is not None and not self._putter.done():
-            self._putter.set_result(None)
-        self._putter = None
-
-    def __repr__(self) -> str:
-        state = "ended" if self._ended else "open"
-        return f"<_Handoff {state} queued={len(self.items)} waiting={len(self._getters)}>"
 
 
 def host_key(url: str) -> str:
@@ -247,7 +165,7 @@ class Engine:
             else None
         )
         self._stopping = False
-        self._handoff: _Handoff | None = None
+        self._handoff: Channel[Item] | None = None
         self._workers: list[asyncio.Task[None]] = []
         self._feeder: asyncio.Task[None] | None = None
         self._spawn: Callable[[], asyncio.Task[None]] | None = None  # one more worker, mid-run
@@ -313,7 +231,7 @@ class Engine:
             return
         transport = self._transport
         workers = self.config.limits.concurrency
-        handoff = self._handoff = _Handoff(2 * workers)
+        handoff = self._handoff = Channel[Item](2 * workers)
         self._emit(RunStarted(total))
         _RARE_COLLECTIONS.enter()
         try:
@@ -331,7 +249,9 @@ class Engine:
             self._handoff = None
             self._emit(RunEnded(self.interrupted))
 
-    async def _feed(self, items: Iterable[Item] | AsyncIterable[Item], handoff: _Handoff) -> None:
+    async def _feed(
+        self, items: Iterable[Item] | AsyncIterable[Item], handoff: Channel[Item]
+    ) -> None:
         put = handoff.put
         try:
             if isinstance(items, AsyncIterable):
@@ -347,17 +267,10 @@ class Engine:
         finally:
             handoff.end()  # the input ran out, failed or was cancelled: the workers stop
 
-    async def _work(self, handoff: _Handoff, transport: Transport, sink: Sink) -> None:
+    async def _work(self, handoff: Channel[Item], transport: Transport, sink: Sink) -> None:
         listeners = self._listeners
-        queued = handoff.items
-        take = handoff.take
-        while True:
-            if queued:
-                item = take()
-            elif (waited := await handoff.get()) is None:
-                return
-            else:
-                item = waited
+        get = handoff.get
+        while (item := await get()) is not None:
             if self._stopping:
                 return
             if isinstance(item, Result):
