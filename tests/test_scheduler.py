@@ -41,42 +41,38 @@ async def test_every_item_gives_exactly_one_result_and_invalid_ones_pass_through
     assert sum(r.ok for r in results) == 50 and transport.calls == 50
 
 
-async def test_the_pool_never_runs_more_than_concurrency_at_once():
-    now = 0
-    peak = 0
+class Peak:
+    """A transport handler that answers 200 after a turn of the loop, and counts the most
+    requests it ever had in hand at once."""
 
-    async def handler(request: Request) -> Response:
-        nonlocal now, peak
-        now += 1
-        peak = max(peak, now)
+    def __init__(self) -> None:
+        self.now = 0
+        self.peak = 0
+
+    async def __call__(self, request: Request) -> Response:
+        self.now += 1
+        self.peak = max(self.peak, self.now)
         await asyncio.sleep(0)
-        now -= 1
+        self.now -= 1
         return Response(200)
 
+
+async def test_the_pool_never_runs_more_than_concurrency_at_once():
+    handler = Peak()
     await collect(Engine(config(concurrency=4), transport=MockTransport(handler)), [
         coerce(f"http://127.0.0.1/{i}", seq=i) for i in range(100)
     ])  # fmt: skip
-    assert peak == 4
+    assert handler.peak == 4
 
 
 async def test_the_per_host_limit_counts_one_host_however_its_url_spells_it():
-    now = 0
-    peak = 0
-
-    async def handler(request: Request) -> Response:
-        nonlocal now, peak
-        now += 1
-        peak = max(peak, now)
-        await asyncio.sleep(0)
-        now -= 1
-        return Response(200)
-
+    handler = Peak()
     spellings = ["http://127.0.0.1/a", "http://127.0.0.1:80/b", "HTTP://127.0.0.1/c"]
     engine = Engine(
         Config(limits=Limits(concurrency=6, per_host=1)), transport=MockTransport(handler)
     )
     results = await collect(engine, [coerce(spellings[i % 3], seq=i) for i in range(30)])
-    assert all(r.ok for r in results) and peak == 1
+    assert all(r.ok for r in results) and handler.peak == 1
 
 
 async def test_retryable_failures_are_retried_until_success_and_attempts_counted():
