@@ -288,6 +288,13 @@ class Engine:
                 event = Finished(result)
                 for listener in listeners:
                     listener(event)
+            # Let the loop run everything else that is ready before this worker starts its
+            # next request. Measured against nginx (c=100, same syscalls either way): 92 ->
+            # 68 us of CPU per request with a sink that does not wait, 80-88 -> 76-78 with
+            # the record writer, whose put already waits for the next turn. Starting the next
+            # request at once interleaves each worker's whole path with the others'; taking
+            # the finished ones first runs the same code on many requests in a row.
+            await asyncio.sleep(0)
 
     async def call(self, request: Request) -> Result:
         """One request, through the limits and retries, outside any run."""
