@@ -8,7 +8,8 @@ stops: nginx for the fast scenario (one worker, keep-alive, no access log, a sma
 install it with ``apt-get install nginx-light``; without it the suite falls back to the
 embedded mock API, with a warning), and a uvloop server that answers after a fixed delay for
 the latency-bound scenarios. Each figure is the median of several runs, with the spread; the
-ratios compare figures taken in the same run of the suite. Results go to ``RESULTS.md``,
+clients of a scenario take turns, run by run, and the ratios compare figures taken in the
+same run of the suite. Results go to ``RESULTS.md``,
 ``results.json`` and, when matplotlib is installed (``pip install -e '.[bench]'``),
 ``results.png``, all beside this file.
 """
@@ -235,48 +236,66 @@ def run_suite(repeats: int, quick: bool, only: str | None = None) -> list[Figure
             big = os.path.join(tmp, "big.txt")
             with open(big, "w") as f:
                 f.writelines(f"{base}/big/{i}\n" for i in range(3_000 // scale))
-            for client in ("aiohttp_pool", "fanfetch_cli", "fanfetch_cli_w2"):
-                fig = Figure("client-bound, 140 KB bodies", client, 3_000 // scale, 100)
-                figures.append(one(fig, big, repeats))
+            figures += in_turns(
+                [
+                    (Figure("client-bound, 140 KB bodies", client, 3_000 // scale, 100), big)
+                    for client in ("aiohttp_pool", "fanfetch_cli", "fanfetch_cli_w2")
+                ],
+                repeats,
+            )
             if only == "client-bound":
                 return figures
             n_fast, n_slow = 20_000 // scale, 4_000 // scale
             fast = write_urls(os.path.join(tmp, "fast.txt"), base, n_fast)
             fast_small = write_urls(os.path.join(tmp, "fast_small.txt"), base, n_slow)
+            runs = []
             for client in THROUGHPUT_CLIENTS:
                 n, urls = (n_slow, fast_small) if client in SLOW else (n_fast, fast)
-                figures.append(one(Figure("throughput", client, n, 100), urls, repeats))
+                runs.append((Figure("throughput", client, n, 100), urls))
+            figures += in_turns(runs, repeats)
             for n in (100_000,) if quick else (100_000, 1_000_000):
                 urls = write_urls(os.path.join(tmp, f"mem{n}.txt"), base, n)
                 clients = ["fanfetch_cli", "aiohttp_pool"] + (
                     ["aiohttp_naive"] if n <= 100_000 else []
                 )
-                for client in clients:
-                    figures.append(one(Figure(f"memory {n:,}", client, n, 100), urls, 1))
+                figures += in_turns(
+                    [(Figure(f"memory {n:,}", client, n, 100), urls) for client in clients], 1
+                )
                 os.unlink(urls)
         with latency_server(50) as base:
             n_lat, n_lat_slow = 5_000 // scale, 1_000 // scale
             urls = write_urls(os.path.join(tmp, "lat.txt"), base, n_lat)
             slow_urls = write_urls(os.path.join(tmp, "lat_slow.txt"), base, n_lat_slow)
             for concurrency in (200, 500):
+                runs = []
                 for client in LATENCY_CLIENTS:
                     # the slow clients would take minutes for 5,000: they get 1,000
                     n, path = (n_lat_slow, slow_urls) if client in SLOW else (n_lat, urls)
                     fig = Figure(f"latency 50 ms, c={concurrency}", client, n, concurrency)
-                    figures.append(one(fig, path, repeats))
+                    runs.append((fig, path))
+                figures += in_turns(runs, repeats)
     return figures
 
 
-def one(fig: Figure, urls: str, repeats: int) -> Figure:
+def in_turns(runs: list[tuple[Figure, str]], repeats: int) -> list[Figure]:
+    """Measure each figure ``repeats`` times, the clients taking turns (a, b, c, a, b, c...).
+
+    This VM drifts by 10-20% over minutes; run one client's repeats back to back and a slow
+    patch lands on that client alone (it once put fanfetch at 0.82x of a loop it matched
+    at 1.08x taking turns).
+    """
     for _ in range(repeats):
-        fig.runs.append(measure(fig.client, urls, fig.concurrency))
-    r = fig.runs[-1]
-    print(
-        f"{fig.scenario:>24} {fig.client:>20}: {fig.rate:8,.0f}/s wall {fig.median('wall'):6.2f} s "
-        f"cpu {fig.cpu_us:6.0f} us/req rss {r.rss_mb:6.1f} MB ok {r.ok}/{fig.requests}",
-        file=sys.stderr,
-    )
-    return fig
+        for fig, urls in runs:
+            fig.runs.append(measure(fig.client, urls, fig.concurrency))
+    for fig, _ in runs:
+        r = fig.runs[-1]
+        print(
+            f"{fig.scenario:>24} {fig.client:>20}: {fig.rate:8,.0f}/s "
+            f"wall {fig.median('wall'):6.2f} s cpu {fig.cpu_us:6.0f} us/req "
+            f"rss {r.rss_mb:6.1f} MB ok {r.ok}/{fig.requests}",
+            file=sys.stderr,
+        )
+    return [fig for fig, _ in runs]
 
 
 # -- reporting ----------------------------------------------------------------------------------
@@ -303,8 +322,8 @@ def report(figures: list[Figure], repeats: int) -> str:
         + ".",
         "",
         f"Each figure is the median of {repeats} runs of the whole process (start-up included),"
-        " min-max in brackets; every client reads and parses every JSON body. Made by "
-        "`make bench` (`benchmarks/run.py`).",
+        " min-max in brackets; within a scenario the clients take turns, run by run. Every "
+        "client reads and parses every JSON body. Made by `make bench` (`benchmarks/run.py`).",
         "",
     ]
     by_scenario: dict[str, list[Figure]] = {}

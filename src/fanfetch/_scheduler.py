@@ -40,9 +40,10 @@ class _RareCollections:
     responses, results waiting for their record to be written), and young collections walk
     them again and again: with the default, 15% of a run's CPU went to the collector
     (whole ``fanfetch run`` processes: 20,000 requests to nginx at concurrency 100, 110 -> 94
-    us of CPU per request; 5,000 to a 50 ms server at concurrency 500, 204 -> 166). Nothing
-    on the hot path makes reference cycles (a test checks), so collecting less often costs
-    no memory. The old thresholds come back when the last run ends.
+    us of CPU per request; 5,000 to a 50 ms server at concurrency 500, 204 -> 166). A
+    successful request makes no reference cycles (a test checks), so collecting less often
+    costs no memory; an error's traceback does make one, and a run of 20,000 connection
+    errors peaked 16 MB higher (75 MB). The old thresholds come back when the last run ends.
     """
 
     YOUNG = 50_000
@@ -291,9 +292,9 @@ class Engine:
             # Let the loop run everything else that is ready before this worker starts its
             # next request. Measured against nginx (c=100, same syscalls either way): 92 ->
             # 68 us of CPU per request with a sink that does not wait, 80-88 -> 76-78 with
-            # the record writer, whose put already waits for the next turn. Starting the next
-            # request at once interleaves each worker's whole path with the others'; taking
-            # the finished ones first runs the same code on many requests in a row.
+            # the record writer, whose put already waits for the next turn. Probably because
+            # taking the finished requests first runs the same code on many in a row, where
+            # starting the next at once interleaves each worker's whole path with the others'.
             await asyncio.sleep(0)
 
     async def call(self, request: Request) -> Result:
