@@ -82,10 +82,9 @@ class Stats:
         if type(event) is Finished:  # once per request: the one case to be quick about
             result = event.result
             error = result.error
-            status = result.status
             self.count(
-                error is None and status is not None and 200 <= status < 300,
-                status,
+                result.ok,
+                result.status,
                 None if error is None else error.type,
                 result.attempts,
                 result.elapsed_ms,
