@@ -198,6 +198,30 @@ async def test_a_run_collects_young_garbage_less_often_and_puts_the_thresholds_b
     assert set(during) == {50_000} and gc.get_threshold() == before
 
 
+def test_runs_on_several_threads_at_once_put_the_thresholds_back():
+    import threading
+
+    before = gc.get_threshold()
+    seen: list[int] = []
+
+    def one_run() -> None:
+        async def main() -> None:
+            async def sink(result: Result) -> None:
+                seen.append(gc.get_threshold()[0])
+
+            engine = Engine(config(), transport=MockTransport(lambda r: Response(200)))
+            await engine.run([coerce(f"http://127.0.0.1/{i}", seq=i) for i in range(200)], sink)
+
+        asyncio.run(main())
+
+    threads = [threading.Thread(target=one_run) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(seen) == 800 and set(seen) == {50_000} and gc.get_threshold() == before
+
+
 async def test_the_hot_path_leaves_no_reference_cycles_for_the_collector(tmp_path):
     from fanfetch._output import RecordWriter
     from fanfetch._summary import Stats

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import gc
+import threading
 import time
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sequence
 from typing import Any
@@ -51,20 +52,23 @@ class _RareCollections:
     def __init__(self) -> None:
         self._runs = 0
         self._saved: tuple[int, int, int] | None = None
+        self._lock = threading.Lock()  # the sync API runs each loop on a thread of its own
 
     def enter(self) -> None:
-        if self._runs == 0:
-            saved = gc.get_threshold()
-            if 0 < saved[0] < self.YOUNG:  # 0: collection is off; a higher one: the user's
-                self._saved = saved
-                gc.set_threshold(self.YOUNG, saved[1], saved[2])
-        self._runs += 1
+        with self._lock:
+            if self._runs == 0:
+                saved = gc.get_threshold()
+                if 0 < saved[0] < self.YOUNG:  # 0: collection is off; higher: the user's
+                    self._saved = saved
+                    gc.set_threshold(self.YOUNG, saved[1], saved[2])
+            self._runs += 1
 
     def exit(self) -> None:
-        self._runs -= 1
-        if self._runs == 0 and self._saved is not None:
-            gc.set_threshold(*self._saved)
-            self._saved = None
+        with self._lock:
+            self._runs -= 1
+            if self._runs == 0 and self._saved is not None:
+                gc.set_threshold(*self._saved)
+                self._saved = None
 
 
 _RARE_COLLECTIONS = _RareCollections()
