@@ -66,5 +66,5 @@ async def test_a_consumer_cancelled_as_it_is_woken_passes_the_item_on():
     await asyncio.sleep(0)  # both wait
     await channel.put("x")  # wakes the first...
     first.cancel()  # ...which is cancelled before it runs
-    assert await second == "x"
+    assert await asyncio.wait_for(second, 5) == "x"  # without the hand-on it waits for ever
     assert first.cancelled()

@@ -239,7 +239,7 @@ class Result:
         if not content:
             return None, None
         charset = self.charset
-        if self.content_type.lower().endswith("json") and (charset is None or _utf8(charset)):
+        if self.content_type.lower().endswith("json") and _utf8(charset):
             body = content.rstrip(b" \t\r\n")  # many APIs end the body with a newline
             # The record must stay on one line. (Testing for the byte values 10 and 13 is
             # memchr; testing for b"\n" and b"\r" costs six times as much.)
@@ -307,13 +307,12 @@ class Result:
         """
         request = self.request
         error = self.error
-        status = self.status
         record: dict[str, Any] = {
             "id": request.id,
             "url": self.url,
             "method": request.method,
-            "ok": error is None and status is not None and 200 <= status < 300,
-            "status": status,
+            "ok": self.ok,
+            "status": self.status,
             "attempts": self.attempts,
             "elapsed_ms": round(self.elapsed_ms, 3),
         }
