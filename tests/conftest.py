@@ -55,11 +55,17 @@ class CLIResult:
 
 
 async def run_cli(
-    *args: str, stdin: bytes | None = None, timeout: float = 60.0, cwd: Path | None = None
+    *args: str,
+    stdin: bytes | None = None,
+    timeout: float = 60.0,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    preexec_fn: Any = None,
 ) -> CLIResult:
     """Run ``python -m fanfetch ARGS`` as a real process while the test's servers keep serving."""
     env = {
         **os.environ,
+        **(env or {}),
         "PYTHONWARNINGS": "error::RuntimeWarning",
         "COLUMNS": "120",
         "PYTHONFAULTHANDLER": "1",  # SIGABRT on a timeout below dumps every thread's stack
@@ -74,6 +80,7 @@ async def run_cli(
         stderr=asyncio.subprocess.PIPE,
         env=env,
         cwd=cwd,
+        preexec_fn=preexec_fn,
     )
     try:
         out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)

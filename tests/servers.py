@@ -77,6 +77,7 @@ class LoopbackAPI:
         r.add_get("/redirect", self._redirect)
         r.add_get("/redirect-to/{host}", self._redirect_to)
         r.add_get("/loop", self._loop)
+        r.add_route("*", "/go/{code}", self._go)
         r.add_get("/binary", self._binary)
         r.add_get("/big/{size}", self._big)
         r.add_get("/notjson", self._notjson)
@@ -155,6 +156,12 @@ class LoopbackAPI:
 
     async def _redirect_to(self, request: web.Request) -> web.Response:
         raise web.HTTPFound(self.url("/echo", host=request.match_info["host"]))
+
+    async def _go(self, request: web.Request) -> web.Response:
+        """Redirect with status CODE to the query's ``to`` (default: /echo on this host)."""
+        await request.read()
+        location = request.query.get("to", "/echo")
+        return web.Response(status=int(request.match_info["code"]), headers={"Location": location})
 
     async def _loop(self, request: web.Request) -> web.Response:
         raise web.HTTPFound(request.path_qs)  # forever: a redirect loop

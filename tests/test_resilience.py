@@ -32,8 +32,8 @@ CASES: dict[str, tuple[int, bool, int | None, str | None]] = {
     "perm500": (4, False, 500, "http_status"),
     "notfound": (1, False, 404, "http_status"),
     "notjson": (1, True, 200, None),
-    "huge": (1, False, None, "too_large"),
-    "hugechunked": (1, False, None, "too_large"),
+    "huge": (1, False, 200, "too_large"),  # the server answered: its status is kept
+    "hugechunked": (1, False, 200, "too_large"),
     "trickle": (4, False, None, "timeout"),
     "truncated": (2, True, 200, None),
 }

@@ -13,9 +13,13 @@ from tests.conftest import run_cli
 
 
 @pytest.fixture
-async def tls_url() -> AsyncIterator[str]:
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture
+async def tls_url(ca: trustme.CA) -> AsyncIterator[str]:
     """An https server on 127.0.0.1 whose certificate no system store trusts."""
-    ca = trustme.CA()
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("127.0.0.1").configure_cert(context)
 
@@ -33,12 +37,27 @@ async def tls_url() -> AsyncIterator[str]:
         await runner.cleanup()
 
 
-async def test_an_untrusted_certificate_is_refused_by_default(tls_url: str):
-    result = await run_cli("run", "-", "-q", "--retries", "0", stdin=(tls_url + "\n").encode())
+async def test_an_untrusted_certificate_is_a_tls_error_asked_once_that_names_the_fixes(
+    tls_url: str,
+):
+    result = await run_cli("run", "-", "-q", stdin=(tls_url + "\n").encode())
     assert result.status == 1
     [record] = result.records
-    assert record["error"]["type"] == "connection"
-    assert "certificate" in record["error"]["message"].lower()
+    assert record["error"]["type"] == "tls"
+    assert record["attempts"] == 1  # another attempt would meet the same certificate
+    message = record["error"]["message"]
+    assert "certificate" in message.lower()
+    assert "--insecure" in message and "SSL_CERT_FILE" in message
+
+
+async def test_a_ca_named_by_ssl_cert_file_is_trusted(tls_url: str, ca: trustme.CA, tmp_path):
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    result = await run_cli(
+        "run", "-", "-q", stdin=(tls_url + "\n").encode(), env={"SSL_CERT_FILE": str(bundle)}
+    )
+    assert result.status == 0, result.stderr
+    assert result.records[0]["body"] == {"tls": True}
 
 
 async def test_insecure_skips_verification_and_says_so(tls_url: str):

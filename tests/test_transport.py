@@ -10,9 +10,9 @@ from fanfetch._exceptions import (
     BodyTooLarge,
     ConnectError,
     RequestTimeout,
-    map_transport_error,
 )
 from fanfetch._transports import AiohttpTransport
+from fanfetch._transports._aiohttp import map_aiohttp_error
 from tests.servers import DroppingServer, LoopbackAPI
 
 
@@ -31,9 +31,9 @@ async def test_the_total_timeout_surfaces_as_our_timeout(api: LoopbackAPI, trans
 
 
 def test_both_kinds_of_aiohttp_timeout_map_to_timeout():
-    assert map_transport_error(TimeoutError()).type == "timeout"
-    assert map_transport_error(aiohttp.ServerTimeoutError()).type == "timeout"
-    assert map_transport_error(aiohttp.ClientConnectionError("x")).type == "connection"
+    assert map_aiohttp_error(TimeoutError()).type == "timeout"  # type: ignore[union-attr]
+    assert map_aiohttp_error(aiohttp.ServerTimeoutError()).type == "timeout"  # type: ignore[union-attr]
+    assert map_aiohttp_error(aiohttp.ClientConnectionError("x")).type == "connection"  # type: ignore[union-attr]
 
 
 async def test_a_body_over_max_body_ends_with_too_large_without_reading_it(api, transport):
@@ -72,3 +72,89 @@ async def test_params_headers_and_data_are_sent(api: LoopbackAPI, transport):
     assert echoed["query"] == {"q": "a b", "n": "2"}
     assert echoed["headers"]["X-A"] == "1" and echoed["body"] == "raw"
     assert echoed["headers"]["User-Agent"].startswith("fanfetch/")
+
+
+async def _encoded_server(body: bytes, encoding: str):
+    from aiohttp import web
+
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(
+            body=body, headers={"Content-Type": "application/json", "Content-Encoding": encoding}
+        )
+
+    app = web.Application()
+    app.router.add_get("/", handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}/"
+
+
+@pytest.mark.parametrize("encoding", ["br", "zstd", "gzip"])
+async def test_br_zstd_and_gzip_bodies_are_decoded_and_advertised(encoding: str):
+    import gzip
+
+    import brotli
+    from backports import zstd
+
+    import fanfetch
+
+    plain = b'{"decoded": true}'
+    compress = {"br": brotli.compress, "zstd": zstd.compress, "gzip": gzip.compress}[encoding]
+    runner, url = await _encoded_server(compress(plain), encoding)
+    try:
+        async with fanfetch.Fetcher() as f:
+            result = await f.fetch(url)
+        assert result.ok, result.error
+        assert result.json() == {"decoded": True}
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_body_that_cannot_be_decoded_is_a_decode_error_that_keeps_its_status():
+    import fanfetch
+
+    runner, url = await _encoded_server(b"this is not gzip at all", "gzip")
+    try:
+        async with fanfetch.Fetcher(retries=3, backoff_base=0) as f:
+            result = await f.fetch(url)
+        assert result.error is not None and result.error.type == "decode"
+        assert result.status == 200 and result.attempts == 1  # decoding again would not help
+    finally:
+        await runner.cleanup()
+
+
+async def test_the_accept_encoding_sent_names_br_and_zstd(api: LoopbackAPI, transport):
+    import orjson
+
+    response = await transport.send(Request(api.url("/echo")), 5)
+    accepted = orjson.loads(response.content)["headers"]["Accept-Encoding"]
+    assert {"gzip", "br", "zstd"} <= {e.strip() for e in accepted.split(",")}
+
+
+def test_a_name_that_does_not_exist_is_final_and_a_resolver_hiccup_is_retried():
+    import socket
+
+    from aiohttp.client_reqrep import ConnectionKey
+
+    key = ConnectionKey("nowhere.invalid", 80, False, True, None, None, None)
+    missing = aiohttp.ClientConnectorDNSError(key, socket.gaierror(socket.EAI_NONAME, "unknown"))
+    hiccup = aiohttp.ClientConnectorDNSError(key, socket.gaierror(socket.EAI_AGAIN, "try again"))
+    assert map_aiohttp_error(missing).retryable is False  # type: ignore[union-attr]
+    assert map_aiohttp_error(hiccup).retryable is True  # type: ignore[union-attr]
+
+
+def test_an_error_that_is_not_about_the_request_is_not_mapped():
+    assert map_aiohttp_error(AttributeError("a bug")) is None
+    assert map_aiohttp_error(AssertionError()) is None
+
+
+async def test_a_bug_in_a_mock_handler_raises_instead_of_becoming_a_record():
+    import fanfetch
+
+    def handler(request: Request) -> fanfetch.Response:
+        raise AssertionError("the test's own check failed")
+
+    async with fanfetch.Fetcher(transport=fanfetch.MockTransport(handler)) as f:
+        with pytest.raises(AssertionError, match="own check"):
+            await f.fetch("http://127.0.0.1/x")

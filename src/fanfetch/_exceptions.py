@@ -1,4 +1,4 @@
-"""fanfetch's one exception tree, and the single place where aiohttp's errors become ours.
+"""fanfetch's one exception tree. Each transport maps its own library's errors onto it.
 
     FanfetchError
     ├── UsageError              the caller asked for something we cannot do (exit status 2)
@@ -8,34 +8,39 @@
         ├── InvalidRequest      "invalid_request": the line could not be made into a request
         ├── RequestTimeout      "timeout": an attempt took longer than its timeout
         ├── ConnectError        "connection": refused, reset, dropped mid-body, DNS...
+        ├── TLSError            "tls": the certificate was refused, or the handshake failed
+        ├── TooManyRedirects    "too_many_redirects": more than --max-redirects, or a loop
         ├── HTTPStatusError     "http_status": the final response was not 2xx
-        └── BodyTooLarge        "too_large": the body is over the size limit
+        ├── BodyTooLarge        "too_large": the body is over the size limit
+        └── DecodeError         "decode": the body's Content-Encoding cannot be undone
 
-Each ``RequestError`` subclass carries ``type``, the stable string written into records.
+Each ``RequestError`` subclass carries ``type``, the stable string written into records, and
+``retryable``: whether another attempt could go otherwise (a timeout may; a refused
+certificate will not). ``status`` is the response's status when there was one (a body too
+large or undecodable still had its status line).
 """
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Mapping
 from typing import Any
-
-import aiohttp
 
 __all__ = [
     "BodyTooLarge",
     "ConfigError",
     "ConnectError",
+    "DecodeError",
     "FanfetchError",
     "HTTPStatusError",
     "InputError",
     "InvalidRequest",
     "RequestError",
     "RequestTimeout",
+    "TLSError",
+    "TooManyRedirects",
     "UsageError",
     "error_from_record",
-    "map_transport_error",
     "redact",
 ]
 
@@ -82,6 +87,13 @@ class RequestError(FanfetchError):
     """One request failed. ``type`` is the stable name written into the record."""
 
     type: str = "error"
+    retryable: bool = False
+    status: int | None = None
+
+    def __init__(self, message: str = "", *, status: int | None = None) -> None:
+        super().__init__(message)
+        if status is not None:
+            self.status = status
 
 
 class InvalidRequest(RequestError):
@@ -90,10 +102,20 @@ class InvalidRequest(RequestError):
 
 class RequestTimeout(RequestError):
     type = "timeout"
+    retryable = True
 
 
 class ConnectError(RequestError):
     type = "connection"
+    retryable = True
+
+
+class TLSError(RequestError):
+    type = "tls"
+
+
+class TooManyRedirects(RequestError):
+    type = "too_many_redirects"
 
 
 class HTTPStatusError(RequestError):
@@ -104,35 +126,8 @@ class BodyTooLarge(RequestError):
     type = "too_large"
 
 
-def map_transport_error(exc: BaseException) -> RequestError:
-    """Translate an aiohttp or asyncio error into ours; the one place that knows aiohttp's tree.
-
-    aiohttp's total timeout surfaces as a bare ``asyncio.TimeoutError`` (the builtin
-    ``TimeoutError`` on 3.11+), not only as ``ServerTimeoutError``, so both are caught.
-    """
-    if isinstance(exc, RequestError):
-        return exc
-    mapped = _map(exc)
-    message = str(mapped)
-    clean = redact(message)
-    return mapped if clean == message else type(mapped)(clean)
-
-
-def _map(exc: BaseException) -> RequestError:
-    if isinstance(exc, TimeoutError | asyncio.TimeoutError | aiohttp.ServerTimeoutError):
-        return RequestTimeout(str(exc) or "the request timed out")
-    if isinstance(exc, aiohttp.TooManyRedirects):
-        return ConnectError(f"too many redirects: {exc}")
-    if isinstance(exc, aiohttp.InvalidURL | aiohttp.NonHttpUrlClientError):
-        return InvalidRequest(f"invalid URL: {exc}")
-    if isinstance(exc, aiohttp.ClientPayloadError):
-        return ConnectError(f"the body was cut short: {exc}")
-    if isinstance(exc, aiohttp.ClientError | OSError):
-        return ConnectError(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
-    if isinstance(exc, ValueError | UnicodeError | LookupError):
-        # aiohttp raises these for malformed header values and the like, before any I/O.
-        return InvalidRequest(f"{type(exc).__name__}: {exc}")
-    return RequestError(f"{type(exc).__name__}: {exc}")
+class DecodeError(RequestError):
+    type = "decode"
 
 
 _ERROR_CLASSES: dict[str, type[RequestError]] = {}  # record ``type`` -> class, filled on use

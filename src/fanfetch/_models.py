@@ -151,8 +151,10 @@ class Result:
         "elapsed_ms",
         "error",
         "extra",
+        "final_url",
         "headers",
         "history",
+        "redirects",
         "request",
         "status",
         "url",
@@ -182,6 +184,8 @@ class Result:
         self.attempts = attempts
         self.elapsed_ms = elapsed_ms
         self.url = request.url if url is None else url
+        self.redirects = 0  # redirects followed to the final response
+        self.final_url: str | None = None  # where that response came from, when redirected
         self.history: list[dict[str, Any]] | None = None
         self.extra: dict[str, Any] | None = None
         self._body: tuple[Any, str | None] | None = None
@@ -289,6 +293,8 @@ class Result:
             elapsed_ms=record.get("elapsed_ms", 0.0),
         )
         result._body = (body, encoding)
+        result.redirects = record.get("redirects", 0)
+        result.final_url = record.get("final_url")
         result.history = record.get("history")
         extra = {k: record[k] for k in ("path", "bytes", "sha256", "transformed") if k in record}
         result.extra = extra or None
@@ -316,6 +322,9 @@ class Result:
             "attempts": self.attempts,
             "elapsed_ms": round(self.elapsed_ms, 3),
         }
+        if self.redirects:
+            record["redirects"] = self.redirects
+            record["final_url"] = self.final_url
         if include_headers:
             record["headers"] = dict(self.headers) if self.headers is not None else None
         extra = self.extra

@@ -66,13 +66,14 @@ def next_delay(
 ) -> float | None:
     """Seconds to wait before attempt ``attempt + 1``, or None when ``attempt`` was the last.
 
-    Retried: timeouts and connection errors, and statuses in ``policy.retry_on``. A 429 or 503
-    with ``Retry-After`` waits at least that long; beyond ``max_retry_after`` the request ends.
+    Retried: errors that say they are ``retryable`` (timeouts, connection errors), and
+    statuses in ``policy.retry_on``. A 429 or 503 with ``Retry-After`` waits at least that
+    long; beyond ``max_retry_after`` the request ends.
     """
     if attempt > policy.retries:
         return None
     if error is not None:
-        if error.type not in ("timeout", "connection"):
+        if not error.retryable:  # a timeout or a dropped connection; not a refused certificate
             return None
         return backoff(attempt, base=policy.backoff_base, cap=policy.backoff_max, rand=rand)
     if status is None or status not in policy.retry_on:

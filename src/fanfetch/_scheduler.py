@@ -19,7 +19,7 @@ from ._channel import Channel
 from ._config import Config, Rate
 from ._events import Finished, Listener, Retrying, RunEnded, RunStarted
 from ._exceptions import InvalidRequest, RequestError
-from ._input import Item
+from ._input import Item, redact_url
 from ._limits import Clock, Limiter, Sleep
 from ._models import Request, Result, status_error
 from ._retry import next_delay, throttle_delay
@@ -382,7 +382,13 @@ class Engine:
             await self._sleep(delay)
         elapsed_ms = (clock() - start) * 1000.0
         if response is None:
-            result = Result(request, error=error, attempts=attempt, elapsed_ms=elapsed_ms)
+            result = Result(
+                request,
+                status=error.status if error is not None else None,
+                error=error,
+                attempts=attempt,
+                elapsed_ms=elapsed_ms,
+            )
         else:
             status = response.status
             result = Result(
@@ -396,6 +402,9 @@ class Engine:
                 attempts=attempt,
                 elapsed_ms=elapsed_ms,
             )
+            if response.redirects:
+                result.redirects = response.redirects
+                result.final_url = redact_url(response.url or "")
             if response.saved is not None:
                 saved = response.saved
                 result.extra = {"path": saved.path, "bytes": saved.size, "sha256": saved.sha256}

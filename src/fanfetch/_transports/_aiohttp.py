@@ -1,23 +1,114 @@
-"""The real transport: one ``aiohttp.ClientSession`` for the whole run."""
+"""The real transport: one ``aiohttp.ClientSession`` for the whole run.
+
+Redirects are followed here, not by aiohttp, so that fanfetch decides what a redirect may
+carry: the headers a user gave (``--header`` and a request's own ``headers``) go only to the
+origin they were given for, and a chain that goes on too long is ``too_many_redirects``.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import socket
+import ssl
 from typing import Any
 
 import aiohttp
 import orjson
+from aiohttp.http_exceptions import ContentEncodingError
+from yarl import URL
 
 from .._config import Config
-from .._exceptions import BodyTooLarge, RequestError, map_transport_error
+from .._exceptions import (
+    BodyTooLarge,
+    ConnectError,
+    DecodeError,
+    InvalidRequest,
+    RequestError,
+    RequestTimeout,
+    TLSError,
+    TooManyRedirects,
+    redact,
+)
 from .._files import save_stream
 from .._models import Request
 from .._version import __version__
 from ._base import Response
 
-__all__ = ["AiohttpTransport"]
+__all__ = ["AiohttpTransport", "map_aiohttp_error"]
 
 _JSON_HEADERS = {"Content-Type": "application/json"}
 _CHUNK = 64 * 1024
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+# A body is read freely up to this size; past it, the reader needs one of the run's few
+# places for big bodies, so that a hundred bodies near --max-body (or a hundred gzip bombs
+# expanding to it) are never all held at once.
+_SMALL_BODY = 256 * 1024
+_BIG_BODIES_BYTES = 128 * 1024 * 1024
+# getaddrinfo's answers that mean the name does not exist (not a passing resolver failure)
+_NO_SUCH_NAME = frozenset(
+    getattr(socket, name) for name in ("EAI_NONAME", "EAI_NODATA") if hasattr(socket, name)
+)
+
+
+def map_aiohttp_error(exc: BaseException) -> RequestError | None:
+    """Our error for an aiohttp or asyncio error, or None when it does not mean a failed
+    request (a bug, which must raise rather than become a record).
+
+    aiohttp's total timeout surfaces as a bare ``asyncio.TimeoutError`` (the builtin
+    ``TimeoutError`` on 3.11+), not only as ``ServerTimeoutError``, so both are caught.
+    """
+    mapped = _map(exc)
+    if mapped is None:
+        return None
+    message = str(mapped)
+    clean = redact(message)
+    if clean != message:
+        mapped = type(mapped)(clean)
+    if _no_such_name(exc):
+        mapped.retryable = False
+    return mapped
+
+
+def _map(exc: BaseException) -> RequestError | None:
+    if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
+        return RequestTimeout(str(exc) or "the request timed out")
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return TLSError(
+            f"the server's certificate was refused: {exc.certificate_error}. HINT: trust its "
+            "CA with SSL_CERT_FILE=ca.pem, or skip verification with --insecure"
+        )
+    if isinstance(exc, aiohttp.ClientSSLError | ssl.SSLError):
+        return TLSError(f"TLS failed: {exc}. HINT: check the URL's scheme and port, or --insecure")
+    if isinstance(exc, aiohttp.InvalidURL | aiohttp.NonHttpUrlClientError):
+        return InvalidRequest(f"invalid URL: {exc}")
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return ConnectError(f"the body was cut short: {exc}")
+    if isinstance(exc, aiohttp.ClientError | OSError):
+        return ConnectError(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+    return None
+
+
+def _no_such_name(exc: BaseException) -> bool:
+    """A DNS answer that the name does not exist: asking again a second later will not help."""
+    os_error = getattr(exc, "os_error", None)
+    return isinstance(exc, aiohttp.ClientConnectorDNSError) and (
+        getattr(os_error, "errno", None) in _NO_SUCH_NAME
+    )
+
+
+class _Redirect:
+    """A 3xx with a ``Location``, still to follow."""
+
+    __slots__ = ("location", "status", "url")
+
+    def __init__(self, status: int, location: str, url: URL) -> None:
+        self.status = status
+        self.location = location
+        self.url = url
+
+
+def _origin(url: URL) -> tuple[str, str | None, int | None]:
+    return url.scheme, url.raw_host, url.port
 
 
 class AiohttpTransport:
@@ -40,6 +131,8 @@ class AiohttpTransport:
         self._max_redirects = config.max_redirects
         self._save_dir = config.save_dir
         self._max_file = config.max_file
+        self._headers: dict[str, str] | None = dict(config.headers) or None
+        self._big_bodies: asyncio.Semaphore | None = None
 
     def _open(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
@@ -49,10 +142,9 @@ class AiohttpTransport:
             use_dns_cache=True,
             ssl=self._config.verify_tls,
         )
-        headers = {"User-Agent": f"fanfetch/{__version__}", **self._config.headers}
         session = aiohttp.ClientSession(
             connector=connector,
-            headers=headers,
+            headers={"User-Agent": f"fanfetch/{__version__}"},
             cookie_jar=aiohttp.DummyCookieJar(),  # requests are independent: no cookie carry-over
             timeout=aiohttp.ClientTimeout(total=None),
             trust_env=False,
@@ -75,54 +167,146 @@ class AiohttpTransport:
 
     async def send(self, request: Request, timeout: float | None) -> Response:
         session = self._session or self._open()
-        headers: Any = request.headers
+        headers: Any = self._headers
+        if request.headers is not None:
+            headers = dict(request.headers) if headers is None else {**headers, **request.headers}
         data: Any = request.data
         if request.json is not None:
             data = orjson.dumps(request.json)
             headers = _JSON_HEADERS if headers is None else {**_JSON_HEADERS, **headers}
         try:
-            async with session.request(
-                request.method,
-                request.target if request.target is not None else request.url,
-                headers=headers,
-                params=request.params,
-                data=data,
-                timeout=self._timeout(timeout),
-                max_redirects=self._max_redirects,
-                allow_redirects=self._max_redirects > 0,
-            ) as resp:
-                length = resp.content_length
-                if self._save_dir is not None and 200 <= resp.status < 300:
-                    return await self._save(resp, request)
-                if length is not None and length > self._max_body:
-                    raise BodyTooLarge(f"the body is {length:,} bytes, over {self._max_body:,}")
-                if length is not None and resp.headers.get("Content-Encoding") is None:
-                    content = await resp.read()
-                else:
-                    content = await self._read_capped(resp)
-                rheaders = resp.headers
-                raw_type = rheaders.get("Content-Type")
-                if raw_type is None:
-                    ctype, charset = "", None
-                elif (known := self._ctypes.get(raw_type)) is not None:
-                    ctype, charset = known
-                else:
-                    ctype, charset = resp.content_type, resp.charset
-                    if len(self._ctypes) < 64:
-                        self._ctypes[raw_type] = (ctype, charset)
-                return Response(
-                    resp.status,
-                    content,
-                    headers=rheaders,
-                    content_type=ctype,
-                    charset=charset,
-                    reason=resp.reason,
-                    url=str(resp.url) if resp.history else None,
-                )
+            if self._max_redirects == 0:
+                response = await self._send_once(
+                    session, request, request.target or request.url, request.method, headers,
+                    request.params, data, self._timeout(timeout), 0,
+                )  # fmt: skip
+                assert isinstance(response, Response)
+                return response
+            async with asyncio.timeout(timeout):  # the whole chain of redirects, not each hop
+                return await self._follow(session, request, headers, data)
         except RequestError:
             raise
         except Exception as exc:
-            raise map_transport_error(exc) from exc
+            mapped = map_aiohttp_error(exc)
+            if mapped is None:
+                raise
+            raise mapped from exc
+
+    async def _follow(
+        self, session: aiohttp.ClientSession, request: Request, headers: Any, data: Any
+    ) -> Response:
+        """Send ``request``, following redirects as browsers and curl -L do: 303 (and 301 or
+        302 after a POST) become a GET without a body; 307 and 308 repeat the request as it
+        was. Leaving the first origin drops every header the user gave."""
+        url: URL = request.target if request.target is not None else URL(request.url)
+        origin = _origin(url)
+        method, params = request.method, request.params
+        no_timeout = self._timeout(None)
+        for hop in range(self._max_redirects + 1):
+            response = await self._send_once(
+                session, request, url, method, headers, params, data, no_timeout, hop
+            )
+            if isinstance(response, Response):
+                return response
+            location = response.location
+            if hop == self._max_redirects:
+                raise TooManyRedirects(
+                    f"more than {self._max_redirects} redirects (last to "
+                    f"{redact(location)}); raise --max-redirects if that is expected",
+                    status=response.status,
+                )
+            url = response.url.join(URL(location))
+            if url.scheme not in ("http", "https"):
+                raise InvalidRequest(f"a redirect to an unsupported scheme: {redact(str(url))}")
+            params = None  # the Location is the whole next URL, query included
+            to_get = response.status == 303 and method != "HEAD"
+            if to_get or (response.status in (301, 302) and method == "POST"):
+                method, data = "GET", None
+                if headers is _JSON_HEADERS:
+                    headers = None
+                elif headers is not None:
+                    headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+            if headers is not None and _origin(url) != origin:
+                headers = None  # the user's headers were given for the first origin only
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+    async def _send_once(
+        self,
+        session: aiohttp.ClientSession,
+        request: Request,
+        url: Any,
+        method: str,
+        headers: Any,
+        params: Any,
+        data: Any,
+        timeout: aiohttp.ClientTimeout,
+        hop: int,
+    ) -> Response | _Redirect:
+        async with session.request(
+            method,
+            url,
+            headers=headers,
+            params=params,
+            data=data,
+            timeout=timeout,
+            allow_redirects=False,
+        ) as resp:
+            status = resp.status
+            if status in _REDIRECTS and self._max_redirects:
+                location = resp.headers.get("Location")
+                if location:
+                    return _Redirect(status, location, resp.url)
+            if self._save_dir is not None and 200 <= status < 300:
+                response = await self._save(resp, request)
+            else:
+                response = await self._read(resp)
+            if hop:
+                response.url = str(resp.url)
+                response.redirects = hop
+            return response
+
+    async def _read(self, resp: aiohttp.ClientResponse) -> Response:
+        length = resp.content_length
+        status = resp.status
+        if length is not None and length > self._max_body:
+            raise BodyTooLarge(
+                f"the body is {length:,} bytes, over {self._max_body:,}", status=status
+            )
+        try:
+            if (
+                length is not None
+                and length <= _SMALL_BODY
+                and "Content-Encoding" not in resp.headers
+            ):
+                content = await resp.read()
+            else:
+                content = await self._read_capped(resp)
+        except aiohttp.ClientPayloadError as exc:
+            if isinstance(exc.__cause__, ContentEncodingError) or "encoding" in str(exc):
+                encoding = resp.headers.get("Content-Encoding", "")
+                raise DecodeError(
+                    f"the body cannot be decoded (Content-Encoding: {encoding}): {exc}",
+                    status=status,
+                ) from exc
+            raise
+        rheaders = resp.headers
+        raw_type = rheaders.get("Content-Type")
+        if raw_type is None:
+            ctype, charset = "", None
+        elif (known := self._ctypes.get(raw_type)) is not None:
+            ctype, charset = known
+        else:
+            ctype, charset = resp.content_type, resp.charset
+            if len(self._ctypes) < 64:
+                self._ctypes[raw_type] = (ctype, charset)
+        return Response(
+            status,
+            content,
+            headers=rheaders,
+            content_type=ctype,
+            charset=charset,
+            reason=resp.reason,
+        )
 
     async def _save(self, resp: aiohttp.ClientResponse, request: Request) -> Response:
         """Stream a 2xx body to a file (``--save-dir``) instead of into memory."""
@@ -130,13 +314,17 @@ class AiohttpTransport:
         length = resp.content_length
         limit = self._max_file  # not --max-body: a file is streamed, never held in memory
         if length is not None and limit is not None and length > limit:
-            raise BodyTooLarge(f"the body is {length:,} bytes, over --max-file {limit:,}")
+            raise BodyTooLarge(
+                f"the body is {length:,} bytes, over --max-file {limit:,}", status=resp.status
+            )
         try:
             saved = await save_stream(
                 resp.content.iter_chunked(_CHUNK), self._save_dir, request.id, limit=limit
             )
         except OverflowError:
-            raise BodyTooLarge(f"the body is over --max-file {limit:,} bytes") from None
+            raise BodyTooLarge(
+                f"the body is over --max-file {limit:,} bytes", status=resp.status
+            ) from None
         except OSError as exc:
             raise RequestError(f"cannot save the body: {exc.strerror or exc}") from exc
         response = Response(resp.status, b"", headers=resp.headers, reason=resp.reason)
@@ -144,15 +332,33 @@ class AiohttpTransport:
         return response
 
     async def _read_capped(self, resp: aiohttp.ClientResponse) -> bytes:
-        """Read a body of unknown (or compressed) size, stopping as soon as it is too large."""
+        """Read a body of unknown, compressed or large size, stopping as soon as it is too
+        large; past ``_SMALL_BODY`` only a few bodies are read at once (``_big_bodies``)."""
         chunks: list[bytes] = []
         size = 0
-        async for chunk in resp.content.iter_chunked(_CHUNK):
-            size += len(chunk)
-            if size > self._max_body:
-                raise BodyTooLarge(f"the body is over {self._max_body:,} bytes")
-            chunks.append(chunk)
-        return b"".join(chunks)
+        big: asyncio.Semaphore | None = None
+        try:
+            async for chunk in resp.content.iter_chunked(_CHUNK):
+                size += len(chunk)
+                if size > self._max_body:
+                    raise BodyTooLarge(
+                        f"the body is over {self._max_body:,} bytes", status=resp.status
+                    )
+                chunks.append(chunk)
+                if big is None and size > _SMALL_BODY:
+                    places = self._big_body_places()
+                    await places.acquire()
+                    big = places
+            return b"".join(chunks)
+        finally:
+            if big is not None:
+                big.release()
+
+    def _big_body_places(self) -> asyncio.Semaphore:
+        if self._big_bodies is None:
+            places = max(2, _BIG_BODIES_BYTES // max(self._max_body, 1))
+            self._big_bodies = asyncio.Semaphore(places)
+        return self._big_bodies
 
     async def aclose(self) -> None:
         if self._session is not None:

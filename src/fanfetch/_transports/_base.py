@@ -20,6 +20,7 @@ class Response:
         "content_type",
         "headers",
         "reason",
+        "redirects",
         "saved",
         "status",
         "url",
@@ -42,7 +43,8 @@ class Response:
         self.content_type = content_type
         self.charset = charset
         self.reason = reason
-        self.url = url
+        self.url = url  # where the body came from, when redirects led elsewhere
+        self.redirects = 0  # how many were followed
         self.saved: SavedBody | None = None  # with --save-dir: the file the body went to
 
     def __repr__(self) -> str:

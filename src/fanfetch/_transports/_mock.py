@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable
 
-from .._exceptions import map_transport_error
+from .._exceptions import ConnectError, RequestError, RequestTimeout
 from .._models import Request
 from ._base import Response
 
@@ -15,7 +15,11 @@ Handler = Callable[[Request], Response | Awaitable[Response]]
 
 
 class MockTransport:
-    """Calls ``handler(request)`` for each attempt; what it raises is mapped like a real error."""
+    """Calls ``handler(request)`` for each attempt.
+
+    A ``RequestError`` it raises is the attempt's error, as are ``TimeoutError`` (a timeout)
+    and ``OSError`` (a connection error); anything else is a bug in the handler and raises.
+    """
 
     def __init__(self, handler: Handler) -> None:
         self._handler = handler
@@ -27,8 +31,12 @@ class MockTransport:
             response = self._handler(request)
             if inspect.isawaitable(response):
                 response = await response
-        except Exception as exc:
-            raise map_transport_error(exc) from exc
+        except RequestError:
+            raise
+        except TimeoutError as exc:
+            raise RequestTimeout(str(exc) or "the request timed out") from exc
+        except OSError as exc:
+            raise ConnectError(f"{type(exc).__name__}: {exc}") from exc
         return response
 
     async def aclose(self) -> None:
