@@ -285,3 +285,101 @@ async def test_secret_query_values_are_masked_in_messages(api: LoopbackAPI):
     message = record["error"]["message"]
     assert "more than 2 redirects" in message and "token=***" in message and "page=2" in message
     assert "zzz999" not in message + result.stderr
+
+
+async def test_a_second_ctrl_c_cuts_the_grace_period_short(api: LoopbackAPI, tmp_path: Path):
+    api.hold_seconds = 3.0  # well inside the 5 s grace: one Ctrl-C would let these finish
+    src = tmp_path / "in.txt"
+    src.write_text("".join(api.url(f"/hold/{i}") + "\n" for i in range(100)))
+    out = tmp_path / "out.jsonl"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "fanfetch", "run", str(src), "-o", str(out), "-c", "5",
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    await api.wait_in_flight(5)
+    proc.send_signal(signal.SIGINT)
+    assert proc.stderr is not None
+    await asyncio.wait_for(proc.stderr.readuntil(b"stopping"), 30)
+    proc.send_signal(signal.SIGINT)
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 130, err.decode()
+    assert read_records(out) == []  # cancelled, not waited for: --resume asks them again
+
+
+async def test_an_output_that_is_the_input_is_refused_before_anything_is_written(
+    api: LoopbackAPI, tmp_path: Path
+):
+    src = tmp_path / "urls.txt"
+    text = "".join(api.url(f"/ok/{i}") + "\n" for i in range(3))
+    src.write_text(text)
+    link = tmp_path / "link.txt"
+    link.symlink_to(src)
+    for args, stdin in (
+        (("run", str(src), "-o", str(src)), None),
+        (("run", str(src), "-o", str(link)), None),
+        (("run", str(src), "-o", str(src), "--resume"), None),
+        (("run", "-", "-o", str(src)), src),
+    ):
+        if stdin is None:
+            result = await run_cli(*args)
+        else:
+            result = await _run_with_stdin_file(args, stdin)
+        assert result.status == 2, (args, result.stderr)
+        assert "is the input" in result.stderr and "Traceback" not in result.stderr
+        assert src.read_text() == text, args
+    assert sum(api.log.hits.values()) == 0
+
+
+async def _run_with_stdin_file(args: tuple[str, ...], path: Path):
+    from tests.conftest import CLIResult
+
+    with path.open("rb") as f:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "fanfetch", *args, stdin=f,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return CLIResult(proc.returncode, out, err.decode())
+
+
+async def test_usage_mistakes_are_one_line_errors_with_exit_2(tmp_path: Path):
+    src = tmp_path / "in.txt"
+    src.write_text("http://127.0.0.1:9/x\n")
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    cases = [
+        (("run", str(src), "--save-dir", str(a_file)), "--save-dir"),
+        (("run", str(src), "--summary-json", str(tmp_path / "no" / "s.json")), "--summary-json"),
+    ]
+    for args, named in cases:
+        result = await run_cli(*args, "-q")
+        assert result.status == 2, result.stderr
+        assert "Traceback" not in result.stderr and named in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+async def test_mock_api_on_a_port_in_use_is_a_one_line_error():
+    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        result = await run_cli("mock-api", "--port", str(port))
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert result.status == 2, result.stderr
+    assert "cannot listen on" in result.stderr and "Traceback" not in result.stderr
+
+
+async def test_a_url_without_a_scheme_is_told_to_add_one_and_a_bad_ipv4_is_an_invalid_line(
+    tmp_path: Path,
+):
+    src = tmp_path / "in.txt"
+    src.write_text("127.0.0.1:8080/items/1\nhttp://256.1.1.1/\n")
+    result = await run_cli("run", str(src), "-q")
+    records = {r["id"]: r for r in result.records}
+    assert "no scheme" in records[1]["error"]["message"]
+    assert "http://127.0.0.1:8080/items/1" in records[1]["error"]["message"]
+    assert records[2]["error"]["type"] == "invalid_request"
+    assert records[2]["error"]["message"].startswith("line 2: ")
+    assert records[2]["attempts"] == 0

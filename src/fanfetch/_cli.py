@@ -351,9 +351,41 @@ def run(**kw: Any) -> int:
         return _run_on_cluster(options)
     if kw["method"].upper() != "GET" and template is None:
         raise click.UsageError("--method goes with --url; give the method in each JSON line")
+    _check_paths(options)
     if kw["save_dir"]:
-        os.makedirs(kw["save_dir"], exist_ok=True)
+        try:
+            os.makedirs(kw["save_dir"], exist_ok=True)
+        except OSError as exc:
+            raise click.BadParameter(
+                f"{kw['save_dir']!r}: cannot make that directory: {exc.strerror or exc}",
+                param_hint="--save-dir",
+            ) from None
     return _run_in_loop(options)
+
+
+def _check_paths(options: RunOptions) -> None:
+    """Refuse, before anything is opened for writing, an output that is the input (which
+    would be emptied) and a summary file that cannot be written (found out at the end)."""
+    if options.output not in (None, "-"):
+        try:
+            source = os.stat(0 if options.source == "-" else options.source)
+            output = os.stat(options.output)  # type: ignore[arg-type]
+        except OSError:
+            pass  # no output yet (or no input: reading it says so)
+        else:
+            if (source.st_dev, source.st_ino) == (output.st_dev, output.st_ino):
+                raise click.BadParameter(
+                    f"{options.output!r} is the input: writing records there would destroy it",
+                    param_hint="-o/--output",
+                )
+    if options.summary_json:
+        folder = os.path.dirname(os.path.abspath(options.summary_json))
+        if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+            raise click.BadParameter(
+                f"{options.summary_json!r}: the folder {folder!r} does not exist or is not "
+                "writable",
+                param_hint="--summary-json",
+            )
 
 
 def _run_on_cluster(options: RunOptions) -> int:

@@ -8,6 +8,8 @@ so the rest of the input goes on and the output still has one record per line.
 from __future__ import annotations
 
 import asyncio
+import functools
+import ipaddress
 import itertools
 import queue
 import re
@@ -274,14 +276,31 @@ def _check_url(request: Request) -> str | None:
     except (ValueError, TypeError) as exc:
         return f"the URL cannot be parsed: {exc}"
     if parsed.scheme not in ("http", "https"):
+        if "://" not in url:
+            return f"the URL has no scheme; write it as http://{redact_url(url)} (or https://)"
         shown = parsed.scheme or "none"
         return f"unsupported scheme {shown!r}; only http and https URLs can be fetched"
-    if not parsed.raw_host:  # the raw_ forms: the decoded ones cost twice as much
+    host = parsed.raw_host  # the raw_ forms: the decoded ones cost twice as much
+    if not host:
         return "the URL has no host"
+    if host[-1].isdigit() and _bad_ipv4(host):
+        return f"the host {host!r} is not an IPv4 address (each part is 0 to 255)"
     if "@" in url and (parsed.raw_user is not None or parsed.raw_password is not None):
         return "the URL has a user:password part; pass credentials in headers instead"
     request.target = parsed
     return None
+
+
+@functools.lru_cache(maxsize=1024)  # a run meets few hosts, each many times
+def _bad_ipv4(host: str) -> bool:
+    """A host that looks like an IPv4 address (digits and dots) but is not one."""
+    if host.strip("0123456789.") != "":
+        return False
+    try:
+        ipaddress.IPv4Address(host)
+    except ValueError:
+        return True
+    return False
 
 
 def redact_url(url: str) -> str:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import orjson
 from aiohttp import web
 
-from ._exceptions import FanfetchError
+from ._exceptions import FanfetchError, UsageError
 
 __all__ = ["MockAPI", "MockAPIConfig", "create_app", "mock_api_process", "serve"]
 
@@ -108,7 +108,10 @@ async def serve(config: MockAPIConfig, *, host: str = "127.0.0.1", port: int = 8
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port, backlog=1024)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:  # the port is taken, or the address is not this machine's
+            raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
         bound = runner.addresses[0][1] if runner.addresses else port
         print(f"listening on http://{host}:{bound}", flush=True)
         stop = asyncio.Event()

@@ -180,8 +180,13 @@ class Engine:
     # -- control -----------------------------------------------------------------------------
 
     def stop(self, grace: float = 5.0) -> None:
-        """Take no new items; cancel whatever is still in flight after ``grace`` seconds."""
+        """Take no new items; cancel whatever is still in flight after ``grace`` seconds.
+
+        Called again with a shorter grace (a second Ctrl-C), it cuts the wait short.
+        """
         if self._stopping:
+            if grace <= 0:
+                self._cancel_workers()
             return
         self._stopping = True
         self.interrupted = True
