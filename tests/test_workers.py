@@ -84,3 +84,78 @@ async def test_ordered_output_with_workers_is_in_input_order_bad_lines_included(
     records = read_records(out)
     assert [r["id"] for r in records] == list(range(1, 1501))
     assert [r["id"] for r in records if not r["ok"]] == [4, 701, 1401]
+
+
+@pytest.mark.slow
+async def test_workers_end_when_no_request_reaches_them(api: LoopbackAPI, tmp_path: Path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    invalid = tmp_path / "invalid.txt"
+    invalid.write_text("{bad\nftp://127.0.0.1/x\n")
+    for src, status, records in ((empty, 0, 0), (invalid, 1, 2)):
+        out = tmp_path / f"{src.stem}.jsonl"
+        result = await run_cli("run", str(src), "-o", str(out), "--workers", "2", "-q")
+        assert result.status == status, result.stderr
+        assert len(read_records(out)) == records
+    done = tmp_path / "done.txt"
+    done.write_text("".join(api.url(f"/ok/{i}") + "\n" for i in range(5)))
+    out = tmp_path / "done.jsonl"
+    first = await run_cli("run", str(done), "-o", str(out), "--workers", "2", "-q")
+    assert first.status == 0, first.stderr
+    again = await run_cli("run", str(done), "-o", str(out), "--workers", "2", "-q", "--resume")
+    assert again.status == 0, again.stderr
+    assert len(read_records(out)) == 5
+
+
+@pytest.mark.slow
+async def test_small_runs_with_workers_always_end(api: LoopbackAPI, tmp_path: Path):
+    # the end of input used to be noticed only between batches of results: a race at the end
+    for n in range(1, 13):
+        src = tmp_path / f"in{n}.txt"
+        src.write_text("".join(api.url(f"/ok/{i}") + "\n" for i in range(n)))
+        result = await run_cli("run", str(src), "--workers", "2", "-q", timeout=30)
+        assert result.status == 0, result.stderr
+        assert sorted(r["id"] for r in result.records) == list(range(1, n + 1))
+
+
+def _worker_pids(parent: int) -> list[int]:
+    """The worker processes of a ``fanfetch run`` (multiprocessing's spawned children)."""
+    children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+    pids = []
+    for pid in map(int, children):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"spawn_main" in cmdline:
+            pids.append(pid)
+    return pids
+
+
+@pytest.mark.slow
+async def test_a_worker_killed_mid_run_is_replaced_and_no_record_is_lost_or_doubled(
+    api: LoopbackAPI, tmp_path: Path
+):
+    import asyncio
+    import os
+    import signal
+    import sys
+
+    api.hold_seconds = 0.005
+    n = 3000
+    src = tmp_path / "in.txt"
+    src.write_text("".join(api.url(f"/hold/{i}") + "\n" for i in range(n)))
+    out = tmp_path / "out.jsonl"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "fanfetch", "run", str(src), "-o", str(out), "--workers", "2",
+        "-c", "20", "-q", stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    await api.wait_hits(300, within=60)  # the workers are busy
+    pids = _worker_pids(proc.pid)
+    assert len(pids) == 2, pids
+    os.kill(pids[0], signal.SIGKILL)
+    _, err = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode == 0, err.decode()
+    assert "died (signal 9)" in err.decode()
+    ids = [r["id"] for r in read_records(out)]
+    assert sorted(ids) == list(range(1, n + 1))  # every one, none twice

@@ -369,7 +369,7 @@ def _check_paths(options: RunOptions) -> None:
     if options.output not in (None, "-"):
         try:
             source = os.stat(0 if options.source == "-" else options.source)
-            output = os.stat(options.output)  # type: ignore[arg-type]
+            output = os.stat(options.output)
         except OSError:
             pass  # no output yet (or no input: reading it says so)
         else:

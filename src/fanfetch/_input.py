@@ -158,12 +158,27 @@ def parse_line(raw: bytes, lineno: int, seq: int = 0) -> Item:
             obj = orjson.loads(line)
         except orjson.JSONDecodeError as exc:
             return invalid_item(lineno, seq, f"malformed JSON: {exc}")
+        if line.count(b"[") + line.count(b"{") > _MAX_DEPTH and _too_deep(obj):
+            return invalid_item(
+                lineno, seq, f"the line nests deeper than {_MAX_DEPTH} levels, too deep to record"
+            )
         return coerce(obj, seq=seq, line=lineno)
     try:
         url = line.decode("utf-8")
     except UnicodeDecodeError:
         return invalid_item(lineno, seq, "the line is neither a URL nor JSON (not UTF-8 text)")
     return _from_url(url, seq=seq, line=lineno)
+
+
+_MAX_DEPTH = 254  # orjson reads JSON nested up to 1024 deep, but writes it only up to this
+
+
+def _too_deep(obj: object) -> bool:
+    try:
+        orjson.dumps(obj)
+    except TypeError:
+        return True
+    return False
 
 
 def _from_url(url: str, *, seq: int, line: int) -> Item:

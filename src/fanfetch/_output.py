@@ -37,16 +37,46 @@ class OutputError(FanfetchError):
 
 
 def encode_result(result: Result, *, include_headers: bool = False) -> bytes:
-    """A result's record as the line written for it (a JSON body kept as its own bytes)."""
-    return encode_record(result.to_dict(include_headers=include_headers, for_writing=True))
+    """A result's record as the line written for it (a JSON body kept as its own bytes).
+
+    Never raises: every request gets its line. A field that cannot be written as it is
+    (API users may put anything in ``meta``; a body may nest deeper than orjson writes, 254
+    levels, though it reads 1024) is degraded, first to strings for unknown types, then a
+    too-deep body to its text and any other too-deep field to its ``repr``.
+    """
+    record = result.to_dict(include_headers=include_headers, for_writing=True)
+    try:
+        return orjson.dumps(record, option=_OPTS)
+    except TypeError:
+        return _degraded(result, record)
 
 
 def encode_record(record: dict[str, Any]) -> bytes:
     """One record as one JSON line (with its newline)."""
     try:
         return orjson.dumps(record, option=_OPTS)
-    except TypeError:  # API users may put anything in meta: degrade to strings, never crash
-        return orjson.dumps(record, option=_OPTS | orjson.OPT_NON_STR_KEYS, default=str)
+    except TypeError:
+        return orjson.dumps(record, option=_OPTS | _LENIENT, default=str)
+
+
+_LENIENT = orjson.OPT_NON_STR_KEYS
+
+
+def _degraded(result: Result, record: dict[str, Any]) -> bytes:
+    try:
+        return orjson.dumps(record, option=_OPTS | _LENIENT, default=str)
+    except TypeError:
+        pass  # nested too deep: find the fields that are
+    for name, value in list(record.items()):
+        try:
+            orjson.dumps(value, option=_LENIENT, default=str)
+        except TypeError:
+            if name == "body":
+                record["body"] = result.text
+                record.pop("body_encoding", None)
+            else:
+                record[name] = repr(value)
+    return orjson.dumps(record, option=_OPTS | _LENIENT, default=str)
 
 
 class RecordWriter:

@@ -80,9 +80,9 @@ async def run_job(options: RunOptions, *, announce: str | None = None, call_ms: 
     def on_signal(signum: int) -> None:
         if work:  # the workers stop themselves, with their own grace period
             if not received:
-                received.append(signum)
                 err.print("\nfanfetch: stopping: the workers finish what is in flight...")
-                work[0].cancel()
+            received.append(signum)
+            work[0].cancel()  # a second time: the workers cancel what is in flight
             return
         if received:  # a second Ctrl-C: stop waiting for the grace period
             engine.stop(grace=0)
@@ -258,7 +258,15 @@ async def _run_workers(
     stats(RunStarted(None))
     work.append(
         asyncio.ensure_future(
-            run_workers(options.workers, options.config, items, write, write_invalid, ordered)
+            run_workers(
+                options.workers,
+                options.config,
+                items,
+                write,
+                write_invalid,
+                ordered,
+                warn=_warn,
+            )
         )
     )
     try:
@@ -268,6 +276,10 @@ async def _run_workers(
             raise  # we are being cancelled ourselves, not only the workers by a signal
     finally:
         stats(RunEnded(work[0].cancelled()))
+
+
+def _warn(message: str) -> None:
+    sys.stderr.write(f"fanfetch: {message}\n")
 
 
 def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:

@@ -6,6 +6,13 @@ that must be single: reading and numbering the input (and the resume index), and
 the output, so exactly-once and ``--resume`` hold as with one process. It deals batches of
 requests to N worker processes; each runs the ordinary engine with 1/N of every limit
 (concurrency, per-host, rates, budget), so the totals hold, and sends back encoded records.
+
+Each worker has a pipe of its own each way, and the parent keeps the requests it dealt to
+each one until their records come back. So a worker that dies (kill -9, out of memory) is
+noticed when its pipe closes, and its unfinished requests are dealt to a new worker: a
+record that arrived before the death is kept, the rest are asked again, none twice. (A
+shared ``multiprocessing.Queue`` would lose them silently, and a worker killed while holding
+its lock would stop the others.)
 """
 
 from __future__ import annotations
@@ -15,23 +22,30 @@ import contextlib
 import dataclasses
 import multiprocessing
 import os
-import queue
 import signal
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
+from multiprocessing.connection import Connection
 from typing import Any
 
 from ._config import Config, Limits, Rate
+from ._exceptions import FanfetchError
 from ._input import Item, coerce
 from ._models import Result
 from ._output import OrderedLines, encode_result
 
-__all__ = ["WorkerRecord", "max_parts", "run_workers", "share"]
+__all__ = ["WorkerDied", "WorkerRecord", "max_parts", "run_workers", "share"]
 
 BATCH = 256
 # (seq, record line, ok, status, error type, attempts, elapsed ms)
 WorkerRecord = tuple[int, bytes, bool, int | None, str | None, int, float]
+Dealt = tuple[dict[str, Any], int, int]  # (request, line, seq)
 _DONE = "done"
+_RESTARTS_PER_WORKER = 3  # a worker that keeps dying is not a passing fault: stop then
+
+
+class WorkerDied(FanfetchError):
+    """A worker process died more often than it is replaced; the output holds what finished."""
 
 
 def max_parts(config: Config) -> int:
@@ -73,31 +87,46 @@ def share(config: Config, n: int) -> Config:
 # -- in each worker process ---------------------------------------------------------------------
 
 
-def _worker_main(config: Config, inbox: Any, outbox: Any, parent: int) -> None:
+def _worker_main(config: Config, inbox: Connection, outbox: Connection) -> None:
     from ._loop import loop_factory
 
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
-        runner.run(_worker(config, inbox, outbox, parent))
+        runner.run(_worker(config, inbox, outbox))
 
 
-async def _worker(config: Config, inbox: Any, outbox: Any, parent: int) -> None:
+async def _worker(config: Config, inbox: Connection, outbox: Connection) -> None:
     from ._scheduler import Engine
 
     loop = asyncio.get_running_loop()
     engine = Engine(config)
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, engine.stop)
+    signals: list[int] = []
 
-    def take() -> Any:
-        while True:  # wake now and then to notice a parent that died without a word
+    def on_signal() -> None:  # the parent's first word stops taking work; a second cuts the grace
+        signals.append(1)
+        engine.stop(grace=5.0 if len(signals) == 1 else 0.0)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
+
+    batches: asyncio.Queue[Any] = asyncio.Queue()
+
+    def read_inbox() -> None:
+        """On a daemon thread (an executor thread blocked in ``recv`` would hold up the
+        loop's shutdown when a signal stops the run before the input is over)."""
+        while True:
             try:
-                return inbox.get(timeout=0.5)
-            except queue.Empty:
-                if os.getppid() != parent:
-                    return None
+                batch = inbox.recv()
+            except (EOFError, OSError):  # the parent is gone: no more work will come
+                batch = None
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits
+                loop.call_soon_threadsafe(batches.put_nowait, batch)
+            if batch is None:
+                return
+
+    threading.Thread(target=read_inbox, name="fanfetch-inbox", daemon=True).start()
 
     async def items() -> AsyncIterator[Item]:
-        while (batch := await loop.run_in_executor(None, take)) is not None:
+        while (batch := await batches.get()) is not None:
             for request, line, seq in batch:
                 yield coerce(request, seq=seq, line=line)
 
@@ -107,7 +136,7 @@ async def _worker(config: Config, inbox: Any, outbox: Any, parent: int) -> None:
     async def send() -> None:
         batch, pending[:] = list(pending), []
         if batch:
-            await loop.run_in_executor(None, outbox.put, batch)
+            await loop.run_in_executor(None, outbox.send, batch)
 
     async def sink(result: Result) -> None:
         error = result.error
@@ -142,10 +171,76 @@ async def _worker(config: Config, inbox: Any, outbox: Any, parent: int) -> None:
         await send()
     finally:
         await engine.aclose()
-        await loop.run_in_executor(None, outbox.put, _DONE)
+        with contextlib.suppress(OSError):
+            await loop.run_in_executor(None, outbox.send, _DONE)
 
 
 # -- in the parent ------------------------------------------------------------------------------
+
+
+class _Worker:
+    """The parent's side of one worker process: its pipes and what it has yet to answer."""
+
+    def __init__(self, context: Any, config: Config, index: int, events: _Events) -> None:
+        inbox_read, self.inbox = context.Pipe(duplex=False)
+        self.outbox, outbox_write = context.Pipe(duplex=False)
+        self.process = context.Process(
+            target=_worker_main,
+            args=(config, inbox_read, outbox_write),
+            daemon=True,
+            name=f"fanfetch-worker-{index}",
+        )
+        self.process.start()
+        inbox_read.close()  # the child's ends: closed here, so a dead child reads as EOF
+        outbox_write.close()
+        self.index = index
+        self.dealt: dict[int, Dealt] = {}  # seq -> request, until its record comes back
+        self.ended = False  # told that the input is over
+        self.finished = False  # said it is done
+        self.dead = False
+        self._sending = asyncio.Lock()  # one message at a time on the pipe
+        threading.Thread(
+            target=self._listen, args=(events,), name=f"fanfetch-listen-{index}", daemon=True
+        ).start()
+
+    def _listen(self, events: _Events) -> None:
+        """Hand each message to the loop; EOF (or a message cut short) means the worker died."""
+        while True:
+            try:
+                message = self.outbox.recv()
+            except Exception:  # EOF, or a message cut short by the death
+                events.put(self, None)
+                return
+            events.put(self, message)
+            if message == _DONE:
+                return
+
+    async def send(self, message: Any) -> None:
+        """Send off the loop (a full pipe blocks), one message at a time."""
+        async with self._sending:
+            await asyncio.get_running_loop().run_in_executor(None, self._send, message)
+
+    def _send(self, message: Any) -> None:
+        try:
+            self.inbox.send(message)
+        except OSError:
+            pass  # it died: its listener says so, and its requests are dealt again
+
+    def close(self) -> None:
+        for conn in (self.inbox, self.outbox):
+            conn.close()
+
+
+class _Events:
+    """Messages from every worker's listener thread, in order, to the loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self.queue: asyncio.Queue[tuple[_Worker, Any]] = asyncio.Queue()
+
+    def put(self, worker: _Worker, message: Any) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody listens any more
+            self._loop.call_soon_threadsafe(self.queue.put_nowait, (worker, message))
 
 
 async def run_workers(
@@ -155,107 +250,156 @@ async def run_workers(
     write: Callable[[list[WorkerRecord]], Awaitable[None]],
     write_invalid: Callable[[Result], Awaitable[None]],
     ordered: OrderedLines | None = None,
+    *,
+    warn: Callable[[str], None] | None = None,
 ) -> None:
     """Deal ``items`` to ``n`` worker processes; hand the records they send back to ``write``.
 
     Lines that are no request (``invalid_request``) are written here, without a round trip.
     With ``ordered``, no item is dealt (or written) too far ahead of the next record due.
-    Cancelling this (Ctrl-C) asks the workers to stop; their records still in flight are
-    written before it returns.
+    A worker that dies has its unfinished requests dealt to a new one (``warn`` says so).
+    Cancelling this (Ctrl-C) asks the workers to stop (cancelling again, at once); their
+    records still in flight are written before it returns.
     """
     n = min(n, max_parts(config))  # more workers than slots would each get one: too many
     context = multiprocessing.get_context("spawn")
-    inbox = context.Queue(maxsize=2 * n)
-    outbox = context.Queue(maxsize=8 * n)
     part = share(config, n)
-    workers = [
-        context.Process(
-            target=_worker_main,
-            args=(part, inbox, outbox, os.getpid()),
-            daemon=True,
-            name=f"fanfetch-worker-{i}",
-        )
-        for i in range(n)
-    ]
-    for process in workers:
-        process.start()
     loop = asyncio.get_running_loop()
-    stopping = threading.Event()
+    events = _Events(loop)
+    workers = [_Worker(context, part, i, events) for i in range(n)]
+    cap = max(2 * BATCH, 2 * part.limits.concurrency)  # requests dealt to one, unanswered
+    room = asyncio.Event()
+    input_over = False
+    restarts = 0
 
-    def put(item: Any) -> None:
-        """Put ``item`` in the inbox; give up when stopping or every worker is gone (a thread
-        blocked on a full queue forever would hold up the loop's shutdown)."""
-        while not stopping.is_set():
-            try:
-                inbox.put(item, timeout=0.2)
-                return
-            except queue.Full:
-                if not any(p.is_alive() for p in workers):
-                    return
+    async def deal(batch: list[Dealt]) -> None:
+        while True:
+            live = [w for w in workers if not w.dead]
+            worker = min(live, key=lambda w: len(w.dealt))
+            if len(worker.dealt) < cap:
+                break
+            room.clear()
+            await room.wait()
+        for dealt in batch:
+            worker.dealt[dealt[2]] = dealt
+        await worker.send(batch)
 
     async def feed() -> None:
-        batch: list[tuple[dict[str, Any], int, int]] = []
+        nonlocal input_over
+        batch: list[Dealt] = []
         async for item in items:
             if ordered is not None:
                 seq = item.request.seq if isinstance(item, Result) else item.seq
                 if ordered.holds(seq):
                     if batch:  # the record due next may be in it
-                        await loop.run_in_executor(None, put, batch)
+                        await deal(batch)
                         batch = []
                     await ordered.admitted(seq)
             if isinstance(item, Result):
                 await write_invalid(item)
                 continue
-            request = item.to_dict()
-            batch.append((request, item.line, item.seq))
+            batch.append((item.to_dict(), item.line, item.seq))
             if len(batch) >= BATCH:
-                await loop.run_in_executor(None, put, batch)
+                await deal(batch)
                 batch = []
         if batch:
-            await loop.run_in_executor(None, put, batch)
+            await deal(batch)
+        input_over = True
+        for worker in workers:
+            if not worker.dead:
+                worker.ended = True
+                await worker.send(None)
 
-    def receive() -> Any:
-        while True:
-            try:
-                return outbox.get(timeout=0.5)
-            except queue.Empty:
-                if not any(p.is_alive() for p in workers):
-                    return _DONE  # all gone (killed?): nothing more will come
+    async def replace(dead: _Worker) -> None:
+        """A new worker in the dead one's place, given what the dead one left unanswered."""
+        nonlocal restarts
+        restarts += 1
+        left = list(dead.dealt.values())
+        if restarts > _RESTARTS_PER_WORKER * n:
+            raise WorkerDied(
+                f"worker processes died {restarts} times ({len(left):,} requests unanswered "
+                "by the last); the records so far are whole: run again with --resume"
+            )
+        if warn is not None:
+            await loop.run_in_executor(None, dead.process.join, 5)  # its pipe closed: reap it
+            code = dead.process.exitcode
+            why = f"signal {-code}" if code is not None and code < 0 else f"exit status {code}"
+            warn(
+                f"warning: worker process {dead.index} died ({why}); its "
+                f"{len(left):,} unfinished requests go to a new worker"
+            )
+        fresh = _Worker(context, part, dead.index, events)
+        workers[workers.index(dead)] = fresh
+        for start in range(0, len(left), BATCH):
+            batch = left[start : start + BATCH]
+            for dealt in batch:
+                fresh.dealt[dealt[2]] = dealt
+            await fresh.send(batch)
+        if input_over:
+            fresh.ended = True
+            await fresh.send(None)
+
+    stopping = False
+
+    def stop() -> None:
+        """The first time, each worker stops taking work, finishes and reports; the second
+        time, it cancels what is still in flight."""
+        for worker in workers:
+            pid = worker.process.pid
+            if not worker.dead and worker.process.is_alive() and pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+
+    async def consume() -> None:
+        while not all(w.finished or (w.dead and stopping) for w in workers):
+            worker, message = await events.queue.get()
+            if worker not in workers:
+                continue  # a message from a worker already replaced
+            if message is None:  # its pipe closed: exited after DONE, or died
+                worker.dead = True
+                if not worker.finished and not stopping and (worker.dealt or not input_over):
+                    await replace(worker)
+                elif not worker.finished:
+                    worker.finished = not worker.dealt
+                room.set()
+            elif message == _DONE:
+                worker.finished = True
+            else:
+                dealt = worker.dealt
+                fresh = [record for record in message if dealt.pop(record[0], None) is not None]
+                if fresh:
+                    await write(fresh)
+                room.set()
 
     feeder = asyncio.ensure_future(feed())
-    finished = 0
-    told = False
+    consumer = asyncio.ensure_future(consume())
     try:
-        while finished < n:
-            if not told and feeder.done():
-                feeder.result()  # raise what the input raised
-                for _ in range(n):  # then tell every worker the input is over
-                    await loop.run_in_executor(None, put, None)
-                told = True
-            got = await loop.run_in_executor(None, receive)
-            if got == _DONE:
-                finished += 1
-            else:
-                await write(got)
+        done, _ = await asyncio.wait({feeder, consumer}, return_when=asyncio.FIRST_EXCEPTION)
+        if feeder in done:
+            feeder.result()  # raise what the input raised
+        await consumer
     except asyncio.CancelledError:
-        stopping.set()
+        stopping = True
         feeder.cancel()
-        for process in workers:
-            if process.is_alive() and process.pid is not None:
-                os.kill(process.pid, signal.SIGTERM)  # each stops taking work, finishes, reports
-        while finished < n:
-            got = await loop.run_in_executor(None, receive)
-            if got == _DONE:
-                finished += 1
-            else:
-                await write(got)
+        stop()
+        while not consumer.done():
+            try:
+                await asyncio.shield(consumer)
+            except asyncio.CancelledError:
+                if consumer.done():
+                    break
+                stop()  # cancelled again: a second Ctrl-C
         raise
     finally:
-        stopping.set()
+        stopping = True
         feeder.cancel()
-        for process in workers:
-            await loop.run_in_executor(None, process.join, 10)
-            if process.is_alive():
-                process.kill()
-        inbox.cancel_join_thread()
-        outbox.cancel_join_thread()
+        consumer.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await consumer
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await feeder
+        for worker in workers:
+            await loop.run_in_executor(None, worker.process.join, 10)
+            if worker.process.is_alive():
+                worker.process.kill()
+            worker.close()
