@@ -102,3 +102,31 @@ async def test_ordered_lines_are_written_in_seq_order_and_hold_back_what_runs_to
     ordered.add([(0, b"a")])
     await asyncio.wait_for(waiting, 1)  # the window moved on: seq 3 may be dealt now
     assert written == [b"a", b"b", b"c"]
+
+
+async def test_a_full_disk_leaves_only_whole_lines_and_resume_finishes_the_job(tmp_path):
+    import resource
+
+    from tests.conftest import read_records, run_cli
+    from tests.servers import LoopbackAPI
+
+    api = await LoopbackAPI().start()
+    try:
+        src = tmp_path / "in.txt"
+        src.write_text("".join(api.url(f"/ok/{i}") + "\n" for i in range(300)))
+        out = tmp_path / "out.jsonl"
+
+        def small_disk() -> None:  # writes past 20,000 bytes fail (EFBIG) part way, as ENOSPC
+            resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+
+        full = await run_cli("run", str(src), "-o", str(out), "-q", preexec_fn=small_disk)
+        assert full.status == 1 and "cannot write the output" in full.stderr
+        data = out.read_bytes()
+        assert 0 < len(data) <= 20_000 and data.endswith(b"\n")  # no torn last line
+        kept = read_records(out)  # every line whole
+        again = await run_cli("run", str(src), "-o", str(out), "-q", "--resume")
+        assert again.status == 0, again.stderr
+        ids = [r["id"] for r in read_records(out)]
+        assert sorted(ids) == list(range(1, 301)) and len(kept) < 300
+    finally:
+        await api.stop()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import stat
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -145,13 +146,27 @@ class RecordWriter:
         data = memoryview(b"".join(self._lines))
         self._lines.clear()
         self._size = 0
+        done = 0
         try:
-            while data:
-                written = os.write(self._fd, data)
-                data = data[written:]
+            while done < len(data):
+                done += os.write(self._fd, data[done:])
         except OSError as exc:
+            self._cut_torn_line(data[:done])
             self.failed = OutputError(f"cannot write the output: {exc.strerror or exc}")
             raise self.failed from exc
+
+    def _cut_torn_line(self, written: memoryview) -> None:
+        """After a write failed part way (a full disk), cut the file back to its last whole
+        line, so that what the message calls whole is whole."""
+        torn = len(written) - (bytes(written).rfind(b"\n") + 1)
+        if not torn:
+            return
+        try:
+            info = os.fstat(self._fd)
+            if stat.S_ISREG(info.st_mode):
+                os.ftruncate(self._fd, info.st_size - torn)
+        except OSError:
+            pass  # not a file we can cut: --resume repairs a torn tail in any case
 
     def sync(self) -> None:
         """fsync the output, where it is a file (a pipe or a terminal cannot be synced)."""
