@@ -383,3 +383,27 @@ async def test_a_url_without_a_scheme_is_told_to_add_one_and_a_bad_ipv4_is_an_in
     assert records[2]["error"]["type"] == "invalid_request"
     assert records[2]["error"]["message"].startswith("line 2: ")
     assert records[2]["attempts"] == 0
+
+
+async def test_a_concurrency_over_the_open_file_limit_raises_it_or_says_so(
+    api: LoopbackAPI, tmp_path: Path
+):
+    import resource
+
+    api.hold_seconds = 0.2  # so that many are in flight at once
+    src = tmp_path / "in.txt"
+    src.write_text("".join(api.url(f"/hold/{i}") + "\n" for i in range(300)))
+
+    def low_soft_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, 4096))
+
+    result = await run_cli("run", str(src), "-c", "300", "-q", preexec_fn=low_soft_limit)
+    assert result.status == 0, result.stderr  # raised to what -c needs: no "Too many open files"
+    assert len(result.records) == 300 and all(r["ok"] for r in result.records)
+    assert api.log.max_in_flight > 64
+
+    def low_hard_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (128, 128))
+
+    capped = await run_cli("run", str(src), "-c", "300", "-q", preexec_fn=low_hard_limit)
+    assert "needs about 364 open files, but the limit is 128" in capped.stderr

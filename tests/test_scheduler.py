@@ -242,3 +242,18 @@ async def test_the_hot_path_leaves_no_reference_cycles_for_the_collector(tmp_pat
         writer.close()
         os.close(fd)
     assert found < 200  # what the loop itself leaves; a cycle per request would be 2,000+
+
+
+async def test_the_pool_never_starts_more_workers_than_the_requests_can_use():
+    tasks_seen = 0
+
+    def handler(request: Request) -> Response:
+        nonlocal tasks_seen
+        tasks_seen = max(tasks_seen, len(asyncio.all_tasks()))
+        return Response(200)
+
+    engine = Engine(config(concurrency=100_000_000), transport=MockTransport(handler))
+    items = [coerce(f"http://127.0.0.1/{i}", seq=i) for i in range(2)]
+    results = await collect(engine, items)
+    assert len(results) == 2
+    assert tasks_seen <= 4  # this test, the feeder and a worker for each of the two requests

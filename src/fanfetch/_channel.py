@@ -67,6 +67,10 @@ class Channel(Generic[T]):
             self._wake_putters()
         return item
 
+    def __len__(self) -> int:
+        """Items queued, not yet taken."""
+        return len(self._items)
+
     def _wake_getter(self) -> None:
         getters = self._getters
         while getters:

@@ -352,6 +352,7 @@ def run(**kw: Any) -> int:
     if kw["method"].upper() != "GET" and template is None:
         raise click.UsageError("--method goes with --url; give the method in each JSON line")
     _check_paths(options)
+    _allow_open_files(config.limits.concurrency)
     if kw["save_dir"]:
         try:
             os.makedirs(kw["save_dir"], exist_ok=True)
@@ -361,6 +362,34 @@ def run(**kw: Any) -> int:
                 param_hint="--save-dir",
             ) from None
     return _run_in_loop(options)
+
+
+_SPARE_FILES = 64  # the input, the output, the loop's own, a few for --save-dir and pipes
+
+
+def _allow_open_files(concurrency: int) -> None:
+    """Raise the soft open-file limit towards the hard one when ``-c`` needs it (a socket
+    per request in flight), or say at start how many requests would fail for want of it."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    need = concurrency + _SPARE_FILES
+    if soft == resource.RLIM_INFINITY or need <= soft:
+        return
+    target = need if hard == resource.RLIM_INFINITY else min(need, hard)
+    if target > soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            target = soft
+    if target < need:
+        click.echo(
+            f"fanfetch: warning: -c {concurrency} needs about {need:,} open files, but the "
+            f"limit is {target:,} (ulimit -n): beyond about {max(1, target - _SPARE_FILES):,} "
+            "requests at once, connections fail with 'Too many open files'; lower -c or "
+            "raise the limit",
+            err=True,
+        )
 
 
 def _check_paths(options: RunOptions) -> None:

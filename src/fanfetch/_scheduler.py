@@ -173,7 +173,7 @@ class Engine:
         self._handoff: Channel[Item] | None = None
         self._workers: list[asyncio.Task[None]] = []
         self._feeder: asyncio.Task[None] | None = None
-        self._spawn: Callable[[], asyncio.Task[None]] | None = None  # one more worker, mid-run
+        self._spawn: Callable[[], None] | None = None  # one more worker, mid-run
         self.in_flight = 0
         self.interrupted = False
 
@@ -199,8 +199,8 @@ class Engine:
     def resize(self, config: Config) -> None:
         """Take on ``config``'s limits mid-run: a cluster shard whose share of the job grew.
 
-        The pool only grows (a worker is never taken away mid-request); the per-host limit,
-        rates and budget move either way.
+        The pool only grows (a worker is never taken away mid-request), as requests come
+        that can use more workers; the per-host limit, rates and budget move either way.
         """
         limits = config.limits
         self.config = dataclasses.replace(
@@ -217,11 +217,11 @@ class Engine:
             rate_per_host=config.rate_per_host,
             budget=config.budget,
         )
-        spawn = self._spawn
-        if spawn is None or self._stopping or self._feeder is None or self._feeder.done():
-            return  # not running, stopping, or all input handed out: more workers are idle
-        while len(self._workers) < limits.concurrency:
-            self._workers.append(spawn())
+        handoff, spawn = self._handoff, self._spawn
+        if spawn is None or handoff is None or self._stopping:
+            return  # not running, or stopping
+        for _ in range(min(limits.concurrency - len(self._workers), len(handoff))):
+            spawn()  # for the queued requests that the larger pool can take now
 
     def _cancel_workers(self) -> None:
         for task in self._workers:
@@ -240,17 +240,17 @@ class Engine:
         if self._stopping:  # stopped before it began (a very early Ctrl-C): nothing to do
             return
         transport = self._transport
-        workers = self.config.limits.concurrency
-        handoff = self._handoff = Channel[Item](2 * workers)
+        handoff = self._handoff = Channel[Item](2 * self.config.limits.concurrency)
         self._emit(RunStarted(total))
         _RARE_COLLECTIONS.enter()
         try:
             async with asyncio.TaskGroup() as tg:
+
+                def spawn() -> None:
+                    self._workers.append(tg.create_task(self._work(handoff, transport, sink)))
+
+                self._spawn = spawn
                 self._feeder = tg.create_task(self._feed(items, handoff))
-                self._workers = [
-                    tg.create_task(self._work(handoff, transport, sink)) for _ in range(workers)
-                ]
-                self._spawn = lambda: tg.create_task(self._work(handoff, transport, sink))
         finally:
             _RARE_COLLECTIONS.exit()
             self._spawn = None
@@ -262,18 +262,26 @@ class Engine:
     async def _feed(
         self, items: Iterable[Item] | AsyncIterable[Item], handoff: Channel[Item]
     ) -> None:
+        """Hand the items out, starting a worker with each of the first ``concurrency``: the
+        pool is never larger than the requests can use (two requests at ``-c 100000000``
+        start two workers), and a long run has its whole pool after its first requests."""
         put = handoff.put
+        workers = self._workers
         try:
             if isinstance(items, AsyncIterable):
                 async for item in items:
                     if self._stopping:
                         return
                     await put(item)
+                    if len(workers) < self.config.limits.concurrency:
+                        self._spawn()  # type: ignore[misc]
             else:
                 for item in items:
                     if self._stopping:
                         return
                     await put(item)
+                    if len(workers) < self.config.limits.concurrency:
+                        self._spawn()  # type: ignore[misc]
         finally:
             handoff.end()  # the input ran out, failed or was cancelled: the workers stop
 
