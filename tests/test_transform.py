@@ -48,3 +48,19 @@ def test_the_api_takes_a_function_and_runs_it_off_the_engine_process(api_in_thre
     )
     pids = {r.to_dict()["transformed"]["pid"] for r in results}
     assert all(r.ok for r in results) and os.getpid() not in pids
+
+
+async def test_a_transform_process_that_dies_fails_only_its_own_record(api: LoopbackAPI):
+    lines = "".join(api.url(f"/ok/{i}") + "\n" for i in range(1, 41)).encode()
+    result = await run_cli(
+        "run", "-", "-q", "--transform", "tests.transform_funcs:die_on_three",
+        "--transform-workers", "2", stdin=lines,
+    )  # fmt: skip
+    records = {r["id"]: r for r in result.records}
+    assert sorted(records) == list(range(1, 41))
+    assert records[3]["error"]["type"] == "transform"
+    assert "died" in records[3]["error"]["message"]
+    others = [r for i, r in records.items() if i != 3]
+    assert all(r["ok"] and r["transformed"] == "fine" for r in others), [
+        r["error"] for r in others if not r["ok"]
+    ]

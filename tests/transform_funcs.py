@@ -20,3 +20,12 @@ def burn(record: dict[str, Any]) -> int:
     for i in range(200_000):
         total += i * i % 7
     return total
+
+
+def die_on_three(record: dict[str, Any]) -> str:
+    """Kills its own process on the record with id 3, as the OOM killer or a kill -9 would."""
+    if record["id"] == 3:
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+    return "fine"

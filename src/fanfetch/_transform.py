@@ -15,6 +15,7 @@ import multiprocessing
 import os
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from ._exceptions import ConfigError, RequestError
@@ -76,17 +77,39 @@ class Transformer:
         return self._pool
 
     async def apply(self, record: dict[str, Any]) -> Any:
-        """The function's value for ``record``; raises ``TransformError`` if it raised."""
+        """The function's value for ``record``; raises ``TransformError`` if it raised.
+
+        A pool process that dies (killed, out of memory) breaks the whole pool: it is
+        replaced, and each record it held is tried once more on the new one, so only a
+        record whose function kills its process twice fails.
+        """
         function = self._function
         try:
             if self.workers == 0:
                 return (function if callable(function) else load_function(function))(record)
             loop = asyncio.get_running_loop()
-            if isinstance(function, str):
-                return await loop.run_in_executor(self._executor(), _call_spec, function, record)
-            return await loop.run_in_executor(self._executor(), _call, function, record)
+            call, arg = (_call_spec, function) if isinstance(function, str) else (_call, function)
+            for last_try in (False, True):
+                pool = self._executor()
+                try:
+                    return await loop.run_in_executor(pool, call, arg, record)
+                except BrokenProcessPool:
+                    self._replace(pool)
+                    if last_try:
+                        raise TransformError(
+                            "the transform's process died (twice) on this record"
+                        ) from None
+            raise AssertionError("unreachable")
+        except TransformError:
+            raise
         except Exception as exc:
             raise TransformError(f"{type(exc).__name__}: {exc}") from exc
+
+    def _replace(self, broken: Executor) -> None:
+        """Forget a broken pool (once, however many records found it broken)."""
+        if self._pool is broken:
+            self._pool = None
+            broken.shutdown(wait=False, cancel_futures=True)
 
     async def aclose(self) -> None:
         if self._pool is not None:
