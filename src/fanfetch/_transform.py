@@ -88,11 +88,13 @@ class Transformer:
             if self.workers == 0:
                 return (function if callable(function) else load_function(function))(record)
             loop = asyncio.get_running_loop()
-            call, arg = (_call_spec, function) if isinstance(function, str) else (_call, function)
+            call: Callable[[Any, dict[str, Any]], Any] = (
+                _call_spec if isinstance(function, str) else _call
+            )
             for last_try in (False, True):
                 pool = self._executor()
                 try:
-                    return await loop.run_in_executor(pool, call, arg, record)
+                    return await loop.run_in_executor(pool, call, function, record)
                 except BrokenProcessPool:
                     self._replace(pool)
                     if last_try:
