@@ -68,6 +68,8 @@ class Transformer:
         self._function = function
         self.workers = (os.cpu_count() or 1) if workers is None else workers
         self._pool: Executor | None = None
+        self._alone_pool: Executor | None = None  # for records held by a pool that broke
+        self._alone_lock: asyncio.Lock | None = None
 
     def _executor(self) -> Executor:
         if self._pool is None:
@@ -80,8 +82,8 @@ class Transformer:
         """The function's value for ``record``; raises ``TransformError`` if it raised.
 
         A pool process that dies (killed, out of memory) breaks the whole pool: it is
-        replaced, and each record it held is tried once more on the new one, so only a
-        record whose function kills its process twice fails.
+        replaced, and each record it held is tried once more, alone in a process of its
+        own, so only a record whose function kills its process fails.
         """
         function = self._function
         try:
@@ -91,21 +93,37 @@ class Transformer:
             call: Callable[[Any, dict[str, Any]], Any] = (
                 _call_spec if isinstance(function, str) else _call
             )
-            for last_try in (False, True):
-                pool = self._executor()
-                try:
-                    return await loop.run_in_executor(pool, call, function, record)
-                except BrokenProcessPool:
-                    self._replace(pool)
-                    if last_try:
-                        raise TransformError(
-                            "the transform's process died (twice) on this record"
-                        ) from None
-            raise AssertionError("unreachable")
+            pool = self._executor()
+            try:
+                return await loop.run_in_executor(pool, call, function, record)
+            except BrokenProcessPool:
+                self._replace(pool)
+            return await self._alone(call, record)
         except TransformError:
             raise
         except Exception as exc:
             raise TransformError(f"{type(exc).__name__}: {exc}") from exc
+
+    async def _alone(
+        self, call: Callable[[Any, dict[str, Any]], Any], record: dict[str, Any]
+    ) -> Any:
+        """One record at a time in a one-process pool: if that process dies, this record
+        killed it."""
+        if self._alone_lock is None:
+            self._alone_lock = asyncio.Lock()
+        async with self._alone_lock:
+            if self._alone_pool is None:
+                context = multiprocessing.get_context("spawn")
+                self._alone_pool = ProcessPoolExecutor(1, mp_context=context)
+            pool = self._alone_pool
+            try:
+                return await asyncio.get_running_loop().run_in_executor(
+                    pool, call, self._function, record
+                )
+            except BrokenProcessPool:
+                self._alone_pool = None
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise TransformError("the transform's process died on this record") from None
 
     def _replace(self, broken: Executor) -> None:
         """Forget a broken pool (once, however many records found it broken)."""
@@ -114,9 +132,10 @@ class Transformer:
             broken.shutdown(wait=False, cancel_futures=True)
 
     async def aclose(self) -> None:
-        if self._pool is not None:
-            pool, self._pool = self._pool, None
-            await asyncio.to_thread(pool.shutdown, True, cancel_futures=True)
+        for pool in (self._pool, self._alone_pool):
+            if pool is not None:
+                await asyncio.to_thread(pool.shutdown, True, cancel_futures=True)
+        self._pool = self._alone_pool = None
 
     def __repr__(self) -> str:
         return f"<Transformer {self._function!r} workers={self.workers}>"
