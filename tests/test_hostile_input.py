@@ -74,3 +74,74 @@ async def test_the_python_api_hands_back_a_too_deep_body_and_can_write_its_recor
     assert result.ok
     line = encode_result(result)
     assert orjson.loads(line)["body"].startswith('{"a": [[[')
+
+
+def _peak_rss_mb(*args: str) -> tuple[int, float]:
+    """Run fanfetch's command line; its exit status and peak memory (MB)."""
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("r", suffix=".mb") as peak:
+        done = subprocess.run(
+            [sys.executable, str(Path(__file__).with_name("peak_memory.py")), peak.name, *args],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=120,
+            check=False,
+        )
+        return done.returncode, float(peak.read())
+
+
+@pytest.mark.slow
+async def test_an_overlong_input_line_is_refused_without_being_held(tmp_path: Path):
+    import asyncio
+
+    src = tmp_path / "in.txt"
+    with src.open("wb") as f:  # written in pieces: this test process never holds it
+        f.write(b'{"url": "http://127.0.0.1:9/')
+        for _ in range(300):
+            f.write(b"a" * 1_000_000)
+        f.write(b'"}\n{bad\n')
+    out = tmp_path / "out.jsonl"
+    status, peak = await asyncio.to_thread(_peak_rss_mb, "run", str(src), "-o", str(out), "-q")
+    assert status == 1
+    records = {r["id"]: r for r in read_records(out)}
+    assert "is 300,000,031 bytes, over 1,048,576" in records[1]["error"]["message"]
+    assert records[2]["error"]["type"] == "invalid_request"  # the line after it is read too
+    assert peak < 150, f"peak {peak:.0f} MB for a 300 MB line"
+
+
+@pytest.mark.slow
+async def test_a_hundred_gzip_bombs_at_once_cost_no_more_than_a_few_bodies(tmp_path: Path):
+    import asyncio
+    import gzip
+
+    bomb = gzip.compress(b"\0" * (50 * 1024 * 1024))  # 50 KB that expands to 50 MB
+
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(
+            body=bomb,
+            headers={"Content-Type": "application/octet-stream", "Content-Encoding": "gzip"},
+        )
+
+    app = web.Application()
+    app.router.add_get("/bomb/{id}", handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        src = tmp_path / "in.txt"
+        src.write_text("".join(f"{base}/bomb/{i}\n" for i in range(300)))
+        out = tmp_path / "out.jsonl"
+        status, peak = await asyncio.to_thread(
+            _peak_rss_mb, "run", str(src), "-o", str(out), "-q", "-c", "100"
+        )
+    finally:
+        await runner.cleanup()
+    records = read_records(out)
+    assert status == 1 and len(records) == 300
+    assert all(r["error"]["type"] == "too_large" and r["status"] == 200 for r in records)
+    # 100 bodies at the 10 MiB cap would be 1,000 MB (a test run measured 3,400 MB before)
+    assert peak < 400, f"peak {peak:.0f} MB"

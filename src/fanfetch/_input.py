@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import io
 import ipaddress
 import itertools
 import queue
@@ -16,7 +17,7 @@ import re
 import sys
 import threading
 from collections.abc import AsyncGenerator, Iterable, Iterator, Mapping
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import orjson
 from yarl import URL
@@ -148,10 +149,34 @@ def read_items(
             yield item
 
 
+class _Overlong(bytes):
+    """The start of an input line over ``MAX_LINE_BYTES``; the rest was read past, not kept."""
+
+    size = 0
+
+
+def bounded_lines(source: IO[bytes], limit: int = MAX_LINE_BYTES) -> Iterator[bytes]:
+    """The lines of ``source``, none held whole when over ``limit`` bytes: such a line is
+    read past in pieces and given as its first ``limit + 1`` bytes (``_Overlong``)."""
+    readline = source.readline
+    while line := readline(limit + 1):
+        if len(line) <= limit or line.endswith(b"\n"):
+            yield line
+            continue
+        size = len(line)
+        while (rest := readline(limit)) and not rest.endswith(b"\n"):
+            size += len(rest)
+        size += len(rest)
+        overlong = _Overlong(line)
+        overlong.size = size
+        yield overlong
+
+
 def parse_line(raw: bytes, lineno: int, seq: int = 0) -> Item:
     """One non-blank input line as a ``Request``, or as an ``invalid_request`` ``Result``."""
     if len(raw) > MAX_LINE_BYTES:
-        return invalid_item(lineno, seq, f"the line is {len(raw):,} bytes, over {MAX_LINE_BYTES:,}")
+        size = raw.size if isinstance(raw, _Overlong) else len(raw)
+        return invalid_item(lineno, seq, f"the line is {size:,} bytes, over {MAX_LINE_BYTES:,}")
     line = raw.strip()
     if line[:1] == b"{":
         try:
@@ -357,7 +382,7 @@ def count_requests(source: str) -> int | None:
     count = 0
     try:
         with open(source, "rb", buffering=1024 * 1024) as f:
-            for raw in f:
+            for raw in bounded_lines(f):
                 if raw.strip():
                     count += 1
     except OSError:
@@ -440,7 +465,10 @@ async def aiter_items(
     if parser is None:
         parser = LineParser(done=done, duplicates=duplicates)
     feed = parser.feed
-    reader = _BatchReader(iter(lines), batch)
+    if isinstance(lines, io.IOBase):  # a file or stdin: no line held whole when over the limit
+        reader = _BatchReader(bounded_lines(cast(IO[bytes], lines)), batch)
+    else:
+        reader = _BatchReader(iter(lines), batch)
     try:
         while raws := await reader.next_batch():
             for raw in raws:

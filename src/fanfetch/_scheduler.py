@@ -364,7 +364,11 @@ class Engine:
             try:
                 response = await transport.send(request, timeout)
             except RequestError as exc:
-                error = exc
+                # The result keeps the error for its record, not the frames it came through:
+                # they hold the attempt's locals (a body read so far) in a reference cycle
+                # that only the garbage collector would free.
+                error = exc.with_traceback(None)
+                error.__cause__ = error.__context__ = None
             finally:
                 if response is None:  # an error, or cancelled
                     limiter.notify_finished(host, ok=False)

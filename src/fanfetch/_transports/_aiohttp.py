@@ -10,14 +10,15 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import orjson
-from aiohttp.http_exceptions import ContentEncodingError
 from yarl import URL
 
 from .._config import Config
+from .._decoding import ACCEPT_ENCODING, Decoder, UnknownEncoding, decoder_for
 from .._exceptions import (
     BodyTooLarge,
     ConnectError,
@@ -96,6 +97,51 @@ def _no_such_name(exc: BaseException) -> bool:
     )
 
 
+def _decoder(resp: aiohttp.ClientResponse) -> Decoder | None:
+    encoding = resp.headers.get("Content-Encoding")
+    if encoding is None:
+        return None
+    try:
+        return decoder_for(encoding)
+    except UnknownEncoding as exc:
+        raise DecodeError(
+            f"the body's Content-Encoding is not one fanfetch can undo: {exc}",
+            status=resp.status,
+        ) from None
+
+
+def _decode(decoder: Decoder, data: bytes, room: int, resp: aiohttp.ClientResponse) -> bytes:
+    """``data`` decoded, at most ``room + 1`` bytes of it (one more than fits: too large)."""
+    try:
+        return decoder.decode(data, room + 1)
+    except ValueError as exc:
+        encoding = resp.headers.get("Content-Encoding", "")
+        raise DecodeError(
+            f"the body cannot be decoded (Content-Encoding: {encoding}): {exc}",
+            status=resp.status,
+        ) from None
+
+
+async def _decoded(
+    chunks: AsyncIterator[bytes], decoder: Decoder, status: int, limit: int | None
+) -> AsyncIterator[bytes]:
+    """A saved body's pieces decoded; at most one byte over ``limit`` (the saver refuses it)."""
+    size = 0
+    async for raw in chunks:
+        while True:  # a megabyte at a time: a bomb is written out, never held
+            room = _CHUNK * 16 if limit is None else min(_CHUNK * 16, limit - size + 1)
+            try:
+                chunk = decoder.decode(raw, room)
+            except ValueError as exc:
+                raise DecodeError(f"the body cannot be decoded: {exc}", status=status) from None
+            raw = b""
+            size += len(chunk)
+            if chunk:
+                yield chunk
+            if (limit is not None and size > limit) or not decoder.pending:
+                break
+
+
 class _Redirect:
     """A 3xx with a ``Location``, still to follow."""
 
@@ -144,7 +190,8 @@ class AiohttpTransport:
         )
         session = aiohttp.ClientSession(
             connector=connector,
-            headers={"User-Agent": f"fanfetch/{__version__}"},
+            headers={"User-Agent": f"fanfetch/{__version__}", "Accept-Encoding": ACCEPT_ENCODING},
+            auto_decompress=False,  # decoded here, a piece at a time under the cap (_decoding)
             cookie_jar=aiohttp.DummyCookieJar(),  # requests are independent: no cookie carry-over
             timeout=aiohttp.ClientTimeout(total=None),
             trust_env=False,
@@ -268,27 +315,17 @@ class AiohttpTransport:
     async def _read(self, resp: aiohttp.ClientResponse) -> Response:
         length = resp.content_length
         status = resp.status
-        if length is not None and length > self._max_body:
-            raise BodyTooLarge(
-                f"the body is {length:,} bytes, over {self._max_body:,}", status=status
-            )
-        try:
-            if (
-                length is not None
-                and length <= _SMALL_BODY
-                and "Content-Encoding" not in resp.headers
-            ):
+        decoder = _decoder(resp)
+        if decoder is None:
+            if length is not None and length > self._max_body:
+                message = f"the body is {length:,} bytes, over {self._max_body:,}"
+                raise BodyTooLarge(message, status=status)
+            if length is not None and length <= _SMALL_BODY:
                 content = await resp.read()
             else:
-                content = await self._read_capped(resp)
-        except aiohttp.ClientPayloadError as exc:
-            if isinstance(exc.__cause__, ContentEncodingError) or "encoding" in str(exc):
-                encoding = resp.headers.get("Content-Encoding", "")
-                raise DecodeError(
-                    f"the body cannot be decoded (Content-Encoding: {encoding}): {exc}",
-                    status=status,
-                ) from exc
-            raise
+                content = await self._read_capped(resp, None)
+        else:
+            content = await self._read_capped(resp, decoder)
         rheaders = resp.headers
         raw_type = rheaders.get("Content-Type")
         if raw_type is None:
@@ -313,14 +350,17 @@ class AiohttpTransport:
         assert self._save_dir is not None
         length = resp.content_length
         limit = self._max_file  # not --max-body: a file is streamed, never held in memory
-        if length is not None and limit is not None and length > limit:
+        identity = "Content-Encoding" not in resp.headers
+        if identity and length is not None and limit is not None and length > limit:
             raise BodyTooLarge(
                 f"the body is {length:,} bytes, over --max-file {limit:,}", status=resp.status
             )
+        decoder = _decoder(resp)
+        chunks: AsyncIterator[bytes] = resp.content.iter_chunked(_CHUNK)
+        if decoder is not None:
+            chunks = _decoded(chunks, decoder, resp.status, limit)
         try:
-            saved = await save_stream(
-                resp.content.iter_chunked(_CHUNK), self._save_dir, request.id, limit=limit
-            )
+            saved = await save_stream(chunks, self._save_dir, request.id, limit=limit)
         except OverflowError:
             raise BodyTooLarge(
                 f"the body is over --max-file {limit:,} bytes", status=resp.status
@@ -331,33 +371,47 @@ class AiohttpTransport:
         response.saved = saved
         return response
 
-    async def _read_capped(self, resp: aiohttp.ClientResponse) -> bytes:
-        """Read a body of unknown, compressed or large size, stopping as soon as it is too
-        large; past ``_SMALL_BODY`` only a few bodies are read at once (``_big_bodies``)."""
+    async def _read_capped(self, resp: aiohttp.ClientResponse, decoder: Decoder | None) -> bytes:
+        """Read a body of unknown, compressed or large size, stopping as soon as it (decoded)
+        is too large; past ``_SMALL_BODY`` only a few bodies are read at once."""
         chunks: list[bytes] = []
         size = 0
         big: asyncio.Semaphore | None = None
+        cap = self._max_body
         try:
-            async for chunk in resp.content.iter_chunked(_CHUNK):
-                size += len(chunk)
-                if size > self._max_body:
-                    raise BodyTooLarge(
-                        f"the body is over {self._max_body:,} bytes", status=resp.status
-                    )
-                chunks.append(chunk)
-                if big is None and size > _SMALL_BODY:
-                    places = self._big_body_places()
-                    await places.acquire()
-                    big = places
+            async for raw in resp.content.iter_chunked(_CHUNK):
+                if decoder is None:
+                    size += len(raw)
+                    if size > cap:
+                        raise BodyTooLarge(f"the body is over {cap:,} bytes", status=resp.status)
+                    chunks.append(raw)
+                    if big is None and size > _SMALL_BODY:
+                        big = await self._big_body_place()
+                    continue
+                while True:  # decoded a piece at a time: no more than fits before a place
+                    limit = cap if big is not None or cap <= _SMALL_BODY else _SMALL_BODY
+                    chunk = _decode(decoder, raw, limit - size, resp)
+                    raw = b""
+                    size += len(chunk)
+                    if size > cap:
+                        raise BodyTooLarge(f"the body is over {cap:,} bytes", status=resp.status)
+                    chunks.append(chunk)
+                    if big is None and size > _SMALL_BODY:
+                        big = await self._big_body_place()
+                    if not decoder.pending:
+                        break
             return b"".join(chunks)
         finally:
             if big is not None:
                 big.release()
 
-    def _big_body_places(self) -> asyncio.Semaphore:
+    async def _big_body_place(self) -> asyncio.Semaphore:
+        """Wait for one of the run's places for a body past ``_SMALL_BODY``; the caller
+        releases it."""
         if self._big_bodies is None:
             places = max(2, _BIG_BODIES_BYTES // max(self._max_body, 1))
             self._big_bodies = asyncio.Semaphore(places)
+        await self._big_bodies.acquire()
         return self._big_bodies
 
     async def aclose(self) -> None:
