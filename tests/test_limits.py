@@ -187,3 +187,35 @@ async def test_raising_the_per_host_limit_lets_waiters_in_at_once():
     gate.set_limit(2)
     await asyncio.wait_for(waiting, 1.0)
     assert gate.in_use("a") == 2 and gate.window("a") == 2
+
+
+async def test_state_of_hosts_that_went_quiet_is_forgotten_and_the_table_stays_bounded():
+    from fanfetch._limits import FORGET_AFTER, Limiter
+
+    clock = FakeClock()
+    limiter = Limiter(per_host=4, rate_per_host=Rate(count=10), clock=clock, sleep=clock.sleep)
+    peak = 0
+    for i in range(20_000):
+        host = f"h{i}.example:80"
+        await limiter.wait_can_start(host)
+        # every tenth host throttles us and is never heard from again
+        limiter.notify_finished(host, ok=i % 10 != 0, throttle=1.0 if i % 10 == 0 else None)
+        clock.now += 0.01  # 200 s in all: each host's pause and rest run out as the run goes
+        peak = max(peak, limiter.hosts_kept)
+    # kept: the hosts narrowed in the last minute (about 600) and what the last look left;
+    # without forgetting, 2,000 gate entries and 20,000 rate meters
+    assert peak < 2_600, peak
+
+
+async def test_a_narrowed_host_is_remembered_while_it_is_still_in_use_or_paused():
+    clock = FakeClock()
+    gate = HostGate(8, clock=clock)
+    gate.try_acquire("busy")  # held all along
+    gate.throttled("busy", 1000.0)
+    gate.throttled("paused", 1000.0)
+    clock.now += 100.0
+    for i in range(3000):
+        assert gate.try_acquire(f"other{i}")
+        gate.release(f"other{i}")
+    assert "busy" in gate._hosts and "paused" in gate._hosts
+    assert gate.window("busy") < 8

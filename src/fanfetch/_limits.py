@@ -19,15 +19,22 @@ Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
 
+FORGET_AFTER = 60.0
+"""Seconds after which an idle host whose window was narrowed is forgotten (as if new)."""
+
+_SWEEP_FROM = 1024  # hosts (or meters) kept before the first look for ones to forget
+
+
 class _Host:
     """One host's gate: slots in use, FIFO waiters, the adaptive window and any pause."""
 
-    __slots__ = ("in_use", "paused_until", "timer", "waiters", "window")
+    __slots__ = ("idle_since", "in_use", "paused_until", "timer", "waiters", "window")
 
     def __init__(self, window: float) -> None:
         self.in_use = 1
         self.window = window
         self.paused_until = 0.0
+        self.idle_since = 0.0
         self.waiters: deque[asyncio.Future[None]] = deque()
         self.timer: asyncio.TimerHandle | None = None
 
@@ -43,10 +50,11 @@ class HostGate:
     throttled API converges on what it can bear instead of being hit in waves.
 
     A host's entry lives only while an attempt holds or waits for it, or while it is paused
-    or narrowed, so ten million distinct hosts do not keep ten million entries.
+    or narrowed; a narrowed host left idle for ``FORGET_AFTER`` seconds is forgotten when
+    the table next grows, so ten million distinct hosts do not keep ten million entries.
     """
 
-    __slots__ = ("_ceiling", "_clock", "_hosts", "_max", "limit")
+    __slots__ = ("_ceiling", "_clock", "_hosts", "_max", "_sweep_at", "limit")
 
     def __init__(
         self, limit: int | None, *, ceiling: int | None = None, clock: Clock = time.monotonic
@@ -57,6 +65,33 @@ class HostGate:
         self._ceiling = float(min(limit or ceiling or 2**31, ceiling or 2**31))
         self._clock = clock
         self._hosts: dict[str, _Host] = {}
+        self._sweep_at = _SWEEP_FROM
+
+    def __len__(self) -> int:
+        """Hosts whose state is kept."""
+        return len(self._hosts)
+
+    def _new_host(self, key: str) -> _Host:
+        if len(self._hosts) >= self._sweep_at:
+            self._sweep()
+        host = self._hosts[key] = _Host(self._max)
+        return host
+
+    def _sweep(self) -> None:
+        """Forget idle hosts whose pause is over and that have rested ``FORGET_AFTER``
+        seconds; look again when the table has doubled (so the cost per host is constant)."""
+        now = self._clock()
+        for key, host in list(self._hosts.items()):
+            if (
+                host.in_use == 0
+                and not host.waiters
+                and host.paused_until <= now
+                and now - host.idle_since >= FORGET_AFTER
+            ):
+                if host.timer is not None:
+                    host.timer.cancel()
+                del self._hosts[key]
+        self._sweep_at = max(_SWEEP_FROM, 2 * len(self._hosts))
 
     def _open(self, host: _Host, now: float) -> bool:
         return host.in_use < host.window and host.paused_until <= now
@@ -65,7 +100,7 @@ class HostGate:
         """Take a slot on ``key`` if one is free now, without waiting: the common case."""
         host = self._hosts.get(key)
         if host is None:
-            self._hosts[key] = _Host(self._max)
+            self._new_host(key)
             return True
         if host.waiters or host.in_use >= host.window:
             return False
@@ -114,7 +149,7 @@ class HostGate:
         """``key`` asked us to slow down: pause it ``pause`` seconds and halve its window."""
         host = self._hosts.get(key)
         if host is None:
-            host = self._hosts[key] = _Host(self._max)
+            host = self._new_host(key)
             host.in_use = 0
         now = self._clock()
         host.window = max(1.0, min(host.window, host.in_use + 1.0) / 2.0)
@@ -147,13 +182,13 @@ class HostGate:
         self._wake(host)
 
     def _forget_if_idle(self, key: str, host: _Host) -> None:
-        if (
-            host.in_use == 0
-            and not host.waiters
-            and host.window >= self._max
-            and host.paused_until <= self._clock()
-        ):
+        if host.in_use or host.waiters:
+            return
+        now = self._clock()
+        if host.window >= self._max and host.paused_until <= now:
             del self._hosts[key]
+        else:
+            host.idle_since = now  # kept (narrowed or paused) until a sweep finds it rested
 
     def set_limit(self, limit: int | None, *, ceiling: int | None = None) -> None:
         """Change the per-host limit mid-run; windows at the old limit move to the new one."""
@@ -213,6 +248,10 @@ class GCRA:
         wait = allowed_at - self._clock()
         return wait if wait > 0 else 0.0
 
+    def at_rest(self) -> bool:
+        """Whether this meter would behave exactly as a new one (no start owed, none waiting)."""
+        return not self._lock.locked() and self._tat <= self._clock()
+
     def take(self, cost: float = 1.0) -> None:
         """Record a start now, weighing ``cost`` units (1 for a plain request)."""
         now = self._clock()
@@ -260,8 +299,22 @@ class Limiter:
         self._budget = GCRA(budget, clock=clock, sleep=sleep) if budget else None
         self._host_rate = rate_per_host
         self._host_meters: dict[str, GCRA] = {}
+        self._meters_sweep_at = _SWEEP_FROM
         self._clock = clock
         self._sleep = sleep
+
+    def _forget_rested_meters(self) -> None:
+        """Forget the hosts' rate meters that are back at rest: such a meter lets the next
+        start go at once, exactly as a new one would, so nothing a limit promises changes."""
+        for key, meter in list(self._host_meters.items()):
+            if meter.at_rest():
+                del self._host_meters[key]
+        self._meters_sweep_at = max(_SWEEP_FROM, 2 * len(self._host_meters))
+
+    @property
+    def hosts_kept(self) -> int:
+        """Hosts whose state (a gate entry or a rate meter) is kept."""
+        return len(self.gate) + len(self._host_meters)
 
     def try_start(self, host: str, cost: float | None = None) -> bool:
         """Start at once if no limit makes it wait (the common case), without a coroutine;
@@ -282,6 +335,8 @@ class Limiter:
             if self._host_rate is not None:
                 meter = self._host_meters.get(host)
                 if meter is None:
+                    if len(self._host_meters) >= self._meters_sweep_at:
+                        self._forget_rested_meters()
                     meter = GCRA(self._host_rate, clock=self._clock, sleep=self._sleep)
                     self._host_meters[host] = meter
                 await meter.wait()
