@@ -190,7 +190,7 @@ async def test_raising_the_per_host_limit_lets_waiters_in_at_once():
 
 
 async def test_state_of_hosts_that_went_quiet_is_forgotten_and_the_table_stays_bounded():
-    from fanfetch._limits import FORGET_AFTER, Limiter
+    from fanfetch._limits import Limiter
 
     clock = FakeClock()
     limiter = Limiter(per_host=4, rate_per_host=Rate(count=10), clock=clock, sleep=clock.sleep)
