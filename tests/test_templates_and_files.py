@@ -67,6 +67,48 @@ def test_tricky_ids_cannot_leave_the_directory_or_collide(rid):
     assert name != safe_name(str(rid) + "!")
 
 
+def test_ids_that_differ_get_names_that_differ_even_ignoring_case():
+    ids: list[object] = [7, "7", -7, "-7", "x", "x.part", "a", "A", "a_b", "a/b", "a~b", True]
+    names = [safe_name(rid).lower() for rid in ids]
+    assert len(set(names)) == len(ids), dict(zip(map(repr, ids), names, strict=True))
+
+
+async def test_save_dir_never_writes_through_a_link(api: LoopbackAPI, tmp_path: Path):
+    out_dir = tmp_path / "bodies"
+    out_dir.mkdir()
+    outside = tmp_path / "outside.txt"
+    outside.write_text("keep me")
+    for planted in ("x", "x.part", ".x.part"):  # links where a careless saver would write
+        (out_dir / planted).symlink_to(outside)
+    line = orjson.dumps({"id": "x", "url": api.url("/big/100")}) + b"\n"
+    result = await run_cli("run", "-", "-q", "--save-dir", str(out_dir), stdin=line)
+    assert result.status == 0, result.stderr
+    assert outside.read_text() == "keep me"
+    saved = out_dir / "x"
+    assert not saved.is_symlink() and saved.read_bytes() == b"x" * 100
+
+
+async def test_every_record_s_sha256_matches_its_own_file_at_concurrency_50(
+    api: LoopbackAPI, tmp_path: Path
+):
+    ids: list[object] = []
+    for i in range(60):
+        ids += [i, str(i), f"f{i}", f"F{i}", f"f{i}.part"]
+    lines = b"".join(
+        orjson.dumps({"id": rid, "url": api.url(f"/big/{100 + n}")}) + b"\n"
+        for n, rid in enumerate(ids)
+    )
+    out_dir = tmp_path / "bodies"
+    result = await run_cli("run", "-", "-q", "-c", "50", "--save-dir", str(out_dir), stdin=lines)
+    assert result.status == 0, result.stderr
+    records = result.records
+    assert len(records) == len(ids) == len({r["path"] for r in records})
+    for record in records:
+        content = Path(record["path"]).read_bytes()
+        assert hashlib.sha256(content).hexdigest() == record["sha256"]
+        assert len(content) == record["bytes"]
+
+
 async def test_save_dir_streams_bodies_to_files_with_size_and_sha256(
     api: LoopbackAPI, tmp_path: Path
 ):
@@ -87,7 +129,7 @@ async def test_save_dir_streams_bodies_to_files_with_size_and_sha256(
         path = Path(record["path"])
         assert path.parent == out_dir and path.read_bytes() == b"x" * 5000
     assert records[3]["body"] == {"status": 404}  # failures keep their (small) body inline
-    assert not list(out_dir.glob("*.part"))
+    assert not [p for p in out_dir.iterdir() if p.name.endswith(".part")]
 
 
 async def test_saved_files_are_capped_by_max_file_not_by_max_body(api: LoopbackAPI, tmp_path: Path):

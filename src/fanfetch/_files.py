@@ -12,26 +12,36 @@ import asyncio
 import hashlib
 import os
 import re
+import secrets
 from collections.abc import AsyncIterable
+from typing import BinaryIO
 
 __all__ = ["SavedBody", "safe_name", "save_stream"]
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+_PLAIN = re.compile(r"[a-z0-9_][a-z0-9._-]{0,99}")  # lower case: the same on every file system
+_NUMBER = re.compile(r"-?[0-9]+")
 
 
 def safe_name(rid: object) -> str:
-    """A file name for request id ``rid`` that cannot leave the directory or hide.
+    """A file name for request id ``rid``, the same for no other id.
 
-    Ids made only of letters, digits, ``.``, ``_`` and ``-`` (and not starting with a dot) are
-    used as they are; any other id is cleaned and given a short hash of the original, so
-    ``"a/b"`` and ``"a_b"`` never share a file and ``"../../etc/passwd"`` stays inside.
+    Integer ids and plain lower-case string ids (letters, digits, ``.``, ``_``, ``-``; not
+    starting with a dot) are used as they are; a string that looks like a number (``"7"``
+    beside ``7``), has capitals (``"A"`` beside ``"a"`` on a file system that ignores case),
+    or any other character is cleaned and given ``~`` and a hash of the exact id, a
+    character plain names never have. So ``"../../etc/passwd"`` stays inside and no two
+    ids share a file.
     """
+    if type(rid) is int:
+        return str(rid)
     text = str(rid)
+    if isinstance(rid, str) and _PLAIN.fullmatch(text) and not _NUMBER.fullmatch(text):
+        return text
+    kind = b"s:" if isinstance(rid, str) else type(rid).__name__.encode() + b":"
+    digest = hashlib.blake2b(kind + text.encode(), digest_size=8).hexdigest()
     clean = _UNSAFE.sub("_", text)[:100].lstrip(".")
-    if clean == text and clean:
-        return clean
-    digest = hashlib.blake2b(text.encode(), digest_size=6).hexdigest()
-    return f"{clean or 'id'}-{digest}"
+    return f"{clean or 'id'}~{digest}"
 
 
 class SavedBody:
@@ -43,16 +53,26 @@ class SavedBody:
         self.sha256 = sha256
 
 
+def _create_new(directory: str, name: str) -> tuple[str, BinaryIO]:
+    """A new temporary file beside ``name``, never through a link and never an existing
+    file (``O_EXCL | O_NOFOLLOW``), under a name no other attempt uses."""
+    partial = os.path.join(directory, f".{name}.{secrets.token_hex(6)}.part")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(partial, flags, 0o644)
+    return partial, os.fdopen(fd, "wb")
+
+
 async def save_stream(
     chunks: AsyncIterable[bytes], directory: str, rid: object, *, limit: int | None
 ) -> SavedBody:
     """Write ``chunks`` to ``directory/safe_name(rid)``; raise ``OverflowError`` past ``limit``
-    (None: no limit)."""
-    path = os.path.join(directory, safe_name(rid))
-    partial = path + ".part"
+    (None: no limit). The file is written under a temporary name and renamed into place
+    (a rename replaces a link at the final name; it never writes through it)."""
+    name = safe_name(rid)
+    path = os.path.join(directory, name)
     digest = hashlib.sha256()
     size = 0
-    f = await asyncio.to_thread(open, partial, "wb")
+    partial, f = await asyncio.to_thread(_create_new, directory, name)
     try:
         async for chunk in chunks:
             size += len(chunk)
