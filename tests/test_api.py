@@ -85,3 +85,65 @@ def test_run_from_plain_sync_code_and_on_result_sees_each(api_in_thread: str):
 def test_options_are_validated_with_the_parameter_named():
     with pytest.raises(fanfetch.ConfigError, match="concurrency"):
         fanfetch.run([], concurrency=0)
+
+
+def _reverse_order_transport(n: int) -> fanfetch.MockTransport:
+    """Answers the last request first, then each one before it in turn."""
+    events: dict[int, asyncio.Event] = {}
+
+    async def handler(request: fanfetch.Request) -> fanfetch.Response:
+        i = int(request.url.rsplit("/", 1)[1])
+        if i < n - 1:
+            await events.setdefault(i, asyncio.Event()).wait()
+        if i > 0:
+            events.setdefault(i - 1, asyncio.Event()).set()
+        return fanfetch.Response(200, b'{"i": %d}' % i, content_type="application/json")
+
+    return fanfetch.MockTransport(handler)
+
+
+def test_run_returns_results_in_input_order_though_they_finish_in_reverse():
+    n = 20
+    urls = [f"http://127.0.0.1/items/{i}" for i in range(n)]
+    finished: list[int] = []
+    results = fanfetch.run(
+        urls,
+        transport=_reverse_order_transport(n),
+        on_result=lambda r: finished.append(r.json()["i"]),
+    )
+    assert finished == list(reversed(range(n)))  # they did finish in reverse
+    assert [r.json()["i"] for r in results] == list(range(n))
+
+
+async def test_the_same_request_object_twice_gives_two_results_and_is_not_changed():
+    request = fanfetch.Request("http://127.0.0.1/items/1")
+    transport = fanfetch.MockTransport(lambda r: fanfetch.Response(200))
+    results = [
+        r async for r in fanfetch.stream([request, request], ordered=True, transport=transport)
+    ]
+    assert [r.id for r in results] == [1, 2] and all(r.ok for r in results)
+    assert request.id is None and request.seq == 0 and request.target is None
+
+
+def test_a_misspelt_option_is_a_config_error_that_names_the_nearest_one():
+    with pytest.raises(fanfetch.ConfigError, match="did you mean concurrency"):
+        fanfetch.run(["http://127.0.0.1/x"], concurency=5)
+    with pytest.raises(fanfetch.ConfigError, match=r"invalid timeout=-1"):
+        fanfetch.run(["http://127.0.0.1/x"], timeout=-1)
+    with pytest.raises(fanfetch.ConfigError, match=r"invalid output='out'.*cluster='ray'"):
+        fanfetch.run(["http://127.0.0.1/x"], output="out")
+
+
+async def test_a_reorder_window_that_ends_holding_results_raises():
+    from fanfetch._output import OrderedSink
+
+    written: list[int] = []
+
+    async def sink(result: fanfetch.Result) -> None:
+        written.append(result.request.seq)
+
+    window = OrderedSink(sink, window=8)
+    request = fanfetch.Request("http://127.0.0.1/x", seq=3)  # 0, 1 and 2 never come
+    await window.put(fanfetch.Result(request, status=200))
+    with pytest.raises(RuntimeError, match="ended holding 1"):
+        window.check_empty()

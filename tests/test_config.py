@@ -14,7 +14,7 @@ from fanfetch import ConfigError, Limits, Rate, RetryPolicy, Timeouts, make_conf
     [
         (lambda: Limits(concurrency=0), "concurrency"),
         (lambda: Limits(per_host=-1), "per_host"),
-        (lambda: Timeouts(attempt=0), "attempt_timeout"),
+        (lambda: Timeouts(attempt=0), "timeout"),
         (lambda: RetryPolicy(retries=-1), "retries"),
         (lambda: RetryPolicy(backoff_base=2, backoff_max=1), "backoff_max"),
         (lambda: Rate.parse("lots"), "rate"),

@@ -107,3 +107,22 @@ async def test_aiter_items_reads_a_stream_in_batches_off_the_loop():
     data = b"".join(b"http://127.0.0.1/%d\n" % i for i in range(1000))
     seen = [item async for item in aiter_items(io.BytesIO(data), batch=64)]
     assert [i.id for i in seen] == list(range(1, 1001))
+
+
+async def test_only_ids_given_twice_are_reported_not_lines_that_mention_id(tmp_path):
+    from tests.conftest import run_cli
+
+    src = tmp_path / "in.jsonl"
+    src.write_text(
+        '{"url": "http://127.0.0.1:9/a", "meta": {"id": 1}}\n'  # line 1: mentions "id" only
+        '{"url": "http://127.0.0.1:9/b", "meta": {"id": 1}}\n'
+        '{"id": "x", "url": "http://127.0.0.1:9/c"}\n'
+        '{"url": "http://127.0.0.1:9/d", "meta": "id"}\n'
+        '{"id": 1, "url": "http://127.0.0.1:9/e"}\n'  # given once; 1 is only line 1's number
+    )
+    quiet = await run_cli("run", str(src), "-q", "--retries", "0")
+    assert "repeat an id" not in quiet.stderr, quiet.stderr
+    with src.open("a") as f:
+        f.write('{"id": "x", "url": "http://127.0.0.1:9/f"}\n')  # line 6 gives "x" again
+    loud = await run_cli("run", str(src), "-q", "--retries", "0")
+    assert "1 line(s) repeat an id given earlier (lines 6)" in loud.stderr, loud.stderr

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import difflib
+import inspect
 from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
@@ -115,7 +117,15 @@ def resolve_config(config: Config | None, options: Mapping[str, Any]) -> Config:
     if config is not None and options:
         names = ", ".join(sorted(options))
         raise ConfigError("config", "with " + names, "give either config= or options, not both")
+    for name in sorted(options):
+        if name not in _OPTIONS:
+            near = difflib.get_close_matches(name, _OPTIONS, n=1)
+            hint = f"no such option; did you mean {near[0]}?" if near else "no such option"
+            raise ConfigError(name, options[name], f"{hint} (the options: {', '.join(_OPTIONS)})")
     return config if config is not None else make_config(**options)
+
+
+_OPTIONS = sorted(inspect.signature(make_config).parameters)
 
 
 async def _coerced(
@@ -190,13 +200,16 @@ class Fetcher:
                 on_result(result)
             await results.put(result)
 
-        sink = OrderedSink(put, window=2 * window).put if ordered else put
+        reorder = OrderedSink(put, window=2 * window) if ordered else None
+        sink = reorder.put if reorder is not None else put
         items = _coerced(requests)
 
         async def produce() -> None:
             try:
                 async with contextlib.aclosing(items):
                     await self._engine.run(items, sink)
+                if reorder is not None and not self._engine.interrupted:
+                    reorder.check_empty()
             finally:
                 results.end()
 

@@ -60,10 +60,10 @@ class Timeouts:
     connect: float | None = None
 
     def __post_init__(self) -> None:
-        for name in ("attempt", "connect"):
+        for name, option in (("attempt", "timeout"), ("connect", "connect_timeout")):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int | float) or value <= 0):
-                raise ConfigError(name + "_timeout", value, "give seconds > 0, or None for none")
+                raise ConfigError(option, value, "give seconds > 0, or None for none")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

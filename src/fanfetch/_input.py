@@ -32,6 +32,7 @@ __all__ = [
     "Item",
     "LineParser",
     "aiter_items",
+    "checked",
     "coerce",
     "count_requests",
     "invalid_item",
@@ -125,7 +126,9 @@ class LineParser:
             return None
         duplicates = self._duplicates
         if duplicates is not None and raw.lstrip()[:1] == b"{" and b'"id"' in raw:
-            duplicates.check(item.id, self.line)  # only JSON lines can give an id twice
+            rid = item.id
+            if not (type(rid) is int and rid == self.line):  # a line number: none given
+                duplicates.check(rid, self.line)  # only JSON lines can give an id twice
         self.seq += 1
         return item
 
@@ -213,21 +216,26 @@ def _from_url(url: str, *, seq: int, line: int) -> Item:
 
 
 def coerce(item: object, *, seq: int = 0, line: int = 0) -> Item:
-    """Make a request from a ``Request``, a URL string or a dict of the JSON-line shape."""
+    """Make a request from a ``Request`` (copied: the caller's is never changed), a URL
+    string or a dict of the JSON-line shape."""
     if isinstance(item, Request):
-        request = item
-        request.seq = seq
-        if request.id is None:
-            request.id = line or seq + 1
-        problem = _check_url(request)
-        if problem:
-            return _failed(request, problem)
-        return request
+        return checked(item.copy(), seq=seq, line=line)
     if isinstance(item, str):
         return _from_url(item.strip(), seq=seq, line=line)
     if isinstance(item, Mapping):
         return _from_mapping(item, seq=seq, line=line)
     return invalid_item(line, seq, f"expected a URL, a JSON object or a Request, not {_kind(item)}")
+
+
+def checked(request: Request, *, seq: int, line: int) -> Item:
+    """``request`` numbered and checked (changed in place: it must be the caller's own)."""
+    request.seq = seq
+    if request.id is None:
+        request.id = line or seq + 1
+    problem = _check_url(request)
+    if problem:
+        return _failed(request, problem)
+    return request
 
 
 def _from_mapping(obj: Mapping[str, Any], *, seq: int, line: int) -> Item:

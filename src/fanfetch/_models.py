@@ -81,6 +81,13 @@ class Request:
         self.seq = seq
         self.target: Any = None  # the parsed URL, once the input has checked it (yarl.URL)
 
+    def copy(self) -> Request:
+        """A request of its own with the same fields (the API never changes a caller's)."""
+        clone = Request.__new__(Request)
+        for name in Request.__slots__:
+            setattr(clone, name, getattr(self, name))
+        return clone
+
     def __repr__(self) -> str:
         return f"Request({self.method} {self.url!r}, id={self.id!r})"
 

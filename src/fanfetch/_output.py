@@ -224,6 +224,11 @@ class OrderedSink:
         self._moved.set()
         self._moved = asyncio.Event()
 
+    def check_empty(self) -> None:
+        """At the end of a run that was not stopped, nothing may be left waiting: a result
+        held here for ever would be a request without its record."""
+        _check_empty(self._pending, self._next)
+
     def __repr__(self) -> str:
         return f"<OrderedSink next={self._next} held={len(self._pending)} window={self._window}>"
 
@@ -267,5 +272,17 @@ class OrderedLines:
             self._moved.set()
             self._moved = asyncio.Event()
 
+    def check_empty(self) -> None:
+        """As ``OrderedSink.check_empty``."""
+        _check_empty(self._pending, self._next)
+
     def __repr__(self) -> str:
         return f"<OrderedLines next={self._next} held={len(self._pending)} window={self._window}>"
+
+
+def _check_empty(pending: dict[int, Any], due: int) -> None:
+    if pending:
+        raise RuntimeError(
+            f"the reorder window ended holding {len(pending)} results (the next due, "
+            f"{due}, never came): a bug in fanfetch, please report it"
+        )

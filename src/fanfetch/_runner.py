@@ -71,8 +71,10 @@ async def run_job(options: RunOptions, *, announce: str | None = None, call_ms: 
     engine = Engine(config, listeners=[stats])
     writer = RecordWriter(fd, include_headers=config.include_headers)
     sink = writer.put
+    reorder = None
     if options.ordered:
-        sink = OrderedSink(writer.put, window=4 * config.limits.concurrency).put
+        reorder = OrderedSink(writer.put, window=4 * config.limits.concurrency)
+        sink = reorder.put
     received: list[int] = []
 
     work: list[asyncio.Future[None]] = []  # with --workers: the task that runs them
@@ -135,6 +137,8 @@ async def run_job(options: RunOptions, *, announce: str | None = None, call_ms: 
                         await _run_workers(options, items, writer, stats, work)
                     else:
                         await engine.run(items, sink)
+                        if reorder is not None and not engine.interrupted:
+                            reorder.check_empty()
             finally:
                 done.set()
     except* OutputError:
@@ -271,6 +275,8 @@ async def _run_workers(
     )
     try:
         await work[0]
+        if ordered is not None:
+            ordered.check_empty()
     except asyncio.CancelledError:
         if asyncio.current_task().cancelling():  # type: ignore[union-attr]
             raise  # we are being cancelled ourselves, not only the workers by a signal

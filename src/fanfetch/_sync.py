@@ -55,8 +55,14 @@ def iter_results(
         raise ConfigError(
             "requests", requests, "give an iterable of requests (a path only with cluster=)"
         )
-    if output is not None or shards is not None or resume:
-        raise ConfigError("cluster", None, "output=, shards= and resume= go with cluster='ray'")
+    for name, value in (("output", output), ("shards", shards), ("resume", resume or None)):
+        if value is not None:
+            raise ConfigError(
+                name,
+                value,
+                "output=, shards= and resume= go with cluster='ray'; without a cluster the "
+                "results come back to you (write them yourself, or use the CLI's -o)",
+            )
     handoff: queue.Queue[Any] = queue.Queue(maxsize=1024)
     started: queue.Queue[tuple[asyncio.AbstractEventLoop, asyncio.Task[None]]] = queue.Queue()
 
@@ -135,12 +141,13 @@ def run(
     resume: bool = False,
     **options: Any,
 ) -> list[Result]:
-    """Make every request and return all the results; blocking, and fine inside Jupyter.
+    """Make every request and return all the results, in input order; blocking, and fine
+    inside Jupyter.
 
     This holds every result in memory: for large runs iterate ``iter_results`` instead.
     ``cluster=``, ``output=``, ``shards=`` and ``resume=``: see ``iter_results``.
     """
-    return list(
+    results = list(
         iter_results(
             requests,
             ordered=ordered,
@@ -152,6 +159,9 @@ def run(
             **options,
         )
     )
+    if cluster is None:  # a list is read by position: give it in input order
+        results.sort(key=lambda result: result.request.seq)
+    return results
 
 
 def _cluster_results(

@@ -16,7 +16,7 @@ from urllib.parse import quote
 import orjson
 
 from ._exceptions import ConfigError
-from ._input import METHODS, Duplicates, Item, LineParser, coerce, invalid_item
+from ._input import METHODS, Duplicates, Item, LineParser, checked, invalid_item
 from ._models import Request
 from ._resume import IdSet
 
@@ -50,7 +50,7 @@ class UrlTemplate:
             return invalid_item(line, seq, f"the row has no {', '.join(missing)} for the URL")
         values = {name: quote(str(row[name]), safe="") for name in self.fields}
         rid = row.get("id")
-        item = coerce(
+        item = checked(
             Request(
                 self.template.format_map(values),
                 method=self.method,
