@@ -221,16 +221,21 @@ class AiohttpTransport:
         if request.json is not None:
             data = orjson.dumps(request.json)
             headers = _JSON_HEADERS if headers is None else {**_JSON_HEADERS, **headers}
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         try:
-            if self._max_redirects == 0:
-                response = await self._send_once(
-                    session, request, request.target or request.url, request.method, headers,
-                    request.params, data, self._timeout(timeout), 0,
-                )  # fmt: skip
-                assert isinstance(response, Response)
-                return response
-            async with asyncio.timeout(timeout):  # the whole chain of redirects, not each hop
-                return await self._follow(session, request, headers, data)
+            # The first request under aiohttp's own timeout: most are not redirected, and a
+            # task-level timeout around every one would cost more.
+            first = await self._send_once(
+                session, request, request.target or request.url, request.method, headers,
+                request.params, data, self._timeout(timeout), 0,
+            )  # fmt: skip
+            if type(first) is Response:
+                return first
+            assert isinstance(first, _Redirect)
+            left = None if timeout is None else timeout - (loop.time() - started)
+            async with asyncio.timeout(left):  # the rest of the chain, within the same time
+                return await self._follow(session, request, first, headers, data)
         except RequestError:
             raise
         except Exception as exc:
@@ -240,34 +245,32 @@ class AiohttpTransport:
             raise mapped from exc
 
     async def _follow(
-        self, session: aiohttp.ClientSession, request: Request, headers: Any, data: Any
+        self,
+        session: aiohttp.ClientSession,
+        request: Request,
+        redirect: _Redirect,
+        headers: Any,
+        data: Any,
     ) -> Response:
-        """Send ``request``, following redirects as browsers and curl -L do: 303 (and 301 or
-        302 after a POST) become a GET without a body; 307 and 308 repeat the request as it
-        was. Leaving the first origin drops every header the user gave."""
-        url: URL = request.target if request.target is not None else URL(request.url)
-        origin = _origin(url)
-        method, params = request.method, request.params
+        """Follow ``redirect`` and those after it, as browsers and curl -L do: 303 (and 301
+        or 302 after a POST) become a GET without a body; 307 and 308 repeat the request as
+        it was. Leaving the first origin drops every header the user gave."""
+        origin = _origin(redirect.url)
+        method = request.method
         no_timeout = self._timeout(None)
-        for hop in range(self._max_redirects + 1):
-            response = await self._send_once(
-                session, request, url, method, headers, params, data, no_timeout, hop
-            )
-            if isinstance(response, Response):
-                return response
-            location = response.location
-            if hop == self._max_redirects:
+        for hop in range(1, self._max_redirects + 2):
+            location = redirect.location
+            if hop > self._max_redirects:
                 raise TooManyRedirects(
                     f"more than {self._max_redirects} redirects (last to "
                     f"{redact(location)}); raise --max-redirects if that is expected",
-                    status=response.status,
+                    status=redirect.status,
                 )
-            url = response.url.join(URL(location))
+            url = redirect.url.join(URL(location))
             if url.scheme not in ("http", "https"):
                 raise InvalidRequest(f"a redirect to an unsupported scheme: {redact(str(url))}")
-            params = None  # the Location is the whole next URL, query included
-            to_get = response.status == 303 and method != "HEAD"
-            if to_get or (response.status in (301, 302) and method == "POST"):
+            to_get = redirect.status == 303 and method != "HEAD"
+            if to_get or (redirect.status in (301, 302) and method == "POST"):
                 method, data = "GET", None
                 if headers is _JSON_HEADERS:
                     headers = None
@@ -275,6 +278,14 @@ class AiohttpTransport:
                     headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
             if headers is not None and _origin(url) != origin:
                 headers = None  # the user's headers were given for the first origin only
+            # params: None, the Location is the whole next URL, query included
+            response = await self._send_once(
+                session, request, url, method, headers, None, data, no_timeout, hop
+            )
+            if type(response) is Response:
+                return response
+            assert isinstance(response, _Redirect)
+            redirect = response
         raise AssertionError("unreachable")  # the loop returns or raises
 
     async def _send_once(
