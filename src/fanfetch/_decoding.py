@@ -10,7 +10,7 @@ from __future__ import annotations
 import zlib
 from typing import Protocol
 
-__all__ = ["ACCEPT_ENCODING", "Decoder", "UnknownEncoding", "decoder_for"]
+__all__ = ["ACCEPT_ENCODING", "IDENTITY", "Decoder", "UnknownEncoding", "decoder_for"]
 
 
 class UnknownEncoding(ValueError):
@@ -29,6 +29,19 @@ class Decoder(Protocol):
     def pending(self) -> bool:
         """Whether more output can come without more input (call ``decode(b"", room)``)."""
         ...
+
+
+class _Identity:
+    """A body sent as it is: its pieces pass through (a transport reads them 64 KiB at a
+    time, so ``room`` needs no enforcing here)."""
+
+    pending = False
+
+    def decode(self, data: bytes, room: int) -> bytes:
+        return data
+
+
+IDENTITY: Decoder = _Identity()
 
 
 class _Zlib:

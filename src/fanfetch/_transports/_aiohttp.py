@@ -18,7 +18,7 @@ import orjson
 from yarl import URL
 
 from .._config import Config
-from .._decoding import ACCEPT_ENCODING, Decoder, UnknownEncoding, decoder_for
+from .._decoding import ACCEPT_ENCODING, IDENTITY, Decoder, UnknownEncoding, decoder_for
 from .._exceptions import (
     BodyTooLarge,
     ConnectError,
@@ -334,7 +334,7 @@ class AiohttpTransport:
             if length is not None and length <= _SMALL_BODY:
                 content = await resp.read()
             else:
-                content = await self._read_capped(resp, None)
+                content = await self._read_capped(resp, IDENTITY)
         else:
             content = await self._read_capped(resp, decoder)
         rheaders = resp.headers
@@ -382,7 +382,7 @@ class AiohttpTransport:
         response.saved = saved
         return response
 
-    async def _read_capped(self, resp: aiohttp.ClientResponse, decoder: Decoder | None) -> bytes:
+    async def _read_capped(self, resp: aiohttp.ClientResponse, decoder: Decoder) -> bytes:
         """Read a body of unknown, compressed or large size, stopping as soon as it (decoded)
         is too large; past ``_SMALL_BODY`` only a few bodies are read at once."""
         chunks: list[bytes] = []
@@ -391,14 +391,6 @@ class AiohttpTransport:
         cap = self._max_body
         try:
             async for raw in resp.content.iter_chunked(_CHUNK):
-                if decoder is None:
-                    size += len(raw)
-                    if size > cap:
-                        raise BodyTooLarge(f"the body is over {cap:,} bytes", status=resp.status)
-                    chunks.append(raw)
-                    if big is None and size > _SMALL_BODY:
-                        big = await self._big_body_place()
-                    continue
                 while True:  # decoded a piece at a time: no more than fits before a place
                     limit = cap if big is not None or cap <= _SMALL_BODY else _SMALL_BODY
                     chunk = _decode(decoder, raw, limit - size, resp)
