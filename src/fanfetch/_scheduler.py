@@ -250,7 +250,7 @@ class Engine:
                     self._workers.append(tg.create_task(self._work(handoff, transport, sink)))
 
                 self._spawn = spawn
-                self._feeder = tg.create_task(self._feed(items, handoff))
+                self._feeder = tg.create_task(self._feed(items, handoff, spawn))
         finally:
             _RARE_COLLECTIONS.exit()
             self._spawn = None
@@ -260,7 +260,10 @@ class Engine:
             self._emit(RunEnded(self.interrupted))
 
     async def _feed(
-        self, items: Iterable[Item] | AsyncIterable[Item], handoff: Channel[Item]
+        self,
+        items: Iterable[Item] | AsyncIterable[Item],
+        handoff: Channel[Item],
+        spawn: Callable[[], None],
     ) -> None:
         """Hand the items out, starting a worker with each of the first ``concurrency``: the
         pool is never larger than the requests can use (two requests at ``-c 100000000``
@@ -274,14 +277,14 @@ class Engine:
                         return
                     await put(item)
                     if len(workers) < self.config.limits.concurrency:
-                        self._spawn()  # type: ignore[misc]
+                        spawn()
             else:
                 for item in items:
                     if self._stopping:
                         return
                     await put(item)
                     if len(workers) < self.config.limits.concurrency:
-                        self._spawn()  # type: ignore[misc]
+                        spawn()
         finally:
             handoff.end()  # the input ran out, failed or was cancelled: the workers stop
 
