@@ -159,3 +159,43 @@ async def test_a_worker_killed_mid_run_is_replaced_and_no_record_is_lost_or_doub
     assert "died (signal 9)" in err.decode()
     ids = [r["id"] for r in read_records(out)]
     assert sorted(ids) == list(range(1, n + 1))  # every one, none twice
+
+
+@pytest.mark.slow
+async def test_workers_that_keep_dying_stop_the_run_with_exit_1_and_resume_finishes_it(
+    api: LoopbackAPI, tmp_path: Path
+):
+    import asyncio
+    import os
+    import signal
+    import sys
+
+    api.hold_seconds = 0.02
+    n = 1000
+    src = tmp_path / "in.txt"
+    src.write_text("".join(api.url(f"/hold/{i}") + "\n" for i in range(n)))
+    out = tmp_path / "out.jsonl"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "fanfetch", "run", str(src), "-o", str(out), "--workers", "2",
+        "-c", "4", "-q", stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    await api.wait_hits(1, within=60)
+    killed: set[int] = set()
+    for _ in range(2000):  # bounded: each new worker is killed as soon as it shows
+        if proc.returncode is not None:
+            break
+        try:
+            for pid in set(_worker_pids(proc.pid)) - killed:
+                os.kill(pid, signal.SIGKILL)
+                killed.add(pid)
+        except (OSError, ValueError):
+            pass  # the process is ending
+        await asyncio.sleep(0.01)  # no event tells us a worker was spawned: look again soon
+    _, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 1, err.decode()
+    assert "run again with --resume" in err.decode() and "Traceback" not in err.decode()
+    first = read_records(out)
+    assert len({r["id"] for r in first}) == len(first) < n  # whole lines, none twice
+    again = await run_cli("run", str(src), "-o", str(out), "--workers", "2", "-q", "--resume")
+    assert again.status == 0, again.stderr
+    assert sorted(r["id"] for r in read_records(out)) == list(range(1, n + 1))

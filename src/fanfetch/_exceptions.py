@@ -1,6 +1,7 @@
 """fanfetch's one exception tree. Each transport maps its own library's errors onto it.
 
     FanfetchError
+    ├── WorkerDied              --workers: worker processes kept dying (exit status 1)
     ├── UsageError              the caller asked for something we cannot do (exit status 2)
     │   ├── ConfigError         a bad option value: names the parameter and the fix
     │   └── InputError          the input as a whole cannot be read (missing file...)
@@ -40,6 +41,7 @@ __all__ = [
     "TLSError",
     "TooManyRedirects",
     "UsageError",
+    "WorkerDied",
     "error_from_record",
     "redact",
 ]
@@ -77,6 +79,11 @@ class ConfigError(UsageError, ValueError):
         self.value = value
         self.hint = hint
         super().__init__(f"invalid {parameter}={value!r}. HINT: {hint}")
+
+
+class WorkerDied(FanfetchError):
+    """``--workers``: a worker process died more often than it is replaced; the output
+    holds every record that came back, and ``--resume`` asks the rest."""
 
 
 class InputError(UsageError):

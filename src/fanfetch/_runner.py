@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from ._events import Finished, RunEnded, RunStarted
-from ._exceptions import FanfetchError, InputError, UsageError
+from ._exceptions import FanfetchError, InputError, UsageError, WorkerDied
 from ._input import Duplicates, Item, aiter_items, count_requests, open_source
 from ._models import Result
 from ._output import OrderedLines, OrderedSink, OutputError, RecordWriter, encode_result
@@ -143,6 +143,8 @@ async def run_job(options: RunOptions, *, announce: str | None = None, call_ms: 
                 done.set()
     except* OutputError:
         output_failed = writer.failed  # the writer is where every OutputError comes from
+    except* WorkerDied as group:
+        output_failed = _first_leaf(group)
     except* InputError as group:
         raise _first_leaf(group) from None
     finally:
@@ -158,6 +160,9 @@ async def run_job(options: RunOptions, *, announce: str | None = None, call_ms: 
 
     if (warning := duplicates.message()) is not None:
         err.print(f"fanfetch: {warning}")
+    if isinstance(output_failed, WorkerDied):
+        err.print(f"fanfetch: error: {output_failed}")
+        return EXIT_FAILED
     if output_failed is not None:
         err.print(f"fanfetch: error: {output_failed}; the run stopped, records so far are whole")
         return EXIT_FAILED

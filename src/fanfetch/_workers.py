@@ -29,12 +29,12 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from ._config import Config, Limits, Rate
-from ._exceptions import FanfetchError
+from ._exceptions import WorkerDied
 from ._input import Item, coerce
 from ._models import Result
 from ._output import OrderedLines, encode_result
 
-__all__ = ["WorkerDied", "WorkerRecord", "max_parts", "run_workers", "share"]
+__all__ = ["WorkerRecord", "max_parts", "run_workers", "share"]
 
 BATCH = 256
 # (seq, record line, ok, status, error type, attempts, elapsed ms)
@@ -42,10 +42,6 @@ WorkerRecord = tuple[int, bytes, bool, int | None, str | None, int, float]
 Dealt = tuple[dict[str, Any], int, int]  # (request, line, seq)
 _DONE = "done"
 _RESTARTS_PER_WORKER = 3  # a worker that keeps dying is not a passing fault: stop then
-
-
-class WorkerDied(FanfetchError):
-    """A worker process died more often than it is replaced; the output holds what finished."""
 
 
 def max_parts(config: Config) -> int:
