@@ -17,7 +17,14 @@ def test_the_readme_has_python_blocks():
     assert BLOCKS
 
 
-@pytest.mark.parametrize("code", BLOCKS, ids=lambda c: c.splitlines()[0][:40])
+@pytest.mark.parametrize(
+    "code",
+    [  # a block that starts a Ray cluster takes seconds: slow, left out of make test-fast
+        pytest.param(code, marks=pytest.mark.slow) if 'cluster="ray"' in code else code
+        for code in BLOCKS
+    ],
+    ids=lambda c: c.splitlines()[0][:40],
+)
 async def test_readme_python_block_runs(code: str):
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-c", code, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
