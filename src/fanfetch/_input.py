@@ -8,7 +8,6 @@ so the rest of the input goes on and the output still has one record per line.
 from __future__ import annotations
 
 import asyncio
-import functools
 import io
 import ipaddress
 import itertools
@@ -339,16 +338,22 @@ def _check_url(request: Request) -> str | None:
     return None
 
 
-@functools.lru_cache(maxsize=1024)  # a run meets few hosts, each many times
+_IPV4_CHECKED: dict[str, bool] = {}  # a run meets few hosts, each many times
+
+
 def _bad_ipv4(host: str) -> bool:
     """A host that looks like an IPv4 address (digits and dots) but is not one."""
-    if host.strip("0123456789.") != "":
-        return False
-    try:
-        ipaddress.IPv4Address(host)
-    except ValueError:
-        return True
-    return False
+    bad = _IPV4_CHECKED.get(host)
+    if bad is None:
+        bad = False
+        if host.strip("0123456789.") == "":
+            try:
+                ipaddress.IPv4Address(host)
+            except ValueError:
+                bad = True
+        if len(_IPV4_CHECKED) < 4096:
+            _IPV4_CHECKED[host] = bad
+    return bad
 
 
 def redact_url(url: str) -> str:
