@@ -24,6 +24,7 @@ from fanfetch._loop import loop_factory
 from fanfetch._output import RecordWriter
 from fanfetch._scheduler import Engine
 from fanfetch._summary import Stats
+from fanfetch._tuning import collect_young_rarely
 
 BODY = b'{"id": 1, "name": "item", "price": 9.5, "tags": ["a", "b"]}\n'  # as nginx serves it
 HEADERS = {"Content-Type": "application/json", "Content-Length": str(len(BODY))}
@@ -54,6 +55,7 @@ def main() -> None:
         urls = os.path.join(tmp, "urls.txt")
         with open(urls, "w") as f:
             f.writelines(f"http://127.0.0.1:8080/items/{i}\n" for i in range(n))
+        collect_young_rarely()  # as `fanfetch run` does for its own process
         cpu = []
         for _ in range(repeats):
             start = time.process_time()

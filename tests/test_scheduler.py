@@ -184,42 +184,34 @@ async def test_resizing_an_engine_that_is_not_running_changes_its_limits_and_sta
     assert asyncio.all_tasks() == {asyncio.current_task()}  # no worker was made
 
 
-async def test_a_run_collects_young_garbage_less_often_and_puts_the_thresholds_back():
+async def test_a_run_through_the_library_leaves_the_garbage_collector_alone():
     before = gc.get_threshold()
-    during: list[int] = []
+    during: list[tuple[int, int, int]] = []
 
     async def sink(result: Result) -> None:
-        during.append(gc.get_threshold()[0])
+        during.append(gc.get_threshold())
 
-    transport = MockTransport(lambda r: Response(200))
-    engine = Engine(config(), transport=transport)
-    items = [coerce(f"http://127.0.0.1/{i}", seq=i) for i in range(20)]
-    await asyncio.gather(engine.run(items[:10], sink), engine.run(items[10:], sink))
-    assert set(during) == {50_000} and gc.get_threshold() == before
+    engine = Engine(config(), transport=MockTransport(lambda r: Response(200)))
+    await engine.run([coerce(f"http://127.0.0.1/{i}", seq=i) for i in range(20)], sink)
+    assert set(during) == {before} and gc.get_threshold() == before
 
 
-def test_runs_on_several_threads_at_once_put_the_thresholds_back():
-    import threading
+def test_fanfetch_s_own_processes_collect_young_garbage_rarely_unless_told_otherwise():
+    from fanfetch._tuning import YOUNG_THRESHOLD, collect_young_rarely
 
     before = gc.get_threshold()
-    seen: list[int] = []
-
-    def one_run() -> None:
-        async def main() -> None:
-            async def sink(result: Result) -> None:
-                seen.append(gc.get_threshold()[0])
-
-            engine = Engine(config(), transport=MockTransport(lambda r: Response(200)))
-            await engine.run([coerce(f"http://127.0.0.1/{i}", seq=i) for i in range(200)], sink)
-
-        asyncio.run(main())
-
-    threads = [threading.Thread(target=one_run) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    assert len(seen) == 800 and set(seen) == {50_000} and gc.get_threshold() == before
+    try:
+        gc.set_threshold(700, 10, 10)
+        collect_young_rarely()
+        assert gc.get_threshold() == (YOUNG_THRESHOLD, 10, 10)
+        gc.set_threshold(0, 10, 10)  # collection off: left off
+        collect_young_rarely()
+        assert gc.get_threshold() == (0, 10, 10)
+        gc.set_threshold(90_000, 10, 10)  # already higher: left so
+        collect_young_rarely()
+        assert gc.get_threshold() == (90_000, 10, 10)
+    finally:
+        gc.set_threshold(*before)
 
 
 async def test_the_hot_path_leaves_no_reference_cycles_for_the_collector(tmp_path):

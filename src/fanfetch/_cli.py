@@ -460,7 +460,9 @@ def _parse_codes(text: str) -> frozenset[int]:
 def _run_in_loop(options: RunOptions, *, announce: str | None = None, call_ms: float = 0.0) -> int:
     from ._loop import loop_factory
     from ._runner import run_job
+    from ._tuning import collect_young_rarely
 
+    collect_young_rarely()  # this process is ours: the library itself leaves gc alone
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
         return runner.run(run_job(options, announce=announce, call_ms=call_ms))
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import gc
-import threading
 import time
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sequence
 from typing import Any
@@ -31,47 +29,6 @@ __all__ = ["Engine", "Sink"]
 
 Sink = Callable[[Result], Awaitable[None]]
 """Where finished results go; awaiting it is how a slow consumer holds the workers back."""
-
-
-class _RareCollections:
-    """While any run is on, the garbage collector's young generation is collected after
-    50,000 new objects instead of CPython's 700.
-
-    A run with a hundred requests or more in flight holds thousands of live objects (frames,
-    responses, results waiting for their record to be written), and young collections walk
-    them again and again: with the default, 15% of a run's CPU went to the collector
-    (whole ``fanfetch run`` processes: 20,000 requests to nginx at concurrency 100, 110 -> 94
-    us of CPU per request; 5,000 to a 50 ms server at concurrency 500, 204 -> 166). A
-    successful request makes no reference cycles (a test checks), so collecting less often
-    costs no memory; an error's traceback does make one, and a run of 20,000 connection
-    errors peaked 16 MB higher (75 MB). The old thresholds come back when the last run ends.
-    """
-
-    YOUNG = 50_000
-
-    def __init__(self) -> None:
-        self._runs = 0
-        self._saved: tuple[int, int, int] | None = None
-        self._lock = threading.Lock()  # the sync API runs each loop on a thread of its own
-
-    def enter(self) -> None:
-        with self._lock:
-            if self._runs == 0:
-                saved = gc.get_threshold()
-                if 0 < saved[0] < self.YOUNG:  # 0: collection is off; higher: the user's
-                    self._saved = saved
-                    gc.set_threshold(self.YOUNG, saved[1], saved[2])
-            self._runs += 1
-
-    def exit(self) -> None:
-        with self._lock:
-            self._runs -= 1
-            if self._runs == 0 and self._saved is not None:
-                gc.set_threshold(*self._saved)
-                self._saved = None
-
-
-_RARE_COLLECTIONS = _RareCollections()
 
 
 def host_key(url: str) -> str:
@@ -242,7 +199,6 @@ class Engine:
         transport = self._transport
         handoff = self._handoff = Channel[Item](2 * self.config.limits.concurrency)
         self._emit(RunStarted(total))
-        _RARE_COLLECTIONS.enter()
         try:
             async with asyncio.TaskGroup() as tg:
 
@@ -252,7 +208,6 @@ class Engine:
                 self._spawn = spawn
                 self._feeder = tg.create_task(self._feed(items, handoff, spawn))
         finally:
-            _RARE_COLLECTIONS.exit()
             self._spawn = None
             self._workers = []
             self._feeder = None

@@ -85,6 +85,9 @@ def share(config: Config, n: int) -> Config:
 
 def _worker_main(config: Config, inbox: Connection, outbox: Connection) -> None:
     from ._loop import loop_factory
+    from ._tuning import collect_young_rarely
+
+    collect_young_rarely()  # a process of fanfetch's own, as ``fanfetch run`` is
 
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
         runner.run(_worker(config, inbox, outbox))
