@@ -64,7 +64,7 @@ def test_throttle_reads_retry_after_and_ratelimit_headers():
 
 
 def test_redact_masks_secret_looking_query_values_only():
-    from fanfetch._exceptions import redact
+    from fanfetch._redact import redact
 
     text = redact("GET http://127.0.0.1/x?api_key=abc&page=2&X-Amz-Signature=qq&access_token=t")
     assert text == (

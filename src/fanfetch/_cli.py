@@ -9,10 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 import sys
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,36 +27,13 @@ from ._config import (
     DEFAULT_RETRIES,
     DEFAULT_RETRY_ON,
     DEFAULT_TIMEOUT,
-    Config,
 )
 from ._exceptions import FanfetchError, UsageError
+from ._job import EXIT_FAILED, EXIT_OK, EXIT_SIGINT, EXIT_USAGE, RunOptions
 from ._template import UrlTemplate
 from ._version import __version__
 
 __all__ = ["main"]
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SIGINT, EXIT_SIGTERM = 0, 1, 2, 130, 143
-GRACE_SECONDS = 5.0
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RunOptions:
-    """What ``fanfetch run`` does besides the engine's ``Config``: where to read and write."""
-
-    source: str
-    output: str | None
-    config: Config
-    ordered: bool = False
-    resume: bool = False
-    redo_failed: bool = False
-    quiet: bool = False
-    summary_json: str | None = None
-    progress: bool | None = None  # None: when stderr is a terminal
-    url_template: UrlTemplate | None = None
-    csv_rows: bool = False
-    workers: int = 1
-    cluster: str | None = None
-    shards: int | None = None
 
 
 def _parse_headers(values: tuple[str, ...]) -> dict[str, str]:
@@ -602,7 +577,3 @@ def main(argv: list[str] | None = None) -> None:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(EXIT_FAILED)
     sys.exit(status if isinstance(status, int) else EXIT_OK)
-
-
-def signal_exit_status(signum: int) -> int:
-    return EXIT_SIGTERM if signum == signal.SIGTERM else EXIT_SIGINT

@@ -39,11 +39,12 @@ from ._config import (
 )
 from ._events import Listener
 from ._exceptions import ConfigError
-from ._input import Item, coerce
+from ._input import coerce
 from ._models import Request, Result
 from ._output import OrderedSink
 from ._scheduler import Engine
 from ._transports import Transport
+from ._types import Item
 
 __all__ = ["Fetcher", "RequestLike", "make_config", "resolve_config", "stream"]
 

@@ -23,7 +23,6 @@ large or undecodable still had its status line).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -43,24 +42,7 @@ __all__ = [
     "UsageError",
     "WorkerDied",
     "error_from_record",
-    "redact",
 ]
-
-_SECRET_QUERY = re.compile(
-    r"(?P<name>[?&;](?:[\w.-]*(?:key|token|secret|password|passwd|signature|sig)[\w.-]*))=[^&#\s'\"]*",
-    re.IGNORECASE,
-)
-
-
-def redact(text: str) -> str:
-    """``text`` with the values of secret-looking query parameters shown as ``***``.
-
-    Parameters whose names contain key, token, secret, password, signature or sig (``api_key``,
-    ``X-Amz-Signature``, ``access_token``...) are masked wherever a URL is quoted in a message.
-    """
-    if "=" not in text:
-        return text
-    return _SECRET_QUERY.sub(r"\g<name>=***", text)
 
 
 class FanfetchError(Exception):

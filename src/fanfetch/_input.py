@@ -21,14 +21,15 @@ from typing import IO, Any, cast
 import orjson
 from yarl import URL
 
-from ._exceptions import InputError, InvalidRequest, redact
+from ._exceptions import InputError, InvalidRequest
 from ._models import Request, Result
+from ._redact import redact, redact_url
 from ._resume import IdSet, id_hash
+from ._types import Item
 
 __all__ = [
     "MAX_LINE_BYTES",
     "Duplicates",
-    "Item",
     "LineParser",
     "aiter_items",
     "checked",
@@ -47,9 +48,6 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 FIELDS = frozenset(
     {"id", "method", "url", "headers", "params", "json", "data", "timeout", "meta", "cost"}
 )
-
-Item = Request | Result
-"""What the reader hands the scheduler: a request to make, or an invalid line's record."""
 
 
 def open_source(source: str) -> IO[bytes]:
@@ -354,17 +352,6 @@ def _bad_ipv4(host: str) -> bool:
         if len(_IPV4_CHECKED) < 4096:
             _IPV4_CHECKED[host] = bad
     return bad
-
-
-def redact_url(url: str) -> str:
-    """``url`` without any user:password part, safe to echo into records and messages."""
-    try:
-        parsed = URL(url)
-    except (ValueError, TypeError):
-        return url
-    if parsed.user is None and parsed.password is None:
-        return url
-    return str(parsed.with_user(None))
 
 
 def _failed(request: Request, message: str) -> Result:

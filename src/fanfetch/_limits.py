@@ -9,14 +9,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
 
 from ._config import Rate
+from ._types import Clock, Sleep
 
 __all__ = ["GCRA", "Clock", "HostGate", "Limiter", "Sleep"]
-
-Clock = Callable[[], float]
-Sleep = Callable[[float], Awaitable[None]]
 
 
 FORGET_AFTER = 60.0

@@ -13,11 +13,10 @@ from typing import Any
 import orjson
 
 from ._exceptions import HTTPStatusError, RequestError, error_from_record
+from ._types import JSONValue
 
 __all__ = ["JSONValue", "Request", "Result", "decode_body"]
 
-JSONValue = Any
-"""Whatever ``orjson.loads`` may return."""
 
 _TEXT_TYPES = (
     "application/xml",

@@ -19,7 +19,7 @@ import orjson
 
 from ._exceptions import FanfetchError
 from ._models import Result
-from ._scheduler import Sink
+from ._types import Sink
 
 __all__ = [
     "OrderedLines",

@@ -17,17 +17,17 @@ import orjson
 
 from ._events import Finished, RunEnded, RunStarted
 from ._exceptions import FanfetchError, InputError, UsageError, WorkerDied
-from ._input import Duplicates, Item, aiter_items, count_requests, open_source
+from ._input import Duplicates, aiter_items, count_requests, open_source
+from ._job import EXIT_FAILED, EXIT_OK, GRACE_SECONDS, RunOptions, signal_exit_status
 from ._models import Result
 from ._output import OrderedLines, OrderedSink, OutputError, RecordWriter, encode_result
 from ._resume import IdSet, prepare_resume
 from ._scheduler import Engine
 from ._summary import Stats, summary_lines
+from ._types import Item
 
 if TYPE_CHECKING:
     from rich.console import Console
-
-    from ._cli import RunOptions
 
 __all__ = ["run_job"]
 
@@ -46,8 +46,6 @@ def _open_output(options: RunOptions) -> int:
 
 async def run_job(options: RunOptions, *, announce: str | None = None, call_ms: float = 0.0) -> int:
     """Run one job; return the exit status (see ``_cli``)."""
-    from ._cli import EXIT_FAILED, EXIT_OK, GRACE_SECONDS, signal_exit_status
-
     config = options.config
     show_progress = _shows_progress(options)
     err = _Stderr(rich=show_progress)
@@ -181,7 +179,6 @@ async def run_job(options: RunOptions, *, announce: str | None = None, call_ms: 
 def run_cluster_job(options: RunOptions, *, address: str | None) -> int:
     """Run one job on Ray (``_cluster``): a live progress bar fed by the shards' reports,
     and one summary of the whole job at the end."""
-    from ._cli import EXIT_FAILED, EXIT_OK
     from ._cluster import JobProgress, run_on_ray
 
     assert options.output is not None

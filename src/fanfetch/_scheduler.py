@@ -10,25 +10,23 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterable, Callable, Iterable, Sequence
 from typing import Any
 
 from ._channel import Channel
 from ._config import Config, Rate
 from ._events import Finished, Listener, Retrying, RunEnded, RunStarted
 from ._exceptions import InvalidRequest, RequestError
-from ._input import Item, redact_url
-from ._limits import Clock, Limiter, Sleep
+from ._limits import Limiter
 from ._models import Request, Result, status_error
+from ._redact import redact_url
 from ._retry import next_delay, throttle_delay
 from ._transform import Transformer, TransformError
 from ._transports import AiohttpTransport, Transport
 from ._transports._base import Response
+from ._types import Clock, Item, Sink, Sleep
 
-__all__ = ["Engine", "Sink"]
-
-Sink = Callable[[Result], Awaitable[None]]
-"""Where finished results go; awaiting it is how a slow consumer holds the workers back."""
+__all__ = ["Engine"]
 
 
 def host_key(url: str) -> str:

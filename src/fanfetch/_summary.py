@@ -12,7 +12,7 @@ from collections import Counter
 from typing import Any
 
 from ._events import Event, Finished, Retrying, RunEnded, RunStarted
-from ._limits import Clock
+from ._types import Clock
 
 __all__ = ["LatencyHistogram", "Stats", "summary_lines"]
 

@@ -16,9 +16,10 @@ from urllib.parse import quote
 import orjson
 
 from ._exceptions import ConfigError
-from ._input import METHODS, Duplicates, Item, LineParser, checked, invalid_item
+from ._input import METHODS, Duplicates, LineParser, checked, invalid_item
 from ._models import Request
 from ._resume import IdSet
+from ._types import Item
 
 __all__ = ["RowParser", "UrlTemplate"]
 

@@ -30,9 +30,10 @@ from typing import Any
 
 from ._config import Config, Limits, Rate
 from ._exceptions import WorkerDied
-from ._input import Item, coerce
+from ._input import coerce
 from ._models import Result
 from ._output import OrderedLines, encode_result
+from ._types import Item
 
 __all__ = ["WorkerRecord", "max_parts", "run_workers", "share"]
 

@@ -28,10 +28,10 @@ from .._exceptions import (
     RequestTimeout,
     TLSError,
     TooManyRedirects,
-    redact,
 )
 from .._files import save_stream
 from .._models import Request
+from .._redact import redact
 from .._version import __version__
 from ._base import Response
 

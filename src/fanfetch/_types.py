@@ -1,0 +1,25 @@
+"""Type aliases shared by layers that must not import each other."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+if TYPE_CHECKING:
+    from ._models import Request, Result
+
+__all__ = ["Clock", "Item", "JSONValue", "Sink", "Sleep"]
+
+Clock: TypeAlias = Callable[[], float]
+"""Seconds from an arbitrary start, never going back (``time.monotonic``)."""
+
+Sleep: TypeAlias = Callable[[float], Awaitable[None]]
+
+JSONValue: TypeAlias = Any
+"""Whatever ``orjson.loads`` may return."""
+
+Item: TypeAlias = "Request | Result"
+"""What the reader hands the scheduler: a request to make, or an invalid line's record."""
+
+Sink: TypeAlias = "Callable[[Result], Awaitable[None]]"
+"""Where finished results go; awaiting it is how a slow consumer holds the workers back."""
