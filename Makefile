@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+RAY    := $(VENV)/.ray-installed
 
-.PHONY: demo test test-fast lint typecheck pytest bench clean
+.PHONY: demo test test-fast lint typecheck pytest bench dist clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,10 +13,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# Ray (240 MB) is installed only for the cluster tests, which `make test` runs.
+$(RAY): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[ray]'
+	touch $(RAY)
+
 demo: $(STAMP)
 	$(BIN)/fanfetch demo
 
-test: $(STAMP)
+test: $(STAMP) $(RAY)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest
@@ -32,12 +38,17 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+pytest: $(STAMP) $(RAY)
 	$(BIN)/pytest
 
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/run.py
 
+# The wheel that `pip install` would get; tests/test_dist.py installs it in a clean venv.
+dist: $(STAMP)
+	rm -rf dist
+	$(BIN)/pip wheel --quiet --no-deps --no-build-isolation --wheel-dir dist .
+
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache demo-results.jsonl
+	rm -rf dist $(VENV) .mypy_cache .pytest_cache .ruff_cache demo-results.jsonl
