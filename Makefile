@@ -21,10 +21,14 @@ $(RAY): $(STAMP)
 demo: $(STAMP)
 	$(BIN)/fanfetch demo
 
+# Coverage counts the fanfetch processes the tests start too; fail_under is in pyproject.toml.
 test: $(STAMP) $(RAY)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/pytest
+	rm -f .coverage .coverage.*
+	$(BIN)/coverage run -m pytest
+	$(BIN)/coverage combine -q
+	$(BIN)/coverage report
 
 # The inner loop: no slow (real-time) tests and no Ray; `make test` runs everything.
 test-fast: $(STAMP)
@@ -51,4 +55,4 @@ dist: $(STAMP)
 	$(BIN)/pip wheel --quiet --no-deps --no-build-isolation --wheel-dir dist .
 
 clean:
-	rm -rf dist $(VENV) .mypy_cache .pytest_cache .ruff_cache demo-results.jsonl
+	rm -rf dist $(VENV) .coverage .coverage.* .mypy_cache .pytest_cache .ruff_cache demo-results.jsonl

@@ -1,0 +1,71 @@
+"""The progress bar, rendered into an in-memory terminal on a clock the test moves."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+
+from rich.console import Console
+
+from fanfetch import Request, Result
+from fanfetch._events import Finished, Retrying, RunStarted
+from fanfetch._exceptions import RequestTimeout
+from fanfetch._progress import ProgressBar
+from fanfetch._summary import Stats
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _terminal() -> tuple[Console, io.StringIO]:
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=160, color_system=None)
+    return console, out
+
+
+def _finish(stats: Stats, n: int, *, ok: bool = True) -> None:
+    for i in range(n):
+        request = Request(f"http://127.0.0.1/{i}", id=i)
+        error = None if ok else RequestTimeout("slow")
+        stats(Finished(Result(request, status=200 if ok else None, error=error)))
+
+
+def test_the_bar_shows_done_of_total_the_rate_in_flight_errors_and_retries():
+    clock = Clock()
+    stats = Stats(clock=clock)
+    stats(RunStarted(10))
+    stats.total = 10
+    _finish(stats, 6)
+    _finish(stats, 2, ok=False)
+    stats(Retrying(Request("http://127.0.0.1/x"), 1, 0.5, "timeout"))
+    clock.now += 4.0  # 8 done in 4 s
+    console, out = _terminal()
+    bar = ProgressBar(stats, in_flight=lambda: 3, console=console)
+    bar.start()
+    bar.refresh()
+    bar.stop()
+    screen = out.getvalue()
+    assert "8/10" in screen and "80%" in screen
+    assert "2/s" in screen  # 8 requests in 4 seconds
+    assert "in flight 3" in screen and "errors 2" in screen and "retries 1" in screen
+
+
+async def test_the_bar_refreshes_until_the_run_is_done_then_draws_the_end_once():
+    clock = Clock()
+    stats = Stats(clock=clock)
+    stats(RunStarted(None))
+    console, out = _terminal()
+    bar = ProgressBar(stats, in_flight=lambda: 0, console=console, every=0.001)
+    done = asyncio.Event()
+    running = asyncio.ensure_future(bar.run(done))
+    _finish(stats, 5)
+    clock.now += 1.0
+    done.set()
+    await asyncio.wait_for(running, 5)
+    last = out.getvalue().rsplit("\r", 1)[-1]
+    assert "5" in last and "in flight 0" in last and "errors 0" in last
