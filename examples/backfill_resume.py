@@ -19,8 +19,17 @@ with fanfetch.MockAPI(latency_ms=20) as api, tempfile.TemporaryDirectory() as tm
         f.writelines(f"{api.url}/items/{i}\n" for i in range(2000))
     run = [sys.executable, "-m", "fanfetch", "run", src, "-o", out, "-q", "-c", "20"]
 
+    def records_so_far() -> int:
+        try:
+            with open(out, "rb") as f:
+                return f.read().count(b"\n")
+        except FileNotFoundError:
+            return 0
+
     first = subprocess.Popen(run)
-    time.sleep(0.5)  # let it get some way in, then stop it as a crash would
+    deadline = time.monotonic() + 60
+    while records_so_far() < 200 and time.monotonic() < deadline:  # some way in, however
+        time.sleep(0.01)  # slow the machine, then stop it as a crash would
     first.send_signal(signal.SIGKILL)
     first.wait()
     with open(out) as f:
