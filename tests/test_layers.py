@@ -14,7 +14,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "src" / "fanfetch"
 
 LAYERS: list[set[str]] = [
-    {"_version", "_types", "_tuning", "_loop", "_channel", "_decoding"},
+    {"_version", "_types", "_tuning", "_loop", "_channel", "_decoding", "_reorder"},
     {"_exceptions", "_redact"},
     {"_config", "_models", "_resume", "_files"},
     {"_events", "_limits", "_retry", "_transform", "_summary", "_progress"},

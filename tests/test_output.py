@@ -10,7 +10,8 @@ import orjson
 import pytest
 
 from fanfetch import OutputError, Request, Result
-from fanfetch._output import OrderedLines, OrderedSink, RecordWriter, encode_record
+from fanfetch._output import OrderedSink, RecordWriter, encode_record
+from fanfetch._reorder import Reorder
 
 
 def result(seq: int) -> Result:
@@ -58,7 +59,7 @@ async def test_ordered_sink_restores_input_order_and_holds_at_most_the_window():
     async def put(seq: int) -> None:
         nonlocal peak
         await sink.put(result(seq))
-        peak = max(peak, len(sink._pending))
+        peak = max(peak, sink.held)
 
     # seq 0 comes last: 1, 2, 3 wait in the window, 4 and 5 must wait for it to move
     late = [asyncio.ensure_future(put(s)) for s in (1, 2, 3, 4, 5)]
@@ -91,17 +92,21 @@ def test_a_pretty_printed_json_body_is_re_encoded_onto_one_line():
     assert line.count(b"\n") == 1 and orjson.loads(line)["body"] == {"a": 1}
 
 
-async def test_ordered_lines_are_written_in_seq_order_and_hold_back_what_runs_too_far_ahead():
-    written: list[bytes] = []
-    ordered = OrderedLines(written.extend, window=3)
-    ordered.add([(2, b"c"), (1, b"b")])
-    assert written == [] and ordered.holds(3) and not ordered.holds(2)
+async def test_the_reorder_window_hands_out_in_seq_order_and_holds_back_what_runs_ahead():
+    ordered = Reorder[bytes](window=3)
+    ordered.add(2, b"c")
+    ordered.add(1, b"b")
+    assert ordered.take_due() == [] and ordered.holds(3) and not ordered.holds(2)
     waiting = asyncio.ensure_future(ordered.admitted(3))
     await asyncio.sleep(0)
     assert not waiting.done()
-    ordered.add([(0, b"a")])
+    ordered.add(0, b"a")
+    assert ordered.take_due() == [b"a", b"b", b"c"]
     await asyncio.wait_for(waiting, 1)  # the window moved on: seq 3 may be dealt now
-    assert written == [b"a", b"b", b"c"]
+    ordered.check_empty()
+    ordered.add(5, b"f")
+    with pytest.raises(RuntimeError, match="ended holding 1"):
+        ordered.check_empty()
 
 
 async def test_a_full_disk_leaves_only_whole_lines_and_resume_finishes_the_job(tmp_path):

@@ -2,9 +2,8 @@
 
 The writer is the engine's sink. It encodes each record once and writes only whole lines, so
 a crash leaves at most one torn line at the end of the file (which ``--resume`` repairs).
-``OrderedSink`` puts results back into input order within a bounded window: when the window
-is full, workers wait instead of memory growing. ``OrderedLines`` does the same for the
-records ``--workers`` processes send back already encoded.
+``OrderedSink`` puts results back into input order within a bounded window (``Reorder``):
+when the window is full, workers wait instead of memory growing.
 """
 
 from __future__ import annotations
@@ -12,17 +11,16 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
-from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
 
 from ._exceptions import FanfetchError
 from ._models import Result
+from ._reorder import Reorder
 from ._types import Sink
 
 __all__ = [
-    "OrderedLines",
     "OrderedSink",
     "OutputError",
     "RecordWriter",
@@ -196,93 +194,35 @@ class RecordWriter:
 
 
 class OrderedSink:
-    """Hands results to ``inner`` in input order (by ``Request.seq``), holding at most ``window``.
-
-    A result too far ahead of the next one due waits (and so holds its worker) until the
-    window moves. The worker holding the next one due never waits, so this cannot deadlock.
-    """
+    """Hands results to ``inner`` in input order (by ``Request.seq``), holding at most
+    ``window`` (see ``Reorder``): a result too far ahead waits, and so holds its worker."""
 
     def __init__(self, inner: Sink, *, window: int, start: int = 0) -> None:
         self._inner = inner
-        self._window = window
-        self._next = start
-        self._pending: dict[int, Result] = {}
-        self._moved = asyncio.Event()
+        self._reorder: Reorder[Result] = Reorder(window=window, start=start)
+        self._delivering = False
 
     async def put(self, result: Result) -> None:
         seq = result.request.seq
-        while seq >= self._next + self._window:
-            moved = self._moved
-            await moved.wait()
-        self._pending[seq] = result
-        if seq != self._next:
+        reorder = self._reorder
+        await reorder.admitted(seq)
+        reorder.add(seq, result)
+        if self._delivering:  # the worker delivering now hands this one on too, in turn
             return
-        pending = self._pending
-        while self._next in pending:
-            await self._inner(pending.pop(self._next))
-            self._next += 1
-        self._moved.set()
-        self._moved = asyncio.Event()
+        self._delivering = True
+        try:
+            while due := reorder.take_due():
+                for ready in due:
+                    await self._inner(ready)
+        finally:
+            self._delivering = False
+
+    @property
+    def held(self) -> int:
+        return len(self._reorder)
 
     def check_empty(self) -> None:
-        """At the end of a run that was not stopped, nothing may be left waiting: a result
-        held here for ever would be a request without its record."""
-        _check_empty(self._pending, self._next)
+        self._reorder.check_empty()
 
     def __repr__(self) -> str:
-        return f"<OrderedSink next={self._next} held={len(self._pending)} window={self._window}>"
-
-
-class OrderedLines:
-    """Encoded records put back in input order (by ``seq``) before ``write_lines`` gets them.
-
-    Whoever deals the requests out asks ``holds(seq)`` before each one and, when it holds,
-    hands out what it has batched and awaits ``admitted(seq)``: no request more than
-    ``window`` ahead of the next record due is dealt, so at most ``window`` lines wait here.
-    The next record due has always been dealt already, so this cannot deadlock.
-    """
-
-    def __init__(
-        self, write_lines: Callable[[list[bytes]], None], *, window: int, start: int = 0
-    ) -> None:
-        self._write_lines = write_lines
-        self._window = window
-        self._next = start
-        self._pending: dict[int, bytes] = {}
-        self._moved = asyncio.Event()
-
-    def holds(self, seq: int) -> bool:
-        return seq >= self._next + self._window
-
-    async def admitted(self, seq: int) -> None:
-        while self.holds(seq):
-            await self._moved.wait()
-
-    def add(self, records: Iterable[tuple[int, bytes]]) -> None:
-        """Take these records; write every one that is now due, in one call."""
-        pending = self._pending
-        for seq, line in records:
-            pending[seq] = line
-        due: list[bytes] = []
-        while self._next in pending:
-            due.append(pending.pop(self._next))
-            self._next += 1
-        if due:
-            self._write_lines(due)
-            self._moved.set()
-            self._moved = asyncio.Event()
-
-    def check_empty(self) -> None:
-        """As ``OrderedSink.check_empty``."""
-        _check_empty(self._pending, self._next)
-
-    def __repr__(self) -> str:
-        return f"<OrderedLines next={self._next} held={len(self._pending)} window={self._window}>"
-
-
-def _check_empty(pending: dict[int, Any], due: int) -> None:
-    if pending:
-        raise RuntimeError(
-            f"the reorder window ended holding {len(pending)} results (the next due, "
-            f"{due}, never came): a bug in fanfetch, please report it"
-        )
+        return f"<OrderedSink {self._reorder!r}>"

@@ -20,7 +20,8 @@ from ._exceptions import FanfetchError, InputError, UsageError, WorkerDied
 from ._input import Duplicates, aiter_items, count_requests, open_source
 from ._job import EXIT_FAILED, EXIT_OK, GRACE_SECONDS, RunOptions, signal_exit_status
 from ._models import Result
-from ._output import OrderedLines, OrderedSink, OutputError, RecordWriter, encode_result
+from ._output import OrderedSink, OutputError, RecordWriter, encode_result
+from ._reorder import Reorder
 from ._resume import IdSet, prepare_resume
 from ._scheduler import Engine
 from ._summary import Stats, summary_lines
@@ -242,13 +243,16 @@ async def _run_workers(
     ordered = None
     if options.ordered:  # wide enough for every worker to hold a few batches
         window = max(4 * options.config.limits.concurrency, 4 * BATCH * options.workers)
-        ordered = OrderedLines(writer.write_lines, window=window)
+        ordered = Reorder[bytes](window=window)
 
     async def write(records: list[WorkerRecord]) -> None:
         if ordered is None:
             writer.write_lines([record[1] for record in records])
         else:
-            ordered.add((record[0], record[1]) for record in records)
+            for record in records:
+                ordered.add(record[0], record[1])
+            if due := ordered.take_due():
+                writer.write_lines(due)
         for _, _, ok, status, error, attempts, elapsed_ms in records:
             stats.count(ok, status, error, attempts, elapsed_ms)
             stats.retries += max(0, attempts - 1)
@@ -258,7 +262,9 @@ async def _run_workers(
             await writer.put(result)
         else:
             line = encode_result(result, include_headers=options.config.include_headers)
-            ordered.add([(result.request.seq, line)])
+            ordered.add(result.request.seq, line)
+            if due := ordered.take_due():
+                writer.write_lines(due)
         stats(Finished(result))
 
     stats(RunStarted(None))

@@ -32,7 +32,8 @@ from ._config import Config, Limits, Rate
 from ._exceptions import WorkerDied
 from ._input import coerce
 from ._models import Result
-from ._output import OrderedLines, encode_result
+from ._output import encode_result
+from ._reorder import Reorder
 from ._types import Item
 
 __all__ = ["WorkerRecord", "max_parts", "run_workers", "share"]
@@ -249,7 +250,7 @@ async def run_workers(
     items: AsyncIterator[Item],
     write: Callable[[list[WorkerRecord]], Awaitable[None]],
     write_invalid: Callable[[Result], Awaitable[None]],
-    ordered: OrderedLines | None = None,
+    ordered: Reorder[bytes] | None = None,
     *,
     warn: Callable[[str], None] | None = None,
 ) -> None:
