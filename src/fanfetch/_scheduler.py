@@ -13,77 +13,17 @@ import time
 from collections.abc import AsyncIterable, Callable, Iterable, Sequence
 from typing import Any
 
+from ._attempt import Attempts
 from ._channel import Channel
-from ._config import Config, Rate
-from ._events import Finished, Listener, Retrying, RunEnded, RunStarted
-from ._exceptions import InvalidRequest, RequestError
+from ._config import Config
+from ._events import Finished, Listener, RunEnded, RunStarted
 from ._limits import Limiter
-from ._models import Request, Result, status_error
-from ._redact import redact_url
-from ._retry import next_delay, throttle_delay
+from ._models import Request, Result
 from ._transform import Transformer, TransformError
 from ._transports import AiohttpTransport, Transport
-from ._transports._base import Response
 from ._types import Clock, Item, Sink, Sleep
 
 __all__ = ["Engine"]
-
-
-def host_key(url: str) -> str:
-    """The ``host:port`` a URL goes to: what per-host limits and throttling count by.
-
-    A string split, not a URL parse: it runs once per request, and the URL was already
-    checked when it was read (http or https, a host, no user:password part).
-    """
-    rest = url.partition("://")[2]
-    end = len(rest)
-    for sep in "/?#":
-        i = rest.find(sep)
-        if i != -1 and i < end:
-            end = i
-    return rest[:end].lower()
-
-
-def _host_of(request: Request) -> str:
-    """``request``'s ``host:port`` key, from its parsed URL when the input checked it.
-
-    yarl's ``raw_authority`` is already lower-cased and is several times quicker than
-    ``host_port_subcomponent``, which is needed only to drop an explicit default port.
-    """
-    target = request.target
-    if target is None:
-        return host_key(request.url)
-    key: str = target.raw_authority
-    if key.endswith((":80", ":443")):
-        key = target.host_port_subcomponent
-    return key
-
-
-def over_budget(request: Request, budget: Rate) -> Result:
-    """A request whose cost alone is over the budget can never start: it fails at once."""
-    message = (
-        f"cost {request.cost:g} is over the whole budget of {budget}; "
-        "split the request or raise --budget"
-    )
-    return Result(request, error=InvalidRequest(message), attempts=0)
-
-
-def _attempt_entry(
-    attempt: int,
-    response: Response | None,
-    error: RequestError | None,
-    began: float,
-    ended: float,
-    delay: float | None,
-) -> dict[str, Any]:
-    """One line of ``--include-attempts`` history."""
-    return {
-        "attempt": attempt,
-        "status": response.status if response is not None else None,
-        "error": error.type if error is not None else None,
-        "ms": round((ended - began) * 1000.0, 3),
-        "wait_ms": round(delay * 1000.0, 3) if delay is not None else None,
-    }
 
 
 class Engine:
@@ -109,7 +49,7 @@ class Engine:
         self._listeners = tuple(listeners)
         self._clock = clock
         self._sleep = sleep
-        self._limiter = Limiter(
+        self._limiter = limiter = Limiter(
             per_host=config.limits.per_host,
             ceiling=config.limits.concurrency,
             rate=config.rate,
@@ -118,7 +58,15 @@ class Engine:
             clock=clock,
             sleep=sleep,
         )
-        self._default_timeout = config.timeouts.attempt
+        self._attempts = Attempts(
+            config,
+            self._transport,
+            limiter,
+            clock=clock,
+            sleep=sleep,
+            stopping=lambda: self._stopping,
+            on_retry=self._emit if self._listeners else None,
+        )
         self._transformer = (
             Transformer(config.transform, workers=config.transform_workers)
             if config.transform is not None
@@ -172,6 +120,7 @@ class Engine:
             rate_per_host=config.rate_per_host,
             budget=config.budget,
         )
+        self._attempts.config = self.config
         handoff, spawn = self._handoff, self._spawn
         if spawn is None or handoff is None or self._stopping:
             return  # not running, or stopping
@@ -194,14 +143,13 @@ class Engine:
         """Make every request in ``items``, handing each result to ``sink`` as it finishes."""
         if self._stopping:  # stopped before it began (a very early Ctrl-C): nothing to do
             return
-        transport = self._transport
         handoff = self._handoff = Channel[Item](2 * self.config.limits.concurrency)
         self._emit(RunStarted(total))
         try:
             async with asyncio.TaskGroup() as tg:
 
                 def spawn() -> None:
-                    self._workers.append(tg.create_task(self._work(handoff, transport, sink)))
+                    self._workers.append(tg.create_task(self._work(handoff, sink)))
 
                 self._spawn = spawn
                 self._feeder = tg.create_task(self._feed(items, handoff, spawn))
@@ -241,8 +189,9 @@ class Engine:
         finally:
             handoff.end()  # the input ran out, failed or was cancelled: the workers stop
 
-    async def _work(self, handoff: Channel[Item], transport: Transport, sink: Sink) -> None:
+    async def _work(self, handoff: Channel[Item], sink: Sink) -> None:
         listeners = self._listeners
+        attempts = self._attempts.run
         get = handoff.get
         while (item := await get()) is not None:
             if self._stopping:
@@ -252,7 +201,7 @@ class Engine:
             else:
                 self.in_flight += 1
                 try:
-                    result = await self._call(item, transport)
+                    result = await attempts(item)
                 finally:
                     self.in_flight -= 1
                 if self._transformer is not None and result.ok:
@@ -272,7 +221,7 @@ class Engine:
 
     async def call(self, request: Request) -> Result:
         """One request, through the limits and retries, outside any run."""
-        return await self._call(request, self._transport)
+        return await self._attempts.run(request)
 
     async def _transform(self, result: Result) -> None:
         assert self._transformer is not None
@@ -295,94 +244,6 @@ class Engine:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
-
-    async def _call(self, request: Request, transport: Transport) -> Result:
-        """All the attempts of one request, and its one final result."""
-        clock = self._clock
-        limiter = self._limiter
-        policy = self.config.retry
-        timeout = request.timeout or self._default_timeout
-        host = _host_of(request)
-        cost = request.cost
-        budget = self.config.budget
-        if cost is not None and budget is not None and cost > budget.count:
-            return over_budget(request, budget)
-        history: list[dict[str, Any]] | None = [] if self.config.include_attempts else None
-        start = clock()
-        attempt = 0
-        while True:
-            attempt += 1
-            response: Response | None = None
-            error: RequestError | None = None
-            if not limiter.try_start(host, cost):
-                await limiter.wait_can_start(host, cost)
-            began = clock() if history is not None else 0.0
-            try:
-                response = await transport.send(request, timeout)
-            except RequestError as exc:
-                # The result keeps the error for its record, not the frames it came through:
-                # they hold the attempt's locals (a body read so far) in a reference cycle
-                # that only the garbage collector would free.
-                error = exc.with_traceback(None)
-                error.__cause__ = error.__context__ = None
-            finally:
-                if response is None:  # an error, or cancelled
-                    limiter.notify_finished(host, ok=False)
-                else:
-                    status = response.status
-                    limiter.notify_finished(
-                        host,
-                        ok=200 <= status < 300,
-                        throttle=throttle_delay(policy, status, response.headers),
-                    )
-            if response is not None and 200 <= response.status < 300:
-                delay = None
-            else:
-                delay = next_delay(
-                    policy,
-                    attempt,
-                    status=response.status if response is not None else None,
-                    headers=response.headers if response is not None else None,
-                    error=error,
-                )
-            if history is not None:
-                history.append(_attempt_entry(attempt, response, error, began, clock(), delay))
-            if delay is None or self._stopping:
-                break
-            if self._listeners:
-                reason = error.type if error is not None else f"status {response.status}"  # type: ignore[union-attr]
-                self._emit(Retrying(request, attempt, delay, reason))
-            await self._sleep(delay)
-        elapsed_ms = (clock() - start) * 1000.0
-        if response is None:
-            result = Result(
-                request,
-                status=error.status if error is not None else None,
-                error=error,
-                attempts=attempt,
-                elapsed_ms=elapsed_ms,
-            )
-        else:
-            status = response.status
-            result = Result(
-                request,
-                status=status,
-                headers=response.headers,
-                content=response.content,
-                content_type=response.content_type,
-                charset=response.charset,
-                error=None if 200 <= status < 300 else status_error(status, response.reason),
-                attempts=attempt,
-                elapsed_ms=elapsed_ms,
-            )
-            if response.redirects:
-                result.redirects = response.redirects
-                result.final_url = redact_url(response.url or "")
-            if response.saved is not None:
-                saved = response.saved
-                result.extra = {"path": saved.path, "bytes": saved.size, "sha256": saved.sha256}
-        result.history = history
-        return result
 
     def _emit(self, event: Any) -> None:
         for listener in self._listeners:

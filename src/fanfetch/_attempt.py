@@ -1,0 +1,198 @@
+"""One request's attempts: limits -> transport -> retry policy, until its final result.
+
+The engine's workers call this once per request; the pool, the input and the sinks are the
+engine's business, the attempts of one request are this module's.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ._config import Config, Rate
+from ._events import Retrying
+from ._exceptions import InvalidRequest, RequestError
+from ._limits import Limiter
+from ._models import Request, Result, status_error
+from ._redact import redact_url
+from ._retry import next_delay, throttle_delay
+from ._transports import Transport
+from ._transports._base import Response
+from ._types import Clock, Sleep
+
+__all__ = ["Attempts", "host_key", "over_budget"]
+
+
+def host_key(url: str) -> str:
+    """The ``host:port`` a URL goes to: what per-host limits and throttling count by.
+
+    A string split, not a URL parse: it runs once per request, and the URL was already
+    checked when it was read (http or https, a host, no user:password part).
+    """
+    rest = url.partition("://")[2]
+    end = len(rest)
+    for sep in "/?#":
+        i = rest.find(sep)
+        if i != -1 and i < end:
+            end = i
+    return rest[:end].lower()
+
+
+def _host_of(request: Request) -> str:
+    """``request``'s ``host:port`` key, from its parsed URL when the input checked it.
+
+    yarl's ``raw_authority`` is already lower-cased and is several times quicker than
+    ``host_port_subcomponent``, which is needed only to drop an explicit default port.
+    """
+    target = request.target
+    if target is None:
+        return host_key(request.url)
+    key: str = target.raw_authority
+    if key.endswith((":80", ":443")):
+        key = target.host_port_subcomponent
+    return key
+
+
+def over_budget(request: Request, budget: Rate) -> Result:
+    """A request whose cost alone is over the budget can never start: it fails at once."""
+    message = (
+        f"cost {request.cost:g} is over the whole budget of {budget}; "
+        "split the request or raise --budget"
+    )
+    return Result(request, error=InvalidRequest(message), attempts=0)
+
+
+def _attempt_entry(
+    attempt: int,
+    response: Response | None,
+    error: RequestError | None,
+    began: float,
+    ended: float,
+    delay: float | None,
+) -> dict[str, Any]:
+    """One line of ``--include-attempts`` history."""
+    return {
+        "attempt": attempt,
+        "status": response.status if response is not None else None,
+        "error": error.type if error is not None else None,
+        "ms": round((ended - began) * 1000.0, 3),
+        "wait_ms": round(delay * 1000.0, 3) if delay is not None else None,
+    }
+
+
+class Attempts:
+    """Makes all the attempts of a request under one set of limits and one retry policy.
+
+    ``stopping()`` true (Ctrl-C) ends a request after its current attempt instead of
+    waiting to retry; ``on_retry`` hears of every retry.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        transport: Transport,
+        limiter: Limiter,
+        *,
+        clock: Clock = time.monotonic,
+        sleep: Sleep,
+        stopping: Callable[[], bool] = lambda: False,
+        on_retry: Callable[[Retrying], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.limiter = limiter
+        self._transport = transport
+        self._clock = clock
+        self._sleep = sleep
+        self._stopping = stopping
+        self._on_retry = on_retry
+
+    async def run(self, request: Request) -> Result:
+        """All the attempts of one request, and its one final result."""
+        clock = self._clock
+        limiter = self.limiter
+        config = self.config
+        policy = config.retry
+        transport = self._transport
+        timeout = request.timeout or config.timeouts.attempt
+        host = _host_of(request)
+        cost = request.cost
+        budget = config.budget
+        if cost is not None and budget is not None and cost > budget.count:
+            return over_budget(request, budget)
+        history: list[dict[str, Any]] | None = [] if config.include_attempts else None
+        start = clock()
+        attempt = 0
+        while True:
+            attempt += 1
+            response: Response | None = None
+            error: RequestError | None = None
+            if not limiter.try_start(host, cost):
+                await limiter.wait_can_start(host, cost)
+            began = clock() if history is not None else 0.0
+            try:
+                response = await transport.send(request, timeout)
+            except RequestError as exc:
+                # The result keeps the error for its record, not the frames it came through:
+                # they hold the attempt's locals (a body read so far) in a reference cycle
+                # that only the garbage collector would free.
+                error = exc.with_traceback(None)
+                error.__cause__ = error.__context__ = None
+            finally:
+                if response is None:  # an error, or cancelled
+                    limiter.notify_finished(host, ok=False)
+                else:
+                    status = response.status
+                    limiter.notify_finished(
+                        host,
+                        ok=200 <= status < 300,
+                        throttle=throttle_delay(policy, status, response.headers),
+                    )
+            if response is not None and 200 <= response.status < 300:
+                delay = None
+            else:
+                delay = next_delay(
+                    policy,
+                    attempt,
+                    status=response.status if response is not None else None,
+                    headers=response.headers if response is not None else None,
+                    error=error,
+                )
+            if history is not None:
+                history.append(_attempt_entry(attempt, response, error, began, clock(), delay))
+            if delay is None or self._stopping():
+                break
+            if self._on_retry is not None:
+                reason = error.type if error is not None else f"status {response.status}"  # type: ignore[union-attr]
+                self._on_retry(Retrying(request, attempt, delay, reason))
+            await self._sleep(delay)
+        elapsed_ms = (clock() - start) * 1000.0
+        if response is None:
+            result = Result(
+                request,
+                status=error.status if error is not None else None,
+                error=error,
+                attempts=attempt,
+                elapsed_ms=elapsed_ms,
+            )
+        else:
+            status = response.status
+            result = Result(
+                request,
+                status=status,
+                headers=response.headers,
+                content=response.content,
+                content_type=response.content_type,
+                charset=response.charset,
+                error=None if 200 <= status < 300 else status_error(status, response.reason),
+                attempts=attempt,
+                elapsed_ms=elapsed_ms,
+            )
+            if response.redirects:
+                result.redirects = response.redirects
+                result.final_url = redact_url(response.url or "")
+            if response.saved is not None:
+                saved = response.saved
+                result.extra = {"path": saved.path, "bytes": saved.size, "sha256": saved.sha256}
+        result.history = history
+        return result
