@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import fanfetch
-from fanfetch._cluster import plan_shards, shard_lines
+from fanfetch._scale._cluster import plan_shards, shard_lines
 from tests.conftest import read_records, run_cli
 from tests.servers import LoopbackAPI
 from tests.test_resilience import max_in_window
@@ -212,7 +212,7 @@ async def test_a_per_host_limit_smaller_than_the_cluster_holds_for_the_whole_job
 
 
 def test_the_board_divisor_only_falls_and_a_shard_run_again_is_counted_once():
-    from fanfetch._cluster import Board
+    from fanfetch._scale._cluster import Board
 
     board = Board(shards=5, slots=2, finished={})
     assert board.report(0, None) == 2  # five to go, two at a time

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from fanfetch import Config, Limits, Rate
-from fanfetch._workers import max_parts, share
+from fanfetch._scale._workers import max_parts, share
 from tests.conftest import read_records, run_cli
 from tests.servers import LoopbackAPI
 

@@ -393,8 +393,8 @@ def _check_paths(options: RunOptions) -> None:
 
 
 def _run_on_cluster(options: RunOptions) -> int:
-    from ._cluster import cluster_address
     from ._runner import run_cluster_job
+    from ._scale._cluster import cluster_address
 
     address = cluster_address(options.cluster or "")
     if not options.output or options.source == "-":

@@ -180,7 +180,7 @@ async def run_job(options: RunOptions, *, announce: str | None = None, call_ms: 
 def run_cluster_job(options: RunOptions, *, address: str | None) -> int:
     """Run one job on Ray (``_cluster``): a live progress bar fed by the shards' reports,
     and one summary of the whole job at the end."""
-    from ._cluster import JobProgress, run_on_ray
+    from ._scale._cluster import JobProgress, run_on_ray
 
     assert options.output is not None
     show_progress = _shows_progress(options)
@@ -238,7 +238,7 @@ async def _run_workers(
     work: list[asyncio.Future[None]],
 ) -> None:
     """The same job spread over ``options.workers`` processes (see ``_workers``)."""
-    from ._workers import BATCH, WorkerRecord, run_workers
+    from ._scale._workers import BATCH, WorkerRecord, run_workers
 
     ordered = None
     if options.ordered:  # wide enough for every worker to hold a few batches

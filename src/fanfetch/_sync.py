@@ -174,7 +174,7 @@ def _cluster_results(
     on_result: Callable[[Result], None] | None,
     options: dict[str, Any],
 ) -> Iterator[Result]:
-    from ._cluster import cluster_results
+    from ._scale._cluster import cluster_results
 
     if output is None:
         raise ConfigError("output", None, "a cluster job writes part files: give output='DIR'")

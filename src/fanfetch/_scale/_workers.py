@@ -28,13 +28,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
-from ._config import Config, Limits, Rate
-from ._exceptions import WorkerDied
-from ._input import coerce
-from ._models import Result
-from ._output import encode_result
-from ._reorder import Reorder
-from ._types import Item
+from .._config import Config, Limits, Rate
+from .._exceptions import WorkerDied
+from .._input import coerce
+from .._models import Result
+from .._output import encode_result
+from .._reorder import Reorder
+from .._types import Item
 
 __all__ = ["WorkerRecord", "max_parts", "run_workers", "share"]
 
@@ -86,8 +86,8 @@ def share(config: Config, n: int) -> Config:
 
 
 def _worker_main(config: Config, inbox: Connection, outbox: Connection) -> None:
-    from ._loop import loop_factory
-    from ._tuning import collect_young_rarely
+    from .._loop import loop_factory
+    from .._tuning import collect_young_rarely
 
     collect_young_rarely()  # a process of fanfetch's own, as ``fanfetch run`` is
 
@@ -96,7 +96,7 @@ def _worker_main(config: Config, inbox: Connection, outbox: Connection) -> None:
 
 
 async def _worker(config: Config, inbox: Connection, outbox: Connection) -> None:
-    from ._scheduler import Engine
+    from .._scheduler import Engine
 
     loop = asyncio.get_running_loop()
     engine = Engine(config)

@@ -32,10 +32,10 @@ from typing import Any
 
 import orjson
 
-from ._config import Config
-from ._exceptions import ConfigError, UsageError
-from ._models import Request, Result
-from ._template import UrlTemplate, csv_header
+from .._config import Config
+from .._exceptions import ConfigError, UsageError
+from .._models import Request, Result
+from .._template import UrlTemplate, csv_header
 
 __all__ = [
     "Board",
@@ -182,7 +182,7 @@ def _run_shard(shard: Shard, config: Config, board: Any, rows: Rows | None) -> d
     """One shard, on a Ray worker: resume from the part file, run the engine, mark it done."""
     import ray
 
-    from ._loop import loop_factory
+    from .._loop import loop_factory
 
     stem = shard.part.removesuffix(".jsonl")
     with open(stem + ".pid", "w") as f:  # an operator (or a test) can find who runs a shard
@@ -200,13 +200,13 @@ def _run_shard(shard: Shard, config: Config, board: Any, rows: Rows | None) -> d
 
 
 async def _shard(shard: Shard, config: Config, board: Any, rows: Rows | None) -> dict[str, Any]:
-    from ._input import LineParser, aiter_items
-    from ._output import RecordWriter
-    from ._resume import prepare_resume
-    from ._scheduler import Engine
-    from ._summary import Stats
-    from ._template import RowParser
-    from ._transports import AiohttpTransport
+    from .._input import LineParser, aiter_items
+    from .._output import RecordWriter
+    from .._resume import prepare_resume
+    from .._scheduler import Engine
+    from .._summary import Stats
+    from .._template import RowParser
+    from .._transports import AiohttpTransport
     from ._workers import share
 
     state = prepare_resume(shard.part)
@@ -301,7 +301,7 @@ def run_on_ray(
             "--cluster ray needs Ray: pip install 'fanfetch[ray]' (on every node)"
         ) from None
 
-    from ._input import open_source
+    from .._input import open_source
     from ._workers import max_parts
 
     open_source(source).close()  # unreadable input: say so before starting a cluster
