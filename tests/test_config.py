@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 
+import fanfetch
 from fanfetch import ConfigError, Limits, Rate, RetryPolicy, Timeouts, make_config
 
 
@@ -38,3 +39,45 @@ def test_rates_parse_per_second_minute_and_hour(text, interval):
 def test_config_objects_are_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         Limits().concurrency = 5  # type: ignore[misc]
+
+
+def test_the_api_s_keywords_and_the_command_line_s_flags_come_from_one_table():
+    import inspect
+
+    from fanfetch._cli import run
+    from fanfetch._options import OPTIONS
+
+    signature = inspect.signature(fanfetch.make_config).parameters
+    assert list(signature) == [o.name for o in OPTIONS]  # same names, same order
+    for option in OPTIONS:
+        assert signature[option.name].default == option.default, option.name
+    flags = {flag for param in run.params for flag in param.opts}
+    for option in OPTIONS:
+        assert set(option.flags) <= flags, option.name
+
+
+@pytest.mark.parametrize(
+    ("flags", "keywords", "hint"),
+    [
+        (["--retry-on", "999"], {"retry_on": [999]}, "100 to 599"),
+        (["-c", "0"], {"concurrency": 0}, "whole number >= 1"),
+        (["--backoff-base", "2", "--backoff-max", "1"], {"backoff_base": 2, "backoff_max": 1},
+         "backoff_base"),
+        (["--max-body", "-1"], {"max_body": -1}, "size in bytes"),
+    ],
+)  # fmt: skip
+async def test_the_api_and_the_command_line_refuse_the_same_values_with_the_same_hint(
+    flags, keywords, hint, tmp_path
+):
+    from tests.conftest import run_cli
+
+    with pytest.raises(fanfetch.ConfigError, match=hint):
+        fanfetch.make_config(**keywords)
+    (tmp_path / "in.txt").write_text("http://127.0.0.1:9/\n")
+    result = await run_cli("run", str(tmp_path / "in.txt"), *flags, "-q")
+    assert result.status == 2 and hint in result.stderr, result.stderr
+
+
+def test_a_backoff_base_above_the_default_cap_raises_the_cap_in_both():
+    assert fanfetch.make_config(backoff_base=60).retry.backoff_max == 60
+    assert fanfetch.make_config().retry.backoff_max == 30

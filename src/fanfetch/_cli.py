@@ -11,39 +11,21 @@ import contextlib
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
 from ._client import make_config
-from ._config import (
-    DEFAULT_BACKOFF_BASE,
-    DEFAULT_BACKOFF_MAX,
-    DEFAULT_CONCURRENCY,
-    DEFAULT_MAX_BODY,
-    DEFAULT_MAX_REDIRECTS,
-    DEFAULT_MAX_RETRY_AFTER,
-    DEFAULT_RETRIES,
-    DEFAULT_RETRY_ON,
-    DEFAULT_TIMEOUT,
-)
-from ._exceptions import FanfetchError, UsageError
+from ._config import DEFAULT_CONCURRENCY
+from ._exceptions import ConfigError, FanfetchError, UsageError
 from ._job import EXIT_FAILED, EXIT_OK, EXIT_SIGINT, EXIT_USAGE, RunOptions
+from ._options import BY_NAME, OPTIONS
 from ._template import UrlTemplate
 from ._version import __version__
 
 __all__ = ["main"]
-
-
-def _parse_headers(values: tuple[str, ...]) -> dict[str, str]:
-    headers: dict[str, str] = {}
-    for value in values:
-        name, sep, rest = value.partition(":")
-        if not sep or not name.strip() or any(c.isspace() for c in name.strip()):
-            raise click.BadParameter(f"{value!r}: write it as 'Name: value'", param_hint="--header")
-        headers[name.strip()] = rest.strip()
-    return headers
 
 
 EXAMPLES = """
@@ -69,6 +51,33 @@ def cli() -> None:
     """
 
 
+def _option_flags(f: Callable[..., Any]) -> Callable[..., Any]:
+    """The ``fanfetch run`` flags of every option in the one table (``_options``)."""
+    for option in reversed(OPTIONS):
+        if not option.flags:
+            continue
+        shown = option.cli_default if option.cli_default is not None else option.default
+        if option.kind is bool:
+            f = click.option(*option.flags, option.name, is_flag=True, help=option.help)(f)
+        elif option.kind is list:
+            f = click.option(
+                *option.flags, option.name, multiple=True, metavar=option.metavar,
+                help=option.help,
+            )(f)  # fmt: skip
+        else:
+            f = click.option(
+                *option.flags,
+                option.name,
+                type=click.INT if option.kind is int else click.FLOAT if option.kind is float
+                else click.STRING,
+                default=shown,
+                show_default=shown is not None,
+                metavar=option.metavar,
+                help=option.help,
+            )(f)  # fmt: skip
+    return f
+
+
 @cli.command(epilog=EXAMPLES)
 @click.argument("source", metavar="INPUT")
 @click.option("-o", "--output", metavar="FILE", help="Write records here (default: stdout).")
@@ -91,6 +100,21 @@ def cli() -> None:
     is_flag=True,
     help="With --url: the input is CSV with a header (automatic for *.csv).",
 )
+@_option_flags
+@click.option("--resume", is_flag=True, help="Skip ids already in --output; append the rest.")
+@click.option(
+    "--redo-failed",
+    is_flag=True,
+    help="With --resume: also do again the requests whose record is not ok.",
+)
+@click.option("--ordered", is_flag=True, help="Write records in input order.")
+@click.option(
+    "--workers",
+    default="1",
+    show_default=True,
+    metavar="N|auto",
+    help="Processes, each with its own event loop, sharing the limits; one writer.",
+)
 @click.option(
     "--cluster",
     metavar="ray|ray://HOST:PORT",
@@ -101,150 +125,6 @@ def cli() -> None:
     type=click.IntRange(min=1),
     metavar="N",
     help="With --cluster: how many parts to cut the input into.  [default: 4 per CPU]",
-)
-@click.option(
-    "--workers",
-    default="1",
-    show_default=True,
-    metavar="N|auto",
-    help="Processes, each with its own event loop, sharing the limits; one writer.",
-)
-@click.option(
-    "--save-dir",
-    metavar="DIR",
-    help="Stream each 2xx body to a file in DIR; records get path, bytes, sha256.",
-)
-@click.option(
-    "--max-file",
-    type=click.IntRange(min=0),
-    default=None,
-    metavar="BYTES",
-    help="With --save-dir: larger files end with error too_large.  [default: no limit]",
-)
-@click.option(
-    "-c",
-    "--concurrency",
-    type=click.IntRange(min=1),
-    default=DEFAULT_CONCURRENCY,
-    show_default=True,
-    help="Requests in flight at most, in all.",
-)
-@click.option(
-    "--per-host",
-    type=click.IntRange(min=1),
-    metavar="N",
-    help="Requests in flight at most to any one host.  [default: no limit]",
-)
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    default=DEFAULT_TIMEOUT,
-    show_default=True,
-    metavar="SECONDS",
-    help="Per attempt, counted from when it gets its slot (not while queued).",
-)
-@click.option(
-    "--retries",
-    type=click.IntRange(min=0),
-    default=DEFAULT_RETRIES,
-    show_default=True,
-    metavar="N",
-    help="Further attempts after the first, for retryable failures.",
-)
-@click.option(
-    "--retry-on",
-    metavar="CODES",
-    default=",".join(map(str, sorted(DEFAULT_RETRY_ON))),
-    show_default=True,
-    help="Comma-separated statuses to retry (timeouts and connection errors always are).",
-)
-@click.option(
-    "--backoff-base",
-    type=click.FloatRange(min=0),
-    default=DEFAULT_BACKOFF_BASE,
-    show_default=True,
-    metavar="SECONDS",
-    help="First backoff ceiling; doubles each attempt (full jitter).",
-)
-@click.option(
-    "--backoff-max",
-    type=click.FloatRange(min=0),
-    default=DEFAULT_BACKOFF_MAX,
-    show_default=True,
-    metavar="SECONDS",
-    help="Largest backoff.",
-)
-@click.option(
-    "--max-retry-after",
-    type=click.FloatRange(min=0),
-    default=DEFAULT_MAX_RETRY_AFTER,
-    show_default=True,
-    metavar="SECONDS",
-    help="Longest Retry-After honoured; beyond it the request ends.",
-)
-@click.option("--rate", metavar="R", help="Attempts started at most, e.g. 100/s or 3000/min.")
-@click.option("--rate-per-host", metavar="R", help="Like --rate, for each host.")
-@click.option(
-    "--burst",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    metavar="N",
-    help="Starts allowed at once under --rate.",
-)
-@click.option(
-    "--budget",
-    metavar="B",
-    help='Cost started at most, e.g. 90000/min; requests carry "cost" (LLM tokens).',
-)
-@click.option("--resume", is_flag=True, help="Skip ids already in --output; append the rest.")
-@click.option(
-    "--redo-failed",
-    is_flag=True,
-    help="With --resume: also do again the requests whose record is not ok.",
-)
-@click.option("--ordered", is_flag=True, help="Write records in input order.")
-@click.option("--include-headers", is_flag=True, help="Add response headers to records.")
-@click.option(
-    "--include-attempts",
-    is_flag=True,
-    help="Add each attempt's status or error and timing to records (history).",
-)
-@click.option(
-    "--header",
-    "headers",
-    multiple=True,
-    metavar="'NAME: VALUE'",
-    help="Added to every request; repeatable. Never written to records.",
-)
-@click.option(
-    "--max-body",
-    type=click.IntRange(min=0),
-    default=DEFAULT_MAX_BODY,
-    show_default=True,
-    metavar="BYTES",
-    help="Larger bodies end with error too_large.",
-)
-@click.option(
-    "--max-redirects",
-    type=click.IntRange(min=0),
-    default=DEFAULT_MAX_REDIRECTS,
-    show_default=True,
-    metavar="N",
-    help="Redirects followed at most (0: none).",
-)
-@click.option("--insecure", is_flag=True, help="Do not verify TLS certificates.")
-@click.option(
-    "--transform",
-    metavar="MODULE:FUNCTION",
-    help="Run FUNCTION(record) in a process pool on each ok record; its value goes "
-    "into the record as 'transformed'.",
-)
-@click.option(
-    "--transform-workers",
-    type=click.IntRange(min=0),
-    metavar="N",
-    help="Processes for --transform (0: on the event loop).  [default: one per core]",
 )
 @click.option("--summary-json", metavar="FILE", help="Also write the end summary as JSON.")
 @click.option(
@@ -260,35 +140,13 @@ def run(**kw: Any) -> int:
     params, json, data, timeout, meta. Blank lines are skipped. Records are JSON lines with
     id, url, method, ok, status, attempts, elapsed_ms, body, error and meta.
     """
-    retry_on = _parse_codes(kw["retry_on"])
     try:
-        config = make_config(
-            concurrency=kw["concurrency"],
-            per_host=kw["per_host"],
-            timeout=kw["timeout"],
-            retries=kw["retries"],
-            retry_on=retry_on,
-            backoff_base=kw["backoff_base"],
-            backoff_max=max(kw["backoff_max"], kw["backoff_base"]),
-            max_retry_after=kw["max_retry_after"],
-            rate=kw["rate"],
-            rate_per_host=kw["rate_per_host"],
-            burst=kw["burst"],
-            budget=kw["budget"],
-            headers=_parse_headers(kw["headers"]),
-            include_headers=kw["include_headers"],
-            include_attempts=kw["include_attempts"],
-            max_body=kw["max_body"],
-            max_redirects=kw["max_redirects"],
-            verify_tls=not kw["insecure"],
-            transform=kw["transform"],
-            transform_workers=kw["transform_workers"],
-            save_dir=kw["save_dir"],
-            max_file=kw["max_file"],
-        )
+        config = make_config(**{o.name: o.from_cli(kw[o.name]) for o in OPTIONS if o.flags})
         template = (
             UrlTemplate(kw["url_template"], method=kw["method"]) if kw["url_template"] else None
         )
+    except ConfigError as exc:
+        raise click.UsageError(_as_flag(exc)) from exc
     except FanfetchError as exc:
         raise click.UsageError(str(exc)) from exc
     if kw["transform"]:
@@ -304,7 +162,7 @@ def run(**kw: Any) -> int:
         raise click.UsageError("--resume needs -o/--output FILE: it reads what that file holds")
     if kw["redo_failed"] and not kw["resume"]:
         raise click.UsageError("--redo-failed goes with --resume")
-    if kw["insecure"]:
+    if not config.verify_tls:
         click.echo("fanfetch: warning: --insecure: TLS certificates are not verified", err=True)
     options = RunOptions(
         source=kw["source"],
@@ -420,16 +278,12 @@ def _parse_workers(text: str) -> int:
     return int(text)
 
 
-def _parse_codes(text: str) -> frozenset[int]:
-    try:
-        codes = frozenset(int(c) for c in text.replace(" ", "").split(",") if c)
-    except ValueError:
-        raise click.BadParameter(
-            f"{text!r}: give statuses like 429,503", param_hint="--retry-on"
-        ) from None
-    if any(not 100 <= c <= 599 for c in codes):
-        raise click.BadParameter(f"{text!r}: statuses are 100 to 599", param_hint="--retry-on")
-    return codes
+def _as_flag(exc: ConfigError) -> str:
+    """A ``ConfigError`` as the command line says it: in terms of the flag, not the keyword."""
+    option = BY_NAME.get(exc.parameter)
+    if option is None or not option.flags:
+        return str(exc)
+    return f"invalid value for {option.flags[-1]}: {exc.value!r}. HINT: {exc.hint}"
 
 
 def _run_in_loop(options: RunOptions, *, announce: str | None = None, call_ms: float = 0.0) -> int:

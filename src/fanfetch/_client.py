@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import difflib
-import inspect
 from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
@@ -41,6 +40,7 @@ from ._events import Listener
 from ._exceptions import ConfigError
 from ._input import coerce
 from ._models import Request, Result
+from ._options import BY_NAME
 from ._output import OrderedSink
 from ._scheduler import Engine
 from ._transports import Transport
@@ -61,7 +61,7 @@ def make_config(
     retries: int = DEFAULT_RETRIES,
     retry_on: Iterable[int] = DEFAULT_RETRY_ON,
     backoff_base: float = DEFAULT_BACKOFF_BASE,
-    backoff_max: float = DEFAULT_BACKOFF_MAX,
+    backoff_max: float | None = None,
     max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
     rate: str | Rate | None = None,
     rate_per_host: str | Rate | None = None,
@@ -78,7 +78,11 @@ def make_config(
     save_dir: str | None = None,
     max_file: int | None = None,
 ) -> Config:
-    """Build a ``Config`` from flat keyword options (the CLI's flags, in Python)."""
+    """Build a ``Config`` from flat keyword options (the CLI's flags, in Python; the one
+    table of them, with their help, is ``_options.OPTIONS``). ``backoff_max`` left out is
+    30 s, or ``backoff_base`` when that is larger."""
+    if backoff_max is None:
+        backoff_max = max(DEFAULT_BACKOFF_MAX, backoff_base)
 
     def as_rate(value: str | Rate | None, name: str) -> Rate | None:
         if value is None or isinstance(value, Rate):
@@ -126,7 +130,7 @@ def resolve_config(config: Config | None, options: Mapping[str, Any]) -> Config:
     return config if config is not None else make_config(**options)
 
 
-_OPTIONS = sorted(inspect.signature(make_config).parameters)
+_OPTIONS = sorted(BY_NAME)
 
 
 async def _coerced(

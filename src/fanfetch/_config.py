@@ -90,6 +90,9 @@ class RetryPolicy:
         if self.max_retry_after < 0:
             raise ConfigError("max_retry_after", self.max_retry_after, "give seconds >= 0")
         object.__setattr__(self, "retry_on", frozenset(self.retry_on))
+        if any(not isinstance(c, int) or not 100 <= c <= 599 for c in self.retry_on):
+            shown = ",".join(map(str, sorted(self.retry_on, key=str)))
+            raise ConfigError("retry_on", shown, "statuses are whole numbers from 100 to 599")
 
 
 _RATE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|sec|second|m|min|minute|h|hour)\s*$", re.I)
