@@ -2,9 +2,10 @@
 
 Against a real server the process's CPU per request varies by +-10% from run to run on a small
 VM, which hides changes of a few microseconds. Here the transport is a ``MockTransport`` that
-answers at once, and everything else is the CLI's path: the input file read lazily and parsed,
-the engine's workers and limits, the record encoded and written to a file, the summary's
-counts. What is left is fanfetch's own layer; aiohttp's cost comes on top of it.
+answers at once, and everything else is the CLI's path: the input file read lazily and
+parsed, the engine's workers and limits, fanfetch's HTTP layer (``_http``), the record
+encoded and written to a file, the summary's counts. What is left is fanfetch's own layer;
+aiohttp's cost comes on top of it.
 
     python benchmarks/overhead.py [N] [REPEATS]
 """

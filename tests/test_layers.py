@@ -21,6 +21,7 @@ LAYERS: list[set[str]] = [
     {"_events", "_limits", "_retry", "_transform", "_summary", "_progress"},
     {"_input", "_output", "_template"},
     {"_transports._base", "_transports._aiohttp", "_transports._mock", "_transports"},
+    {"_http"},
     {"_attempt"},
     {"_scheduler"},
     {"_client", "_mockapi"},

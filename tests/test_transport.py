@@ -11,6 +11,7 @@ from fanfetch._exceptions import (
     ConnectError,
     RequestTimeout,
 )
+from fanfetch._http import HTTP
 from fanfetch._transports import AiohttpTransport
 from fanfetch._transports._aiohttp import map_aiohttp_error
 from tests.servers import DroppingServer, LoopbackAPI
@@ -18,9 +19,11 @@ from tests.servers import DroppingServer, LoopbackAPI
 
 @pytest.fixture
 async def transport():
-    t = AiohttpTransport(Config(max_body=1000))
+    """The aiohttp transport under fanfetch's HTTP layer (redirects, bodies), as a run has it."""
+    config = Config(max_body=1000)
+    t = AiohttpTransport(config)
     try:
-        yield t
+        yield HTTP(config, t)
     finally:
         await t.aclose()
 

@@ -13,11 +13,11 @@ from typing import Any
 from ._config import Config, Rate
 from ._events import Retrying
 from ._exceptions import InvalidRequest, RequestError
+from ._http import HTTP
 from ._limits import Limiter
 from ._models import Request, Result, status_error
 from ._redact import redact_url
 from ._retry import next_delay, throttle_delay
-from ._transports import Transport
 from ._transports._base import Response
 from ._types import Clock, Sleep
 
@@ -91,7 +91,7 @@ class Attempts:
     def __init__(
         self,
         config: Config,
-        transport: Transport,
+        transport: HTTP,
         limiter: Limiter,
         *,
         clock: Clock = time.monotonic,

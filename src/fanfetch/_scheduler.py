@@ -17,6 +17,7 @@ from ._attempt import Attempts
 from ._channel import Channel
 from ._config import Config
 from ._events import Finished, Listener, RunEnded, RunStarted
+from ._http import HTTP
 from ._limits import Limiter
 from ._models import Request, Result
 from ._transform import Transformer, TransformError
@@ -60,7 +61,7 @@ class Engine:
         )
         self._attempts = Attempts(
             config,
-            self._transport,
+            HTTP(config, self._transport),
             limiter,
             clock=clock,
             sleep=sleep,

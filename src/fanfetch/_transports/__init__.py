@@ -5,7 +5,7 @@ scheduler, limits and retries can be tested without sockets.
 """
 
 from ._aiohttp import AiohttpTransport
-from ._base import Response, Transport
+from ._base import Exchange, Response, Transport
 from ._mock import MockTransport
 
-__all__ = ["AiohttpTransport", "MockTransport", "Response", "Transport"]
+__all__ = ["AiohttpTransport", "Exchange", "MockTransport", "Response", "Transport"]

@@ -1,50 +1,35 @@
-"""The real transport: one ``aiohttp.ClientSession`` for the whole run.
+"""The aiohttp transport: one ``aiohttp.ClientSession`` for the whole run.
 
-Redirects are followed here, not by aiohttp, so that fanfetch decides what a redirect may
-carry: the headers a user gave (``--header`` and a request's own ``headers``) go only to the
-origin they were given for, and a chain that goes on too long is ``too_many_redirects``.
+It only transports (see ``_base``): aiohttp follows no redirect and decodes no body here
+(``allow_redirects=False``, ``auto_decompress=False``); ``_http`` does both, for every
+transport. This module is the one place that knows aiohttp's errors.
 """
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import aiohttp
-import orjson
 from yarl import URL
 
 from .._config import Config
-from .._decoding import ACCEPT_ENCODING, IDENTITY, Decoder, UnknownEncoding, decoder_for
+from .._decoding import ACCEPT_ENCODING
 from .._exceptions import (
-    BodyTooLarge,
     ConnectError,
-    DecodeError,
     InvalidRequest,
     RequestError,
     RequestTimeout,
     TLSError,
-    TooManyRedirects,
 )
-from .._files import save_stream
-from .._models import Request
 from .._redact import redact
 from .._version import __version__
-from ._base import Response
 
 __all__ = ["AiohttpTransport", "map_aiohttp_error"]
 
-_JSON_HEADERS = {"Content-Type": "application/json"}
 _CHUNK = 64 * 1024
-_REDIRECTS = frozenset({301, 302, 303, 307, 308})
-# A body is read freely up to this size; past it, the reader needs one of the run's few
-# places for big bodies, so that a hundred bodies near --max-body (or a hundred gzip bombs
-# expanding to it) are never all held at once.
-_SMALL_BODY = 256 * 1024
-_BIG_BODIES_BYTES = 128 * 1024 * 1024
 # getaddrinfo's answers that mean the name does not exist (not a passing resolver failure)
 _NO_SUCH_NAME = frozenset(
     getattr(socket, name) for name in ("EAI_NONAME", "EAI_NODATA") if hasattr(socket, name)
@@ -97,64 +82,43 @@ def _no_such_name(exc: BaseException) -> bool:
     )
 
 
-def _decoder(resp: aiohttp.ClientResponse) -> Decoder | None:
-    encoding = resp.headers.get("Content-Encoding")
-    if encoding is None:
-        return None
-    try:
-        return decoder_for(encoding)
-    except UnknownEncoding as exc:
-        raise DecodeError(
-            f"the body's Content-Encoding is not one fanfetch can undo: {exc}",
-            status=resp.status,
-        ) from None
+def _mapped(exc: Exception) -> Exception:
+    """What to raise for ``exc``: ours when it means a failed request, else itself."""
+    if isinstance(exc, RequestError):
+        return exc
+    return map_aiohttp_error(exc) or exc
 
 
-def _decode(decoder: Decoder, data: bytes, room: int, resp: aiohttp.ClientResponse) -> bytes:
-    """``data`` decoded, at most ``room + 1`` bytes of it (one more than fits: too large)."""
-    try:
-        return decoder.decode(data, room + 1)
-    except ValueError as exc:
-        encoding = resp.headers.get("Content-Encoding", "")
-        raise DecodeError(
-            f"the body cannot be decoded (Content-Encoding: {encoding}): {exc}",
-            status=resp.status,
-        ) from None
+class _Exchange:
+    """An aiohttp response as an ``Exchange``: its errors mapped as they surface."""
 
+    __slots__ = ("_resp", "content_length", "headers", "reason", "status", "url")
 
-async def _decoded(
-    chunks: AsyncIterator[bytes], decoder: Decoder, status: int, limit: int | None
-) -> AsyncIterator[bytes]:
-    """A saved body's pieces decoded; at most one byte over ``limit`` (the saver refuses it)."""
-    size = 0
-    async for raw in chunks:
-        while True:  # a megabyte at a time: a bomb is written out, never held
-            room = _CHUNK * 16 if limit is None else min(_CHUNK * 16, limit - size + 1)
-            try:
-                chunk = decoder.decode(raw, room)
-            except ValueError as exc:
-                raise DecodeError(f"the body cannot be decoded: {exc}", status=status) from None
-            raw = b""
-            size += len(chunk)
-            if chunk:
+    def __init__(self, resp: aiohttp.ClientResponse) -> None:
+        self._resp = resp
+        self.status = resp.status
+        self.reason = resp.reason
+        self.headers: Mapping[str, str] = resp.headers
+        self.url: URL = resp.url
+        self.content_length = resp.content_length
+
+    async def read(self) -> bytes:
+        try:
+            return await self._resp.read()
+        except Exception as exc:
+            raise _mapped(exc) from exc
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._resp.content.iter_chunked(_CHUNK):
                 yield chunk
-            if (limit is not None and size > limit) or not decoder.pending:
-                break
+        except Exception as exc:
+            raise _mapped(exc) from exc
 
-
-class _Redirect:
-    """A 3xx with a ``Location``, still to follow."""
-
-    __slots__ = ("location", "status", "url")
-
-    def __init__(self, status: int, location: str, url: URL) -> None:
-        self.status = status
-        self.location = location
-        self.url = url
-
-
-def _origin(url: URL) -> tuple[str, str | None, int | None]:
-    return url.scheme, url.raw_host, url.port
+    async def close(self) -> None:
+        resp = self._resp
+        resp.release()
+        await resp.wait_for_close()
 
 
 class AiohttpTransport:
@@ -170,15 +134,6 @@ class AiohttpTransport:
         self._pool_size = pool_size or config.limits.concurrency
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[float | None, aiohttp.ClientTimeout] = {}
-        self._max_body = config.max_body
-        # Content-Type header -> (type, charset): an API sends the same one or two values all
-        # run long, so each is parsed once, not per response.
-        self._ctypes: dict[str, tuple[str, str | None]] = {}
-        self._max_redirects = config.max_redirects
-        self._save_dir = config.save_dir
-        self._max_file = config.max_file
-        self._headers: dict[str, str] | None = dict(config.headers) or None
-        self._big_bodies: asyncio.Semaphore | None = None
 
     def _open(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
@@ -191,7 +146,7 @@ class AiohttpTransport:
         session = aiohttp.ClientSession(
             connector=connector,
             headers={"User-Agent": f"fanfetch/{__version__}", "Accept-Encoding": ACCEPT_ENCODING},
-            auto_decompress=False,  # decoded here, a piece at a time under the cap (_decoding)
+            auto_decompress=False,  # _http decodes, a piece at a time under the cap
             cookie_jar=aiohttp.DummyCookieJar(),  # requests are independent: no cookie carry-over
             timeout=aiohttp.ClientTimeout(total=None),
             trust_env=False,
@@ -212,210 +167,30 @@ class AiohttpTransport:
                 self._timeouts[seconds] = timeout
         return timeout
 
-    async def send(self, request: Request, timeout: float | None) -> Response:
-        session = self._session or self._open()
-        headers: Any = self._headers
-        if request.headers is not None:
-            headers = dict(request.headers) if headers is None else {**headers, **request.headers}
-        data: Any = request.data
-        if request.json is not None:
-            data = orjson.dumps(request.json)
-            headers = _JSON_HEADERS if headers is None else {**_JSON_HEADERS, **headers}
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        try:
-            # The first request under aiohttp's own timeout: most are not redirected, and a
-            # task-level timeout around every one would cost more.
-            first = await self._send_once(
-                session, request, request.target or request.url, request.method, headers,
-                request.params, data, self._timeout(timeout), 0,
-            )  # fmt: skip
-            if type(first) is Response:
-                return first
-            assert isinstance(first, _Redirect)
-            left = None if timeout is None else timeout - (loop.time() - started)
-            async with asyncio.timeout(left):  # the rest of the chain, within the same time
-                return await self._follow(session, request, first, headers, data)
-        except RequestError:
-            raise
-        except Exception as exc:
-            mapped = map_aiohttp_error(exc)
-            if mapped is None:
-                raise
-            raise mapped from exc
-
-    async def _follow(
+    async def open(
         self,
-        session: aiohttp.ClientSession,
-        request: Request,
-        redirect: _Redirect,
-        headers: Any,
-        data: Any,
-    ) -> Response:
-        """Follow ``redirect`` and those after it, as browsers and curl -L do: 303 (and 301
-        or 302 after a POST) become a GET without a body; 307 and 308 repeat the request as
-        it was. Leaving the first origin drops every header the user gave."""
-        origin = _origin(redirect.url)
-        method = request.method
-        no_timeout = self._timeout(None)
-        for hop in range(1, self._max_redirects + 2):
-            location = redirect.location
-            if hop > self._max_redirects:
-                raise TooManyRedirects(
-                    f"more than {self._max_redirects} redirects (last to "
-                    f"{redact(location)}); raise --max-redirects if that is expected",
-                    status=redirect.status,
-                )
-            url = redirect.url.join(URL(location))
-            if url.scheme not in ("http", "https"):
-                raise InvalidRequest(f"a redirect to an unsupported scheme: {redact(str(url))}")
-            to_get = redirect.status == 303 and method != "HEAD"
-            if to_get or (redirect.status in (301, 302) and method == "POST"):
-                method, data = "GET", None
-                if headers is _JSON_HEADERS:
-                    headers = None
-                elif headers is not None:
-                    headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
-            if headers is not None and _origin(url) != origin:
-                headers = None  # the user's headers were given for the first origin only
-            # params: None, the Location is the whole next URL, query included
-            response = await self._send_once(
-                session, request, url, method, headers, None, data, no_timeout, hop
-            )
-            if type(response) is Response:
-                return response
-            assert isinstance(response, _Redirect)
-            redirect = response
-        raise AssertionError("unreachable")  # the loop returns or raises
-
-    async def _send_once(
-        self,
-        session: aiohttp.ClientSession,
-        request: Request,
-        url: Any,
         method: str,
-        headers: Any,
-        params: Any,
-        data: Any,
-        timeout: aiohttp.ClientTimeout,
-        hop: int,
-    ) -> Response | _Redirect:
-        async with session.request(
-            method,
-            url,
-            headers=headers,
-            params=params,
-            data=data,
-            timeout=timeout,
-            allow_redirects=False,
-        ) as resp:
-            status = resp.status
-            if status in _REDIRECTS and self._max_redirects:
-                location = resp.headers.get("Location")
-                if location:
-                    return _Redirect(status, location, resp.url)
-            if self._save_dir is not None and 200 <= status < 300:
-                response = await self._save(resp, request)
-            else:
-                response = await self._read(resp)
-            if hop:
-                response.url = str(resp.url)
-                response.redirects = hop
-            return response
-
-    async def _read(self, resp: aiohttp.ClientResponse) -> Response:
-        length = resp.content_length
-        status = resp.status
-        decoder = _decoder(resp)
-        if decoder is None:
-            if length is not None and length > self._max_body:
-                message = f"the body is {length:,} bytes, over {self._max_body:,}"
-                raise BodyTooLarge(message, status=status)
-            if length is not None and length <= _SMALL_BODY:
-                content = await resp.read()
-            else:
-                content = await self._read_capped(resp, IDENTITY)
-        else:
-            content = await self._read_capped(resp, decoder)
-        rheaders = resp.headers
-        raw_type = rheaders.get("Content-Type")
-        if raw_type is None:
-            ctype, charset = "", None
-        elif (known := self._ctypes.get(raw_type)) is not None:
-            ctype, charset = known
-        else:
-            ctype, charset = resp.content_type, resp.charset
-            if len(self._ctypes) < 64:
-                self._ctypes[raw_type] = (ctype, charset)
-        return Response(
-            status,
-            content,
-            headers=rheaders,
-            content_type=ctype,
-            charset=charset,
-            reason=resp.reason,
-        )
-
-    async def _save(self, resp: aiohttp.ClientResponse, request: Request) -> Response:
-        """Stream a 2xx body to a file (``--save-dir``) instead of into memory."""
-        assert self._save_dir is not None
-        length = resp.content_length
-        limit = self._max_file  # not --max-body: a file is streamed, never held in memory
-        identity = "Content-Encoding" not in resp.headers
-        if identity and length is not None and limit is not None and length > limit:
-            raise BodyTooLarge(
-                f"the body is {length:,} bytes, over --max-file {limit:,}", status=resp.status
+        url: URL | str,
+        *,
+        headers: Mapping[str, str] | None,
+        params: Mapping[str, Any] | None,
+        data: bytes | str | None,
+        timeout: float | None,
+    ) -> _Exchange:
+        session = self._session or self._open()
+        try:
+            resp = await session.request(
+                method,
+                url,
+                headers=headers,
+                params=params,
+                data=data,
+                timeout=self._timeout(timeout),
+                allow_redirects=False,
             )
-        decoder = _decoder(resp)
-        chunks: AsyncIterator[bytes] = resp.content.iter_chunked(_CHUNK)
-        if decoder is not None:
-            chunks = _decoded(chunks, decoder, resp.status, limit)
-        try:
-            saved = await save_stream(chunks, self._save_dir, request.id, limit=limit)
-        except OverflowError:
-            raise BodyTooLarge(
-                f"the body is over --max-file {limit:,} bytes", status=resp.status
-            ) from None
-        except OSError as exc:
-            raise RequestError(f"cannot save the body: {exc.strerror or exc}") from exc
-        response = Response(resp.status, b"", headers=resp.headers, reason=resp.reason)
-        response.saved = saved
-        return response
-
-    async def _read_capped(self, resp: aiohttp.ClientResponse, decoder: Decoder) -> bytes:
-        """Read a body of unknown, compressed or large size, stopping as soon as it (decoded)
-        is too large; past ``_SMALL_BODY`` only a few bodies are read at once."""
-        chunks: list[bytes] = []
-        size = 0
-        big: asyncio.Semaphore | None = None
-        cap = self._max_body
-        try:
-            async for raw in resp.content.iter_chunked(_CHUNK):
-                while True:  # decoded a piece at a time: no more than fits before a place
-                    limit = cap if big is not None or cap <= _SMALL_BODY else _SMALL_BODY
-                    chunk = _decode(decoder, raw, limit - size, resp)
-                    raw = b""
-                    size += len(chunk)
-                    if size > cap:
-                        raise BodyTooLarge(f"the body is over {cap:,} bytes", status=resp.status)
-                    chunks.append(chunk)
-                    if big is None and size > _SMALL_BODY:
-                        big = await self._big_body_place()
-                    if not decoder.pending:
-                        break
-            return b"".join(chunks)
-        finally:
-            if big is not None:
-                big.release()
-
-    async def _big_body_place(self) -> asyncio.Semaphore:
-        """Wait for one of the run's places for a body past ``_SMALL_BODY``; the caller
-        releases it."""
-        if self._big_bodies is None:
-            places = max(2, _BIG_BODIES_BYTES // max(self._max_body, 1))
-            self._big_bodies = asyncio.Semaphore(places)
-        await self._big_bodies.acquire()
-        return self._big_bodies
+        except Exception as exc:
+            raise _mapped(exc) from exc
+        return _Exchange(resp)
 
     async def aclose(self) -> None:
         if self._session is not None:

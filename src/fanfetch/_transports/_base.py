@@ -1,18 +1,69 @@
-"""What a transport promises the scheduler."""
+"""The transport seam: what a transport promises the layer above it (``_http``).
+
+A transport only transports: it sends one request as it is given (no redirects followed,
+no body decoded) and hands back the status, the headers and the body as it comes, mapping
+its own library's errors onto fanfetch's (and re-raising what it does not know). Body caps,
+decoding, saving to files and the redirect policy live above it, once, for every transport.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Protocol
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, Protocol
+
+from yarl import URL
 
 from .._files import SavedBody
-from .._models import Request
 
-__all__ = ["Response", "Transport"]
+__all__ = ["Exchange", "Response", "Transport"]
+
+
+class Exchange(Protocol):
+    """One request sent and its response begun: the status line and headers are in, the
+    body is still to read (as it came, ``Content-Encoding`` not undone)."""
+
+    status: int
+    reason: str | None
+    headers: Mapping[str, str]
+    url: URL  # the URL the request went to, query included
+    content_length: int | None
+
+    async def read(self) -> bytes:
+        """The whole body (for one the caller knows to be small)."""
+        ...
+
+    def chunks(self) -> AsyncIterator[bytes]:
+        """The body, a piece at a time."""
+        ...
+
+    async def close(self) -> None:
+        """Done with it: the connection goes back to the pool if the body was read."""
+        ...
+
+
+class Transport(Protocol):
+    """Sends requests; a ``RequestError`` (a timeout, a refused connection...) when the
+    exchange fails."""
+
+    async def open(
+        self,
+        method: str,
+        url: URL | str,
+        *,
+        headers: Mapping[str, str] | None,
+        params: Mapping[str, Any] | None,
+        data: bytes | str | None,
+        timeout: float | None,
+    ) -> Exchange:
+        """Send the request; return once the response's headers are in. ``timeout``
+        covers the whole exchange, body included (None: no limit)."""
+        ...
+
+    async def aclose(self) -> None: ...
 
 
 class Response:
-    """A whole response: the body is read before the transport returns it."""
+    """A whole response, as the layer above a transport hands it to the attempt loop."""
 
     __slots__ = (
         "charset",
@@ -49,15 +100,3 @@ class Response:
 
     def __repr__(self) -> str:
         return f"<Response {self.status} {len(self.content)} bytes>"
-
-
-class Transport(Protocol):
-    """Sends one attempt of a request.
-
-    ``send`` returns the whole response (any status) or raises a ``RequestError``; it never
-    hands back anything still to be awaited.
-    """
-
-    async def send(self, request: Request, timeout: float | None) -> Response: ...
-
-    async def aclose(self) -> None: ...
