@@ -90,3 +90,15 @@ def test_an_error_class_defined_after_the_first_record_is_read_back_is_still_fou
 
     record = {"id": 2, "url": "http://127.0.0.1/", "error": {"type": "transform", "message": "x"}}
     assert type(Result.from_record(record).error) is TransformError
+
+
+def test_attempt_history_is_typed_and_comes_back_from_its_record():
+    from fanfetch._models import Attempt
+
+    result = Result(Request("http://127.0.0.1/1", id=1), status=200, attempts=2)
+    result.history = (Attempt(1, 503, None, 12.5, 250.0), Attempt(2, 200, None, 3.0, None))
+    record = result.to_dict()
+    assert record["history"][0] == {
+        "attempt": 1, "status": 503, "error": None, "ms": 12.5, "wait_ms": 250.0
+    }  # fmt: skip
+    assert Result.from_record(record).history == result.history

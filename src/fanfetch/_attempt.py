@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
 
 from ._config import Config, Rate
 from ._events import Retrying
 from ._exceptions import InvalidRequest, RequestError
 from ._http import HTTP
 from ._limits import Limiter
-from ._models import Request, Result, status_error
+from ._models import Attempt, Request, Result, status_error
 from ._redact import redact_url
 from ._retry import next_delay, throttle_delay
 from ._transports._base import Response
@@ -50,7 +49,7 @@ def _host_of(request: Request) -> str:
         return host_key(request.url)
     key: str = target.raw_authority
     if key.endswith((":80", ":443")):
-        key = target.host_port_subcomponent
+        key = target.host_port_subcomponent or key
     return key
 
 
@@ -70,15 +69,15 @@ def _attempt_entry(
     began: float,
     ended: float,
     delay: float | None,
-) -> dict[str, Any]:
+) -> Attempt:
     """One line of ``--include-attempts`` history."""
-    return {
-        "attempt": attempt,
-        "status": response.status if response is not None else None,
-        "error": error.type if error is not None else None,
-        "ms": round((ended - began) * 1000.0, 3),
-        "wait_ms": round(delay * 1000.0, 3) if delay is not None else None,
-    }
+    return Attempt(
+        attempt,
+        response.status if response is not None else None,
+        error.type if error is not None else None,
+        round((ended - began) * 1000.0, 3),
+        round(delay * 1000.0, 3) if delay is not None else None,
+    )
 
 
 class Attempts:
@@ -120,7 +119,7 @@ class Attempts:
         budget = config.budget
         if cost is not None and budget is not None and cost > budget.count:
             return over_budget(request, budget)
-        history: list[dict[str, Any]] | None = [] if config.include_attempts else None
+        history: list[Attempt] | None = [] if config.include_attempts else None
         start = clock()
         attempt = 0
         while True:
@@ -194,5 +193,5 @@ class Attempts:
             if response.saved is not None:
                 saved = response.saved
                 result.extra = {"path": saved.path, "bytes": saved.size, "sha256": saved.sha256}
-        result.history = history
+        result.history = None if history is None else tuple(history)
         return result

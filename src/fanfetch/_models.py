@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from yarl import URL
 
 from ._exceptions import HTTPStatusError, RequestError, error_from_record
 from ._types import JSONValue
 
-__all__ = ["JSONValue", "Request", "Result", "decode_body"]
+__all__ = ["Attempt", "JSONValue", "Request", "Result", "decode_body"]
 
 
 _TEXT_TYPES = (
@@ -78,7 +80,7 @@ class Request:
         self.cost = cost
         self.line = line
         self.seq = seq
-        self.target: Any = None  # the parsed URL, once the input has checked it (yarl.URL)
+        self.target: URL | None = None  # the parsed URL, once the input has checked it
 
     def copy(self) -> Request:
         """A request of its own with the same fields (the API never changes a caller's)."""
@@ -141,6 +143,27 @@ def decode_body(content: bytes, content_type: str, charset: str | None) -> tuple
     return base64.b64encode(content).decode("ascii"), "base64"
 
 
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One attempt of a request, as ``--include-attempts`` records it: its number, the status
+    or the error type, how long it took, and the wait after it (None: it was the last)."""
+
+    attempt: int
+    status: int | None
+    error: str | None
+    ms: float
+    wait_ms: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "attempt": self.attempt,
+            "status": self.status,
+            "error": self.error,
+            "ms": self.ms,
+            "wait_ms": self.wait_ms,
+        }
+
+
 class Result:
     """The outcome of one request: its final response, or its final error.
 
@@ -192,7 +215,7 @@ class Result:
         self.url = request.url if url is None else url
         self.redirects = 0  # redirects followed to the final response
         self.final_url: str | None = None  # where that response came from, when redirected
-        self.history: list[dict[str, Any]] | None = None
+        self.history: tuple[Attempt, ...] | None = None
         self.extra: dict[str, Any] | None = None
         self._body: tuple[Any, str | None] | None = None
 
@@ -301,7 +324,8 @@ class Result:
         result._body = (body, encoding)
         result.redirects = record.get("redirects", 0)
         result.final_url = record.get("final_url")
-        result.history = record.get("history")
+        history = record.get("history")
+        result.history = None if history is None else tuple(Attempt(**h) for h in history)
         extra = {k: record[k] for k in ("path", "bytes", "sha256", "transformed") if k in record}
         result.extra = extra or None
         return result
@@ -342,7 +366,7 @@ class Result:
         record["error"] = None if error is None else {"type": error.type, "message": str(error)}
         record["meta"] = request.meta
         if self.history is not None:
-            record["history"] = self.history
+            record["history"] = [attempt.to_dict() for attempt in self.history]
         if extra:
             record.update(extra)
         return record
