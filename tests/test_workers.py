@@ -199,3 +199,29 @@ async def test_workers_that_keep_dying_stop_the_run_with_exit_1_and_resume_finis
     again = await run_cli("run", str(src), "-o", str(out), "--workers", "2", "-q", "--resume")
     assert again.status == 0, again.stderr
     assert sorted(r["id"] for r in read_records(out)) == list(range(1, n + 1))
+
+
+@pytest.mark.slow
+async def test_the_summary_with_workers_counts_as_one_process_does(
+    api: LoopbackAPI, tmp_path: Path
+):
+    import orjson
+
+    for i in range(0, 60, 3):  # every third answers 503 twice, then 200: two retries each
+        api.script[str(i)] = [503, 503, 200]
+    src = tmp_path / "in.txt"
+    src.write_text("".join(api.url(f"/scripted/{i}") + "\n" for i in range(60)))
+    summaries = {}
+    for workers in ("1", "2"):
+        summary = tmp_path / f"summary-{workers}.json"
+        for i in range(0, 60, 3):
+            api.script[str(i)] = [503, 503, 200]
+        result = await run_cli(
+            "run", str(src), "-q", "--workers", workers, "--backoff-base", "0",
+            "--summary-json", str(summary),
+        )  # fmt: skip
+        assert result.status == 0, result.stderr
+        summaries[workers] = orjson.loads(summary.read_bytes())
+    for key in ("requests", "ok", "failed", "errors", "statuses", "retries"):
+        assert summaries["1"][key] == summaries["2"][key], key
+    assert summaries["2"]["retries"] == 40 and summaries["2"]["statuses"] == {"200": 60}

@@ -11,7 +11,7 @@ import signal
 import sys
 import time
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -245,17 +245,15 @@ async def _run_workers(
         window = max(4 * options.config.limits.concurrency, 4 * BATCH * options.workers)
         ordered = Reorder[bytes](window=window)
 
-    async def write(records: list[WorkerRecord]) -> None:
+    async def write(records: list[WorkerRecord], counts: dict[str, Any]) -> None:
         if ordered is None:
-            writer.write_lines([record[1] for record in records])
+            writer.write_lines([line for _, line in records])
         else:
-            for record in records:
-                ordered.add(record[0], record[1])
+            for seq, line in records:
+                ordered.add(seq, line)
             if due := ordered.take_due():
                 writer.write_lines(due)
-        for _, _, ok, status, error, attempts, elapsed_ms in records:
-            stats.count(ok, status, error, attempts, elapsed_ms)
-            stats.retries += max(0, attempts - 1)
+        stats.add(counts)  # what the worker's own Stats counted, from its engine's events
 
     async def write_invalid(result: Result) -> None:
         if ordered is None:

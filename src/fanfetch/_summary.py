@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 from ._events import Event, Finished, Retrying, RunEnded, RunStarted
@@ -67,7 +68,7 @@ class Stats:
     def count(
         self, ok: bool, status: int | None, error: str | None, attempts: int, elapsed_ms: float
     ) -> None:
-        """One finished request (the engine's events and ``--workers`` records both land here)."""
+        """One finished request."""
         self.done += 1
         if status is not None:
             self.statuses[status] += 1
@@ -97,6 +98,33 @@ class Stats:
         elif isinstance(event, RunEnded):
             self.ended = self._clock()
             self.interrupted = event.interrupted
+
+    def counts(self) -> dict[str, Any]:
+        """What this has counted, as plain data another ``Stats`` can ``add`` (a
+        ``--workers`` process sends its counts with each batch of records)."""
+        lat = self.latency
+        return {
+            "done": self.done,
+            "ok": self.ok,
+            "errors": dict(self.errors),
+            "statuses": dict(self.statuses),
+            "retries": self.retries,
+            "buckets": dict(lat.buckets),
+            "max_ms": lat.max,
+        }
+
+    def add(self, counts: Mapping[str, Any]) -> None:
+        """Add ``counts`` (from ``counts()``) to these."""
+        self.done += counts["done"]
+        self.ok += counts["ok"]
+        self.errors.update(counts["errors"])
+        self.statuses.update(counts["statuses"])
+        self.retries += counts["retries"]
+        lat = self.latency
+        for bucket, n in counts["buckets"].items():
+            lat.buckets[bucket] += n
+            lat.count += n
+        lat.max = max(lat.max, counts["max_ms"])
 
     def absorb(self, shard: dict[str, Any]) -> None:
         """Add the counts a cluster shard reported (``_cluster``) to these, with the records

@@ -39,8 +39,7 @@ from .._types import Item
 __all__ = ["WorkerRecord", "max_parts", "run_workers", "share"]
 
 BATCH = 256
-# (seq, record line, ok, status, error type, attempts, elapsed ms)
-WorkerRecord = tuple[int, bytes, bool, int | None, str | None, int, float]
+WorkerRecord = tuple[int, bytes]  # (seq, record line)
 Dealt = tuple[dict[str, Any], int, int]  # (request, line, seq)
 _DONE = "done"
 _RESTARTS_PER_WORKER = 3  # a worker that keeps dying is not a passing fault: stop then
@@ -97,9 +96,11 @@ def _worker_main(config: Config, inbox: Connection, outbox: Connection) -> None:
 
 async def _worker(config: Config, inbox: Connection, outbox: Connection) -> None:
     from .._scheduler import Engine
+    from .._summary import Stats
 
     loop = asyncio.get_running_loop()
-    engine = Engine(config)
+    tally = [Stats()]  # counted from the engine's events, as a single process counts
+    engine = Engine(config, listeners=[lambda event: tally[0](event)])
     signals: list[int] = []
 
     def on_signal() -> None:  # the parent's first word stops taking work; a second cuts the grace
@@ -135,23 +136,14 @@ async def _worker(config: Config, inbox: Connection, outbox: Connection) -> None
     include = config.include_headers
 
     async def send() -> None:
+        """The records so far, with what this worker's ``Stats`` counted since the last."""
         batch, pending[:] = list(pending), []
-        if batch:
-            await loop.run_in_executor(None, outbox.send, batch)
+        counts, tally[0] = tally[0].counts(), Stats()
+        if batch or counts["done"] or counts["retries"]:
+            await loop.run_in_executor(None, outbox.send, (batch, counts))
 
     async def sink(result: Result) -> None:
-        error = result.error
-        pending.append(
-            (
-                result.request.seq,
-                encode_result(result, include_headers=include),
-                result.ok,
-                result.status,
-                None if error is None else error.type,
-                result.attempts,
-                result.elapsed_ms,
-            )
-        )
+        pending.append((result.request.seq, encode_result(result, include_headers=include)))
         if len(pending) >= 64:
             await send()
 
@@ -248,13 +240,14 @@ async def run_workers(
     n: int,
     config: Config,
     items: AsyncIterator[Item],
-    write: Callable[[list[WorkerRecord]], Awaitable[None]],
+    write: Callable[[list[WorkerRecord], dict[str, Any]], Awaitable[None]],
     write_invalid: Callable[[Result], Awaitable[None]],
     ordered: Reorder[bytes] | None = None,
     *,
     warn: Callable[[str], None] | None = None,
 ) -> None:
-    """Deal ``items`` to ``n`` worker processes; hand the records they send back to ``write``.
+    """Deal ``items`` to ``n`` worker processes; hand the records they send back, and what
+    their ``Stats`` counted, to ``write``.
 
     Lines that are no request (``invalid_request``) are written here, without a round trip.
     With ``ordered``, no item is dealt (or written) too far ahead of the next record due.
@@ -366,10 +359,10 @@ async def run_workers(
             elif message == _DONE:
                 worker.finished = True
             else:
+                records, counts = message
                 dealt = worker.dealt
-                fresh = [record for record in message if dealt.pop(record[0], None) is not None]
-                if fresh:
-                    await write(fresh)
+                fresh = [record for record in records if dealt.pop(record[0], None) is not None]
+                await write(fresh, counts)
                 room.set()
 
     feeder = asyncio.ensure_future(feed())
