@@ -1,9 +1,8 @@
 """A bounded queue between coroutines, for the paths every request takes.
 
-``asyncio.Queue`` does this job, but its put and get cost about 0.7 us a request, and when
-it is full every put makes a future and every get wakes a producer: at ten thousand
-requests a second that is a tenth of fanfetch's own work. Here a queued item is taken
-without waiting on anything; producers stopped by a full channel are woken only when it is
+``asyncio.Queue`` does this job, but costs a tenth of fanfetch's own work at ten thousand
+requests a second (``benchmarks/FINDINGS.md``). Here a queued item is taken without waiting
+on anything; producers stopped by a full channel are woken only when it is
 half empty, not once per item; and the end is one flag, not a sentinel per consumer.
 """
 

@@ -213,11 +213,7 @@ class Engine:
                 for listener in listeners:
                     listener(event)
             # Let the loop run everything else that is ready before this worker starts its
-            # next request. Measured against nginx (c=100, same syscalls either way): 92 ->
-            # 68 us of CPU per request with a sink that does not wait, 80-88 -> 76-78 with
-            # the record writer, whose put already waits for the next turn. Probably because
-            # taking the finished requests first runs the same code on many in a row, where
-            # starting the next at once interleaves each worker's whole path with the others'.
+            # next request: a quarter less CPU per request (benchmarks/FINDINGS.md).
             await asyncio.sleep(0)
 
     async def call(self, request: Request) -> Result:

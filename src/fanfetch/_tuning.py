@@ -20,7 +20,7 @@ def collect_young_rarely() -> None:
     With a hundred requests or more in flight, thousands of objects are alive (frames,
     responses, results waiting for their record), and each young collection walks them
     again: with the default, the collector took a sixth of a run's CPU (figures in
-    ``benchmarks/RESULTS.md``). A successful request makes no reference cycles (a test
+    ``benchmarks/FINDINGS.md``). A successful request makes no reference cycles (a test
     checks), so collecting less often costs no memory. A threshold of 0 (collection off)
     or one already higher is left as it is.
     """
