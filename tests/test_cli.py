@@ -375,7 +375,7 @@ async def test_a_url_without_a_scheme_is_told_to_add_one_and_a_bad_ipv4_is_an_in
     tmp_path: Path,
 ):
     src = tmp_path / "in.txt"
-    src.write_text("127.0.0.1:8080/items/1\nhttp://256.1.1.1/\n")
+    src.write_text("127.0.0.1:8080/items/1\nhttp://127.0.0.300/\n")
     result = await run_cli("run", str(src), "-q")
     records = {r["id"]: r for r in result.records}
     assert "no scheme" in records[1]["error"]["message"]
