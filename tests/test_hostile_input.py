@@ -67,7 +67,7 @@ async def test_the_python_api_hands_back_a_too_deep_body_and_can_write_its_recor
     deep_server: str,
 ):
     import fanfetch
-    from fanfetch._output import encode_result
+    from fanfetch._records import encode_result
 
     async with fanfetch.Fetcher() as f:
         result = await f.fetch(f"{deep_server}/deep-inside/1")

@@ -17,6 +17,7 @@ LAYERS: list[set[str]] = [
     {"_version", "_types", "_tuning", "_loop", "_channel", "_decoding", "_reorder"},
     {"_exceptions", "_redact"},
     {"_config", "_models", "_resume", "_files"},
+    {"_records"},
     {"_options"},
     {"_events", "_limits", "_retry", "_transform", "_summary", "_progress"},
     {"_input", "_output", "_template"},

@@ -10,7 +10,8 @@ import orjson
 import pytest
 
 from fanfetch import OutputError, Request, Result
-from fanfetch._output import OrderedSink, RecordWriter, encode_record
+from fanfetch._output import OrderedSink, RecordWriter
+from fanfetch._records import encode_record
 from fanfetch._reorder import Reorder
 
 

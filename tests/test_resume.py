@@ -14,7 +14,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from fanfetch._resume import IdSet, id_hash, prepare_resume
+from fanfetch._records import JSON_LINES
+from fanfetch._resume import IdSet, id_hash
 from tests.conftest import read_records, run_cli
 from tests.servers import LoopbackAPI
 
@@ -44,7 +45,7 @@ def test_a_torn_last_line_is_cut_and_its_id_is_not_counted_done(tmp_path: Path):
     out = tmp_path / "out.jsonl"
     write_records(out, [{"id": 1, "ok": True}, {"id": 2, "ok": True}], tail=b'{"id": 3, "ok": tr')
     warnings: list[str] = []
-    state = prepare_resume(str(out), warn=warnings.append)
+    state = JSON_LINES.recover(str(out), warn=warnings.append)
     assert state.records == 2 and state.torn_bytes == len(b'{"id": 3, "ok": tr')
     assert id_hash(1) in state.done and id_hash(3) not in state.done
     assert out.read_bytes().endswith(b"}\n") and "torn" in warnings[0]
@@ -61,7 +62,7 @@ def test_redo_failed_rewrites_the_file_keeping_one_ok_record_per_id(tmp_path: Pa
             {"id": 3, "ok": True},
         ],
     )
-    state = prepare_resume(str(out), redo_failed=True)
+    state = JSON_LINES.recover(str(out), redo_failed=True)
     assert state.dropped_failed == 1 and state.records == 2
     assert [r["id"] for r in read_records(out)] == [1, 3]
     assert id_hash(2) not in state.done

@@ -11,71 +11,22 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
-from typing import Any
 
 import orjson
 
 from ._exceptions import FanfetchError
 from ._models import Result
+from ._records import JSON_LINES, RecordFormat
 from ._reorder import Reorder
 from ._types import Sink
 
-__all__ = [
-    "OrderedSink",
-    "OutputError",
-    "RecordWriter",
-    "encode_record",
-    "encode_result",
-]
+__all__ = ["OrderedSink", "OutputError", "RecordWriter"]
 
 _OPTS = orjson.OPT_APPEND_NEWLINE
 
 
 class OutputError(FanfetchError):
     """The output cannot be written (disk full, closed pipe): the run stops, output whole."""
-
-
-def encode_result(result: Result, *, include_headers: bool = False) -> bytes:
-    """A result's record as the line written for it (a JSON body kept as its own bytes).
-
-    Never raises: every request gets its line. A field that cannot be written as it is
-    (API users may put anything in ``meta``; a body may nest deeper than orjson writes, 254
-    levels, though it reads 1024) is degraded, first to strings for unknown types, then a
-    too-deep body to its text and any other too-deep field to its ``repr``.
-    """
-    record = result.to_dict(include_headers=include_headers, for_writing=True)
-    try:
-        return orjson.dumps(record, option=_OPTS)
-    except TypeError:
-        return _degraded(result, record)
-
-
-def encode_record(record: dict[str, Any]) -> bytes:
-    """One record as one JSON line (with its newline)."""
-    try:
-        return orjson.dumps(record, option=_OPTS)
-    except TypeError:
-        return orjson.dumps(record, option=_OPTS | _LENIENT, default=str)
-
-
-_LENIENT = orjson.OPT_NON_STR_KEYS
-
-
-def _degraded(result: Result, record: dict[str, Any]) -> bytes:
-    try:
-        return orjson.dumps(record, option=_OPTS | _LENIENT, default=str)
-    except TypeError:
-        pass  # nested too deep: find the fields that are
-    for name, value in list(record.items()):
-        try:
-            orjson.dumps(value, option=_LENIENT, default=str)
-        except TypeError:
-            if name == "body":
-                record["body"] = result.text
-                record.pop("body_encoding", None)
-            else:
-                record[name] = repr(value)
-    return orjson.dumps(record, option=_OPTS | _LENIENT, default=str)
 
 
 class RecordWriter:
@@ -89,9 +40,17 @@ class RecordWriter:
     runs about once a second, for a crash of the machine itself.
     """
 
-    def __init__(self, fd: int, *, include_headers: bool = False, buffer_bytes: int = 256 * 1024):
+    def __init__(
+        self,
+        fd: int,
+        *,
+        include_headers: bool = False,
+        record_format: RecordFormat = JSON_LINES,
+        buffer_bytes: int = 256 * 1024,
+    ) -> None:
         self._fd = fd
         self._include_headers = include_headers
+        self._encode = record_format.encode
         self._limit = buffer_bytes
         self._lines: list[bytes] = []
         self._size = 0
@@ -130,7 +89,7 @@ class RecordWriter:
         self.flush()
 
     def write(self, result: Result) -> None:
-        line = encode_result(result, include_headers=self._include_headers)
+        line = self._encode(result, include_headers=self._include_headers)
         self._lines.append(line)
         self._size += len(line)
         self.records += 1

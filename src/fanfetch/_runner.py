@@ -20,9 +20,10 @@ from ._exceptions import FanfetchError, InputError, UsageError, WorkerDied
 from ._input import Duplicates, aiter_items, count_requests, open_source
 from ._job import EXIT_FAILED, EXIT_OK, GRACE_SECONDS, RunOptions, signal_exit_status
 from ._models import Result
-from ._output import OrderedSink, OutputError, RecordWriter, encode_result
+from ._output import OrderedSink, OutputError, RecordWriter
+from ._records import format_for
 from ._reorder import Reorder
-from ._resume import IdSet, prepare_resume
+from ._resume import IdSet
 from ._scheduler import Engine
 from ._summary import Stats, summary_lines
 from ._types import Item
@@ -54,7 +55,7 @@ async def run_job(options: RunOptions, *, announce: str | None = None, call_ms: 
     done_ids: IdSet | None = None
     already = 0
     if options.resume and options.output:
-        state = prepare_resume(
+        state = format_for(options.output).recover(
             options.output,
             redo_failed=options.redo_failed,
             warn=lambda message: err.print(f"fanfetch: {message}"),
@@ -68,7 +69,8 @@ async def run_job(options: RunOptions, *, announce: str | None = None, call_ms: 
     fd = _open_output(options)
     stats = Stats()
     engine = Engine(config, listeners=[stats])
-    writer = RecordWriter(fd, include_headers=config.include_headers)
+    record_format = format_for(options.output)
+    writer = RecordWriter(fd, include_headers=config.include_headers, record_format=record_format)
     sink = writer.put
     reorder = None
     if options.ordered:
@@ -259,7 +261,9 @@ async def _run_workers(
         if ordered is None:
             await writer.put(result)
         else:
-            line = encode_result(result, include_headers=options.config.include_headers)
+            line = format_for(options.output).encode(
+                result, include_headers=options.config.include_headers
+            )
             ordered.add(result.request.seq, line)
             if due := ordered.take_due():
                 writer.write_lines(due)

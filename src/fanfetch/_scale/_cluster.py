@@ -35,6 +35,7 @@ import orjson
 from .._config import Config
 from .._exceptions import ConfigError, UsageError
 from .._models import Request, Result
+from .._records import JSON_LINES
 from .._template import UrlTemplate, csv_header
 
 __all__ = [
@@ -202,14 +203,13 @@ def _run_shard(shard: Shard, config: Config, board: Any, rows: Rows | None) -> d
 async def _shard(shard: Shard, config: Config, board: Any, rows: Rows | None) -> dict[str, Any]:
     from .._input import LineParser, aiter_items
     from .._output import RecordWriter
-    from .._resume import prepare_resume
     from .._scheduler import Engine
     from .._summary import Stats
     from .._template import RowParser
     from .._transports import AiohttpTransport
     from ._workers import share
 
-    state = prepare_resume(shard.part)
+    state = JSON_LINES.recover(shard.part)
     earlier = {
         "requests": state.records,
         "ok": state.records - sum(state.failed.values()),
@@ -389,9 +389,8 @@ def cluster_results(
     run_on_ray(source, out_dir, config, address=address, shards=shards, resume=resume)
     for name in sorted(os.listdir(out_dir)):
         if name.startswith("part-") and name.endswith(".jsonl"):
-            with open(os.path.join(out_dir, name), "rb") as f:
-                for line in f:
-                    yield Result.from_record(orjson.loads(line))
+            for record in JSON_LINES.read(os.path.join(out_dir, name)):
+                yield Result.from_record(record)
 
 
 def _spill(requests: Iterable[Request | Mapping[str, Any] | str], out_dir: str) -> str:

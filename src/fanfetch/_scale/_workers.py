@@ -32,7 +32,7 @@ from .._config import Config, Limits, Rate
 from .._exceptions import WorkerDied
 from .._input import coerce
 from .._models import Result
-from .._output import encode_result
+from .._records import encode_result
 from .._reorder import Reorder
 from .._types import Item
 
