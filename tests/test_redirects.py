@@ -88,3 +88,19 @@ async def test_a_redirect_to_another_port_of_the_same_host_is_another_origin(
         assert "X-Api-Key" not in record["body"]["headers"]
     finally:
         await second.stop()
+
+
+async def test_a_json_body_sent_on_to_another_origin_keeps_its_type_but_not_the_user_headers(
+    two_host_api: LoopbackAPI,
+):
+    api = two_host_api
+    away = api.url("/go/307?to=" + quote(api.url("/echo", host="127.0.0.2")))
+    line = orjson.dumps(
+        {"url": away, "method": "POST", "json": {"a": 1}, "headers": {"X-Key": "secret"}}
+    )
+    result = await run_cli("run", "-", "-q", stdin=line + b"\n")
+    assert result.status == 0, result.stderr
+    echoed = result.records[0]["body"]
+    assert echoed["method"] == "POST" and orjson.loads(echoed["body"]) == {"a": 1}
+    assert echoed["headers"]["Content-Type"] == "application/json"
+    assert "X-Key" not in echoed["headers"]

@@ -187,7 +187,9 @@ class HTTP:
                 elif headers is not None:
                     headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
             if headers is not None and _origin(url) != origin:
-                headers = None  # the user's headers were given for the first origin only
+                # the user's headers were given for the first origin only; a JSON body that
+                # goes on (307, 308) keeps its type
+                headers = _JSON_HEADERS if data is not None and request.json is not None else None
             # params: None, the Location is the whole next URL, query included
             response = await self._send_once(request, url, method, headers, None, data, None, hop)
             if type(response) is Response:
