@@ -52,10 +52,11 @@ async def run_job(options: RunOptions, *, announce: str | None = None, call_ms: 
     show_progress = _shows_progress(options)
     err = _Stderr(rich=show_progress)
     source = open_source(options.source)
+    record_format = format_for(options.output)
     done_ids: IdSet | None = None
     already = 0
     if options.resume and options.output:
-        state = format_for(options.output).recover(
+        state = record_format.recover(
             options.output,
             redo_failed=options.redo_failed,
             warn=lambda message: err.print(f"fanfetch: {message}"),
@@ -69,7 +70,6 @@ async def run_job(options: RunOptions, *, announce: str | None = None, call_ms: 
     fd = _open_output(options)
     stats = Stats()
     engine = Engine(config, listeners=[stats])
-    record_format = format_for(options.output)
     writer = RecordWriter(fd, include_headers=config.include_headers, record_format=record_format)
     sink = writer.put
     reorder = None
