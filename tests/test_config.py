@@ -78,6 +78,6 @@ async def test_the_api_and_the_command_line_refuse_the_same_values_with_the_same
     assert result.status == 2 and hint in result.stderr, result.stderr
 
 
-def test_a_backoff_base_above_the_default_cap_raises_the_cap_in_both():
+def test_an_omitted_backoff_cap_follows_a_larger_base():
     assert fanfetch.make_config(backoff_base=60).retry.backoff_max == 60
     assert fanfetch.make_config().retry.backoff_max == 30

@@ -55,17 +55,19 @@ def test_the_bar_shows_done_of_total_the_rate_in_flight_errors_and_retries():
     assert "in flight 3" in screen and "errors 2" in screen and "retries 1" in screen
 
 
-async def test_the_bar_refreshes_until_the_run_is_done_then_draws_the_end_once():
+async def test_the_bar_redraws_as_the_run_goes_and_draws_its_end_once_done():
     clock = Clock()
     stats = Stats(clock=clock)
     stats(RunStarted(None))
     console, out = _terminal()
-    bar = ProgressBar(stats, in_flight=lambda: 0, console=console, every=0.001)
+    bar = ProgressBar(stats, in_flight=lambda: 0, console=console, every=60.0)
     done = asyncio.Event()
     running = asyncio.ensure_future(bar.run(done))
+    await asyncio.sleep(0)  # the bar's first frame: nothing done yet
+    assert "0/?" in out.getvalue()
     _finish(stats, 5)
     clock.now += 1.0
-    done.set()
+    done.set()  # the bar does not wait out its 60 s: the end is drawn at once
     await asyncio.wait_for(running, 5)
-    last = out.getvalue().rsplit("\r", 1)[-1]
-    assert "5" in last and "in flight 0" in last and "errors 0" in last
+    last = out.getvalue().rsplit("0/?", 1)[-1]
+    assert "5/?" in last and "5/s" in last and "errors 0" in last

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
+import sys
 from pathlib import Path
 
 import pytest
@@ -132,24 +136,27 @@ def _worker_pids(parent: int) -> list[int]:
     return pids
 
 
-@pytest.mark.slow
-async def test_a_worker_killed_mid_run_is_replaced_and_no_record_is_lost_or_doubled(
-    api: LoopbackAPI, tmp_path: Path
-):
-    import asyncio
-    import os
-    import signal
-    import sys
-
-    api.hold_seconds = 0.005
-    n = 3000
+async def _start_with_two_workers(
+    api: LoopbackAPI, tmp_path: Path, *, n: int, hold: float, concurrency: int
+) -> tuple[asyncio.subprocess.Process, Path, Path]:
+    """``fanfetch run`` of ``n`` requests (each held ``hold`` s) with ``--workers 2``."""
+    api.hold_seconds = hold
     src = tmp_path / "in.txt"
     src.write_text("".join(api.url(f"/hold/{i}") + "\n" for i in range(n)))
     out = tmp_path / "out.jsonl"
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "fanfetch", "run", str(src), "-o", str(out), "--workers", "2",
-        "-c", "20", "-q", stderr=asyncio.subprocess.PIPE,
+        "-c", str(concurrency), "-q", stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
+    return proc, src, out
+
+
+@pytest.mark.slow
+async def test_a_worker_killed_mid_run_is_replaced_and_no_record_is_lost_or_doubled(
+    api: LoopbackAPI, tmp_path: Path
+):
+    n = 3000
+    proc, _, out = await _start_with_two_workers(api, tmp_path, n=n, hold=0.005, concurrency=20)
     await api.wait_hits(300, within=60)  # the workers are busy
     pids = _worker_pids(proc.pid)
     assert len(pids) == 2, pids
@@ -165,20 +172,8 @@ async def test_a_worker_killed_mid_run_is_replaced_and_no_record_is_lost_or_doub
 async def test_workers_that_keep_dying_stop_the_run_with_exit_1_and_resume_finishes_it(
     api: LoopbackAPI, tmp_path: Path
 ):
-    import asyncio
-    import os
-    import signal
-    import sys
-
-    api.hold_seconds = 0.02
     n = 1000
-    src = tmp_path / "in.txt"
-    src.write_text("".join(api.url(f"/hold/{i}") + "\n" for i in range(n)))
-    out = tmp_path / "out.jsonl"
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "fanfetch", "run", str(src), "-o", str(out), "--workers", "2",
-        "-c", "4", "-q", stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+    proc, src, out = await _start_with_two_workers(api, tmp_path, n=n, hold=0.02, concurrency=4)
     await api.wait_hits(1, within=60)
     killed: set[int] = set()
     for _ in range(2000):  # bounded: each new worker is killed as soon as it shows

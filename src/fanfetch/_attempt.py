@@ -90,7 +90,7 @@ class Attempts:
     def __init__(
         self,
         config: Config,
-        transport: HTTP,
+        http: HTTP,
         limiter: Limiter,
         *,
         clock: Clock = time.monotonic,
@@ -100,7 +100,7 @@ class Attempts:
     ) -> None:
         self.config = config
         self.limiter = limiter
-        self._transport = transport
+        self._http = http
         self._clock = clock
         self._sleep = sleep
         self._stopping = stopping
@@ -112,7 +112,7 @@ class Attempts:
         limiter = self.limiter
         config = self.config
         policy = config.retry
-        transport = self._transport
+        http = self._http
         timeout = request.timeout or config.timeouts.attempt
         host = _host_of(request)
         cost = request.cost
@@ -130,7 +130,7 @@ class Attempts:
                 await limiter.wait_can_start(host, cost)
             began = clock() if history is not None else 0.0
             try:
-                response = await transport.send(request, timeout)
+                response = await http.send(request, timeout)
             except RequestError as exc:
                 # The result keeps the error for its record, not the frames it came through:
                 # they hold the attempt's locals (a body read so far) in a reference cycle

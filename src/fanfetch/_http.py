@@ -34,7 +34,7 @@ __all__ = ["HTTP"]
 
 _JSON_HEADERS = {"Content-Type": "application/json"}
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
-_CHUNK = 64 * 1024
+_PIECE = 1024 * 1024  # decoded at a time for --save-dir
 # A body is read freely up to this size; past it, the reader needs one of the run's few
 # places for big bodies, so that a hundred bodies near --max-body (or a hundred gzip bombs
 # expanding to it) are never all held at once.
@@ -78,18 +78,13 @@ def _decode(decoder: Decoder, data: bytes, room: int, resp: Exchange) -> bytes:
         ) from None
 
 
-async def _decoded(
-    chunks: AsyncIterator[bytes], decoder: Decoder, status: int, limit: int | None
-) -> AsyncIterator[bytes]:
+async def _decoded(resp: Exchange, decoder: Decoder, limit: int | None) -> AsyncIterator[bytes]:
     """A saved body's pieces decoded; at most one byte over ``limit`` (the saver refuses it)."""
     size = 0
-    async for raw in chunks:
+    async for raw in resp.chunks():
         while True:  # a megabyte at a time: a bomb is written out, never held
-            room = _CHUNK * 16 if limit is None else min(_CHUNK * 16, limit - size + 1)
-            try:
-                chunk = decoder.decode(raw, room)
-            except ValueError as exc:
-                raise DecodeError(f"the body cannot be decoded: {exc}", status=status) from None
+            room = _PIECE if limit is None else min(_PIECE, limit - size)
+            chunk = _decode(decoder, raw, room, resp)
             raw = b""
             size += len(chunk)
             if chunk:
@@ -233,16 +228,13 @@ class HTTP:
         length = resp.content_length
         status = resp.status
         decoder = _decoder(resp)
-        if decoder is None:
-            if length is not None and length > self._max_body:
-                message = f"the body is {length:,} bytes, over {self._max_body:,}"
-                raise BodyTooLarge(message, status=status)
-            if length is not None and length <= _SMALL_BODY:
-                content = await resp.read()
-            else:
-                content = await self._read_capped(resp, IDENTITY)
+        if decoder is None and length is not None and length > self._max_body:
+            message = f"the body is {length:,} bytes, over {self._max_body:,}"
+            raise BodyTooLarge(message, status=status)
+        if decoder is None and length is not None and length <= _SMALL_BODY:
+            content = await resp.read()
         else:
-            content = await self._read_capped(resp, decoder)
+            content = await self._read_capped(resp, decoder or IDENTITY)
         rheaders = resp.headers
         raw_type = rheaders.get("Content-Type")
         if raw_type is None:
@@ -267,15 +259,12 @@ class HTTP:
         assert self._save_dir is not None
         length = resp.content_length
         limit = self._max_file  # not --max-body: a file is streamed, never held in memory
-        identity = "Content-Encoding" not in resp.headers
-        if identity and length is not None and limit is not None and length > limit:
+        decoder = _decoder(resp)
+        if decoder is None and length is not None and limit is not None and length > limit:
             raise BodyTooLarge(
                 f"the body is {length:,} bytes, over --max-file {limit:,}", status=resp.status
             )
-        decoder = _decoder(resp)
-        chunks: AsyncIterator[bytes] = resp.chunks()
-        if decoder is not None:
-            chunks = _decoded(chunks, decoder, resp.status, limit)
+        chunks = _decoded(resp, decoder or IDENTITY, limit)
         try:
             saved = await save_stream(chunks, self._save_dir, request.id, limit=limit)
         except OverflowError:

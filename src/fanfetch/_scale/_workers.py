@@ -188,7 +188,6 @@ class _Worker:
         outbox_write.close()
         self.index = index
         self.dealt: dict[int, Dealt] = {}  # seq -> request, until its record comes back
-        self.ended = False  # told that the input is over
         self.finished = False  # said it is done
         self.dead = False
         self._sending = asyncio.Lock()  # one message at a time on the pipe
@@ -222,6 +221,12 @@ class _Worker:
     def close(self) -> None:
         for conn in (self.inbox, self.outbox):
             conn.close()
+
+    async def aclose(self) -> None:
+        """Close its pipes once no send is under way (a file descriptor closed under a
+        sending thread could be reused by the next worker's pipe)."""
+        async with self._sending:
+            self.close()
 
 
 class _Events:
@@ -301,7 +306,6 @@ async def run_workers(
         input_over = True
         for worker in workers:
             if not worker.dead:
-                worker.ended = True
                 await worker.send(None)
 
     async def replace(dead: _Worker) -> None:
@@ -322,6 +326,7 @@ async def run_workers(
                 f"warning: worker process {dead.index} died ({why}); its "
                 f"{len(left):,} unfinished requests go to a new worker"
             )
+        await dead.aclose()  # its pipes: EOF was read, nothing more will come
         fresh = _Worker(context, part, dead.index, events)
         workers[workers.index(dead)] = fresh
         for start in range(0, len(left), BATCH):
@@ -330,7 +335,6 @@ async def run_workers(
                 fresh.dealt[dealt[2]] = dealt
             await fresh.send(batch)
         if input_over:
-            fresh.ended = True
             await fresh.send(None)
 
     stopping = False
