@@ -127,7 +127,7 @@ async def test_the_same_request_object_twice_gives_two_results_and_is_not_change
 
 def test_a_misspelt_option_is_a_config_error_that_names_the_nearest_one():
     with pytest.raises(fanfetch.ConfigError, match="did you mean concurrency"):
-        fanfetch.run(["http://127.0.0.1/x"], concurency=5)
+        fanfetch.run(["http://127.0.0.1/x"], concurency=5)  # type: ignore[call-arg]
     with pytest.raises(fanfetch.ConfigError, match=r"invalid timeout=-1"):
         fanfetch.run(["http://127.0.0.1/x"], timeout=-1)
     with pytest.raises(fanfetch.ConfigError, match=r"invalid output='out'.*cluster='ray'"):

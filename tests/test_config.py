@@ -45,7 +45,7 @@ def test_the_api_s_keywords_and_the_command_line_s_flags_come_from_one_table():
     import inspect
 
     from fanfetch._cli import run
-    from fanfetch._options import OPTIONS
+    from fanfetch._config import OPTIONS
 
     signature = inspect.signature(fanfetch.make_config).parameters
     assert list(signature) == [o.name for o in OPTIONS]  # same names, same order
@@ -54,6 +54,27 @@ def test_the_api_s_keywords_and_the_command_line_s_flags_come_from_one_table():
     flags = {flag for param in run.params for flag in param.opts}
     for option in OPTIONS:
         assert set(option.flags) <= flags, option.name
+    assert list(fanfetch.Options.__annotations__) == [o.name for o in OPTIONS]  # for mypy
+
+
+def test_every_option_lands_in_a_field_of_the_config_and_keeps_its_value():
+    import dataclasses
+
+    from fanfetch._config import OPTIONS
+
+    config = fanfetch.make_config()
+    for option in OPTIONS:
+        to = option.name if option.to is None else option.to
+        if to:  # "" is read by another option (burst by the rates)
+            owner = config
+            *parts, name = to.split(".")
+            for part in parts:
+                owner = getattr(owner, part)
+            assert name in {f.name for f in dataclasses.fields(owner)}, option.name
+    given = fanfetch.make_config(per_host=3, retries=0, connect_timeout=2.0, max_file=9)
+    assert (given.limits.per_host, given.retry.retries) == (3, 0)
+    assert (given.timeouts.connect, given.max_file) == (2.0, 9)
+    assert fanfetch.make_config(rate="10/s", burst=4).rate == fanfetch.Rate(count=10, burst=4)
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,8 @@ The public API is what ``__all__`` lists; everything else lives in private modul
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any as _Any
 
-from ._client import Fetcher, RequestLike, make_config, stream
-from ._config import Config, Limits, Rate, RetryPolicy, Timeouts
+from ._client import Fetcher, RequestLike, stream
+from ._config import Config, Limits, Options, Rate, RetryPolicy, Timeouts, make_config
 from ._events import Event, Finished, Listener, Retrying, RunEnded, RunStarted
 from ._exceptions import (
     BodyTooLarge,
@@ -60,6 +60,7 @@ __all__ = [
     "Listener",
     "MockAPI",
     "MockTransport",
+    "Options",
     "OutputError",
     "Rate",
     "Request",

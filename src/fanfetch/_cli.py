@@ -17,11 +17,9 @@ from typing import Any
 
 import click
 
-from ._client import make_config
-from ._config import DEFAULT_CONCURRENCY
+from ._config import BY_NAME, DEFAULT_CONCURRENCY, OPTIONS, make_config
 from ._exceptions import ConfigError, FanfetchError, UsageError
 from ._job import EXIT_FAILED, EXIT_OK, EXIT_SIGINT, EXIT_USAGE, RunOptions
-from ._options import BY_NAME, OPTIONS
 from ._template import UrlTemplate
 from ._version import __version__
 
@@ -52,7 +50,7 @@ def cli() -> None:
 
 
 def _option_flags(f: Callable[..., Any]) -> Callable[..., Any]:
-    """The ``fanfetch run`` flags of every option in the one table (``_options``)."""
+    """The ``fanfetch run`` flags of every option in the one table (``_config.OPTIONS``)."""
     for option in reversed(OPTIONS):
         if not option.flags:
             continue

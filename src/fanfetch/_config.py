@@ -1,30 +1,43 @@
-"""Configuration as small immutable value objects, validated when made.
+"""Configuration: every option of a run declared once, and the immutable values it builds.
 
-Every option of the CLI maps to one field here; the CLI and the Python API build the same
-objects, so there is one set of defaults (the ``DEFAULT_*`` constants) and one validation.
+``OPTIONS`` is the one table (name, default, help, command-line flag, where the value goes in
+``Config``); ``make_config`` (the Python API's keywords) and ``fanfetch run``'s flags both come
+from it, and the value objects validate what either gives, so the two cannot disagree: what
+the API refuses, the command line refuses with the same message (and exit status 2).
+Adding an option is a row here, a field of ``Config`` (or of one of its parts) and the code
+that uses it.
 """
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from ._exceptions import ConfigError
 
 __all__ = [
+    "BY_NAME",
     "DEFAULT_CONCURRENCY",
     "DEFAULT_LIMITS",
     "DEFAULT_MAX_BODY",
     "DEFAULT_RETRY",
     "DEFAULT_RETRY_ON",
     "DEFAULT_TIMEOUTS",
+    "OPTIONS",
     "Config",
     "Limits",
+    "Option",
+    "Options",
     "Rate",
     "RetryPolicy",
     "Timeouts",
+    "make_config",
+    "parse_codes",
+    "parse_headers",
 ]
 
 DEFAULT_CONCURRENCY = 100
@@ -174,3 +187,213 @@ class Config:
             raise ConfigError("max_file", self.max_file, "give a size in bytes >= 0, or None")
         if not isinstance(self.max_redirects, int) or self.max_redirects < 0:
             raise ConfigError("max_redirects", self.max_redirects, "give a whole number >= 0")
+
+
+def parse_codes(text: str) -> frozenset[int]:
+    """``"429,503"`` as statuses (their range is checked by ``RetryPolicy``)."""
+    try:
+        return frozenset(int(c) for c in text.replace(" ", "").split(",") if c)
+    except ValueError:
+        raise ConfigError("retry_on", text, "give statuses like 429,503") from None
+
+
+def parse_headers(values: tuple[str, ...]) -> dict[str, str]:
+    """``--header 'Name: value'``, repeated, as a mapping."""
+    headers: dict[str, str] = {}
+    for value in values:
+        name, sep, rest = value.partition(":")
+        if not sep or not name.strip() or any(c.isspace() for c in name.strip()):
+            raise ConfigError("headers", value, "write it as 'Name: value'")
+        headers[name.strip()] = rest.strip()
+    return headers
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """One option: ``name`` is the API's keyword; ``flags`` the command line's (none: API
+    only). ``kind`` is what the command line reads (``int``, ``float``, ``str``, ``bool``
+    for a switch, ``list`` for a repeatable one); ``parse`` turns that into the API's value;
+    ``invert`` makes a switch mean False (``--insecure`` is ``verify_tls=False``). ``to`` is
+    where the value goes in ``Config`` (``"retry.retries"``; empty: only read by another
+    option's ``coerce``); ``coerce(value, values, name)`` turns the API's value into that."""
+
+    name: str
+    default: Any
+    help: str
+    flags: tuple[str, ...] = ()
+    kind: type = str
+    metavar: str | None = None
+    parse: Callable[[Any], Any] | None = None
+    invert: bool = False
+    cli_default: Any = None  # the flag's default as text, when the API's is not text
+    to: str | None = None  # default: the field of Config with the option's name
+    coerce: Callable[[Any, Mapping[str, Any], str], Any] | None = None
+
+    def from_cli(self, value: Any) -> Any:
+        """The API's value for what the command line read."""
+        if self.invert:
+            return not value
+        if value is None or self.parse is None:
+            return value
+        return self.parse(value)
+
+
+def _backoff_max(value: float | None, values: Mapping[str, Any], name: str) -> float | None:
+    base = values["backoff_base"]
+    return max(DEFAULT_BACKOFF_MAX, base) if value is None and _is_number(base) else value
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _as_rate(value: str | Rate | None, values: Mapping[str, Any], name: str) -> Rate | None:
+    if value is None or isinstance(value, Rate):
+        return value
+    if isinstance(value, str):
+        burst = 1 if name == "budget" else values["burst"]
+        return Rate.parse(value, burst=burst, parameter=name)
+    raise ConfigError(name, value, "give a string like '100/s' or a fanfetch.Rate")
+
+
+def _as_headers(
+    value: Mapping[str, str] | None, values: Mapping[str, Any], name: str
+) -> Mapping[str, str]:
+    return dict(value or {})
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("concurrency", DEFAULT_CONCURRENCY, "Requests in flight at most, in all.",
+           ("-c", "--concurrency"), int, "N",
+           to="limits.concurrency"),
+    Option("per_host", None, "Requests in flight at most to any one host.  [default: no limit]",
+           ("--per-host",), int, "N",
+           to="limits.per_host"),
+    Option("timeout", DEFAULT_TIMEOUT,
+           "Per attempt, counted from when it gets its slot (not while queued).",
+           ("--timeout",), float, "SECONDS",
+           to="timeouts.attempt"),
+    Option("connect_timeout", None, "Seconds to connect, within the attempt's timeout.",
+           to="timeouts.connect"),
+    Option("retries", DEFAULT_RETRIES, "Further attempts after the first, for retryable failures.",
+           ("--retries",), int, "N",
+           to="retry.retries"),
+    Option("retry_on", DEFAULT_RETRY_ON,
+           "Comma-separated statuses to retry (timeouts and connection errors always are).",
+           ("--retry-on",), str, "CODES", parse_codes,
+           cli_default=",".join(map(str, sorted(DEFAULT_RETRY_ON))),
+           to="retry.retry_on"),
+    Option("backoff_base", DEFAULT_BACKOFF_BASE,
+           "First backoff ceiling; doubles each attempt (full jitter).",
+           ("--backoff-base",), float, "SECONDS",
+           to="retry.backoff_base"),
+    Option("backoff_max", None,
+           f"Largest backoff.  [default: {DEFAULT_BACKOFF_MAX:g}, or the base if larger]",
+           ("--backoff-max",), float, "SECONDS",
+           to="retry.backoff_max", coerce=_backoff_max),
+    Option("max_retry_after", DEFAULT_MAX_RETRY_AFTER,
+           "Longest Retry-After honoured; beyond it the request ends.",
+           ("--max-retry-after",), float, "SECONDS",
+           to="retry.max_retry_after"),
+    Option("rate", None, "Attempts started at most, e.g. 100/s or 3000/min.", ("--rate",),
+           str, "R",
+           coerce=_as_rate),
+    Option("rate_per_host", None, "Like --rate, for each host.", ("--rate-per-host",), str, "R",
+           coerce=_as_rate),
+    Option("burst", 1, "Starts allowed at once under --rate.", ("--burst",), int, "N",
+           to=""),
+    Option("budget", None, 'Cost started at most, e.g. 90000/min; requests carry "cost" '
+           "(LLM tokens).", ("--budget",), str, "B",
+           coerce=_as_rate),
+    Option("headers", None, "Added to every request; repeatable. Never written to records.",
+           ("--header",), list, "'NAME: VALUE'", parse_headers,
+           coerce=_as_headers),
+    Option("include_headers", False, "Add response headers to records.",
+           ("--include-headers",), bool),
+    Option("include_attempts", False,
+           "Add each attempt's status or error and timing to records (history).",
+           ("--include-attempts",), bool),
+    Option("max_body", DEFAULT_MAX_BODY, "Larger bodies end with error too_large.",
+           ("--max-body",), int, "BYTES"),
+    Option("max_redirects", DEFAULT_MAX_REDIRECTS, "Redirects followed at most (0: none).",
+           ("--max-redirects",), int, "N"),
+    Option("verify_tls", True, "Do not verify TLS certificates.", ("--insecure",), bool,
+           invert=True),
+    Option("transform", None, "Run FUNCTION(record) in a process pool on each ok record; its "
+           "value goes into the record as 'transformed'.", ("--transform",), str,
+           "MODULE:FUNCTION"),
+    Option("transform_workers", None,
+           "Processes for --transform (0: on the event loop).  [default: one per core]",
+           ("--transform-workers",), int, "N"),
+    Option("save_dir", None,
+           "Stream each 2xx body to a file in DIR; records get path, bytes, sha256.",
+           ("--save-dir",), str, "DIR"),
+    Option("max_file", None,
+           "With --save-dir: larger files end with error too_large.  [default: no limit]",
+           ("--max-file",), int, "BYTES"),
+)  # fmt: skip
+
+BY_NAME: Mapping[str, Option] = {option.name: option for option in OPTIONS}
+
+
+class Options(TypedDict, total=False):
+    """The API's keywords, for type checkers (the table above has their defaults and help)."""
+
+    concurrency: int
+    per_host: int | None
+    timeout: float | None
+    connect_timeout: float | None
+    retries: int
+    retry_on: Iterable[int]
+    backoff_base: float
+    backoff_max: float | None
+    max_retry_after: float
+    rate: str | Rate | None
+    rate_per_host: str | Rate | None
+    burst: int
+    budget: str | Rate | None
+    headers: Mapping[str, str] | None
+    include_headers: bool
+    include_attempts: bool
+    max_body: int
+    max_redirects: int
+    verify_tls: bool
+    transform: str | Callable[[dict[str, Any]], Any] | None
+    transform_workers: int | None
+    save_dir: str | None
+    max_file: int | None
+
+
+def make_config(**options: Unpack[Options]) -> Config:
+    """A ``Config`` from flat keyword options (the command line's flags, in Python).
+
+    A name that is no option is a ``ConfigError`` that suggests the nearest one.
+    """
+    for name in sorted(options):
+        if name not in BY_NAME:
+            near = difflib.get_close_matches(name, BY_NAME, n=1)
+            hint = f"no such option; did you mean {near[0]}?" if near else "no such option"
+            shown = ", ".join(BY_NAME)
+            raise ConfigError(name, options[name], f"{hint} (the options: {shown})")  # type: ignore[literal-required]
+    values: dict[str, Any] = {o.name: o.default for o in OPTIONS} | dict(options)
+    parts: dict[str, dict[str, Any]] = {"": {}, "limits": {}, "timeouts": {}, "retry": {}}
+    for option in OPTIONS:
+        value = values[option.name]
+        if option.coerce is not None:
+            value = option.coerce(value, values, option.name)
+        to = option.name if option.to is None else option.to
+        if to:
+            part, _, name = to.rpartition(".")
+            parts[part][name] = value
+    return Config(
+        limits=Limits(**parts["limits"]),
+        timeouts=Timeouts(**parts["timeouts"]),
+        retry=RetryPolicy(**parts["retry"]),
+        **parts[""],
+    )
+
+
+make_config.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+    [inspect.Parameter(o.name, inspect.Parameter.KEYWORD_ONLY, default=o.default) for o in OPTIONS],
+    return_annotation=Config,
+)

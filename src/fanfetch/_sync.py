@@ -13,12 +13,14 @@ import os
 import queue
 import threading
 from collections.abc import AsyncIterable, Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, Unpack
 
 from ._client import RequestLike, resolve_config, stream
+from ._config import Config, Options
 from ._exceptions import ConfigError
 from ._loop import new_event_loop
 from ._models import Result
+from ._transports import Transport
 
 __all__ = ["iter_results", "run"]
 
@@ -34,7 +36,9 @@ def iter_results(
     output: str | os.PathLike[str] | None = None,
     shards: int | None = None,
     resume: bool = False,
-    **options: Any,
+    config: Config | None = None,
+    transport: Transport | None = None,
+    **options: Unpack[Options],
 ) -> Iterator[Result]:
     """Yield each ``Result`` as it finishes; blocking. Options as for ``fanfetch.stream``.
 
@@ -48,7 +52,7 @@ def iter_results(
     """
     if cluster is not None:
         yield from _cluster_results(
-            requests, cluster, output, shards, resume, ordered, on_result, options
+            requests, cluster, output, shards, resume, ordered, on_result, config, options
         )
         return
     if isinstance(requests, str | os.PathLike):
@@ -72,7 +76,14 @@ def iter_results(
     async def pump() -> None:
         room.append(asyncio.Event())
         async with contextlib.aclosing(
-            stream(requests, ordered=ordered, on_result=on_result, **options)
+            stream(
+                requests,
+                ordered=ordered,
+                on_result=on_result,
+                config=config,
+                transport=transport,
+                **options,
+            )
         ) as results:
             async for result in results:
                 while True:  # hand over without blocking the engine's loop
@@ -139,7 +150,9 @@ def run(
     output: str | os.PathLike[str] | None = None,
     shards: int | None = None,
     resume: bool = False,
-    **options: Any,
+    config: Config | None = None,
+    transport: Transport | None = None,
+    **options: Unpack[Options],
 ) -> list[Result]:
     """Make every request and return all the results, in input order; blocking, and fine
     inside Jupyter.
@@ -156,6 +169,8 @@ def run(
             output=output,
             shards=shards,
             resume=resume,
+            config=config,
+            transport=transport,
             **options,
         )
     )
@@ -172,7 +187,8 @@ def _cluster_results(
     resume: bool,
     ordered: bool,
     on_result: Callable[[Result], None] | None,
-    options: dict[str, Any],
+    config: Config | None,
+    options: Options,
 ) -> Iterator[Result]:
     from ._scale._cluster import cluster_results
 
@@ -182,7 +198,7 @@ def _cluster_results(
         raise ConfigError("ordered", True, "a cluster job's parts are not in input order")
     if isinstance(requests, AsyncIterable):
         raise ConfigError("requests", requests, "a cluster job takes a path or a plain iterable")
-    config = resolve_config(options.pop("config", None), options)
+    config = resolve_config(config, options)
     for result in cluster_results(
         requests, cluster=cluster, output=output, config=config, shards=shards, resume=resume
     ):
