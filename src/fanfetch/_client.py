@@ -35,12 +35,16 @@ RequestLike = Request | Mapping[str, Any] | str
 """A request as the API takes it: a ``Request``, a dict of the JSON-line shape, or a URL."""
 
 
-def resolve_config(config: Config | None, options: Options) -> Config:
-    """``config=`` or flat options, never both: the one ``Config`` a run uses."""
-    if config is not None and options:
-        names = ", ".join(sorted(options))
+def resolve_config(
+    config: Config | None, options: Options, transport: Transport | str | None = None
+) -> Config:
+    """``config=`` or flat options (a transport's name among them), never both: the one
+    ``Config`` a run uses."""
+    named = {"transport": transport} if isinstance(transport, str) else {}
+    if config is not None and (options or named):
+        names = ", ".join(sorted([*options, *named]))
         raise ConfigError("config", "with " + names, "give either config= or options, not both")
-    return config if config is not None else make_config(**options)
+    return config if config is not None else make_config(**named, **options)
 
 
 async def _coerced(
@@ -72,11 +76,13 @@ class Fetcher:
         self,
         config: Config | None = None,
         *,
-        transport: Transport | None = None,
+        transport: Transport | str | None = None,
         listeners: Sequence[Listener] = (),
         **options: Unpack[Options],
     ) -> None:
-        self.config = resolve_config(config, options)
+        self.config = resolve_config(config, options, transport)
+        if isinstance(transport, str):
+            transport = None  # the Engine opens the one the config names
         self._engine = Engine(self.config, transport=transport, listeners=listeners)
 
     async def __aenter__(self) -> Fetcher:
@@ -149,7 +155,7 @@ async def stream(
     ordered: bool = False,
     on_result: Callable[[Result], None] | None = None,
     config: Config | None = None,
-    transport: Transport | None = None,
+    transport: Transport | str | None = None,
     **options: Unpack[Options],
 ) -> AsyncGenerator[Result, None]:
     """Make every request; yield each ``Result`` as it finishes. Options: see ``make_config``."""

@@ -173,6 +173,7 @@ class Config:
     transform_workers: int | None = None  # None: one per core; 0: on the loop itself
     save_dir: str | None = None  # stream 2xx bodies to files here instead of into records
     max_file: int | None = None  # with save_dir: the largest file (None: no limit)
+    transport: str = "aiohttp"  # a name in _transports.TRANSPORTS
 
     def __post_init__(self) -> None:
         if self.transform_workers is not None and (
@@ -331,13 +332,17 @@ OPTIONS: tuple[Option, ...] = (
     Option("max_file", None,
            "With --save-dir: larger files end with error too_large.  [default: no limit]",
            ("--max-file",), int, "BYTES"),
+    Option("transport", "aiohttp", "The HTTP client underneath, by name (a wrong name lists "
+           "them).", ("--transport",), str, "NAME"),
 )  # fmt: skip
 
 BY_NAME: Mapping[str, Option] = {option.name: option for option in OPTIONS}
 
 
 class Options(TypedDict, total=False):
-    """The API's keywords, for type checkers (the table above has their defaults and help)."""
+    """The API's keywords, for type checkers (the table above has their defaults and help).
+    ``transport`` is not here: the API's functions take it as a parameter of its own, a name
+    or a ``Transport`` object."""
 
     concurrency: int
     per_host: int | None
@@ -364,7 +369,7 @@ class Options(TypedDict, total=False):
     max_file: int | None
 
 
-def make_config(**options: Unpack[Options]) -> Config:
+def make_config(*, transport: str = "aiohttp", **options: Unpack[Options]) -> Config:
     """A ``Config`` from flat keyword options (the command line's flags, in Python).
 
     A name that is no option is a ``ConfigError`` that suggests the nearest one.
@@ -376,6 +381,7 @@ def make_config(**options: Unpack[Options]) -> Config:
             shown = ", ".join(BY_NAME)
             raise ConfigError(name, options[name], f"{hint} (the options: {shown})")  # type: ignore[literal-required]
     values: dict[str, Any] = {o.name: o.default for o in OPTIONS} | dict(options)
+    values["transport"] = transport
     parts: dict[str, dict[str, Any]] = {"": {}, "limits": {}, "timeouts": {}, "retry": {}}
     for option in OPTIONS:
         value = values[option.name]

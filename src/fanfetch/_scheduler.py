@@ -21,7 +21,7 @@ from ._http import HTTP
 from ._limits import Limiter
 from ._models import Request, Result
 from ._transform import Transformer, TransformError
-from ._transports import AiohttpTransport, Transport
+from ._transports import Transport, open_transport
 from ._types import Clock, Item, Sink, Sleep
 
 __all__ = ["Engine"]
@@ -46,7 +46,7 @@ class Engine:
     ) -> None:
         self.config = config
         self._owns_transport = transport is None
-        self._transport: Transport = transport or AiohttpTransport(config)
+        self._transport: Transport = transport or open_transport(config)
         self._listeners = tuple(listeners)
         self._clock = clock
         self._sleep = sleep

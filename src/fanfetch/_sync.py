@@ -37,7 +37,7 @@ def iter_results(
     shards: int | None = None,
     resume: bool = False,
     config: Config | None = None,
-    transport: Transport | None = None,
+    transport: Transport | str | None = None,
     **options: Unpack[Options],
 ) -> Iterator[Result]:
     """Yield each ``Result`` as it finishes; blocking. Options as for ``fanfetch.stream``.
@@ -52,7 +52,16 @@ def iter_results(
     """
     if cluster is not None:
         yield from _cluster_results(
-            requests, cluster, output, shards, resume, ordered, on_result, config, options
+            requests,
+            cluster,
+            output,
+            shards,
+            resume,
+            ordered,
+            on_result,
+            config,
+            transport,
+            options,
         )
         return
     if isinstance(requests, str | os.PathLike):
@@ -151,7 +160,7 @@ def run(
     shards: int | None = None,
     resume: bool = False,
     config: Config | None = None,
-    transport: Transport | None = None,
+    transport: Transport | str | None = None,
     **options: Unpack[Options],
 ) -> list[Result]:
     """Make every request and return all the results, in input order; blocking, and fine
@@ -188,6 +197,7 @@ def _cluster_results(
     ordered: bool,
     on_result: Callable[[Result], None] | None,
     config: Config | None,
+    transport: Transport | str | None,
     options: Options,
 ) -> Iterator[Result]:
     from ._scale._cluster import cluster_results
@@ -198,7 +208,11 @@ def _cluster_results(
         raise ConfigError("ordered", True, "a cluster job's parts are not in input order")
     if isinstance(requests, AsyncIterable):
         raise ConfigError("requests", requests, "a cluster job takes a path or a plain iterable")
-    config = resolve_config(config, options)
+    if transport is not None and not isinstance(transport, str):
+        raise ConfigError(
+            "transport", transport, "a cluster job's nodes open their own: give a name"
+        )
+    config = resolve_config(config, options, transport)
     for result in cluster_results(
         requests, cluster=cluster, output=output, config=config, shards=shards, resume=resume
     ):

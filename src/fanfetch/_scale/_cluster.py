@@ -206,7 +206,7 @@ async def _shard(shard: Shard, config: Config, board: Any, rows: Rows | None) ->
     from .._scheduler import Engine
     from .._summary import Stats
     from .._template import RowParser
-    from .._transports import AiohttpTransport
+    from .._transports import open_transport
     from ._workers import share
 
     state = JSON_LINES.recover(shard.part)
@@ -257,7 +257,7 @@ async def _shard(shard: Shard, config: Config, board: Any, rows: Rows | None) ->
                 engine.resize(share(config, divisor))
 
     # the connection pool is sized for the largest share this shard may grow to
-    transport = AiohttpTransport(config, pool_size=config.limits.concurrency)
+    transport = open_transport(config, pool_size=config.limits.concurrency)
     try:
         async with Engine(share(config, divisor), transport=transport, listeners=[stats]) as engine:
             reporter = asyncio.create_task(keep_reporting(engine))
