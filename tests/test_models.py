@@ -102,3 +102,38 @@ def test_attempt_history_is_typed_and_comes_back_from_its_record():
         "attempt": 1, "status": 503, "error": None, "ms": 12.5, "wait_ms": 250.0
     }  # fmt: skip
     assert Result.from_record(record).history == result.history
+
+
+def test_no_module_assigns_to_a_result_once_it_is_made():
+    """Results are values: fields are given to ``Result(...)`` (or ``replace``), never set."""
+    import ast
+    import inspect
+    from pathlib import Path
+
+    import fanfetch
+
+    fields = set(inspect.signature(Result.__init__).parameters) - {"self"}
+    package = Path(fanfetch.__file__).parent
+    found = []
+    for path in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            targets = node.targets if isinstance(node, ast.Assign) else []
+            targets += [node.target] if isinstance(node, ast.AugAssign | ast.AnnAssign) else []
+            for target in targets:
+                if (
+                    isinstance(target, ast.Attribute)
+                    and target.attr in fields
+                    and not (isinstance(target.value, ast.Name) and target.value.id == "self")
+                    and "result" in ast.unparse(target.value).lower()
+                ):
+                    found.append(f"{path.name}:{node.lineno} {ast.unparse(target)}")
+    assert found == []
+
+
+def test_replace_makes_a_changed_copy_and_leaves_the_original():
+    result = Result(Request("http://127.0.0.1/x", id=1), status=200, content=b'{"a": 1}',
+                    content_type="application/json")  # fmt: skip
+    assert result.body == {"a": 1}
+    copy = result.replace(extra={"transformed": 2})
+    assert copy.extra == {"transformed": 2} and result.extra is None
+    assert copy.body == {"a": 1} and copy.status == 200 and copy.request is result.request

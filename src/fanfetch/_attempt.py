@@ -173,9 +173,11 @@ class Attempts:
                 error=error,
                 attempts=attempt,
                 elapsed_ms=elapsed_ms,
+                history=None if history is None else tuple(history),
             )
         else:
             status = response.status
+            saved = response.saved
             result = Result(
                 request,
                 status=status,
@@ -186,12 +188,11 @@ class Attempts:
                 error=None if 200 <= status < 300 else status_error(status, response.reason),
                 attempts=attempt,
                 elapsed_ms=elapsed_ms,
+                redirects=response.redirects,
+                final_url=redact_url(response.url or "") if response.redirects else None,
+                history=None if history is None else tuple(history),
+                extra=None
+                if saved is None
+                else {"path": saved.path, "bytes": saved.size, "sha256": saved.sha256},
             )
-            if response.redirects:
-                result.redirects = response.redirects
-                result.final_url = redact_url(response.url or "")
-            if response.saved is not None:
-                saved = response.saved
-                result.extra = {"path": saved.path, "bytes": saved.size, "sha256": saved.sha256}
-        result.history = None if history is None else tuple(history)
         return result

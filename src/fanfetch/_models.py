@@ -7,6 +7,7 @@ on the hot path, and a frozen dataclass's ``__init__`` costs several times more.
 from __future__ import annotations
 
 import base64
+import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -169,6 +170,9 @@ class Result:
 
     ``ok`` is true for a final 2xx response. ``content`` is the raw body; ``body`` is the
     decoded form that records carry (see ``decode_body``), computed when first asked for.
+    A result is a value: every field is given when it is made, and nothing changes it after
+    (``replace`` makes a changed copy). It is not frozen by force, which would cost a
+    microsecond per result; ``tests/test_models.py`` checks that no module assigns to one.
     """
 
     __slots__ = (
@@ -202,6 +206,10 @@ class Result:
         attempts: int = 1,
         elapsed_ms: float = 0.0,
         url: str | None = None,
+        redirects: int = 0,
+        final_url: str | None = None,
+        history: tuple[Attempt, ...] | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> None:
         self.request = request
         self.status = status
@@ -213,11 +221,19 @@ class Result:
         self.attempts = attempts
         self.elapsed_ms = elapsed_ms
         self.url = request.url if url is None else url
-        self.redirects = 0  # redirects followed to the final response
-        self.final_url: str | None = None  # where that response came from, when redirected
-        self.history: tuple[Attempt, ...] | None = None
-        self.extra: dict[str, Any] | None = None
+        self.redirects = redirects  # redirects followed to the final response
+        self.final_url = final_url  # where that response came from, when redirected
+        self.history = history
+        self.extra = extra  # saved file's path, bytes, sha256; the transform's value
         self._body: tuple[Any, str | None] | None = None
+
+    def replace(self, **changes: Any) -> Result:
+        """A copy with ``changes`` made (the fields ``__init__`` takes)."""
+        fields = {name: getattr(self, name) for name in _RESULT_FIELDS} | changes
+        copy = Result(**fields)
+        if not {"content", "content_type", "charset"} & changes.keys():
+            copy._body = self._body
+        return copy
 
     @property
     def ok(self) -> bool:
@@ -311,6 +327,8 @@ class Result:
         else:
             content, content_type = orjson.dumps(body), "application/json"
         error = record.get("error")
+        history = record.get("history")
+        extra = {k: record[k] for k in ("path", "bytes", "sha256", "transformed") if k in record}
         result = cls(
             request,
             status=record.get("status"),
@@ -320,14 +338,12 @@ class Result:
             error=error_from_record(error) if isinstance(error, Mapping) else None,
             attempts=record.get("attempts", 1),
             elapsed_ms=record.get("elapsed_ms", 0.0),
+            redirects=record.get("redirects", 0),
+            final_url=record.get("final_url"),
+            history=None if history is None else tuple(Attempt(**h) for h in history),
+            extra=extra or None,
         )
-        result._body = (body, encoding)
-        result.redirects = record.get("redirects", 0)
-        result.final_url = record.get("final_url")
-        history = record.get("history")
-        result.history = None if history is None else tuple(Attempt(**h) for h in history)
-        extra = {k: record[k] for k in ("path", "bytes", "sha256", "transformed") if k in record}
-        result.extra = extra or None
+        result._body = (body, encoding)  # the body exactly as the record kept it
         return result
 
     def to_dict(
@@ -374,6 +390,9 @@ class Result:
     def __repr__(self) -> str:
         what = f"status={self.status}" if self.error is None else f"error={self.error.type}"
         return f"<Result id={self.request.id!r} {what} attempts={self.attempts}>"
+
+
+_RESULT_FIELDS = tuple(inspect.signature(Result.__init__).parameters)[1:]
 
 
 def status_error(status: int, reason: str | None) -> HTTPStatusError:

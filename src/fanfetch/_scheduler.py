@@ -206,7 +206,7 @@ class Engine:
                 finally:
                     self.in_flight -= 1
                 if self._transformer is not None and result.ok:
-                    await self._transform(result)
+                    result = await self._transform(result)
             await sink(result)
             if listeners:
                 event = Finished(result)
@@ -220,14 +220,13 @@ class Engine:
         """One request, through the limits and retries, outside any run."""
         return await self._attempts.run(request)
 
-    async def _transform(self, result: Result) -> None:
+    async def _transform(self, result: Result) -> Result:
         assert self._transformer is not None
         try:
             value = await self._transformer.apply(result.to_dict())
         except TransformError as exc:
-            result.error = exc
-            return
-        result.extra = {**(result.extra or {}), "transformed": value}
+            return result.replace(error=exc)
+        return result.replace(extra={**(result.extra or {}), "transformed": value})
 
     async def aclose(self) -> None:
         """Close the transport (if the engine made it) and the transform pool."""
