@@ -126,7 +126,7 @@ def test_no_module_assigns_to_a_result_once_it_is_made():
                     and not (isinstance(target.value, ast.Name) and target.value.id == "self")
                     and "result" in ast.unparse(target.value).lower()
                 ):
-                    found.append(f"{path.name}:{node.lineno} {ast.unparse(target)}")
+                    found.append(f"{path.name}: {ast.unparse(target)}")
     assert found == []
 
 

@@ -38,3 +38,31 @@ def test_stats_count_results_by_status_error_and_retry_and_render():
     assert data["retries"] == 1 and data["wall_s"] == 2.0 and data["requests_per_s"] == 1.5
     text = "\n".join(summary_lines(stats))
     assert "requests   3" in text and "timeout 1" in text and "p99" in text
+
+
+def test_counts_travel_as_json_and_add_up_with_what_an_output_already_held():
+    """The one counting path: a worker's or a shard's ``Stats.counts()`` (through JSON for a
+    shard's ``.done`` file) added to the driver's, with records found on resuming."""
+    from collections import Counter
+
+    import orjson
+
+    from fanfetch._resume import IdSet, ResumeState
+
+    shard = Stats(clock=lambda: 0.0)
+    shard.add_earlier(
+        ResumeState(
+            IdSet(), 5, 0, 0, failed=Counter(http_status=1), statuses=Counter({200: 4, 500: 1})
+        )
+    )
+    shard.statuses[200] += 1
+    shard.done += 1
+    shard.ok += 1
+    shard.latency.add(12.0)
+    driver = Stats(clock=lambda: 0.0)
+    driver.add(orjson.loads(orjson.dumps(shard.counts(), option=orjson.OPT_NON_STR_KEYS)))
+    summary = driver.as_dict()
+    assert (summary["requests"], summary["ok"], summary["failed"]) == (6, 5, 1)
+    assert summary["statuses"] == {"200": 5, "500": 1}
+    assert summary["errors"] == {"http_status": 1}
+    assert summary["latency_ms"]["max"] == 12.0

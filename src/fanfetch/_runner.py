@@ -222,7 +222,7 @@ def run_cluster_job(options: RunOptions, *, address: str | None) -> int:
     stats.started = live.started
     stats.ended = time.monotonic()
     for shard in shards:
-        stats.absorb(shard)
+        stats.add(shard)
     if not options.quiet:
         err.print(f"fanfetch: {len(shards)} shards written to {options.output}")
         for line in summary_lines(stats):

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ._events import Event, Finished, Retrying, RunEnded, RunStarted
+from ._resume import ResumeState
 from ._types import Clock
 
 __all__ = ["LatencyHistogram", "Stats", "summary_lines"]
@@ -100,8 +101,9 @@ class Stats:
             self.interrupted = event.interrupted
 
     def counts(self) -> dict[str, Any]:
-        """What this has counted, as plain data another ``Stats`` can ``add`` (a
-        ``--workers`` process sends its counts with each batch of records)."""
+        """What this has counted, as plain data another ``Stats`` can ``add``: a ``--workers``
+        process sends its counts with each batch of records, a cluster shard with its reports
+        (and in its ``.done`` file, where JSON makes the numeric keys text)."""
         lat = self.latency
         return {
             "done": self.done,
@@ -118,30 +120,21 @@ class Stats:
         self.done += counts["done"]
         self.ok += counts["ok"]
         self.errors.update(counts["errors"])
-        self.statuses.update(counts["statuses"])
+        for status, n in counts["statuses"].items():
+            self.statuses[int(status)] += n
         self.retries += counts["retries"]
         lat = self.latency
         for bucket, n in counts["buckets"].items():
-            lat.buckets[bucket] += n
+            lat.buckets[int(bucket)] += n
             lat.count += n
         lat.max = max(lat.max, counts["max_ms"])
 
-    def absorb(self, shard: dict[str, Any]) -> None:
-        """Add the counts a cluster shard reported (``_cluster``) to these, with the records
-        its part file already held when it began (a shard Ray ran again, or ``--resume``)."""
-        data = shard["stats"]
-        earlier = shard.get("earlier", {})
-        self.done += data["requests"] + earlier.get("requests", 0)
-        self.ok += data["ok"] + earlier.get("ok", 0)
-        self.errors.update(data["errors"])
-        self.errors.update(earlier.get("errors", {}))
-        for statuses in (data["statuses"], earlier.get("statuses", {})):
-            self.statuses.update({int(k): v for k, v in statuses.items()})
-        self.retries += shard["retries"]
-        for bucket, n in shard["buckets"].items():
-            self.latency.buckets[int(bucket)] += n
-            self.latency.count += n
-        self.latency.max = max(self.latency.max, shard["max_ms"])
+    def add_earlier(self, state: ResumeState) -> None:
+        """Count the records an output already held (a cluster shard run again, or resumed)."""
+        self.done += state.records
+        self.ok += state.records - sum(state.failed.values())
+        self.errors.update(state.failed)
+        self.statuses.update(state.statuses)
 
     @property
     def failed(self) -> int:

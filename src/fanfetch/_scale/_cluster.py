@@ -157,14 +157,9 @@ class Board:
         )
 
 
-def _progress_counts(shard: dict[str, Any]) -> dict[str, int]:
-    """The progress counts in a finished shard's report (also its ``.done`` file)."""
-    stats, earlier = shard["stats"], shard.get("earlier", {})
-    return {
-        "done": earlier.get("requests", 0) + stats["requests"],
-        "ok": earlier.get("ok", 0) + stats["ok"],
-        "retries": shard["retries"],
-    }
+def _progress_counts(counts: dict[str, Any]) -> dict[str, int]:
+    """The progress figures in a shard's counts (``Stats.counts``, also its ``.done`` file)."""
+    return {"done": counts["done"], "ok": counts["ok"], "retries": counts["retries"]}
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +186,7 @@ def _run_shard(shard: Shard, config: Config, board: Any, rows: Rows | None) -> d
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
         counts = runner.run(_shard(shard, config, board, rows))
     with open(stem + ".done.tmp", "wb") as f:
-        f.write(orjson.dumps(counts))
+        f.write(orjson.dumps(counts, option=orjson.OPT_NON_STR_KEYS))
         f.flush()
         os.fsync(f.fileno())
     os.replace(stem + ".done.tmp", stem + ".done")
@@ -210,13 +205,8 @@ async def _shard(shard: Shard, config: Config, board: Any, rows: Rows | None) ->
     from ._workers import share
 
     state = JSON_LINES.recover(shard.part)
-    earlier = {
-        "requests": state.records,
-        "ok": state.records - sum(state.failed.values()),
-        "errors": dict(state.failed),
-        "statuses": {str(k): v for k, v in state.statuses.items()},
-    }
     stats = Stats()
+    stats.add_earlier(state)  # the whole job's summary counts every record once
     divisor = await board.report.remote(shard.index, None)
     parser = (
         LineParser(done=state.done, start_line=shard.first_line - 1)
@@ -232,21 +222,12 @@ async def _shard(shard: Shard, config: Config, board: Any, rows: Rows | None) ->
     fd = os.open(shard.part, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     writer = RecordWriter(fd, include_headers=config.include_headers)
 
-    def counts() -> dict[str, Any]:
-        return {
-            "earlier": earlier,
-            "stats": stats.as_dict(),
-            "buckets": {str(k): v for k, v in stats.latency.buckets.items()},
-            "max_ms": stats.latency.max,
-            "retries": stats.retries,
-        }
-
     async def keep_reporting(engine: Engine) -> None:
         """Tell the board how far this shard is; take on a larger share when it says so."""
         nonlocal divisor
         while True:
             await asyncio.sleep(REPORT_EVERY)
-            progress = _progress_counts(counts())
+            progress = _progress_counts(stats.counts())
             progress["in_flight"] = engine.in_flight
             try:
                 now = await board.report.remote(shard.index, progress)
@@ -274,7 +255,7 @@ async def _shard(shard: Shard, config: Config, board: Any, rows: Rows | None) ->
         await transport.aclose()
         writer.close()
         os.close(fd)
-    return counts()
+    return stats.counts()
 
 
 def run_on_ray(
