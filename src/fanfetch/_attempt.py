@@ -18,7 +18,7 @@ from ._models import Attempt, Request, Result, status_error
 from ._redact import redact_url
 from ._retry import next_delay, throttle_delay
 from ._transports._base import Response
-from ._types import Clock, Sleep
+from ._types import Clock, Sleep, is_success
 
 __all__ = ["Attempts", "host_key", "over_budget"]
 
@@ -144,10 +144,10 @@ class Attempts:
                     status = response.status
                     limiter.notify_finished(
                         host,
-                        ok=200 <= status < 300,
+                        ok=is_success(status),
                         throttle=throttle_delay(policy, status, response.headers),
                     )
-            if response is not None and 200 <= response.status < 300:
+            if response is not None and is_success(response.status):
                 delay = None
             else:
                 delay = next_delay(
@@ -185,7 +185,7 @@ class Attempts:
                 content=response.content,
                 content_type=response.content_type,
                 charset=response.charset,
-                error=None if 200 <= status < 300 else status_error(status, response.reason),
+                error=None if is_success(status) else status_error(status, response.reason),
                 attempts=attempt,
                 elapsed_ms=elapsed_ms,
                 redirects=response.redirects,

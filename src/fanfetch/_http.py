@@ -29,6 +29,7 @@ from ._files import save_stream
 from ._models import Request
 from ._redact import redact
 from ._transports._base import Exchange, Response, Transport
+from ._types import is_success
 
 __all__ = ["HTTP"]
 
@@ -213,7 +214,7 @@ class HTTP:
                 location = exchange.headers.get("Location")
                 if location:
                     return _Redirect(status, location, exchange.url)
-            if self._save_dir is not None and 200 <= status < 300:
+            if self._save_dir is not None and is_success(status):
                 response = await self._save(exchange, request)
             else:
                 response = await self._read(exchange)

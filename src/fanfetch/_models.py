@@ -16,7 +16,7 @@ import orjson
 from yarl import URL
 
 from ._exceptions import HTTPStatusError, RequestError, error_from_record
-from ._types import JSONValue
+from ._types import JSONValue, is_success
 
 __all__ = ["Attempt", "JSONValue", "Request", "Result", "decode_body"]
 
@@ -237,7 +237,7 @@ class Result:
 
     @property
     def ok(self) -> bool:
-        return self.error is None and self.status is not None and 200 <= self.status < 300
+        return self.error is None and self.status is not None and is_success(self.status)
 
     @property
     def id(self) -> Any:

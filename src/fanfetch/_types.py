@@ -1,4 +1,4 @@
-"""Type aliases shared by layers that must not import each other."""
+"""Type aliases and rules shared by layers that must not import each other."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 if TYPE_CHECKING:
     from ._models import Request, Result
 
-__all__ = ["Clock", "Item", "JSONValue", "Sink", "Sleep"]
+__all__ = ["Clock", "Item", "JSONValue", "Sink", "Sleep", "is_success"]
 
 Clock: TypeAlias = Callable[[], float]
 """Seconds from an arbitrary start, never going back (``time.monotonic``)."""
@@ -23,3 +23,8 @@ Item: TypeAlias = "Request | Result"
 
 Sink: TypeAlias = "Callable[[Result], Awaitable[None]]"
 """Where finished results go; awaiting it is how a slow consumer holds the workers back."""
+
+
+def is_success(status: int) -> bool:
+    """The one rule for "this response is a success": a 2xx status."""
+    return 200 <= status < 300
