@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 RAY    := $(VENV)/.ray-installed
 
-.PHONY: demo test test-fast lint typecheck pytest bench dist clean
+.PHONY: demo test test-fast lint typecheck docs pytest bench dist clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,7 @@ demo: $(STAMP)
 test: $(STAMP) $(RAY)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 	rm -f .coverage .coverage.*
 	$(BIN)/coverage run -m pytest
 	$(BIN)/coverage combine -q
@@ -42,6 +43,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# docs/ as a site in .site/ (--strict: a broken link or reference fails the build)
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
 pytest: $(STAMP) $(RAY)
 	$(BIN)/pytest
 
@@ -55,4 +60,4 @@ dist: $(STAMP)
 	$(BIN)/pip wheel --quiet --no-deps --no-build-isolation --wheel-dir dist .
 
 clean:
-	rm -rf dist $(VENV) .coverage .coverage.* .mypy_cache .pytest_cache .ruff_cache demo-results.jsonl
+	rm -rf dist .site $(VENV) .coverage .coverage.* .mypy_cache .pytest_cache .ruff_cache demo-results.jsonl
