@@ -82,6 +82,7 @@ class LoopbackAPI:
         r.add_get("/big/{size}", self._big)
         r.add_get("/notjson", self._notjson)
         r.add_route("*", "/echo", self._echo)
+        r.add_get("/item/{n}", self._item)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         first = web.TCPSite(self._runner, self.hosts[0], 0)
@@ -174,6 +175,14 @@ class LoopbackAPI:
 
     async def _notjson(self, request: web.Request) -> web.Response:
         return web.Response(body=b"<html>oops</html>", content_type="application/json")
+
+    async def _item(self, request: web.Request) -> web.Response:
+        """A JSON object with one field of each type, for --select and table outputs."""
+        n = int(request.match_info["n"])
+        return web.json_response(
+            {"n": n, "name": f"item {n}", "price": n * 1.5, "active": n % 2 == 0,
+             "tags": ["a", str(n)], "note": None, "big": "x" * 2000}
+        )  # fmt: skip
 
     async def _echo(self, request: web.Request) -> web.Response:
         body = await request.read()

@@ -18,7 +18,7 @@ LAYERS: list[set[str]] = [
     {"_exceptions", "_redact"},
     {"_config", "_models", "_resume", "_files"},
     {"_records"},
-    {"_events", "_limits", "_retry", "_transform", "_summary", "_progress"},
+    {"_events", "_limits", "_retry", "_transform", "_select", "_summary", "_progress"},
     {"_input", "_output", "_template"},
     {"_transports._base", "_transports._aiohttp", "_transports._mock", "_transports"},
     {"_http"},

@@ -178,9 +178,17 @@ def run(**kw: Any) -> int:
         cluster=kw["cluster"],
         shards=kw["shards"],
     )
-    if options.cluster is not None:
-        return _run_on_cluster(options)
-    if kw["method"].upper() != "GET" and template is None:
+    try:
+        if options.cluster is not None:
+            return _run_on_cluster(options)
+        return _run_checked(options, kw)
+    except ConfigError as exc:  # found once the run is built (a transport's name, --select)
+        raise click.UsageError(_as_flag(exc)) from exc
+
+
+def _run_checked(options: RunOptions, kw: dict[str, Any]) -> int:
+    config = options.config
+    if kw["method"].upper() != "GET" and options.url_template is None:
         raise click.UsageError("--method goes with --url; give the method in each JSON line")
     _check_paths(options)
     _allow_open_files(config.limits.concurrency)

@@ -108,6 +108,20 @@ class RetryPolicy:
             raise ConfigError("retry_on", shown, "statuses are whole numbers from 100 to 599")
 
 
+def compile_select(expression: str) -> Any:
+    """A ``--select`` expression compiled; a ``ConfigError`` that says where it is wrong."""
+    import jmespath
+    from jmespath.exceptions import JMESPathError
+
+    if not isinstance(expression, str) or not expression.strip():
+        raise ConfigError("select", expression, "give a JMESPath expression, e.g. '{id: id}'")
+    try:
+        return jmespath.compile(expression)
+    except JMESPathError as exc:
+        reason = str(exc).splitlines()[0]
+        raise ConfigError("select", expression, f"not JMESPath: {reason}") from None
+
+
 _RATE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|sec|second|m|min|minute|h|hour)\s*$", re.I)
 _PER = {"s": 1.0, "sec": 1.0, "second": 1.0, "m": 60.0, "min": 60.0, "minute": 60.0}
 _PER |= {"h": 3600.0, "hour": 3600.0}
@@ -174,6 +188,7 @@ class Config:
     save_dir: str | None = None  # stream 2xx bodies to files here instead of into records
     max_file: int | None = None  # with save_dir: the largest file (None: no limit)
     transport: str = "aiohttp"  # a name in _transports.TRANSPORTS
+    select: str | None = None  # a JMESPath expression; records keep what it selects
 
     def __post_init__(self) -> None:
         if self.transform_workers is not None and (
@@ -188,6 +203,8 @@ class Config:
             raise ConfigError("max_file", self.max_file, "give a size in bytes >= 0, or None")
         if not isinstance(self.max_redirects, int) or self.max_redirects < 0:
             raise ConfigError("max_redirects", self.max_redirects, "give a whole number >= 0")
+        if self.select is not None:
+            compile_select(self.select)
 
 
 def parse_codes(text: str) -> frozenset[int]:
@@ -332,6 +349,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("max_file", None,
            "With --save-dir: larger files end with error too_large.  [default: no limit]",
            ("--max-file",), int, "BYTES"),
+    Option("select", None, "Keep only what this JMESPath expression selects from each JSON "
+           "body, e.g. '{id: id, name: name}' (a table's columns).", ("--select",), str,
+           "EXPR"),
     Option("transport", "aiohttp", "The HTTP client underneath, by name (a wrong name lists "
            "them).", ("--transport",), str, "NAME"),
 )  # fmt: skip
@@ -367,6 +387,7 @@ class Options(TypedDict, total=False):
     transform_workers: int | None
     save_dir: str | None
     max_file: int | None
+    select: str | None
 
 
 def make_config(*, transport: str = "aiohttp", **options: Unpack[Options]) -> Config:

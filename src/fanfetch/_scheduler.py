@@ -20,6 +20,7 @@ from ._events import Finished, Listener, RunEnded, RunStarted
 from ._http import HTTP
 from ._limits import Limiter
 from ._models import Request, Result
+from ._select import Selector
 from ._transform import Transformer, TransformError
 from ._transports import Transport, open_transport
 from ._types import Clock, Item, Sink, Sleep
@@ -68,6 +69,7 @@ class Engine:
             stopping=lambda: self._stopping,
             on_retry=self._emit if self._listeners else None,
         )
+        self._selector = Selector(config.select) if config.select is not None else None
         self._transformer = (
             Transformer(config.transform, workers=config.transform_workers)
             if config.transform is not None
@@ -205,6 +207,8 @@ class Engine:
                     result = await attempts(item)
                 finally:
                     self.in_flight -= 1
+                if self._selector is not None and result.ok:
+                    result = self._selector.apply(result)
                 if self._transformer is not None and result.ok:
                     result = await self._transform(result)
             await sink(result)

@@ -1,0 +1,53 @@
+"""``--select``: a JMESPath expression applied to each JSON body; the record keeps only what
+it selects, so a job that needs three fields of a large body writes small records (and a
+multiselect hash, ``{id: id, name: name}``, gives a table its columns)."""
+
+from __future__ import annotations
+
+import orjson
+from jmespath.exceptions import JMESPathError
+
+from ._config import compile_select
+from ._exceptions import RequestError
+from ._models import Result
+
+__all__ = ["SelectError", "Selector"]
+
+
+class SelectError(RequestError):
+    """``"select"``: the expression could not be applied to the body (a function given the
+    wrong type, say). The record keeps the whole body, so it can be looked at."""
+
+    type = "select"
+
+
+class Selector:
+    """Applies one expression to ok results with a JSON body."""
+
+    def __init__(self, expression: str) -> None:
+        self.expression = expression
+        self._compiled = compile_select(expression)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The keys of a multiselect hash (``{id: id, n: name}`` gives ``id``, ``n``): a
+        table's own columns. Empty for any other expression."""
+        parsed = self._compiled.parsed
+        if parsed.get("type") != "multi_select_dict":
+            return ()
+        return tuple(child["value"] for child in parsed["children"])
+
+    def apply(self, result: Result) -> Result:
+        """The result with its body replaced by the selection (non-JSON bodies stay)."""
+        if not result.content or not result.content_type.lower().endswith("json"):
+            return result
+        try:
+            document = orjson.loads(result.content)
+        except orjson.JSONDecodeError:
+            return result
+        try:
+            selected = self._compiled.search(document)
+        except (JMESPathError, TypeError, ValueError) as exc:
+            return result.replace(error=SelectError(f"--select {self.expression!r}: {exc}"))
+        content = orjson.dumps(selected, option=orjson.OPT_NON_STR_KEYS)
+        return result.replace(content=content, content_type="application/json", charset=None)
