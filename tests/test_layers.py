@@ -18,6 +18,15 @@ LAYERS: list[set[str]] = [
     {"_exceptions", "_redact"},
     {"_config", "_models", "_resume", "_files"},
     {"_records"},
+    {
+        "_formats._rows",
+        "_formats._csv",
+        "_formats._sqlite",
+        "_formats._parquet",
+        "_formats._duckdb",
+        "_formats._journal",
+        "_formats",
+    },
     {"_events", "_limits", "_retry", "_transform", "_select", "_summary", "_progress"},
     {"_input", "_output", "_template"},
     {"_transports._base", "_transports._aiohttp", "_transports._mock", "_transports"},
@@ -26,7 +35,7 @@ LAYERS: list[set[str]] = [
     {"_scheduler"},
     {"_client", "_mockapi"},
     {"_scale._workers", "_scale._cluster", "_scale"},  # scale-out
-    {"_sync", "_job", "_runner"},
+    {"_sync", "_job", "_runner", "_export"},
     {"_cli", "_bench", "__main__", "__init__"},
 ]
 LAYER = {module: n for n, layer in enumerate(LAYERS) for module in layer}

@@ -19,6 +19,7 @@ import click
 
 from ._config import BY_NAME, DEFAULT_CONCURRENCY, OPTIONS, make_config
 from ._exceptions import ConfigError, FanfetchError, UsageError
+from ._formats import FORMATS
 from ._job import EXIT_FAILED, EXIT_OK, EXIT_SIGINT, EXIT_USAGE, RunOptions
 from ._template import UrlTemplate
 from ._version import __version__
@@ -78,7 +79,19 @@ def _option_flags(f: Callable[..., Any]) -> Callable[..., Any]:
 
 @cli.command(epilog=EXAMPLES)
 @click.argument("source", metavar="INPUT")
-@click.option("-o", "--output", metavar="FILE", help="Write records here (default: stdout).")
+@click.option(
+    "-o",
+    "--output",
+    metavar="FILE",
+    help="Write records here (default: stdout); the name's ending picks the format: .jsonl, "
+    ".csv, .parquet, .sqlite/.db, .duckdb (anything else: JSON lines).",
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(list(FORMATS)),
+    help="The output's format, whatever its name (stdout takes jsonl or csv).",
+)
 @click.option(
     "--url",
     "url_template",
@@ -165,6 +178,7 @@ def run(**kw: Any) -> int:
     options = RunOptions(
         source=kw["source"],
         output=kw["output"],
+        format=kw["output_format"],
         config=config,
         ordered=kw["ordered"],
         resume=kw["resume"],
@@ -395,6 +409,55 @@ def demo(count: int, concurrency: int, output: str, latency_ms: float, quiet: bo
         )
         status = _run_in_loop(options, announce=output, call_ms=latency_ms)
     return status
+
+
+@cli.command()
+@click.argument("source", metavar="INPUT")
+@click.option("-o", "--output", required=True, metavar="FILE", help="Write the records here.")
+@click.option(
+    "--from",
+    "source_format",
+    type=click.Choice(list(FORMATS)),
+    help="INPUT's format, whatever its name.",
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(list(FORMATS)),
+    help="The output's format, whatever its name.",
+)
+@click.option(
+    "--select",
+    metavar="EXPR",
+    help="Apply this JMESPath expression to each ok "
+    "body, as run --select does (a table gets its keys as columns).",
+)
+@click.option("-q", "--quiet", is_flag=True, help="Say nothing when done.")
+def export(
+    source: str, output: str, source_format: str | None, output_format: str | None,
+    select: str | None, quiet: bool,
+) -> int:  # fmt: skip
+    """Convert the records in INPUT (any output of fanfetch run) to another format.
+
+    The formats follow the files' names (.jsonl, .csv, .parquet, .sqlite/.db, .duckdb).
+    Records are streamed, in flat memory; an existing output is replaced.
+
+    \b
+    fanfetch export results.jsonl -o results.parquet
+    fanfetch export results.jsonl -o items.csv --select '{id: id, name: name}'
+    """
+    from ._export import export as run_export
+
+    try:
+        count = run_export(
+            source, output, source_format=source_format, output_format=output_format,
+            select=select, warn=lambda message: click.echo(f"fanfetch: {message}", err=True),
+        )  # fmt: skip
+    except ConfigError as exc:
+        raise click.BadParameter(f"{exc.value!r}: {exc.hint}", param_hint="--select") from None
+    if not quiet:
+        click.echo(f"fanfetch: {count:,} records written to {output}", err=True)
+    return EXIT_OK
 
 
 @cli.command()

@@ -35,6 +35,7 @@ class RunOptions:
     source: str
     output: str | None
     config: Config
+    format: str | None = None  # None: from the output's name
     ordered: bool = False
     resume: bool = False
     redo_failed: bool = False

@@ -1,7 +1,8 @@
-"""Writing records: one whole JSON line per result, written at once, fsynced every second.
+"""Writing records: each result stored whole at once (in the output's format), fsynced every
+second.
 
-The writer is the engine's sink. It encodes each record once and writes only whole lines, so
-a crash leaves at most one torn line at the end of the file (which ``--resume`` repairs).
+The writer is the engine's sink. It encodes each record once and stores whole batches, so a
+crash leaves at most one torn record at the end of a file (which ``--resume`` repairs).
 ``OrderedSink`` puts results back into input order within a bounded window (``Reorder``):
 when the window is full, workers wait instead of memory growing.
 """
@@ -9,14 +10,13 @@ when the window is full, workers wait instead of memory growing.
 from __future__ import annotations
 
 import asyncio
-import os
-import stat
+from typing import Any
 
 import orjson
 
 from ._exceptions import FanfetchError
 from ._models import Result
-from ._records import JSON_LINES, RecordFormat
+from ._records import FdOutput, Output
 from ._reorder import Reorder
 from ._types import Sink
 
@@ -30,29 +30,29 @@ class OutputError(FanfetchError):
 
 
 class RecordWriter:
-    """Writes records to a file descriptor in whole lines.
+    """Writes records to an ``Output`` (a file descriptor: JSON lines) in whole batches.
 
-    ``put``, the sink the engine awaits, returns only once the record is written to the OS,
-    so a worker takes no new request before its last record is safe: a killed process leaves
-    a record for every finished request, and only those in flight lack one. Records finished
-    in the same turn of the event loop share one ``write`` call at the start of the next turn,
-    so the cost is one system call per turn, not per record. ``sync`` (fsync, off the loop)
-    runs about once a second, for a crash of the machine itself.
+    ``put``, the sink the engine awaits, returns only once the record is stored (written to
+    the OS, or committed), so a worker takes no new request before its last record is safe:
+    a killed process leaves a record for every finished request, and only those in flight
+    lack one. Records finished in the same turn of the event loop share one ``write`` at the
+    start of the next turn, so the cost is one store per turn, not per record. ``sync``
+    (fsync, off the loop) runs about once a second, for a crash of the machine itself.
     """
 
     def __init__(
         self,
-        fd: int,
+        output: Output | int,
         *,
         include_headers: bool = False,
-        record_format: RecordFormat = JSON_LINES,
         buffer_bytes: int = 256 * 1024,
     ) -> None:
-        self._fd = fd
-        self._include_headers = include_headers
-        self._encode = record_format.encode
+        if isinstance(output, int):  # a file descriptor the caller owns: JSON lines
+            output = FdOutput(output, include_headers=include_headers)
+        self.output = output
+        self._encode = output.encode
         self._limit = buffer_bytes
-        self._lines: list[bytes] = []
+        self._items: list[Any] = []
         self._size = 0
         self._written: asyncio.Future[None] | None = None  # settled by the next batch write
         self.records = 0
@@ -81,56 +81,37 @@ class RecordWriter:
             written.set_result(None)
 
     def write_lines(self, lines: list[bytes]) -> None:
-        """Write records already encoded (by ``--workers`` processes) and flush them."""
+        """Write records already encoded as JSON lines (by ``--workers``) and flush them."""
         if self.failed is not None:
             raise self.failed
-        self._lines.extend(lines)
+        from_line = self.output.from_line
+        self._items.extend(from_line(line) for line in lines)
         self.records += len(lines)
         self.flush()
 
     def write(self, result: Result) -> None:
-        line = self._encode(result, include_headers=self._include_headers)
-        self._lines.append(line)
-        self._size += len(line)
+        item = self._encode(result)
+        self._items.append(item)
+        self._size += len(item)  # bytes for lines; a row's length counts as a little
         self.records += 1
         if self._size >= self._limit:
             self.flush()
 
     def flush(self) -> None:
-        """Write every buffered line; raise ``OutputError`` if the output refuses them."""
-        if not self._lines:
+        """Store every buffered item; raise ``OutputError`` if the output refuses them."""
+        if not self._items:
             return
-        data = memoryview(b"".join(self._lines))
-        self._lines.clear()
+        items = self._items
+        self._items = []
         self._size = 0
-        done = 0
         try:
-            while done < len(data):
-                done += os.write(self._fd, data[done:])
+            self.output.write(items)
         except OSError as exc:
-            self._cut_torn_line(data[:done])
             self.failed = OutputError(f"cannot write the output: {exc.strerror or exc}")
             raise self.failed from exc
 
-    def _cut_torn_line(self, written: memoryview) -> None:
-        """After a write failed part way (a full disk), cut the file back to its last whole
-        line, so that what the message calls whole is whole."""
-        torn = len(written) - (bytes(written).rfind(b"\n") + 1)
-        if not torn:
-            return
-        try:
-            info = os.fstat(self._fd)
-            if stat.S_ISREG(info.st_mode):
-                os.ftruncate(self._fd, info.st_size - torn)
-        except OSError:
-            pass  # not a file we can cut: --resume repairs a torn tail in any case
-
     def sync(self) -> None:
-        """fsync the output, where it is a file (a pipe or a terminal cannot be synced)."""
-        try:
-            os.fsync(self._fd)
-        except OSError:
-            pass
+        self.output.sync()
 
     async def keep_syncing(self, done: asyncio.Event, *, every: float = 1.0) -> None:
         """fsync every ``every`` seconds, off the loop, until ``done`` is set."""
@@ -143,13 +124,21 @@ class RecordWriter:
                 await asyncio.to_thread(self.sync)
 
     def close(self) -> None:
-        """Flush what is left and fsync: the end of every run, interrupted or not."""
-        if self.failed is None:
-            self.flush()
-        self.sync()
+        """Flush what is left and close the output: the end of every run, interrupted or
+        not (a format that finishes its file at the end does so here)."""
+        try:
+            if self.failed is None:
+                self.flush()
+        finally:
+            try:
+                self.output.close()
+            except OSError as exc:
+                if self.failed is None:
+                    self.failed = OutputError(f"cannot finish the output: {exc.strerror or exc}")
+                    raise self.failed from exc
 
     def __repr__(self) -> str:
-        return f"<RecordWriter fd={self._fd} records={self.records} buffered={len(self._lines)}>"
+        return f"<RecordWriter {self.output!r} records={self.records} buffered={len(self._items)}>"
 
 
 class OrderedSink:

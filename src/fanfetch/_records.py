@@ -1,42 +1,84 @@
-"""The record format: a result as a record, and records read back (``--resume``, the
-cluster's parts, ``Result.from_record``), behind one small protocol.
+"""The record format seam: a result as a record, and records read back (``--resume``, the
+cluster's parts, ``Result.from_record``, ``fanfetch export``), behind two small protocols.
 
-A format encodes a result as the bytes of one record, recovers a file after a crash and
-indexes the ids it holds (so ``--resume`` works for it), and reads its records back. JSON
-lines is the one format today; a new one is a new class here and an entry in ``FORMATS``.
+A ``RecordFormat`` opens an ``Output`` (which encodes results into the items it stores and
+stores them whole), recovers a file after a crash and indexes the ids it holds (so
+``--resume`` works for it), and reads its records back. JSON lines lives here, as the
+format every other one is measured against; the table formats are in ``_formats``, one
+module each, chosen by ``-o``'s name in ``_formats.FORMATS``.
 """
 
 from __future__ import annotations
 
 import os
+import stat
+import sys
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
 import orjson
 
+from ._exceptions import UsageError
 from ._models import Result
 from ._resume import IdSet, ResumeState, id_hash
 
 __all__ = [
-    "FORMATS",
     "JSON_LINES",
+    "FdOutput",
     "JsonLines",
+    "Output",
     "RecordFormat",
     "encode_record",
     "encode_result",
-    "format_for",
 ]
 
 _OPTS = orjson.OPT_APPEND_NEWLINE
 
 
+class Output(Protocol):
+    """One run's open output. ``encode`` never raises (every request gets its record);
+    ``write`` stores a batch whole or raises ``OSError`` (what it took of a batch it could
+    not finish is cut off again, so the output stays whole)."""
+
+    def encode(self, result: Result) -> Any:
+        """A result as the item this output stores."""
+        ...
+
+    def from_line(self, line: bytes) -> Any:
+        """A record already encoded as a JSON line (by a ``--workers`` process) as an item."""
+        ...
+
+    def write(self, items: list[Any]) -> None:
+        """Store ``items``: once this returns they survive the process being killed."""
+        ...
+
+    def sync(self) -> None:
+        """Make what is stored survive the machine going down (fsync)."""
+        ...
+
+    def close(self) -> None:
+        """The end of a run, interrupted or not: sync, and finish the file."""
+        ...
+
+
 class RecordFormat(Protocol):
     """How records are written to and read back from a file."""
 
-    def encode(self, result: Result, *, include_headers: bool = False) -> bytes:
-        """One result as the bytes of its record (never raises: every request gets one)."""
+    name: str
+
+    def open(
+        self,
+        path: str | None,
+        *,
+        append: bool = False,
+        include_headers: bool = False,
+        selected: Sequence[str] = (),
+    ) -> Output:
+        """An output writing to ``path`` (None: stdout, where the format allows it),
+        appending to what it holds with ``append``. ``selected``: the keys a ``--select``
+        object gives, for formats with columns."""
         ...
 
     def recover(
@@ -181,13 +223,97 @@ def _recover(
     return ResumeState(done, kept, torn, dropped, failed, statuses)
 
 
+class FdOutput:
+    """Records as lines of bytes, written to a file descriptor (a file, a pipe, stdout) in
+    one ``write`` call per batch."""
+
+    def __init__(
+        self,
+        fd: int,
+        *,
+        encode: Callable[[Result], bytes] | None = None,
+        owns: bool = False,
+        include_headers: bool = False,
+    ) -> None:
+        self.fd = fd
+        self._owns = owns
+        self.encode: Callable[[Result], Any] = encode or (
+            lambda result: encode_result(result, include_headers=include_headers)
+        )
+
+    def from_line(self, line: bytes) -> Any:
+        return line
+
+    def write(self, items: list[Any]) -> None:
+        data = memoryview(b"".join(items))
+        done = 0
+        try:
+            while done < len(data):
+                done += os.write(self.fd, data[done:])
+        except OSError:
+            self._cut_torn_line(data[:done])
+            raise
+
+    def _cut_torn_line(self, written: memoryview) -> None:
+        """After a write failed part way (a full disk), cut the file back to its last whole
+        line, so that what the message calls whole is whole."""
+        torn = len(written) - (bytes(written).rfind(b"\n") + 1)
+        if not torn:
+            return
+        try:
+            info = os.fstat(self.fd)
+            if stat.S_ISREG(info.st_mode):
+                os.ftruncate(self.fd, info.st_size - torn)
+        except OSError:
+            pass  # not a file we can cut: --resume repairs a torn tail in any case
+
+    def sync(self) -> None:
+        """fsync, where it is a file (a pipe or a terminal cannot be synced)."""
+        try:
+            os.fsync(self.fd)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self.sync()
+        if self._owns:
+            os.close(self.fd)
+            self._owns = False
+
+    def __repr__(self) -> str:
+        return f"<FdOutput fd={self.fd}>"
+
+
+def open_fd(path: str | None, *, append: bool) -> tuple[int, bool]:
+    """A file descriptor for ``path`` (stdout for None or ``-``) and whether it is ours to
+    close; a ``UsageError`` when it cannot be opened."""
+    if path is None or path == "-":
+        return sys.stdout.fileno(), False
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
+    try:
+        return os.open(path, flags, 0o644), True
+    except OSError as exc:
+        raise UsageError(f"cannot write output {path!r}: {exc.strerror}") from exc
+
+
 class JsonLines:
     """One JSON object per line: written whole, a torn last line cut on recovery."""
 
-    suffixes = (".jsonl", ".ndjson")
+    name = "jsonl"
 
     def encode(self, result: Result, *, include_headers: bool = False) -> bytes:
         return encode_result(result, include_headers=include_headers)
+
+    def open(
+        self,
+        path: str | None,
+        *,
+        append: bool = False,
+        include_headers: bool = False,
+        selected: Sequence[str] = (),
+    ) -> FdOutput:
+        fd, owns = open_fd(path, append=append)
+        return FdOutput(fd, owns=owns, include_headers=include_headers)
 
     def recover(
         self, path: str, *, redo_failed: bool = False, warn: Callable[[str], None] = lambda _: None
@@ -205,13 +331,3 @@ class JsonLines:
 
 
 JSON_LINES = JsonLines()
-FORMATS: dict[str, RecordFormat] = {suffix: JSON_LINES for suffix in JsonLines.suffixes}
-
-
-def format_for(path: str | None) -> RecordFormat:
-    """The format a file's name asks for (JSON lines for any other name, and for stdout)."""
-    if path:
-        suffix = os.path.splitext(path)[1].lower()
-        if suffix in FORMATS:
-            return FORMATS[suffix]
-    return JSON_LINES

@@ -16,15 +16,17 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from ._events import Finished, RunEnded, RunStarted
-from ._exceptions import FanfetchError, InputError, UsageError, WorkerDied
+from ._exceptions import FanfetchError, InputError, WorkerDied
+from ._formats import format_for
 from ._input import Duplicates, aiter_items, count_requests, open_source
 from ._job import EXIT_FAILED, EXIT_OK, GRACE_SECONDS, RunOptions, signal_exit_status
 from ._models import Result
 from ._output import OrderedSink, OutputError, RecordWriter
-from ._records import format_for
+from ._records import encode_result
 from ._reorder import Reorder
 from ._resume import IdSet
 from ._scheduler import Engine
+from ._select import select_columns
 from ._summary import Stats, summary_lines
 from ._types import Item
 
@@ -36,23 +38,13 @@ __all__ = ["run_job"]
 _COUNT_LIMIT_BYTES = 2 * 1024**3  # count lines for the progress total only below this size
 
 
-def _open_output(options: RunOptions) -> int:
-    if options.output is None or options.output == "-":
-        return sys.stdout.fileno()
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if options.resume else os.O_TRUNC)
-    try:
-        return os.open(options.output, flags, 0o644)
-    except OSError as exc:
-        raise UsageError(f"cannot write output {options.output!r}: {exc.strerror}") from exc
-
-
 async def run_job(options: RunOptions, *, announce: str | None = None, call_ms: float = 0.0) -> int:
     """Run one job; return the exit status (see ``_cli``)."""
     config = options.config
     show_progress = _shows_progress(options)
     err = _Stderr(rich=show_progress)
     source = open_source(options.source)
-    record_format = format_for(options.output)
+    record_format = format_for(options.output, options.format)
     done_ids: IdSet | None = None
     already = 0
     if options.resume and options.output:
@@ -67,10 +59,20 @@ async def run_job(options: RunOptions, *, announce: str | None = None, call_ms: 
                 f", {state.dropped_failed:,} failed ones to do again" if options.redo_failed else ""
             )
             err.print(f"fanfetch: resuming: {already:,} requests already recorded{redo}")
-    fd = _open_output(options)
+    selected = select_columns(config.select) if config.select is not None else ()
+    output = record_format.open(
+        options.output,
+        append=options.resume,
+        include_headers=config.include_headers,
+        selected=selected,
+    )
     stats = Stats()
-    engine = Engine(config, listeners=[stats])
-    writer = RecordWriter(fd, include_headers=config.include_headers, record_format=record_format)
+    try:
+        engine = Engine(config, listeners=[stats])
+    except BaseException:
+        output.close()
+        raise
+    writer = RecordWriter(output)
     sink = writer.put
     reorder = None
     if options.ordered:
@@ -152,10 +154,10 @@ async def run_job(options: RunOptions, *, announce: str | None = None, call_ms: 
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
             loop.remove_signal_handler(sig)
         await engine.aclose()
-        with contextlib.suppress(OutputError):
-            writer.close()
-        if fd != sys.stdout.fileno():
-            os.close(fd)
+        try:
+            writer.close()  # a format that finishes its file at the end does it here
+        except OutputError:
+            output_failed = output_failed or writer.failed
         if source is not sys.stdin.buffer:
             source.close()
 
@@ -261,9 +263,7 @@ async def _run_workers(
         if ordered is None:
             await writer.put(result)
         else:
-            line = format_for(options.output).encode(
-                result, include_headers=options.config.include_headers
-            )
+            line = encode_result(result, include_headers=options.config.include_headers)
             ordered.add(result.request.seq, line)
             if due := ordered.take_due():
                 writer.write_lines(due)

@@ -11,7 +11,7 @@ from ._config import compile_select
 from ._exceptions import RequestError
 from ._models import Result
 
-__all__ = ["SelectError", "Selector"]
+__all__ = ["SelectError", "Selector", "select_columns"]
 
 
 class SelectError(RequestError):
@@ -21,21 +21,21 @@ class SelectError(RequestError):
     type = "select"
 
 
+def select_columns(expression: str) -> tuple[str, ...]:
+    """The keys of a multiselect hash (``{id: id, n: name}`` gives ``id``, ``n``): a table's
+    own columns. Empty for any other expression."""
+    parsed = compile_select(expression).parsed
+    if parsed.get("type") != "multi_select_dict":
+        return ()
+    return tuple(child["value"] for child in parsed["children"])
+
+
 class Selector:
     """Applies one expression to ok results with a JSON body."""
 
     def __init__(self, expression: str) -> None:
         self.expression = expression
         self._compiled = compile_select(expression)
-
-    @property
-    def columns(self) -> tuple[str, ...]:
-        """The keys of a multiselect hash (``{id: id, n: name}`` gives ``id``, ``n``): a
-        table's own columns. Empty for any other expression."""
-        parsed = self._compiled.parsed
-        if parsed.get("type") != "multi_select_dict":
-            return ()
-        return tuple(child["value"] for child in parsed["children"])
 
     def apply(self, result: Result) -> Result:
         """The result with its body replaced by the selection (non-JSON bodies stay)."""

@@ -1,0 +1,100 @@
+"""``fanfetch export IN -o OUT``: records from one format to another, streamed in flat memory.
+
+Each record goes through the output as a ``--workers`` record does (as its JSON line, which
+the output turns into its own item), so an exported file is the file ``fanfetch run`` would
+have written. With ``select`` the expression is applied to each ok record's JSON body, as
+``fanfetch run --select`` does.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from itertools import islice
+from typing import Any
+
+import orjson
+
+from ._config import compile_select
+from ._exceptions import UsageError
+from ._formats import format_for
+from ._formats._rows import BASE_COLUMNS
+from ._records import JSON_LINES, RecordFormat, encode_record
+from ._select import select_columns
+
+__all__ = ["export"]
+
+_BATCH = 4096
+
+
+def _source_columns(path: str, record_format: RecordFormat) -> tuple[str, ...]:
+    """The ``--select`` keys a table already has as columns of its own."""
+    names: list[str] = []
+    if record_format.name == "csv":
+        with open(path, "rb") as f:
+            names = f.readline().decode().strip().split(",")
+    elif record_format.name == "sqlite":
+        import sqlite3
+
+        with sqlite3.connect(path) as conn:
+            names = [row[1] for row in conn.execute("PRAGMA table_info(records)")]
+    elif record_format.name in ("parquet", "duckdb") and os.path.exists(path):
+        names = record_format._column_names(path)  # type: ignore[attr-defined]
+    own = names[len(BASE_COLUMNS) :]
+    return tuple(
+        n.removeprefix("body_") if n.removeprefix("body_") in BASE_COLUMNS else n for n in own
+    )
+
+
+def _json_lines(path: str, skipped: list[int]) -> Iterator[dict[str, Any]]:
+    with open(path, "rb") as f:
+        for line in f:
+            if not line.strip():
+                continue
+            try:
+                record = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                skipped[0] += 1  # a torn last line, or not a record at all
+                continue
+            if isinstance(record, dict):
+                yield record
+            else:
+                skipped[0] += 1
+
+
+def export(
+    source: str,
+    output: str,
+    *,
+    source_format: str | None = None,
+    output_format: str | None = None,
+    select: str | None = None,
+    warn: Callable[[str], None] = lambda _: None,
+) -> int:
+    """Write every record of ``source`` to ``output``; return how many."""
+    if not os.path.exists(source):
+        raise UsageError(f"cannot read {source!r}: no such file")
+    reader = format_for(source, source_format)
+    writer_format = format_for(output, output_format)
+    if os.path.exists(output) and os.path.samefile(source, output):
+        raise UsageError("the output is the input itself: give another -o")
+    compiled = compile_select(select) if select is not None else None
+    selected = select_columns(select) if select is not None else _source_columns(source, reader)
+    skipped = [0]
+    records = _json_lines(source, skipped) if reader is JSON_LINES else reader.read(source)
+    out = writer_format.open(output, selected=selected)
+    count = 0
+    try:
+        while chunk := list(islice(records, _BATCH)):
+            if compiled is not None:
+                for record in chunk:
+                    body = record.get("body")
+                    if record.get("ok") and isinstance(body, dict | list):
+                        record["body"] = compiled.search(body)
+            out.write([out.from_line(encode_record(record)) for record in chunk])
+            count += len(chunk)
+    finally:
+        out.close()
+    if skipped[0]:
+        warn(f"{skipped[0]} line(s) of {source} are not records and were left out")
+    return count

@@ -1,0 +1,180 @@
+"""CSV: one row per record under a header line, written whole as JSON lines are.
+
+Values are text: ``true``/``false`` for ``ok``, an empty field for null, JSON text for
+``body``, ``meta`` and ``extra`` (see ``_rows``). A field holding a line break is quoted, so
+a record may span lines; recovery finds where the last whole record ends by counting quotes
+(RFC 4180 doubles a quote inside a quoted field, so a record ends at a line end after an
+even number of them) and cuts what follows.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import orjson
+
+from .._exceptions import UsageError
+from .._models import Result
+from .._records import FdOutput, open_fd
+from .._resume import IdSet, ResumeState
+from ._rows import columns_for, record_from_row, row_from_record, tally
+
+__all__ = ["CSV", "CsvFormat"]
+
+_INTS = {"status", "attempts"}
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, list | dict):
+        return orjson.dumps(value).decode()
+    return value
+
+
+class _Encoder:
+    def __init__(self, selected: Sequence[str], include_headers: bool) -> None:
+        self.selected = tuple(selected)
+        self.include_headers = include_headers
+        self._buffer = io.StringIO()
+        self._writer = csv.writer(self._buffer, lineterminator="\n")
+
+    def line(self, row: list[Any]) -> bytes:
+        buffer = self._buffer
+        buffer.seek(0)
+        buffer.truncate()
+        self._writer.writerow([_cell(v) for v in row])
+        return buffer.getvalue().encode()
+
+    def result(self, result: Result) -> bytes:
+        record = result.to_dict(include_headers=self.include_headers)
+        return self.line(row_from_record(record, self.selected))
+
+    def from_line(self, line: bytes) -> bytes:
+        return self.line(row_from_record(orjson.loads(line), self.selected))
+
+
+class _CsvOutput(FdOutput):
+    def __init__(self, fd: int, encoder: _Encoder, *, owns: bool) -> None:
+        super().__init__(fd, encode=encoder.result, owns=owns)
+        self._encoder = encoder
+
+    def from_line(self, line: bytes) -> Any:
+        return self._encoder.from_line(line)
+
+
+def _whole_length(path: str) -> tuple[int, int]:
+    """The length of the whole records at the start of ``path``, and the file's size."""
+    whole = size = 0
+    odd = False
+    with open(path, "rb") as f:
+        for line in f:
+            size += len(line)
+            if line.count(b'"') % 2:
+                odd = not odd
+            if not odd and line.endswith(b"\n"):
+                whole = size
+    return whole, size
+
+
+def _rows(path: str) -> Iterator[dict[str, Any]]:
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        for row in reader:
+            yield {k: _value(k, v) for k, v in row.items()}
+
+
+def _value(column: str, text: str | None) -> Any:
+    if text is None or text == "":
+        return "" if column == "id" and text == "" else None
+    if column == "ok":
+        return text == "true"
+    if column in _INTS:
+        return int(text)
+    if column == "elapsed_ms":
+        return float(text)
+    return text
+
+
+class CsvFormat:
+    """Records as CSV rows under a header; resumable as JSON lines are."""
+
+    name = "csv"
+
+    def open(
+        self,
+        path: str | None,
+        *,
+        append: bool = False,
+        include_headers: bool = False,
+        selected: Sequence[str] = (),
+    ) -> FdOutput:
+        columns = columns_for(selected)
+        header = ",".join(columns).encode() + b"\n"
+        if append and path and os.path.exists(path) and os.path.getsize(path):
+            with open(path, "rb") as f:
+                found = f.readline()
+            if found != header:
+                raise UsageError(
+                    f"{path} has other columns than this run writes "
+                    f"({found.decode(errors='replace').strip()!r}): is --select the same?"
+                )
+        fd, owns = open_fd(path, append=append)
+        output = _CsvOutput(fd, _Encoder(selected, include_headers), owns=owns)
+        if not append or os.fstat(fd).st_size == 0:
+            output.write([header])
+        return output
+
+    def recover(
+        self, path: str, *, redo_failed: bool = False, warn: Callable[[str], None] = lambda _: None
+    ) -> ResumeState:
+        if not os.path.exists(path):
+            return ResumeState(IdSet(), 0, 0, 0)
+        whole, size = _whole_length(path)
+        if whole < size:
+            with open(path, "r+b") as f:
+                f.truncate(whole)
+            warn(f"--resume: cut a torn last record ({size - whole} bytes) from {path}")
+        rows = list(_rows(path)) if redo_failed else None
+        source = rows if rows is not None else _rows(path)
+        state, _ = tally((r["id"], r["ok"], r["status"], r["error_type"]) for r in source)
+        state.torn_bytes = size - whole
+        if rows is not None:
+            keep = [r for r in rows if r["ok"]]
+            state, _ = tally((r["id"], r["ok"], r["status"], r["error_type"]) for r in keep)
+            state.torn_bytes, state.dropped_failed = size - whole, len(rows) - len(keep)
+            self._rewrite(path, keep)
+        return state
+
+    def _rewrite(self, path: str, rows: list[dict[str, Any]]) -> None:
+        with open(path, "rb") as f:
+            header = f.readline()
+        columns = header.decode().strip().split(",")
+        encoder = _Encoder((), False)
+        directory = os.path.dirname(os.path.abspath(path))
+        with tempfile.NamedTemporaryFile("wb", dir=directory, delete=False) as tmp:
+            tmp.write(header)
+            for row in rows:
+                tmp.write(encoder.line([row.get(c) for c in columns]))
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        os.replace(tmp.name, path)
+
+    def read(self, path: str) -> Iterator[dict[str, Any]]:
+        for row in _rows(path):
+            yield record_from_row(row)
+
+    def __repr__(self) -> str:
+        return "<CsvFormat>"
+
+
+CSV = CsvFormat()
