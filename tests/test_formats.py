@@ -1,0 +1,287 @@
+"""Output formats: each read back by its own reader (csv, sqlite3, pyarrow, duckdb) with one
+row per request and the right values; exactly once after kill -9 and --resume; --select keys
+as typed columns; fanfetch export round trips; missing extras and mismatches as usage errors."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import random
+import signal
+import sqlite3
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import orjson
+import pyarrow.parquet as pq
+import pytest
+
+from tests.conftest import read_records, run_cli
+from tests.servers import LoopbackAPI
+
+FORMATS = ["jsonl", "csv", "sqlite", "parquet", "duckdb"]
+SUFFIX = {"jsonl": ".jsonl", "csv": ".csv", "sqlite": ".db", "parquet": ".parquet",
+          "duckdb": ".duckdb"}  # fmt: skip
+SELECT = "{n: n, name: name, price: price, active: active, tags: tags}"
+
+
+def native_rows(path: Path, fmt: str) -> list[dict[str, Any]]:
+    """The rows as the format's own reader gives them (not fanfetch's)."""
+    if fmt == "jsonl":
+        return read_records(path)
+    if fmt == "csv":
+        with open(path, newline="") as f:
+            return list(csv.DictReader(f))
+    if fmt == "sqlite":
+        conn = sqlite3.connect(path)
+        conn.row_factory = sqlite3.Row
+        try:
+            return [dict(r) for r in conn.execute("SELECT * FROM records")]
+        finally:
+            conn.close()
+    rows: list[dict[str, Any]]
+    if fmt == "parquet":
+        rows = pq.read_table(path).to_pylist()
+        return rows
+    with duckdb.connect(str(path)) as con:
+        rows = con.sql("SELECT * FROM records").to_arrow_table().to_pylist()
+    return rows
+
+
+def ids(path: Path, fmt: str) -> list[Any]:
+    rows = native_rows(path, fmt)
+    return [r["id"] if fmt in ("jsonl", "sqlite") else _id(r["id"]) for r in rows]
+
+
+def _id(text: str) -> Any:
+    return int(text) if text.isdigit() else text
+
+
+def inputs(api: LoopbackAPI, tmp_path: Path, n: int, *, bad: bool = True) -> Path:
+    src = tmp_path / "in.txt"
+    lines = [api.url(f"/item/{i}") for i in range(1, n + 1)]
+    if bad:
+        lines.append("ftp://127.0.0.1/not-http")  # an invalid line is a row too
+    src.write_text("".join(line + "\n" for line in lines))
+    return src
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", FORMATS)
+async def test_ten_thousand_requests_land_as_one_row_each_read_by_the_format_s_own_reader(
+    api: LoopbackAPI, tmp_path: Path, fmt: str
+):
+    n = 10_000
+    src = inputs(api, tmp_path, n)
+    out = tmp_path / f"out{SUFFIX[fmt]}"
+    result = await run_cli("run", str(src), "-o", str(out), "-q", "-c", "50", timeout=120)
+    assert result.status == 1, result.stderr  # the invalid line is not ok
+    rows = native_rows(out, fmt)
+    got = ids(out, fmt)
+    assert len(rows) == len(set(got)) == n + 1 and set(got) == set(range(1, n + 2))
+    by_id = dict(zip(got, rows, strict=True))
+    row = by_id[17]
+    body = row["body"] if fmt == "jsonl" else json.loads(row["body"])
+    assert body["name"] == "item 17" and body["price"] == 25.5
+    assert str(row["status"]) == "200" and str(row["ok"]).lower() in ("true", "1")
+    bad = by_id[n + 1]
+    kind = bad["error"]["type"] if fmt == "jsonl" else bad["error_type"]
+    assert kind == "invalid_request"
+    assert not out.with_name(out.name + ".journal").exists()  # moved in at the end
+
+
+async def test_each_format_holds_the_right_values_and_reads_back_as_the_records(
+    api: LoopbackAPI, tmp_path: Path
+):
+    src = inputs(api, tmp_path, 30)
+    base = tmp_path / "out.jsonl"
+    assert (await run_cli("run", str(src), "-o", str(base), "-q")).status == 1
+    expected = {r["id"]: r for r in read_records(base)}
+    for fmt in FORMATS[1:]:
+        out = tmp_path / f"out{SUFFIX[fmt]}"
+        result = await run_cli("run", str(src), "-o", str(out), "-q")
+        assert result.status == 1, result.stderr
+        back = tmp_path / f"back-{fmt}.jsonl"
+        assert (await run_cli("export", str(out), "-o", str(back), "-q")).status == 0
+        got = {r["id"]: r for r in read_records(back)}
+        assert got.keys() == expected.keys(), fmt
+        for rid, record in expected.items():
+            mine = dict(got[rid])
+            assert mine.pop("elapsed_ms") >= 0
+            want = {k: v for k, v in record.items() if k != "elapsed_ms"}
+            assert mine == want, (fmt, rid)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "sqlite", "parquet", "duckdb"])
+async def test_select_object_keys_become_columns_typed_by_their_values(
+    api: LoopbackAPI, tmp_path: Path, fmt: str
+):
+    src = inputs(api, tmp_path, 20)
+    out = tmp_path / f"out{SUFFIX[fmt]}"
+    result = await run_cli("run", str(src), "-o", str(out), "-q", "--select", SELECT)
+    assert result.status == 1, result.stderr
+    rows = {str(r["id"]): r for r in native_rows(out, fmt)}
+    assert set(rows["3"]) >= {"n", "name", "price", "active", "tags", "body"}
+    if fmt == "parquet":
+        types = {f.name: str(f.type) for f in pq.read_schema(out)}
+    elif fmt == "duckdb":
+        with duckdb.connect(str(out)) as con:
+            types = dict(con.sql("SELECT column_name, data_type FROM "
+                                 "information_schema.columns").fetchall())  # fmt: skip
+            types = {k: {"BIGINT": "int64", "DOUBLE": "double", "BOOLEAN": "bool",
+                         "VARCHAR": "string"}[v] for k, v in types.items()}  # fmt: skip
+    if fmt in ("parquet", "duckdb"):
+        assert types["n"] == "int64" and types["price"] == "double"
+        assert types["active"] == "bool" and types["name"] == "string"
+        assert types["tags"] == "string"  # a list: JSON text
+        assert rows["3"]["n"] == 3 and rows["3"]["price"] == 4.5 and rows["3"]["active"] is False
+        assert json.loads(rows["3"]["tags"]) == ["a", "3"]
+    elif fmt == "sqlite":
+        assert (rows["3"]["n"], rows["3"]["price"], rows["3"]["active"]) == (3, 4.5, 0)
+    else:
+        assert (rows["3"]["n"], rows["3"]["price"], rows["3"]["active"]) == ("3", "4.5", "false")
+    assert rows["21"]["n"] in (None, "")  # the invalid line has no body: empty columns
+
+
+ROUNDS = 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("round_", range(ROUNDS))
+@pytest.mark.parametrize("fmt", ["csv", "sqlite", "parquet", "duckdb"])
+async def test_kill_9_twice_then_resume_leaves_exactly_one_row_per_request(
+    api: LoopbackAPI, tmp_path: Path, fmt: str, round_: int
+):
+    total, concurrency = 2000, 20
+    api.hold_seconds = 0.002
+    src = tmp_path / "in.txt"
+    src.write_text("".join(api.url(f"/hold/{i}") + "\n" for i in range(1, total + 1)))
+    out = tmp_path / f"out{SUFFIX[fmt]}"
+    chance = random.Random(f"{fmt}{round_}")
+    first, second = sorted(chance.sample(range(50, total - 100), 2))
+    for moment, resume in ((first, ()), (second, ("--resume",))):
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "fanfetch", "run", str(src), "-o", str(out), "-q",
+            "-c", str(concurrency), *resume, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        await api.wait_hits(moment)
+        proc.send_signal(signal.SIGKILL)
+        await proc.wait()
+    before = Counter(api.log.hits)
+    result = await run_cli("run", str(src), "-o", str(out), "-q", "--resume", "-c", "20")
+    assert result.status == 0, result.stderr
+    got = ids(out, fmt)
+    assert len(got) == len(set(got)) == total  # nothing lost, nothing twice
+    refetched = [p for p, n in api.log.hits.items() if n > 1]
+    assert all(before[p] <= 2 for p in refetched)  # only requests of the killed runs again
+    assert len(refetched) <= 2 * concurrency  # ...and only those in flight at the kills
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "duckdb"])
+async def test_a_journal_already_moved_in_is_not_moved_in_twice(
+    api: LoopbackAPI, tmp_path: Path, fmt: str
+):
+    """The process died after the output took the journal's records but before the journal
+    was removed: the next run finds both, and each record stays once."""
+    src = inputs(api, tmp_path, 40, bad=False)
+    out = tmp_path / f"out{SUFFIX[fmt]}"
+    journal = out.with_name(out.name + ".journal")
+    half = tmp_path / "half.txt"
+    half.write_text("".join(src.read_text().splitlines(keepends=True)[:25]))
+    assert (await run_cli("run", str(half), "-o", str(out), "-q")).status == 0
+    journal.write_bytes(b"")
+    result = await run_cli("run", str(src), "-o", str(out), "-q", "--resume")
+    assert result.status == 0 and not journal.exists()
+    # put back what the second run's journal held: as if it had died before removing it
+    assert (await run_cli("export", str(out), "-o", str(tmp_path / "all.jsonl"), "-q")).status == 0
+    journal.write_bytes((tmp_path / "all.jsonl").read_bytes())
+    hits = sum(api.log.hits.values())
+    result = await run_cli("run", str(src), "-o", str(out), "-q", "--resume")
+    assert result.status == 0, result.stderr
+    assert sum(api.log.hits.values()) == hits  # nothing asked again
+    got = ids(out, fmt)
+    assert len(got) == len(set(got)) == 40
+
+
+@pytest.mark.parametrize("fmt", ["csv", "sqlite", "parquet", "duckdb"])
+async def test_redo_failed_asks_the_failed_again_and_keeps_one_row_each(
+    api: LoopbackAPI, tmp_path: Path, fmt: str
+):
+    src = tmp_path / "in.jsonl"
+    lines = [{"id": i, "url": api.url(f"/item/{i}")} for i in range(1, 11)]
+    lines += [{"id": f"bad-{i}", "url": api.url("/status/404")} for i in range(3)]
+    src.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    out = tmp_path / f"out{SUFFIX[fmt]}"
+    assert (await run_cli("run", str(src), "-o", str(out), "-q")).status == 1
+    result = await run_cli("run", str(src), "-o", str(out), "-q", "--resume", "--redo-failed")
+    assert result.status == 1, result.stderr
+    assert api.log.hits["/status/404"] == 6 and api.log.hits["/item/1"] == 1
+    got = [str(i) for i in ids(out, fmt)]
+    assert len(got) == len(set(got)) == 13
+
+
+async def test_export_round_trips_through_every_format(api: LoopbackAPI, tmp_path: Path):
+    src = inputs(api, tmp_path, 25)
+    start = tmp_path / "start.jsonl"
+    assert (await run_cli("run", str(src), "-o", str(start), "-q")).status == 1
+    current = start
+    for fmt in ["csv", "parquet", "sqlite", "duckdb", "jsonl"]:
+        nxt = tmp_path / f"step{SUFFIX[fmt]}"
+        result = await run_cli("export", str(current), "-o", str(nxt))
+        assert result.status == 0 and "26 records" in result.stderr, result.stderr
+        current = nxt
+    assert sorted(read_records(current), key=str) == sorted(read_records(start), key=str)
+
+
+async def test_export_with_select_makes_a_tidy_table_of_whole_bodies(
+    api: LoopbackAPI, tmp_path: Path
+):
+    src = inputs(api, tmp_path, 5, bad=False)
+    start = tmp_path / "start.jsonl"
+    assert (await run_cli("run", str(src), "-o", str(start), "-q")).status == 0
+    out = tmp_path / "items.parquet"
+    assert (await run_cli("export", str(start), "-o", str(out), "--select", SELECT)).status == 0
+    table = pq.read_table(out)
+    assert sorted(table.column("n").to_pylist()) == [1, 2, 3, 4, 5]
+    assert "big" not in orjson.loads(table.column("body")[0].as_py())
+
+
+async def test_usage_errors_for_formats_are_one_line_and_exit_2(api: LoopbackAPI, tmp_path: Path):
+    src = inputs(api, tmp_path, 3, bad=False)
+    out = tmp_path / "out.csv"
+    assert (await run_cli("run", str(src), "-o", str(out), "-q")).status == 0
+    other = await run_cli("run", str(src), "-o", str(out), "--resume", "--select", SELECT)
+    assert other.status == 2 and "other columns" in other.stderr, other.stderr
+    stdout = await run_cli("run", str(src), "--format", "parquet")
+    assert stdout.status == 2 and "needs a file" in stdout.stderr
+    unknown = await run_cli("run", str(src), "--format", "xlsx")
+    assert unknown.status == 2 and "xlsx" in unknown.stderr
+    assert sum(api.log.hits.values()) == 3  # none of the refused runs sent a request
+    missing = await run_cli("export", str(tmp_path / "nope.jsonl"), "-o", str(out))
+    assert missing.status == 2 and "no such file" in missing.stderr
+    for text in (other.stderr, stdout.stderr, unknown.stderr, missing.stderr):
+        assert "Traceback" not in text
+
+
+@pytest.mark.parametrize(("fmt", "module"), [("parquet", "pyarrow"), ("duckdb", "duckdb")])
+async def test_a_missing_extra_is_a_one_line_error_naming_the_pip_install(
+    tmp_path: Path, fmt: str, module: str
+):
+    code = (
+        f"import sys; sys.modules[{module!r}] = None\n"
+        "from fanfetch._cli import main\n"
+        f"main(['run', '-', '-o', {str(tmp_path / ('out' + SUFFIX[fmt]))!r}])"
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", code, stdin=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await proc.communicate()
+    assert proc.returncode == 2
+    assert err.decode().strip().splitlines() == [
+        f"fanfetch: error: the {fmt} output needs {module}: pip install 'fanfetch[{fmt}]'"
+    ]
