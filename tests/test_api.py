@@ -130,8 +130,10 @@ def test_a_misspelt_option_is_a_config_error_that_names_the_nearest_one():
         fanfetch.run(["http://127.0.0.1/x"], concurency=5)  # type: ignore[call-arg]
     with pytest.raises(fanfetch.ConfigError, match=r"invalid timeout=-1"):
         fanfetch.run(["http://127.0.0.1/x"], timeout=-1)
-    with pytest.raises(fanfetch.ConfigError, match=r"invalid output='out'.*cluster='ray'"):
-        fanfetch.run(["http://127.0.0.1/x"], output="out")
+    with pytest.raises(fanfetch.ConfigError, match=r"invalid shards=2.*cluster='ray'"):
+        fanfetch.run(["http://127.0.0.1/x"], shards=2)
+    with pytest.raises(fanfetch.ConfigError, match=r"invalid resume=True.*give output="):
+        fanfetch.run(["http://127.0.0.1/x"], resume=True)
 
 
 async def test_a_reorder_window_that_ends_holding_results_raises():

@@ -285,3 +285,34 @@ async def test_a_missing_extra_is_a_one_line_error_naming_the_pip_install(
     assert err.decode().strip().splitlines() == [
         f"fanfetch: error: the {fmt} output needs {module}: pip install 'fanfetch[{fmt}]'"
     ]
+
+
+def test_the_python_api_writes_the_output_and_resumes_from_it(api_in_thread: str, tmp_path: Path):
+    import fanfetch
+
+    out = tmp_path / "items.parquet"
+    urls = [f"{api_in_thread}/item/{i}" for i in range(1, 31)]
+    first = fanfetch.run(urls[:10], output=str(out), select="{n: n, price: price}")
+    assert len(first) == 10 and pq.read_table(out).num_rows == 10
+    rest = fanfetch.run(urls, output=str(out), resume=True, select="{n: n, price: price}")
+    assert sorted(r.id for r in rest) == list(range(11, 31))  # the first ten were skipped
+    table = pq.read_table(out)
+    assert sorted(map(int, table.column("id").to_pylist())) == list(range(1, 31))
+    assert table.schema.field("price").type == "double"
+
+
+@pytest.mark.parametrize("fmt", ["csv", "duckdb"])
+async def test_workers_write_every_format_through_the_parent(
+    api: LoopbackAPI, tmp_path: Path, fmt: str
+):
+    src = inputs(api, tmp_path, 300)
+    out = tmp_path / f"out{SUFFIX[fmt]}"
+    result = await run_cli(
+        "run", str(src), "-o", str(out), "-q", "--workers", "2", "--select", SELECT, "--ordered"
+    )
+    assert result.status == 1, result.stderr
+    got = ids(out, fmt)
+    assert got == list(range(1, 302)) if fmt == "csv" else sorted(got) == list(range(1, 302))
+    assert {str(r["n"]) for r in native_rows(out, fmt) if r["n"] not in (None, "")} == {
+        str(i) for i in range(1, 301)
+    }

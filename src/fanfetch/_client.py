@@ -50,14 +50,14 @@ def resolve_config(
 async def _coerced(
     requests: Iterable[RequestLike] | AsyncIterable[RequestLike],
 ) -> AsyncGenerator[Item, None]:
-    seq = 0
+    seq = 0  # a Result is an invalid request's record, made already (``_sync``'s output=)
     if isinstance(requests, AsyncIterable):
         async for item in requests:
-            yield coerce(item, seq=seq)
+            yield item if isinstance(item, Result) else coerce(item, seq=seq)
             seq += 1
     else:
         for item in requests:
-            yield coerce(item, seq=seq)
+            yield item if isinstance(item, Result) else coerce(item, seq=seq)
             seq += 1
 
 

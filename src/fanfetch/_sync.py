@@ -12,15 +12,18 @@ import contextlib
 import os
 import queue
 import threading
-from collections.abc import AsyncIterable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from typing import Any, Unpack
 
 from ._client import RequestLike, resolve_config, stream
 from ._config import Config, Options
 from ._exceptions import ConfigError
+from ._input import coerce
 from ._loop import new_event_loop
 from ._models import Result
+from ._output import RecordWriter
 from ._transports import Transport
+from ._types import Item
 
 __all__ = ["iter_results", "run"]
 
@@ -45,6 +48,11 @@ def iter_results(
     ``requests`` is read on the engine's thread. Leaving the loop early (``break``) stops the
     run: requests in flight are cancelled and the thread is joined before this returns.
 
+    ``output="results.parquet"`` also writes every record there, in the format its name says
+    (as ``fanfetch run -o`` does, each record stored before its result is yielded), and
+    ``resume=True`` then skips the requests whose id the output already holds (ids not given
+    are the position in ``requests``, from 1, as line numbers are for the command line).
+
     With ``cluster="ray"`` (or ``"ray://HOST:PORT"``) the job runs on Ray as
     ``fanfetch run --cluster`` does: ``requests`` may be a path every node can read,
     ``output`` is the directory of part files (required), ``shards`` and ``resume`` as the
@@ -68,14 +76,16 @@ def iter_results(
         raise ConfigError(
             "requests", requests, "give an iterable of requests (a path only with cluster=)"
         )
-    for name, value in (("output", output), ("shards", shards), ("resume", resume or None)):
-        if value is not None:
-            raise ConfigError(
-                name,
-                value,
-                "output=, shards= and resume= go with cluster='ray'; without a cluster the "
-                "results come back to you (write them yourself, or use the CLI's -o)",
-            )
+    if shards is not None:
+        raise ConfigError("shards", shards, "shards= goes with cluster='ray'")
+    if resume and output is None:
+        raise ConfigError("resume", resume, "resume= reads what output= holds: give output=")
+    config = resolve_config(config, options, transport)
+    if isinstance(transport, str):
+        transport = None
+    items: Any = requests  # Result items (invalid requests, numbered) pass through
+    if output is not None:
+        items = _skipping_done(requests, os.fspath(output), resume=resume)
     handoff: queue.Queue[Any] = queue.Queue(maxsize=1024)
     started: queue.Queue[tuple[asyncio.AbstractEventLoop, asyncio.Task[None]]] = queue.Queue()
 
@@ -84,17 +94,22 @@ def iter_results(
 
     async def pump() -> None:
         room.append(asyncio.Event())
+        writer = None
+        if output is not None:
+            writer = _open_writer(os.fspath(output), config, append=resume)
+        try:
+            await _pump(writer)
+        finally:
+            if writer is not None:
+                writer.close()
+
+    async def _pump(writer: RecordWriter | None) -> None:
         async with contextlib.aclosing(
-            stream(
-                requests,
-                ordered=ordered,
-                on_result=on_result,
-                config=config,
-                transport=transport,
-                **options,
-            )
+            stream(items, ordered=ordered, on_result=on_result, config=config, transport=transport)
         ) as results:
             async for result in results:
+                if writer is not None:
+                    await writer.put(result)
                 while True:  # hand over without blocking the engine's loop
                     try:
                         handoff.put_nowait(result)
@@ -186,6 +201,46 @@ def run(
     if cluster is None:  # a list is read by position: give it in input order
         results.sort(key=lambda result: result.request.seq)
     return results
+
+
+def _open_writer(output: str, config: Config, *, append: bool) -> RecordWriter:
+    from ._formats import format_for
+    from ._select import select_columns
+
+    selected = select_columns(config.select) if config.select is not None else ()
+    record_format = format_for(output)
+    return RecordWriter(
+        record_format.open(
+            output, append=append, include_headers=config.include_headers, selected=selected
+        )
+    )
+
+
+def _skipping_done(
+    requests: Iterable[RequestLike] | AsyncIterable[RequestLike], output: str, *, resume: bool
+) -> Iterable[Item] | AsyncIterable[Item]:
+    """``requests`` made into requests (numbered as they come), without those ``output``
+    already holds a record for."""
+    from ._formats import format_for
+    from ._resume import IdSet, id_hash
+
+    done = format_for(output).recover(output).done if resume else IdSet()
+
+    def wanted(item: Item) -> bool:
+        return isinstance(item, Result) or id_hash(item.id) not in done
+
+    if isinstance(requests, AsyncIterable):
+
+        async def aitems() -> AsyncIterator[Item]:
+            seq = 0
+            async for request in requests:
+                item = coerce(request, seq=seq)
+                seq += 1
+                if wanted(item):
+                    yield item
+
+        return aitems()
+    return (item for seq, r in enumerate(requests) if wanted(item := coerce(r, seq=seq)))
 
 
 def _cluster_results(

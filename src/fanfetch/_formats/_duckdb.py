@@ -23,7 +23,7 @@ __all__ = ["DUCKDB", "DuckdbFormat"]
 
 TABLE = "records"
 _SQL_TYPES = {pa.int64(): "BIGINT", pa.float64(): "DOUBLE", pa.bool_(): "BOOLEAN",
-              pa.string(): "VARCHAR"}  # fmt: skip
+              pa.string(): "VARCHAR", pa.null(): "VARCHAR"}  # fmt: skip
 
 
 def _quote(name: str) -> str:

@@ -27,10 +27,12 @@ __all__ = ["PARQUET", "ParquetFormat", "arrow_schema", "arrow_table"]
 _BASE_TYPES = {"ok": pa.bool_(), "status": pa.int64(), "attempts": pa.int64(),
                "elapsed_ms": pa.float64()}  # fmt: skip
 _KINDS = {"int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(), "str": pa.string(),
-          "json": pa.string()}  # fmt: skip
+          "json": pa.string(), "null": pa.null()}  # fmt: skip
 
 
 def _kind_of(arrow_type: pa.DataType) -> str:
+    if pa.types.is_null(arrow_type):
+        return "null"
     if pa.types.is_integer(arrow_type):
         return "int"
     if pa.types.is_floating(arrow_type):

@@ -151,10 +151,12 @@ class ColumnTypes:
                 seen.add(type(value))
 
     def kinds(self) -> list[str]:
-        """One of ``int``, ``float``, ``bool``, ``str``, ``json`` per column."""
+        """One of ``null`` (no value yet), ``int``, ``float``, ``bool``, ``str``, ``json``."""
         out = []
         for seen in self.seen:
-            if not seen or seen == {str}:
+            if not seen:
+                out.append("null")
+            elif seen == {str}:
                 out.append("str")
             elif seen == {bool}:
                 out.append("bool")
