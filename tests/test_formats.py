@@ -94,6 +94,7 @@ async def test_ten_thousand_requests_land_as_one_row_each_read_by_the_format_s_o
     assert not out.with_name(out.name + ".journal").exists()  # moved in at the end
 
 
+@pytest.mark.slow  # several runs each: make test runs it, test-fast not
 async def test_each_format_holds_the_right_values_and_reads_back_as_the_records(
     api: LoopbackAPI, tmp_path: Path
 ):
@@ -181,6 +182,7 @@ async def test_kill_9_twice_then_resume_leaves_exactly_one_row_per_request(
     assert len(refetched) <= 2 * concurrency  # ...and only those in flight at the kills
 
 
+@pytest.mark.slow  # several runs each: make test runs it, test-fast not
 @pytest.mark.parametrize("fmt", ["parquet", "duckdb"])
 async def test_a_journal_already_moved_in_is_not_moved_in_twice(
     api: LoopbackAPI, tmp_path: Path, fmt: str
@@ -224,6 +226,7 @@ async def test_redo_failed_asks_the_failed_again_and_keeps_one_row_each(
     assert len(got) == len(set(got)) == 13
 
 
+@pytest.mark.slow  # several runs each: make test runs it, test-fast not
 async def test_export_round_trips_through_every_format(api: LoopbackAPI, tmp_path: Path):
     src = inputs(api, tmp_path, 25)
     start = tmp_path / "start.jsonl"
