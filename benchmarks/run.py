@@ -148,9 +148,14 @@ SLOW = {
 }
 
 
+OUTPUT_SUFFIX = {"csv": ".csv", "sqlite": ".sqlite", "parquet": ".parquet", "duckdb": ".duckdb"}
+
+
 def command(client: str, urls: str, concurrency: int, out: str) -> list[str]:
     if client.startswith("fanfetch_cli"):
-        # the full feature set: an output file and the summary (computed, written to a file)
+        # the full feature set: an output file and the summary (computed, written to a file);
+        # fanfetch_cli@parquet writes that format (its name picks it), fanfetch_cli_w2 2 workers
+        client = client.partition("@")[0]
         workers = client.rpartition("_w")[2] if "_w" in client else "1"
         return [PY, "-m", "fanfetch", "run", urls, "-o", out, "-c", str(concurrency),
                 "--summary-json", out + ".summary", "--workers", workers]  # fmt: skip
@@ -191,7 +196,7 @@ class Figure:
 
 def measure(client: str, urls: str, concurrency: int, timeout: float = 900) -> Run:
     with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "out.jsonl")
+        out = os.path.join(tmp, "out" + OUTPUT_SUFFIX.get(client.partition("@")[2], ".jsonl"))
         start = time.perf_counter()
         proc = subprocess.Popen(
             command(client, urls, concurrency, out),

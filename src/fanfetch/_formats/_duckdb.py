@@ -14,10 +14,9 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from .._resume import IdSet, id_hash
 from ._journal import BATCH_ROWS, Journaled
 from ._parquet import arrow_schema, arrow_table
-from ._rows import ColumnTypes, decode_id
+from ._rows import ColumnTypes
 
 __all__ = ["DUCKDB", "DuckdbFormat"]
 
@@ -36,7 +35,7 @@ class DuckdbFormat(Journaled):
     name = "duckdb"
 
     def _connect(self, path: str) -> duckdb.DuckDBPyConnection:
-        return duckdb.connect(path)
+        return duckdb.connect(path, config={"threads": 1})  # a few batches: threads cost more
 
     def _schema(self, con: duckdb.DuckDBPyConnection) -> pa.Schema | None:
         found = con.execute(
@@ -72,10 +71,7 @@ class DuckdbFormat(Journaled):
             [(after,)] = con.execute(f"SELECT count(*) FROM {TABLE}").fetchall()
         return int(before - after)
 
-    def _fill(
-        self, path: str, rows: Callable[[], Iterator[list[Any]]], types: ColumnTypes,
-        known: IdSet,
-    ) -> None:  # fmt: skip
+    def _fill(self, path: str, rows: Callable[[], Iterator[list[Any]]], types: ColumnTypes) -> None:
         with self._connect(path) as con:
             before = self._schema(con)
             schema = arrow_schema(types, before)
@@ -89,8 +85,7 @@ class DuckdbFormat(Journaled):
                         kind = _SQL_TYPES[field.type]
                         con.execute(f"ALTER TABLE {TABLE} ALTER {_quote(field.name)} TYPE {kind}")
             for batch in rows():
-                fresh = [r for r in batch if known.add(id_hash(decode_id(r[0])))]
-                if fresh:
+                if fresh := batch:
                     table = arrow_table(fresh, schema)
                     con.register("fanfetch_batch", table)
                     con.execute(f"INSERT INTO {TABLE} SELECT * FROM fanfetch_batch")

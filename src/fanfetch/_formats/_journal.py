@@ -77,12 +77,9 @@ class Journaled:
         """Empty the output (a run without ``--resume`` starts afresh)."""
         raise NotImplementedError
 
-    def _fill(
-        self, path: str, rows: Callable[[], Iterator[list[Any]]], types: ColumnTypes,
-        known: IdSet,
-    ) -> None:  # fmt: skip
-        """Add ``rows()`` (batches of rows, ids as text; call it once per pass) to the
-        output, skipping ids in ``known``; ``types`` has the ``--select`` columns' types."""
+    def _fill(self, path: str, rows: Callable[[], Iterator[list[Any]]], types: ColumnTypes) -> None:
+        """Add ``rows()`` (batches of rows, ids as text) to the output; ``types`` has the
+        ``--select`` columns' types."""
         raise NotImplementedError
 
     # --- RecordFormat --------------------------------------------------------------------
@@ -125,16 +122,19 @@ class Journaled:
                 known.add(id_hash(decode_id(row["id"])))
 
         def batches() -> Iterator[list[Any]]:
+            """Rows not in the output yet (a record moved in before a crash is not again)."""
             records = JSON_LINES.read(journal)
             while chunk := list(islice(records, BATCH_ROWS)):
-                yield [row_from_record(r, selected) for r in chunk]
+                yield [row_from_record(r, selected) for r in chunk if known.add(id_hash(r["id"]))]
 
         types = ColumnTypes(selected)
-        if selected:
+        if selected:  # a first pass for the columns' types; the ids it saw are forgotten
+            seen = known.copy()
             for batch in batches():
                 for row in batch:
                     types.add(row[-len(selected) :])
-        self._fill(path, batches, types, known)
+            known = seen
+        self._fill(path, batches, types)
         os.unlink(journal)
 
     def recover(

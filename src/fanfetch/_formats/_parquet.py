@@ -18,9 +18,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .._resume import IdSet, id_hash
 from ._journal import BATCH_ROWS, Journaled
-from ._rows import BASE_COLUMNS, ColumnTypes, columns_for, decode_id
+from ._rows import BASE_COLUMNS, ColumnTypes, columns_for
 
 __all__ = ["PARQUET", "ParquetFormat", "arrow_schema", "arrow_table"]
 
@@ -118,10 +117,7 @@ class ParquetFormat(Journaled):
                 os.unlink(tmp)
             raise
 
-    def _fill(
-        self, path: str, rows: Callable[[], Iterator[list[Any]]], types: ColumnTypes,
-        known: IdSet,
-    ) -> None:  # fmt: skip
+    def _fill(self, path: str, rows: Callable[[], Iterator[list[Any]]], types: ColumnTypes) -> None:
         before = pq.ParquetFile(path) if os.path.exists(path) else None
         schema = arrow_schema(types, before.schema_arrow if before is not None else None)
 
@@ -130,8 +126,7 @@ class ParquetFormat(Journaled):
                 for batch in before.iter_batches(batch_size=BATCH_ROWS):
                     writer.write_table(pa.Table.from_batches([batch]).cast(schema))
             for batch in rows():
-                fresh = [r for r in batch if known.add(id_hash(decode_id(r[0])))]
-                if fresh:
+                if fresh := batch:
                     writer.write_table(arrow_table(fresh, schema), row_group_size=BATCH_ROWS)
 
         self._replace(path, fill, schema)

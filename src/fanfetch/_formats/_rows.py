@@ -78,7 +78,11 @@ def row_from_record(
     """The row of one record (values as Python objects: the format types them)."""
     error = record.get("error")
     body = record.get("body")
-    extra = {k: v for k, v in record.items() if k not in _IN_COLUMNS}
+    extra = (
+        {k: v for k, v in record.items() if k not in _IN_COLUMNS}
+        if len(record) > len(_IN_COLUMNS)
+        else {}  # the usual record: its fields are all columns (a quick test, per row)
+    )
     if isinstance(body, str):
         if "body_encoding" not in extra:
             extra["body_encoding"] = "text"  # so the text is not read back as JSON
