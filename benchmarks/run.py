@@ -231,12 +231,29 @@ THROUGHPUT_CLIENTS = [
 LATENCY_CLIENTS = [c for c in THROUGHPUT_CLIENTS if c not in ("requests_serial",)]
 
 
+FORMAT_CLIENTS = ["fanfetch_cli", *(f"fanfetch_cli@{fmt}" for fmt in OUTPUT_SUFFIX)]
+
+
 def run_suite(repeats: int, quick: bool, only: str | None = None) -> list[Figure]:
     figures: list[Figure] = []
     scale = 5 if quick else 1
     with tempfile.TemporaryDirectory(prefix="fanfetch-bench-urls-") as tmp:
         with fast_server() as (base, server_name):
             print(f"fast server: {server_name} at {base}", file=sys.stderr)
+            if only in (None, "output-formats"):
+                # what each output format costs over JSON lines, the whole job included (a
+                # Parquet or DuckDB output is filled at the end); 100,000 so that importing
+                # pyarrow or duckdb (0.1-0.2 s) weighs as it would in a job worth a table
+                n = 100_000 // scale
+                urls = write_urls(os.path.join(tmp, "formats.txt"), base, n)
+                figures += in_turns(
+                    [(Figure(f"output formats, {n:,} requests", c, n, 100), urls)
+                     for c in FORMAT_CLIENTS],
+                    repeats,
+                )  # fmt: skip
+                os.unlink(urls)
+                if only:
+                    return figures
             # client-bound: 140 KB bodies; what --workers is for
             big = os.path.join(tmp, "big.txt")
             with open(big, "w") as f:
@@ -336,15 +353,23 @@ def report(figures: list[Figure], repeats: int) -> str:
         by_scenario.setdefault(fig.scenario, []).append(fig)
     for scenario, figs in by_scenario.items():
         ref = next((f for f in figs if f.client == "aiohttp_pool"), None)
+        if ref is None:  # the output formats: each against JSON lines, in CPU per request
+            ref = next((f for f in figs if f.client == "fanfetch_cli"), None)
         lines += [f"## {scenario}", ""]
+        against = (
+            "vs aiohttp_pool" if ref is None or ref.client == "aiohttp_pool"
+            else "CPU vs JSON lines"
+        )  # fmt: skip
         lines += [
-            "| client | requests | req/s | wall s | CPU µs/req | peak RSS MB | ok "
-            "| vs aiohttp_pool |",
+            f"| client | requests | req/s | wall s | CPU µs/req | peak RSS MB | ok | {against} |",
             "|---|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for f in figs:
             lo, hi = f.spread("wall")
-            ratio = f"{f.rate / ref.rate:.2f}x" if ref and ref.runs else "-"
+            if ref is not None and ref.client == "fanfetch_cli" and ref.runs:
+                ratio = f"{f.cpu_us / ref.cpu_us - 1:+.0%}"
+            else:
+                ratio = f"{f.rate / ref.rate:.2f}x" if ref and ref.runs else "-"
             ok = min(r.ok for r in f.runs)
             lines.append(
                 f"| {f.client} | {f.requests:,} | {f.rate:,.0f} | {f.median('wall'):.2f} "
@@ -398,7 +423,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer requests, one run each")
     parser.add_argument("--out", default=str(HERE), help="where RESULTS.md etc. go")
     parser.add_argument(
-        "--only", choices=["client-bound"], help="run one scenario; add its table to RESULTS.md"
+        "--only",
+        choices=["client-bound", "output-formats"],
+        help="run one scenario; add its table to RESULTS.md",
     )
     args = parser.parse_args()
     compile_fanfetch()

@@ -78,11 +78,6 @@ class IdSet:
             if h:
                 self.add(h)
 
-    def copy(self) -> IdSet:
-        twin = IdSet()
-        twin._size, twin._table, twin._count = self._size, array("Q", self._table), self._count
-        return twin
-
     @property
     def nbytes(self) -> int:
         return self._table.itemsize * len(self._table)

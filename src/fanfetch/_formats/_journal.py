@@ -128,12 +128,11 @@ class Journaled:
                 yield [row_from_record(r, selected) for r in chunk if known.add(id_hash(r["id"]))]
 
         types = ColumnTypes(selected)
-        if selected:  # a first pass for the columns' types; the ids it saw are forgotten
-            seen = known.copy()
-            for batch in batches():
-                for row in batch:
-                    types.add(row[-len(selected) :])
-            known = seen
+        if selected:  # a first pass, for the types of the columns --select gives
+            for record in JSON_LINES.read(journal):
+                body = record.get("body")
+                if isinstance(body, dict):
+                    types.add(body.get(key) for key in selected)
         self._fill(path, batches, types)
         os.unlink(journal)
 

@@ -64,16 +64,13 @@ def arrow_table(rows: list[list[Any]], schema: pa.Schema) -> pa.Table:
     import orjson
 
     columns = []
-    for i, field in enumerate(schema):
-        values = [row[i] for row in rows]
+    for i, (field, values) in enumerate(zip(schema, zip(*rows, strict=True), strict=True)):
         if i >= len(BASE_COLUMNS) and pa.types.is_string(field.type):
-            values = [
+            values = tuple(
                 None if v is None else v if isinstance(v, str) else orjson.dumps(v).decode()
                 for v in values
-            ]
-        elif pa.types.is_floating(field.type):
-            values = [None if v is None else float(v) for v in values]
-        columns.append(pa.array(values, type=field.type))
+            )
+        columns.append(pa.array(values, type=field.type))  # ints go into doubles as they are
     return pa.Table.from_arrays(columns, schema=schema)
 
 
