@@ -39,6 +39,8 @@ class LoopbackAPI:
         self.hosts = hosts
         self.log = Log()
         self.release = asyncio.Event()  # lets /hang answer
+        self.failed_once: set[str] = set()  # /pages?fail=K: the pages that failed already
+        self.page_hits: Counter[str] = Counter()  # /pages, by path and query
         self.port = 0
         self._runner: web.AppRunner | None = None
         self.hold_seconds = 0.01
@@ -83,6 +85,8 @@ class LoopbackAPI:
         r.add_get("/notjson", self._notjson)
         r.add_route("*", "/echo", self._echo)
         r.add_get("/item/{n}", self._item)
+        r.add_get("/pages/{kind}/{n}", self._pages)
+        r.add_get("/pages/{kind}/{n}/{tag}", self._pages)  # the tag tells chains apart
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         first = web.TCPSite(self._runner, self.hosts[0], 0)
@@ -183,6 +187,45 @@ class LoopbackAPI:
             {"n": n, "name": f"item {n}", "price": n * 1.5, "active": n % 2 == 0,
              "tags": ["a", str(n)], "note": None, "big": "x" * 2000}
         )  # fmt: skip
+
+    async def _pages(self, request: web.Request) -> web.Response:
+        """A chain of ``n`` pages of 3 items, paged as ``kind`` says: link (a Link header),
+        next (a URL in the body), cursor (a token in the body), page (?p=1..; an empty page
+        after the last), page404 (a 404 after the last), offset (?o=0,3,..; the last short),
+        loop (a Link back to page 1). ``/scripted``-style faults: ``?fail=K`` answers page K
+        with a 503 the first time it is asked."""
+        kind, n, q = request.match_info["kind"], int(request.match_info["n"]), request.query
+        self.page_hits[request.path_qs] += 1
+        chain = request.path
+        if kind in ("page", "page404"):
+            k = int(q.get("p", "1"))
+        elif kind == "offset":
+            k = int(q.get("o", "0")) // 3 + 1
+        elif kind == "cursor":
+            k = int(q["c"].removeprefix("c")) if "c" in q else 1
+        else:
+            k = int(q.get("page", "1"))
+        fail = f"{chain}?{k}"
+        if q.get("fail") == str(k) and fail not in self.failed_once:
+            self.failed_once.add(fail)
+            return web.json_response({"error": "try again"}, status=503)
+        if kind == "page404" and k > n:
+            return web.json_response({"error": "no such page"}, status=404)
+        count = 0 if k > n else 2 if kind == "offset" and k == n else 3
+        body: dict[str, object] = {"page": k, "items": [f"{k}.{i}" for i in range(count)]}
+        headers = {}
+        extra = f"&fail={q['fail']}" if "fail" in q else ""
+        if kind == "link" and k < n:
+            headers["Link"] = (
+                f'<{chain}?page={k + 1}{extra}>; rel="next", <{chain}?page=1>; rel="first"'
+            )
+        elif kind == "loop":
+            headers["Link"] = f'<{chain}?page={1 if k == 2 else k + 1}>; rel="next"'
+        elif kind == "next":
+            body["links"] = {"next": f"{chain}?page={k + 1}{extra}" if k < n else None}
+        elif kind == "cursor":
+            body["cursor"] = f"c{k + 1}" if k < n else None
+        return web.json_response(body, headers=headers)
 
     async def _echo(self, request: web.Request) -> web.Response:
         body = await request.read()

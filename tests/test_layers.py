@@ -27,7 +27,7 @@ LAYERS: list[set[str]] = [
         "_formats._journal",
         "_formats",
     },
-    {"_events", "_limits", "_retry", "_transform", "_select", "_summary", "_progress"},
+    {"_events", "_limits", "_retry", "_transform", "_select", "_paginate", "_summary", "_progress"},
     {"_input", "_output", "_template"},
     {"_transports._base", "_transports._aiohttp", "_transports._mock", "_transports"},
     {"_http"},

@@ -189,6 +189,11 @@ class Config:
     max_file: int | None = None  # with save_dir: the largest file (None: no limit)
     transport: str = "aiohttp"  # a name in _transports.TRANSPORTS
     select: str | None = None  # a JMESPath expression; records keep what it selects
+    paginate: str | None = None  # link, next:EXPR, cursor:EXPR:PARAM, page:PARAM, offset:PARAM
+    items: str | None = None  # JMESPath: a page's items (page: and offset: modes)
+    page_start: int = 1
+    page_size: int | None = None
+    max_pages: int | None = None
 
     def __post_init__(self) -> None:
         if self.transform_workers is not None and (
@@ -205,6 +210,10 @@ class Config:
             raise ConfigError("max_redirects", self.max_redirects, "give a whole number >= 0")
         if self.select is not None:
             compile_select(self.select)
+        if self.max_pages is not None and (
+            not isinstance(self.max_pages, int) or self.max_pages < 1
+        ):
+            raise ConfigError("max_pages", self.max_pages, "give a whole number >= 1")
 
 
 def parse_codes(text: str) -> frozenset[int]:
@@ -352,6 +361,16 @@ OPTIONS: tuple[Option, ...] = (
     Option("select", None, "Keep only what this JMESPath expression selects from each JSON "
            "body, e.g. '{id: id, name: name}' (a table's columns).", ("--select",), str,
            "EXPR"),
+    Option("paginate", None, "Follow each request's pages: link, next:EXPR, cursor:EXPR:PARAM, "
+           "page:PARAM or offset:PARAM; a record per page.", ("--paginate",), str, "MODE"),
+    Option("items", None, "JMESPath to a page's items (page: and offset: end on too few).  "
+           "[default: the body]", ("--items",), str, "EXPR"),
+    Option("page_start", 1, "With page:PARAM, the first page's number.", ("--page-start",),
+           int, "N"),
+    Option("page_size", None, "With offset:PARAM, the items a full page has.", ("--page-size",),
+           int, "N"),
+    Option("max_pages", None, "Pages fetched at most per chain.  [default: no limit]",
+           ("--max-pages",), int, "N"),
     Option("transport", "aiohttp", "The HTTP client underneath, by name (a wrong name lists "
            "them).", ("--transport",), str, "NAME"),
 )  # fmt: skip
@@ -388,6 +407,11 @@ class Options(TypedDict, total=False):
     save_dir: str | None
     max_file: int | None
     select: str | None
+    paginate: str | None
+    items: str | None
+    page_start: int
+    page_size: int | None
+    max_pages: int | None
 
 
 def make_config(*, transport: str = "aiohttp", **options: Unpack[Options]) -> Config:

@@ -22,6 +22,7 @@ from ._input import Duplicates, aiter_items, count_requests, open_source
 from ._job import EXIT_FAILED, EXIT_OK, GRACE_SECONDS, RunOptions, signal_exit_status
 from ._models import Result
 from ._output import OrderedSink, OutputError, RecordWriter
+from ._paginate import ChainState, chain_states
 from ._records import encode_result
 from ._reorder import Reorder
 from ._resume import IdSet
@@ -46,6 +47,7 @@ async def run_job(options: RunOptions, *, announce: str | None = None, call_ms: 
     source = open_source(options.source)
     record_format = format_for(options.output, options.format)
     done_ids: IdSet | None = None
+    chains: dict[int, ChainState] = {}
     already = 0
     if options.resume and options.output:
         state = record_format.recover(
@@ -54,6 +56,8 @@ async def run_job(options: RunOptions, *, announce: str | None = None, call_ms: 
             warn=lambda message: err.print(f"fanfetch: {message}"),
         )
         done_ids, already = state.done, state.records
+        if config.paginate is not None:  # a chain is done only when its last page says so
+            done_ids, chains = chain_states(record_format.read(options.output))
         if not options.quiet:
             redo = (
                 f", {state.dropped_failed:,} failed ones to do again" if options.redo_failed else ""
@@ -68,7 +72,7 @@ async def run_job(options: RunOptions, *, announce: str | None = None, call_ms: 
     )
     stats = Stats()
     try:
-        engine = Engine(config, listeners=[stats])
+        engine = Engine(config, listeners=[stats], chains=chains)
     except BaseException:
         output.close()
         raise

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import AsyncIterable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from ._attempt import Attempts
@@ -20,6 +20,8 @@ from ._events import Finished, Listener, RunEnded, RunStarted
 from ._http import HTTP
 from ._limits import Limiter
 from ._models import Request, Result
+from ._paginate import ChainState, PaginationError, Paginator
+from ._resume import id_hash
 from ._select import Selector
 from ._transform import Transformer, TransformError
 from ._transports import Transport, open_transport
@@ -44,6 +46,7 @@ class Engine:
         listeners: Sequence[Listener] = (),
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
+        chains: Mapping[int, ChainState] | None = None,
     ) -> None:
         self.config = config
         self._owns_transport = transport is None
@@ -70,6 +73,18 @@ class Engine:
             on_retry=self._emit if self._listeners else None,
         )
         self._selector = Selector(config.select) if config.select is not None else None
+        self._paginator = (
+            Paginator(
+                config.paginate,
+                items=config.items,
+                page_start=config.page_start,
+                page_size=config.page_size,
+                max_pages=config.max_pages,
+            )
+            if config.paginate is not None
+            else None
+        )
+        self._chains = chains or {}
         self._transformer = (
             Transformer(config.transform, workers=config.transform_workers)
             if config.transform is not None
@@ -201,6 +216,10 @@ class Engine:
                 return
             if isinstance(item, Result):
                 result = item
+            elif self._paginator is not None:
+                await self._chain(item, sink)
+                await asyncio.sleep(0)
+                continue
             else:
                 self.in_flight += 1
                 try:
@@ -219,6 +238,52 @@ class Engine:
             # Let the loop run everything else that is ready before this worker starts its
             # next request: a quarter less CPU per request (benchmarks/FINDINGS.md).
             await asyncio.sleep(0)
+
+    async def _finish(self, result: Result) -> Result:
+        if self._selector is not None and result.ok:
+            result = self._selector.apply(result)
+        if self._transformer is not None and result.ok:
+            result = await self._transform(result)
+        return result
+
+    async def _chain(self, origin: Request, sink: Sink) -> None:
+        """Every page of one request, in turn: a record each, with ``page`` and ``next``."""
+        pager = self._paginator
+        assert pager is not None
+        request, page = pager.first(origin, self._chains.get(id_hash(origin.id)))
+        fetched: dict[tuple[str, str], int] = {}
+        while True:
+            key = (request.url, repr(sorted((request.params or {}).items())))
+            if key in fetched:
+                message = f"page {page} would fetch page {fetched[key]} again: a loop"
+                result = Result(request, error=PaginationError(message), attempts=0)
+                value = None
+            else:
+                fetched[key] = page
+                self.in_flight += 1
+                try:
+                    result = await self._attempts.run(request)
+                finally:
+                    self.in_flight -= 1
+                if page > 1 and pager.ends_quietly(result):
+                    return  # past the last page: not a page of its own
+                try:
+                    value = pager.after(origin, request, result, page)
+                except PaginationError as exc:  # its next link is no URL: the chain ends here
+                    result, value = result.replace(error=exc), None
+            extra = {**(result.extra or {}), "page": page, "next": value}
+            result = await self._finish(result.replace(extra=extra))
+            await self._sink_and_tell(result, sink)
+            if value is None or self._stopping:
+                return
+            request, page = pager.following(origin, request, value), page + 1
+
+    async def _sink_and_tell(self, result: Result, sink: Sink) -> None:
+        await sink(result)
+        if self._listeners:
+            event = Finished(result)
+            for listener in self._listeners:
+                listener(event)
 
     async def call(self, request: Request) -> Result:
         """One request, through the limits and retries, outside any run."""

@@ -1,0 +1,201 @@
+"""``--paginate MODE``: each input request is the first page of a chain; the worker that
+fetched a page fetches the next, so pages of one chain are sequential while chains run
+concurrently, and every page goes through the same limits, rates and retries.
+
+MODE is ``link`` (the ``Link: <url>; rel="next"`` header), ``next:EXPR`` (a JMESPath
+expression over the body giving the next URL), ``cursor:EXPR:PARAM`` (the expression gives a
+cursor, sent as query parameter PARAM), ``page:PARAM`` (1, 2, 3, ... from ``page_start``;
+ends at an empty page or a 404) or ``offset:PARAM`` (0, N, 2N, ... for ``page_size`` N;
+ends at a page with fewer than N items). ``items`` (JMESPath) finds a page's items.
+
+Each page's record carries ``page`` (from 1) and ``next`` (what the following page needs: a
+URL, a cursor or a number; null at the end), so ``--resume`` continues a chain from its last
+recorded page (``ChainState``) without fetching a recorded page again.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from yarl import URL
+
+from ._config import compile_select
+from ._exceptions import ConfigError, RequestError
+from ._models import Request, Result
+from ._resume import IdSet, id_hash
+
+__all__ = ["ChainState", "PaginationError", "Paginator", "chain_states"]
+
+_LINK = re.compile(r"<([^>]*)>\s*((?:;\s*[^;,]*)*)")
+
+
+class PaginationError(RequestError):
+    """``"pagination"``: the chain cannot go on (its next page repeats one already fetched)."""
+
+    type = "pagination"
+
+
+@dataclass(frozen=True, slots=True)
+class ChainState:
+    """Where a chain stood in the output: its last recorded page and what comes next."""
+
+    page: int
+    next: Any  # None: the chain ended
+
+
+def chain_states(records: Iterable[Mapping[str, Any]]) -> tuple[IdSet, dict[int, ChainState]]:
+    """From an output's records: the ids whose chain ended, and where each other chain
+    stands (its last recorded page, and what comes after it)."""
+    last: dict[int, ChainState] = {}
+    for record in records:
+        key, page = id_hash(record["id"]), record.get("page") or 1
+        known = last.get(key)
+        if known is None or page > known.page:
+            last[key] = ChainState(page, record.get("next"))
+    done = IdSet(len(last))
+    going = {}
+    for key, state in last.items():
+        if state.next is None:
+            done.add(key)
+        else:
+            going[key] = state
+    return done, going
+
+
+def next_link(headers: Mapping[str, str] | None) -> str | None:
+    """The ``rel="next"`` target of a ``Link`` header (RFC 8288), if any."""
+    if not headers:
+        return None
+    value = headers.get("Link") or headers.get("link")
+    if not value:
+        return None
+    for match in _LINK.finditer(value):
+        target, params = match.group(1), match.group(2)
+        for param in params.split(";"):
+            name, _, rel = param.strip().partition("=")
+            if name.strip().lower() == "rel" and "next" in rel.strip().strip('"').lower().split():
+                return target
+    return None
+
+
+class Paginator:
+    """The rule of one ``--paginate`` mode: what comes after a page."""
+
+    def __init__(
+        self,
+        mode: str,
+        *,
+        items: str | None = None,
+        page_start: int = 1,
+        page_size: int | None = None,
+        max_pages: int | None = None,
+    ) -> None:
+        kind, _, rest = mode.partition(":")
+        self.kind = kind
+        self.max_pages = max_pages
+        self._items = compile_select(items) if items else None
+        self._expr: Any = None
+        self._param = ""
+        self._start = page_start
+        self._size = page_size
+        if kind == "link" and not rest:
+            pass
+        elif kind == "next" and rest:
+            self._expr = compile_select(rest)
+        elif kind == "cursor" and rest.count(":") >= 1:
+            expr, _, param = rest.rpartition(":")
+            self._expr, self._param = compile_select(expr), param
+        elif kind == "page" and rest:
+            self._param = rest
+        elif kind == "offset" and rest:
+            if not page_size or page_size < 1:
+                raise ConfigError("page_size", page_size, "offset:PARAM needs --page-size N")
+            self._param = rest
+        else:
+            raise ConfigError(
+                "paginate", mode,
+                "give link, next:EXPR, cursor:EXPR:PARAM, page:PARAM or offset:PARAM",
+            )  # fmt: skip
+
+    def first(self, request: Request, resume: ChainState | None) -> tuple[Request, int]:
+        """The first page to fetch for ``request`` (a resumed chain: the one after its last
+        recorded page), and its number."""
+        if resume is not None:
+            return self._following(request, request, resume.next), resume.page + 1
+        if self.kind == "page":
+            return self._with_param(request, self._start), 1
+        if self.kind == "offset":
+            return self._with_param(request, 0), 1
+        return request, 1
+
+    def after(self, origin: Request, fetched: Request, result: Result, page: int) -> Any:
+        """What the page after ``result`` (page ``page`` of the chain) needs, or None when
+        the chain ends there."""
+        if not result.ok:
+            return None
+        if self.max_pages is not None and page >= self.max_pages:
+            return None
+        if self.kind == "link":
+            link = next_link(result.headers)
+            return _absolute(result, link) if link else None
+        body = _json(result)
+        if self.kind in ("next", "cursor"):
+            value = self._expr.search(body) if body is not None else None
+            if value in (None, "", [], {}):
+                return None
+            if self.kind == "next":
+                return _absolute(result, str(value))
+            return value
+        items = self._items.search(body) if self._items is not None else body
+        count = len(items) if isinstance(items, list) else 0
+        if self.kind == "page":
+            return None if count == 0 else self._number(fetched) + 1
+        assert self._size is not None
+        return None if count < self._size else self._number(fetched) + self._size
+
+    def ends_quietly(self, result: Result) -> bool:
+        """A page past the last one that some APIs answer with 404 (``page:`` mode)."""
+        return self.kind == "page" and result.status == 404
+
+    def following(self, origin: Request, fetched: Request, value: Any) -> Request:
+        return self._following(origin, fetched, value)
+
+    def _following(self, origin: Request, fetched: Request, value: Any) -> Request:
+        if self.kind in ("link", "next"):
+            nxt = origin.copy()
+            nxt.url, nxt.params, nxt.target = str(value), None, URL(str(value))
+            return nxt
+        return self._with_param(origin, value)
+
+    def _with_param(self, request: Request, value: Any) -> Request:
+        nxt = request.copy()
+        nxt.params = {**(request.params or {}), self._param: value}
+        return nxt
+
+    def _number(self, request: Request) -> int:
+        value = (request.params or {}).get(self._param, self._start)
+        return int(value)
+
+
+def _absolute(result: Result, link: str) -> str:
+    """``link`` resolved against the page's URL; an error when it is no http(s) URL."""
+    try:
+        url = URL(result.final_url or result.url).join(URL(link))
+    except ValueError as exc:
+        raise PaginationError(f"the next page's URL {link!r} is not a URL: {exc}") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise PaginationError(f"the next page's URL {str(url)!r} is not http(s)")
+    return str(url)
+
+
+def _json(result: Result) -> Any:
+    if not result.content:
+        return None
+    try:
+        return orjson.loads(result.content)
+    except orjson.JSONDecodeError:
+        return None

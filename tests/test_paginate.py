@@ -1,0 +1,154 @@
+"""--paginate: every page of each request, a record each (``page``, ``next``), chains
+concurrent and pages in turn, through the same retries; --resume goes on from the last page."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import signal
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import read_records, run_cli
+from tests.servers import LoopbackAPI
+
+MODES = {
+    "link": ("link", []),
+    "next": ("next:links.next", []),
+    "cursor": ("cursor:cursor:c", []),
+    "page": ("page:p", ["--items", "items"]),
+    "page404": ("page:p", ["--items", "items"]),
+    "offset": ("offset:o", ["--items", "items", "--page-size", "3"]),
+}
+
+
+def chains_input(
+    api: LoopbackAPI, tmp_path: Path, kind: str, sizes: list[int], query: str = ""
+) -> Path:
+    src = tmp_path / "in.txt"
+    urls = [api.url(f"/pages/{kind}/{n}/{i}") + query for i, n in enumerate(sizes)]
+    src.write_text("".join(url + "\n" for url in urls))
+    return src
+
+
+def pages_by_id(records: list[dict[str, Any]]) -> dict[int, list[int]]:
+    found: dict[int, list[int]] = defaultdict(list)
+    for r in records:
+        found[r["id"]].append(r["page"])
+    return found
+
+
+@pytest.mark.parametrize("kind", MODES)
+async def test_every_page_of_every_chain_is_a_record_of_its_own(
+    api: LoopbackAPI, tmp_path: Path, kind: str
+):
+    sizes = [1, 2, 7, 50]
+    mode, flags = MODES[kind]
+    src = chains_input(api, tmp_path, kind, sizes)
+    out = tmp_path / "out.jsonl"
+    result = await run_cli("run", str(src), "-o", str(out), "-q", "--paginate", mode, *flags)
+    assert result.status == 0, result.stderr
+    records = read_records(out)
+    extra = 1 if kind == "page" else 0  # page: the empty page after the last is a page too
+    assert {i: sorted(p) for i, p in pages_by_id(records).items()} == {
+        i + 1: list(range(1, n + 1 + extra)) for i, n in enumerate(sizes)
+    }
+    assert all(r["ok"] for r in records)
+    last = {r["id"]: r for r in records if r["next"] is None}
+    if kind == "page404":  # the 404 after the last page ends the chain, a record of none
+        assert last == {} and sum(api.log.hits.values()) == sum(sizes) + len(sizes)
+    else:
+        assert len(last) == len(sizes)  # each chain ends once, on its last page
+    if kind in ("link", "next", "cursor", "offset"):
+        assert sum(api.log.hits.values()) == sum(sizes)  # no page asked twice, none past the end
+
+
+async def test_a_503_mid_chain_is_retried_and_the_chain_goes_on(api: LoopbackAPI, tmp_path: Path):
+    src = chains_input(api, tmp_path, "link", [6], query="?fail=3")
+    out = tmp_path / "out.jsonl"
+    result = await run_cli("run", str(src), "-o", str(out), "-q", "--paginate", "link",
+                           "--backoff-base", "0")  # fmt: skip
+    assert result.status == 0, result.stderr
+    records = read_records(out)
+    assert sorted(r["page"] for r in records) == [1, 2, 3, 4, 5, 6]
+    assert [r["attempts"] for r in records if r["page"] == 3] == [2]
+
+
+async def test_a_next_link_that_loops_ends_the_chain_with_an_error_record(
+    api: LoopbackAPI, tmp_path: Path
+):
+    src = chains_input(api, tmp_path, "loop", [5])
+    out = tmp_path / "out.jsonl"
+    result = await run_cli("run", str(src), "-o", str(out), "-q", "--paginate", "link")
+    assert result.status == 1
+    records = sorted(read_records(out), key=lambda r: r["page"])
+    # page 2 links to ?page=1: page 1 again under another URL, fetched once; its link
+    # (?page=2) is one the chain fetched already, so page 4 is the error
+    assert [r["page"] for r in records] == [1, 2, 3, 4]
+    error = records[-1]["error"]
+    assert error["type"] == "pagination" and "again" in error["message"]
+    assert sum(api.log.hits.values()) == 3  # nothing was asked twice
+
+
+async def test_max_pages_caps_each_chain(api: LoopbackAPI, tmp_path: Path):
+    src = chains_input(api, tmp_path, "cursor", [10, 2])
+    out = tmp_path / "out.jsonl"
+    result = await run_cli("run", str(src), "-o", str(out), "-q", "--paginate", "cursor:cursor:c",
+                           "--max-pages", "4")  # fmt: skip
+    assert result.status == 0, result.stderr
+    assert {i: sorted(p) for i, p in pages_by_id(read_records(out)).items()} == {
+        1: [1, 2, 3, 4],
+        2: [1, 2],
+    }
+
+
+async def test_select_keeps_what_it_picks_while_the_next_link_is_read_from_the_whole_body(
+    api: LoopbackAPI, tmp_path: Path
+):
+    src = chains_input(api, tmp_path, "next", [3])
+    out = tmp_path / "out.jsonl"
+    result = await run_cli("run", str(src), "-o", str(out), "-q", "--paginate", "next:links.next",
+                           "--select", "items")  # fmt: skip
+    assert result.status == 0, result.stderr
+    bodies = {r["page"]: r["body"] for r in read_records(out)}
+    assert bodies == {k: [f"{k}.0", f"{k}.1", f"{k}.2"] for k in (1, 2, 3)}
+
+
+async def test_paginate_refuses_what_it_does_not_go_with_yet(api: LoopbackAPI, tmp_path: Path):
+    src = chains_input(api, tmp_path, "link", [2])
+    for flags in (["--ordered"], ["--workers", "2"], ["--paginate", "pages:p"]):
+        mode = [] if "--paginate" in flags else ["--paginate", "link"]
+        result = await run_cli("run", str(src), *mode, *flags)
+        assert result.status == 2 and "Traceback" not in result.stderr, result.stderr
+    assert sum(api.log.hits.values()) == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("round_", range(3))
+async def test_kill_9_then_resume_fetches_no_recorded_page_again(
+    api: LoopbackAPI, tmp_path: Path, round_: int
+):
+    chains, pages, concurrency = 60, 20, 10
+    api.hold_seconds = 0.002
+    src = chains_input(api, tmp_path, "link", [pages] * chains)
+    out = tmp_path / "out.jsonl"
+    moment = random.Random(round_).randrange(50, chains * pages - 100)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "fanfetch", "run", str(src), "-o", str(out), "-q",
+        "-c", str(concurrency), "--paginate", "link", stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    await api.wait_hits(moment)
+    proc.send_signal(signal.SIGKILL)
+    await proc.wait()
+    result = await run_cli("run", str(src), "-o", str(out), "-q", "--resume", "--paginate",
+                           "link", "-c", str(concurrency))  # fmt: skip
+    assert result.status == 0, result.stderr
+    records = read_records(out)
+    keys = [(r["id"], r["page"]) for r in records]
+    assert len(keys) == len(set(keys)) == chains * pages  # every (id, page) exactly once
+    again = sum(n - 1 for n in api.page_hits.values() if n > 1)
+    assert again <= concurrency  # only pages in flight at the kill were fetched again
