@@ -41,6 +41,7 @@ class LoopbackAPI:
         self.release = asyncio.Event()  # lets /hang answer
         self.failed_once: set[str] = set()  # /pages?fail=K: the pages that failed already
         self.page_hits: Counter[str] = Counter()  # /pages, by path and query
+        self.job_asks: Counter[str] = Counter()  # /job, by path
         self.port = 0
         self._runner: web.AppRunner | None = None
         self.hold_seconds = 0.01
@@ -86,6 +87,7 @@ class LoopbackAPI:
         r.add_route("*", "/echo", self._echo)
         r.add_get("/item/{n}", self._item)
         r.add_get("/pages/{kind}/{n}", self._pages)
+        r.add_get("/job/{id}", self._job)
         r.add_get("/pages/{kind}/{n}/{tag}", self._pages)  # the tag tells chains apart
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
@@ -187,6 +189,15 @@ class LoopbackAPI:
             {"n": n, "name": f"item {n}", "price": n * 1.5, "active": n % 2 == 0,
              "tags": ["a", str(n)], "note": None, "big": "x" * 2000}
         )  # fmt: skip
+
+    async def _job(self, request: web.Request) -> web.Response:
+        """200 with ``{"state": "pending"}`` for the first ``?pending=K`` asks (default 0),
+        then ``{"state": "done", "value": ID}``; ``?pending=never`` stays pending."""
+        asked = self.job_asks[request.path] = self.job_asks[request.path] + 1
+        pending = request.query.get("pending", "0")
+        if pending == "never" or asked <= int(pending):
+            return web.json_response({"state": "pending"})
+        return web.json_response({"state": "done", "value": int(request.match_info["id"])})
 
     async def _pages(self, request: web.Request) -> web.Response:
         """A chain of ``n`` pages of 3 items, paged as ``kind`` says: link (a Link header),

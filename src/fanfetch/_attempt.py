@@ -11,7 +11,8 @@ from collections.abc import Callable
 
 from ._config import Config, Rate
 from ._events import Retrying
-from ._exceptions import InvalidRequest, RequestError
+from ._exceptions import InvalidRequest, InvalidResponse, RequestError
+from ._expect import Validator
 from ._http import HTTP
 from ._limits import Limiter
 from ._models import Attempt, Request, Result, status_error
@@ -105,6 +106,11 @@ class Attempts:
         self._sleep = sleep
         self._stopping = stopping
         self._on_retry = on_retry
+        self._validator = (
+            Validator(config.expect, config.schema)
+            if config.expect is not None or config.schema is not None
+            else None
+        )
 
     async def run(self, request: Request) -> Result:
         """All the attempts of one request, and its one final result."""
@@ -147,7 +153,12 @@ class Attempts:
                         ok=is_success(status),
                         throttle=throttle_delay(policy, status, response.headers),
                     )
-            if response is not None and is_success(response.status):
+            invalid: InvalidResponse | None = None
+            if response is not None and is_success(response.status) and self._validator:
+                problem = await self._validator.check(response.content)
+                if problem is not None:
+                    invalid = InvalidResponse(problem)
+            if response is not None and is_success(response.status) and invalid is None:
                 delay = None
             else:
                 delay = next_delay(
@@ -155,14 +166,16 @@ class Attempts:
                     attempt,
                     status=response.status if response is not None else None,
                     headers=response.headers if response is not None else None,
-                    error=error,
+                    error=error or invalid,
                 )
             if history is not None:
-                history.append(_attempt_entry(attempt, response, error, began, clock(), delay))
+                entry = _attempt_entry(attempt, response, error or invalid, began, clock(), delay)
+                history.append(entry)
             if delay is None or self._stopping():
                 break
             if self._on_retry is not None:
-                reason = error.type if error is not None else f"status {response.status}"  # type: ignore[union-attr]
+                failed = error or invalid
+                reason = failed.type if failed is not None else f"status {response.status}"  # type: ignore[union-attr]
                 self._on_retry(Retrying(request, attempt, delay, reason))
             await self._sleep(delay)
         elapsed_ms = (clock() - start) * 1000.0
@@ -185,7 +198,7 @@ class Attempts:
                 content=response.content,
                 content_type=response.content_type,
                 charset=response.charset,
-                error=None if is_success(status) else status_error(status, response.reason),
+                error=invalid if is_success(status) else status_error(status, response.reason),
                 attempts=attempt,
                 elapsed_ms=elapsed_ms,
                 redirects=response.redirects,

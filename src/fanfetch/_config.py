@@ -108,18 +108,19 @@ class RetryPolicy:
             raise ConfigError("retry_on", shown, "statuses are whole numbers from 100 to 599")
 
 
-def compile_select(expression: str) -> Any:
-    """A ``--select`` expression compiled; a ``ConfigError`` that says where it is wrong."""
+def compile_select(expression: str, option: str = "select") -> Any:
+    """A JMESPath expression (``--select``, ``--expect``...) compiled; a ``ConfigError`` that
+    says where it is wrong."""
     import jmespath
     from jmespath.exceptions import JMESPathError
 
     if not isinstance(expression, str) or not expression.strip():
-        raise ConfigError("select", expression, "give a JMESPath expression, e.g. '{id: id}'")
+        raise ConfigError(option, expression, "give a JMESPath expression, e.g. '{id: id}'")
     try:
         return jmespath.compile(expression)
     except JMESPathError as exc:
         reason = str(exc).splitlines()[0]
-        raise ConfigError("select", expression, f"not JMESPath: {reason}") from None
+        raise ConfigError(option, expression, f"not JMESPath: {reason}") from None
 
 
 _RATE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|sec|second|m|min|minute|h|hour)\s*$", re.I)
@@ -190,6 +191,8 @@ class Config:
     transport: str = "aiohttp"  # a name in _transports.TRANSPORTS
     select: str | None = None  # a JMESPath expression; records keep what it selects
     paginate: str | None = None  # link, next:EXPR, cursor:EXPR:PARAM, page:PARAM, offset:PARAM
+    expect: str | None = None  # JMESPath: true of every good body
+    schema: str | None = None  # a JSON Schema file every good body follows
     items: str | None = None  # JMESPath: a page's items (page: and offset: modes)
     page_start: int = 1
     page_size: int | None = None
@@ -208,8 +211,9 @@ class Config:
             raise ConfigError("max_file", self.max_file, "give a size in bytes >= 0, or None")
         if not isinstance(self.max_redirects, int) or self.max_redirects < 0:
             raise ConfigError("max_redirects", self.max_redirects, "give a whole number >= 0")
-        if self.select is not None:
-            compile_select(self.select)
+        for name in ("select", "expect"):
+            if (expression := getattr(self, name)) is not None:
+                compile_select(expression, name)
         if self.max_pages is not None and (
             not isinstance(self.max_pages, int) or self.max_pages < 1
         ):
@@ -361,6 +365,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("select", None, "Keep only what this JMESPath expression selects from each JSON "
            "body, e.g. '{id: id, name: name}' (a table's columns).", ("--select",), str,
            "EXPR"),
+    Option("expect", None, "A 2xx is good only when this JMESPath expression is true of its "
+           "body; else invalid_response, retried like a 5xx.", ("--expect",), str, "EXPR"),
+    Option("schema", None, "A 2xx is good only when its body follows this JSON Schema; else "
+           "invalid_response, retried like a 5xx.", ("--schema",), str, "FILE"),
     Option("paginate", None, "Follow each request's pages: link, next:EXPR, cursor:EXPR:PARAM, "
            "page:PARAM or offset:PARAM; a record per page.", ("--paginate",), str, "MODE"),
     Option("items", None, "JMESPath to a page's items (page: and offset: end on too few).  "
@@ -407,6 +415,8 @@ class Options(TypedDict, total=False):
     save_dir: str | None
     max_file: int | None
     select: str | None
+    expect: str | None
+    schema: str | None
     paginate: str | None
     items: str | None
     page_start: int

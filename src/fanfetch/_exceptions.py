@@ -13,7 +13,8 @@
         ├── TooManyRedirects    "too_many_redirects": more than --max-redirects, or a loop
         ├── HTTPStatusError     "http_status": the final response was not 2xx
         ├── BodyTooLarge        "too_large": the body is over the size limit
-        └── DecodeError         "decode": the body's Content-Encoding cannot be undone
+        ├── DecodeError         "decode": the body's Content-Encoding cannot be undone
+        └── InvalidResponse     "invalid_response": a 2xx whose body fails --expect/--schema
 
 Each ``RequestError`` subclass carries ``type``, the stable string written into records, and
 ``retryable``: whether another attempt could go otherwise (a timeout may; a refused
@@ -35,6 +36,7 @@ __all__ = [
     "HTTPStatusError",
     "InputError",
     "InvalidRequest",
+    "InvalidResponse",
     "RequestError",
     "RequestTimeout",
     "TLSError",
@@ -117,6 +119,14 @@ class BodyTooLarge(RequestError):
 
 class DecodeError(RequestError):
     type = "decode"
+
+
+class InvalidResponse(RequestError):
+    """A 2xx whose body fails ``--expect`` or ``--schema``: tried again like a 5xx (the
+    record keeps the last body, to look at)."""
+
+    type = "invalid_response"
+    retryable = True
 
 
 _ERROR_CLASSES: dict[str, type[RequestError]] = {}  # record ``type`` -> class, filled on use
