@@ -152,3 +152,30 @@ async def test_kill_9_then_resume_fetches_no_recorded_page_again(
     assert len(keys) == len(set(keys)) == chains * pages  # every (id, page) exactly once
     again = sum(n - 1 for n in api.page_hits.values() if n > 1)
     assert again <= concurrency  # only pages in flight at the kill were fetched again
+
+
+@pytest.mark.parametrize(
+    ("mode", "extra"),
+    [
+        ("link", {}),
+        ("next:next", {}),
+        ("cursor:next_cursor:cursor", {}),
+        ("page:page", {"items": "items"}),
+        ("offset:offset", {"items": "items", "page_size": 10}),
+    ],
+)
+def test_the_embedded_api_pages_every_way_paginate_follows(mode: str, extra: dict[str, Any]):
+    """What the recipes run against: 23 issues in pages of 10, every mode, every issue once."""
+    import fanfetch
+
+    with fanfetch.MockAPI(latency_ms=0) as api:
+        urls = [f"{api.url}/repos/{name}/issues?total={n}" for name, n in (("a", 23), ("b", 10))]
+        results = fanfetch.run(urls, paginate=mode, select="items[].number", **extra)
+    numbers: dict[int, list[int]] = defaultdict(list)
+    for r in results:
+        assert r.ok, r.error
+        numbers[r.id].extend(r.json())
+    assert {k: sorted(v) for k, v in numbers.items()} == {
+        1: list(range(1, 24)),
+        2: list(range(1, 11)),
+    }

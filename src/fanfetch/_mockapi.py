@@ -5,6 +5,10 @@ It behaves like a real API on a bad day, within knobs: a latency with jitter, a 
 
 - ``GET|POST /items/{id}``: a small JSON object about item ``id``;
 - ``POST /echo``: the method, query, headers and JSON body it was sent;
+- ``GET /repos/{repo}/issues``: a paginated list (``per_page``, 10 by default, of a number of
+  issues fixed by the name, or ``?total=N``), paged every way ``--paginate`` follows: a
+  ``Link`` header, ``next`` (a URL) and ``next_cursor`` in the body, and the query parameters
+  ``page`` (from 1), ``cursor`` and ``offset``;
 - ``GET /status/{code}``: an empty answer with that status;
 - ``GET /health``: ``{"ok": true}``, never delayed or failed.
 """
@@ -89,6 +93,36 @@ def create_app(config: MockAPIConfig | None = None) -> web.Application:
             }
         )
 
+    async def issues(request: web.Request) -> web.Response:
+        await delay()
+        failure = misbehave()
+        if failure is not None:
+            return failure
+        repo, q = request.match_info["repo"], request.query
+        total = int(q.get("total", 10 + sum(repo.encode()) % 41))
+        size = max(1, int(q.get("per_page", 10)))
+        if "offset" in q:
+            start = int(q["offset"])
+        elif "cursor" in q:
+            start = int(q["cursor"].removeprefix("after-"))
+        else:
+            start = (int(q.get("page", 1)) - 1) * size
+        numbers = range(start + 1, min(total, start + size) + 1)
+        issues = [{"number": n, "title": f"{repo} issue {n}", "open": n % 3 != 0} for n in numbers]
+        more = start + size < total
+        page = start // size + 1
+        keep = "&".join(f"{k}={v}" for k, v in q.items() if k in ("per_page", "total"))
+        base = f"{request.path}?{keep + '&' if keep else ''}page="
+        body = {
+            "items": issues,
+            "next": f"{base}{page + 1}" if more else None,
+            "next_cursor": f"after-{start + size}" if more else None,
+        }
+        headers = {"Link": f'<{base}{page + 1}>; rel="next"'} if more else {}
+        return web.Response(
+            body=orjson.dumps(body), content_type="application/json", headers=headers
+        )
+
     async def status(request: web.Request) -> web.Response:
         return web.Response(status=int(request.match_info["code"]))
 
@@ -97,6 +131,7 @@ def create_app(config: MockAPIConfig | None = None) -> web.Application:
 
     app.router.add_route("*", "/items/{id}", item)
     app.router.add_route("*", "/echo", echo)
+    app.router.add_get("/repos/{repo}/issues", issues)
     app.router.add_get(r"/status/{code:\d{3}}", status)
     app.router.add_get("/health", health)
     return app
