@@ -179,3 +179,19 @@ def test_the_embedded_api_pages_every_way_paginate_follows(mode: str, extra: dic
         1: list(range(1, 24)),
         2: list(range(1, 11)),
     }
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".sqlite", ".parquet", ".duckdb"])
+async def test_every_page_lands_in_a_table_output_too(
+    api: LoopbackAPI, tmp_path: Path, suffix: str
+):
+    src = chains_input(api, tmp_path, "link", [3, 5])
+    out = tmp_path / f"out{suffix}"
+    result = await run_cli("run", str(src), "-o", str(out), "-q", "--paginate", "link")
+    assert result.status == 0, result.stderr
+    back = tmp_path / "back.jsonl"
+    assert (await run_cli("export", str(out), "-o", str(back), "-q")).status == 0
+    assert {i: sorted(p) for i, p in pages_by_id(read_records(back)).items()} == {
+        1: [1, 2, 3],
+        2: [1, 2, 3, 4, 5],
+    }

@@ -41,6 +41,15 @@ def journal_path(path: str) -> str:
     return path + ".journal"
 
 
+def _key(rid: Any, page: Any) -> int:
+    """What makes a record one of its own: its id, and with ``--paginate`` its page."""
+    return id_hash(rid) if page is None else id_hash([rid, page])
+
+
+def _page_of(row: dict[str, Any]) -> Any:
+    return orjson.loads(row["extra"]).get("page") if row.get("extra") else None
+
+
 class _JournalOutput(FdOutput):
     def __init__(self, fd: int, finish: Callable[[], None], *, include_headers: bool) -> None:
         super().__init__(fd, owns=True, include_headers=include_headers)
@@ -119,13 +128,17 @@ class Journaled:
         known = IdSet()
         if os.path.exists(path):
             for row in self._final_rows(path):
-                known.add(id_hash(decode_id(row["id"])))
+                known.add(_key(decode_id(row["id"]), _page_of(row)))
 
         def batches() -> Iterator[list[Any]]:
             """Rows not in the output yet (a record moved in before a crash is not again)."""
             records = JSON_LINES.read(journal)
             while chunk := list(islice(records, BATCH_ROWS)):
-                yield [row_from_record(r, selected) for r in chunk if known.add(id_hash(r["id"]))]
+                yield [
+                    row_from_record(r, selected)
+                    for r in chunk
+                    if known.add(_key(r["id"], r.get("page")))
+                ]
 
         types = ColumnTypes(selected)
         if selected:  # a first pass, for the types of the columns --select gives
@@ -167,7 +180,7 @@ class Journaled:
         if os.path.exists(path):
             for row in self._final_rows(path):
                 record = record_from_row(row)
-                known.add(id_hash(record["id"]))
+                known.add(_key(record["id"], record.get("page")))
                 yield record
         journal = journal_path(path)
         if os.path.exists(journal):
@@ -177,7 +190,7 @@ class Journaled:
                         record = orjson.loads(line)
                     except orjson.JSONDecodeError:
                         continue  # a torn last line: --resume cuts it
-                    if known.add(id_hash(record["id"])):
+                    if known.add(_key(record["id"], record.get("page"))):
                         yield record
 
     def __repr__(self) -> str:

@@ -141,12 +141,10 @@ class SqliteFormat:
                 dropped = conn.execute(f"DELETE FROM {TABLE} WHERE NOT ok").rowcount
             rows = conn.execute(f"SELECT id, ok, status, error_type FROM {TABLE} ORDER BY rowid")
             (count,) = conn.execute(f"SELECT count(*) FROM {TABLE}").fetchone()
-            state, first = tally(rows, expected=count, text_ids=False)
+            state, _ = tally(rows, expected=count, text_ids=False)
         finally:
             conn.close()
         state.dropped_failed = dropped
-        if not all(first):
-            warn(f"--resume: {path} holds {first.count(False)} repeated id(s)")
         return state
 
     def read(self, path: str) -> Iterator[dict[str, Any]]:
