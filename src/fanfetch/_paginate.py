@@ -167,7 +167,8 @@ class Paginator:
     def _following(self, origin: Request, fetched: Request, value: Any) -> Request:
         if self.kind in ("link", "next"):
             nxt = origin.copy()
-            nxt.url, nxt.params, nxt.target = str(value), None, URL(str(value))
+            url = value.url if isinstance(value, _Link) else URL(str(value))  # parsed once
+            nxt.url, nxt.params, nxt.target = str(value), None, url
             return nxt
         return self._with_param(origin, value)
 
@@ -181,15 +182,32 @@ class Paginator:
         return int(value)
 
 
+class _Link(str):
+    """A next page's URL as the record writes it (text), with its parsed form kept."""
+
+    url: URL
+
+    def __new__(cls, url: URL) -> _Link:
+        link = super().__new__(cls, str(url))
+        link.url = url
+        return link
+
+
 def _absolute(result: Result, link: str) -> str:
     """``link`` resolved against the page's URL; an error when it is no http(s) URL."""
+    target = result.request.target
     try:
-        url = URL(result.final_url or result.url).join(URL(link))
+        base = (
+            target
+            if target is not None and result.final_url is None
+            else URL(result.final_url or result.url)
+        )
+        url = base.join(URL(link))
     except ValueError as exc:
         raise PaginationError(f"the next page's URL {link!r} is not a URL: {exc}") from None
     if url.scheme not in ("http", "https") or not url.host:
         raise PaginationError(f"the next page's URL {str(url)!r} is not http(s)")
-    return str(url)
+    return _Link(url)
 
 
 def _json(result: Result) -> Any:

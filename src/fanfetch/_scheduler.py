@@ -277,6 +277,7 @@ class Engine:
             if value is None or self._stopping:
                 return
             request, page = pager.following(origin, request, value), page + 1
+            await asyncio.sleep(0)  # as between requests: let the loop run what is ready
 
     async def _sink_and_tell(self, result: Result, sink: Sink) -> None:
         await sink(result)
