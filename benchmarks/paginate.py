@@ -4,8 +4,9 @@ and the same bodies, through the whole ``fanfetch run`` process.
     python benchmarks/paginate.py [--chains 1000] [--pages 20] [--rounds 3]
 
 The embedded mock API (no latency, in a process of its own) serves ``/repos/{repo}/issues``
-with one issue a page: the plain run asks N single-page lists, the paginated one N/pages
-chains of ``pages`` pages following the ``Link`` header. Runs take turns; CPU is user + sys
+with one issue a page: the plain run asks page 2 of N lists (the same body and ``Link``
+header a page of a chain has, not followed), the paginated one N/pages chains of ``pages``
+pages following the ``Link`` header. Runs take turns; CPU is user + sys
 of the fanfetch process.
 """
 
@@ -39,7 +40,10 @@ def main() -> None:
     with mock_api_process("--latency-ms", "0") as base, tempfile.TemporaryDirectory() as tmp:
         plain = os.path.join(tmp, "plain.txt")
         with open(plain, "w") as f:
-            f.writelines(f"{base}/repos/p{i}/issues?total=1&per_page=1\n" for i in range(n))
+            # a middle page of a list as long as a chain: the same body and Link header
+            f.writelines(
+                f"{base}/repos/p{i}/issues?total={args.pages}&per_page=1&page=2\n" for i in range(n)
+            )
         chains = os.path.join(tmp, "chains.txt")
         with open(chains, "w") as f:
             f.writelines(

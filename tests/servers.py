@@ -42,6 +42,7 @@ class LoopbackAPI:
         self.failed_once: set[str] = set()  # /pages?fail=K: the pages that failed already
         self.page_hits: Counter[str] = Counter()  # /pages, by path and query
         self.job_asks: Counter[str] = Counter()  # /job, by path
+        self.throttled_at = 0.0  # /pages?throttle=K: when the 429 was answered
         self.port = 0
         self._runner: web.AppRunner | None = None
         self.hold_seconds = 0.01
@@ -204,7 +205,7 @@ class LoopbackAPI:
         next (a URL in the body), cursor (a token in the body), page (?p=1..; an empty page
         after the last), page404 (a 404 after the last), offset (?o=0,3,..; the last short),
         loop (a Link back to page 1). ``/scripted``-style faults: ``?fail=K`` answers page K
-        with a 503 the first time it is asked."""
+        with a 503 the first time it is asked, ``?throttle=K`` with a 429 and Retry-After: 1."""
         kind, n, q = request.match_info["kind"], int(request.match_info["n"]), request.query
         self.page_hits[request.path_qs] += 1
         chain = request.path
@@ -220,12 +221,17 @@ class LoopbackAPI:
         if q.get("fail") == str(k) and fail not in self.failed_once:
             self.failed_once.add(fail)
             return web.json_response({"error": "try again"}, status=503)
+        if q.get("throttle") == str(k) and fail not in self.failed_once:
+            self.failed_once.add(fail)
+            self.throttled_at = asyncio.get_running_loop().time()
+            headers = {"Retry-After": "1"}
+            return web.json_response({"error": "slow down"}, status=429, headers=headers)
         if kind == "page404" and k > n:
             return web.json_response({"error": "no such page"}, status=404)
         count = 0 if k > n else 2 if kind == "offset" and k == n else 3
         body: dict[str, object] = {"page": k, "items": [f"{k}.{i}" for i in range(count)]}
         headers = {}
-        extra = f"&fail={q['fail']}" if "fail" in q else ""
+        extra = "".join(f"&{k}={q[k]}" for k in ("fail", "throttle") if k in q)
         if kind == "link" and k < n:
             headers["Link"] = (
                 f'<{chain}?page={k + 1}{extra}>; rel="next", <{chain}?page=1>; rel="first"'
