@@ -143,7 +143,7 @@ async def test_select_keeps_what_it_picks_while_the_next_link_is_read_from_the_w
 
 async def test_paginate_refuses_what_it_does_not_go_with_yet(api: LoopbackAPI, tmp_path: Path):
     src = chains_input(api, tmp_path, "link", [2])
-    for flags in (["--ordered"], ["--workers", "2"], ["--paginate", "pages:p"]):
+    for flags in (["--workers", "2"], ["--paginate", "pages:p"]):
         mode = [] if "--paginate" in flags else ["--paginate", "link"]
         result = await run_cli("run", str(src), *mode, *flags)
         assert result.status == 2 and "Traceback" not in result.stderr, result.stderr
@@ -223,3 +223,38 @@ async def test_every_page_lands_in_a_table_output_too(
         1: [1, 2, 3],
         2: [1, 2, 3, 4, 5],
     }
+
+
+@pytest.mark.parametrize("kind", ["link", "page404"])
+async def test_ordered_writes_requests_in_input_order_and_each_chain_s_pages_in_order(
+    api: LoopbackAPI, tmp_path: Path, kind: str
+):
+    """Long chains first, so later chains finish first and must wait; a bad line between
+    them has its place too; page404 chains end without a record saying so."""
+    mode, flags = MODES[kind]
+    sizes = [30, 1, 12, 3, 25, 2, 8, 1]
+    src = chains_input(api, tmp_path, kind, sizes)
+    lines = src.read_text().splitlines()
+    lines.insert(3, "ftp://127.0.0.1/not-http")
+    src.write_text("".join(line + "\n" for line in lines))
+    out = tmp_path / "out.jsonl"
+    result = await run_cli("run", str(src), "-o", str(out), "-q", "--ordered", "-c", "8",
+                           "--paginate", mode, *flags)  # fmt: skip
+    assert result.status == 1, result.stderr  # the bad line
+    got = [(r["id"], r.get("page")) for r in read_records(out)]
+    ids = [i + 1 if i < 3 else i + 2 for i in range(len(sizes))]
+    expected: list[tuple[int, int | None]] = [
+        (rid, p) for rid, n in zip(ids, sizes, strict=True) for p in range(1, n + 1)
+    ]
+    expected.insert(sum(sizes[:3]), (4, None))
+    assert got == expected
+
+
+def test_the_python_api_orders_pages_too(api_in_thread: str):
+    import fanfetch
+
+    urls = [f"{api_in_thread}/pages/cursor/{n}/{i}" for i, n in enumerate([9, 1, 4])]
+    results = list(fanfetch.iter_results(urls, ordered=True, paginate="cursor:cursor:c"))
+    assert [(r.id, r.extra["page"]) for r in results if r.extra] == [
+        (1, p) for p in range(1, 10)
+    ] + [(2, 1)] + [(3, p) for p in range(1, 5)]

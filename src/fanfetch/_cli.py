@@ -193,7 +193,7 @@ def run(**kw: Any) -> int:
         shards=kw["shards"],
     )
     if config.paginate is not None:
-        for flag, used in (("--ordered", options.ordered), ("--workers", options.workers > 1),
+        for flag, used in (("--workers", options.workers > 1),
                            ("--cluster", options.cluster is not None)):  # fmt: skip
             if used:
                 raise click.UsageError(f"{flag} does not go with --paginate yet")

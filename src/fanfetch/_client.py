@@ -24,7 +24,7 @@ from ._events import Listener
 from ._exceptions import ConfigError
 from ._input import coerce
 from ._models import Request, Result
-from ._output import OrderedSink
+from ._output import OrderedChains, OrderedSink
 from ._scheduler import Engine
 from ._transports import Transport
 from ._types import Item
@@ -121,7 +121,12 @@ class Fetcher:
                 on_result(result)
             await results.put(result)
 
-        reorder = OrderedSink(put, window=2 * window) if ordered else None
+        reorder: OrderedSink | OrderedChains | None = None
+        if ordered and self.config.paginate is not None:  # pages in order within requests
+            reorder = OrderedChains(put, window=2 * window, pages=16 * window)
+            self._engine.chain_ended = reorder.chain_ended
+        elif ordered:
+            reorder = OrderedSink(put, window=2 * window)
         sink = reorder.put if reorder is not None else put
         items = _coerced(requests)
 
@@ -132,6 +137,7 @@ class Fetcher:
                 if reorder is not None and not self._engine.interrupted:
                     reorder.check_empty()
             finally:
+                self._engine.chain_ended = None
                 results.end()
 
         producer = asyncio.create_task(produce())

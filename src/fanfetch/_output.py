@@ -20,7 +20,7 @@ from ._records import FdOutput, Output
 from ._reorder import Reorder
 from ._types import Sink
 
-__all__ = ["OrderedSink", "OutputError", "RecordWriter"]
+__all__ = ["OrderedChains", "OrderedSink", "OutputError", "RecordWriter"]
 
 _OPTS = orjson.OPT_APPEND_NEWLINE
 
@@ -174,3 +174,68 @@ class OrderedSink:
 
     def __repr__(self) -> str:
         return f"<OrderedSink {self._reorder!r}>"
+
+
+class OrderedChains:
+    """``--ordered`` with ``--paginate``: requests in input order, each request's pages in
+    page order. The chain due next goes straight through; pages of later chains wait, for at
+    most ``window`` chains and ``pages`` pages (a worker bringing one more waits, except the
+    one whose chain is due, so this cannot deadlock). The engine says when a chain has ended
+    (``chain_ended``): the last page is not always a record (a 404 past the end)."""
+
+    def __init__(self, inner: Sink, *, window: int, pages: int) -> None:
+        self._inner = inner
+        self._reorder: Reorder[list[Result]] = Reorder(window=window)
+        self._partial: dict[int, list[Result]] = {}
+        self._pages = pages
+        self._held = 0
+        self._room = asyncio.Event()
+        self._delivering = False
+
+    async def put(self, result: Result) -> None:
+        seq = result.request.seq
+        if seq != self._reorder.due:
+            await self._reorder.admitted(seq)
+            while self._held >= self._pages and seq != self._reorder.due:
+                self._room.clear()
+                await self._room.wait()
+        self._partial.setdefault(seq, []).append(result)
+        self._held += 1
+        if result.extra is None or "page" not in result.extra:  # no chain: a bad line
+            await self.chain_ended(seq)
+        else:
+            await self._drain()
+
+    async def chain_ended(self, seq: int) -> None:
+        self._reorder.add(seq, self._partial.pop(seq, []))
+        await self._drain()
+
+    async def _drain(self) -> None:
+        if self._delivering:  # whoever is delivering hands this on too, in turn
+            return
+        self._delivering = True
+        try:
+            while True:
+                if due := self._reorder.take_due():  # whole chains, now due
+                    for pages in due:
+                        await self._deliver(pages)
+                elif ready := self._partial.pop(self._reorder.due, None):
+                    await self._deliver(ready)  # the chain due next, so far
+                else:
+                    break
+        finally:
+            self._delivering = False
+
+    async def _deliver(self, pages: list[Result]) -> None:
+        for page in pages:
+            self._held -= 1
+            await self._inner(page)
+        self._room.set()
+
+    def check_empty(self) -> None:
+        self._reorder.check_empty()
+        if self._partial:
+            raise RuntimeError(f"--ordered ended holding pages of {len(self._partial)} chains")
+
+    def __repr__(self) -> str:
+        return f"<OrderedChains {self._reorder!r} pages held={self._held}>"

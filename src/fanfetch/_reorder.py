@@ -33,6 +33,11 @@ class Reorder(Generic[T]):
         """Items held, waiting for the one due next."""
         return len(self._held)
 
+    @property
+    def due(self) -> int:
+        """The ``seq`` handed out next."""
+        return self._next
+
     def holds(self, seq: int) -> bool:
         """Whether ``seq`` is too far ahead to be taken now."""
         return seq >= self._next + self._window

@@ -21,7 +21,7 @@ from ._formats import format_for
 from ._input import Duplicates, aiter_items, count_requests, open_source
 from ._job import EXIT_FAILED, EXIT_OK, GRACE_SECONDS, RunOptions, signal_exit_status
 from ._models import Result
-from ._output import OrderedSink, OutputError, RecordWriter
+from ._output import OrderedChains, OrderedSink, OutputError, RecordWriter
 from ._paginate import ChainState, chain_states
 from ._records import encode_result
 from ._reorder import Reorder
@@ -78,10 +78,17 @@ async def run_job(options: RunOptions, *, announce: str | None = None, call_ms: 
         raise
     writer = RecordWriter(output)
     sink = writer.put
-    reorder = None
-    if options.ordered:
+    if options.ordered and config.paginate is not None:
+        paged = OrderedChains(writer.put, window=4 * config.limits.concurrency,
+                              pages=16 * config.limits.concurrency)  # fmt: skip
+        engine.chain_ended = paged.chain_ended
+        reorder: OrderedSink | OrderedChains | None = paged
+        sink = paged.put
+    elif options.ordered:
         reorder = OrderedSink(writer.put, window=4 * config.limits.concurrency)
         sink = reorder.put
+    else:
+        reorder = None
     received: list[int] = []
 
     work: list[asyncio.Future[None]] = []  # with --workers: the task that runs them

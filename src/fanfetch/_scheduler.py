@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from ._attempt import Attempts
@@ -85,6 +85,7 @@ class Engine:
             else None
         )
         self._chains = chains or {}
+        self.chain_ended: Callable[[int], Awaitable[None]] | None = None  # --ordered pages
         self._transformer = (
             Transformer(config.transform, workers=config.transform_workers)
             if config.transform is not None
@@ -218,6 +219,8 @@ class Engine:
                 result = item
             elif self._paginator is not None:
                 await self._chain(item, sink)
+                if self.chain_ended is not None:
+                    await self.chain_ended(item.seq)
                 await asyncio.sleep(0)
                 continue
             else:
