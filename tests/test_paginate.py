@@ -258,3 +258,21 @@ def test_the_python_api_orders_pages_too(api_in_thread: str):
     assert [(r.id, r.extra["page"]) for r in results if r.extra] == [
         (1, p) for p in range(1, 10)
     ] + [(2, 1)] + [(3, p) for p in range(1, 5)]
+
+
+@pytest.mark.parametrize(
+    ("header", "target"),
+    [
+        ('<a>; rel="next"', "a"),
+        ('<a>; rel="prev", <b>; rel="next"', "b"),
+        ("<a>; rel=next", "a"),
+        ('<a>; rel="prev next"', "a"),
+        ('<a>; rel="first"', None),
+        ('<a?x=1,2>; title="next one"; rel="last"', None),
+        ('<https://h/?page=2>; rel="next", <https://h/?page=9>; rel="last"', "https://h/?page=2"),
+    ],
+)
+def test_the_next_link_is_read_as_rfc_8288_writes_it(header: str, target: str | None):
+    from fanfetch._paginate import next_link
+
+    assert next_link({"Link": header}) == target

@@ -229,10 +229,27 @@ class Result:
 
     def replace(self, **changes: Any) -> Result:
         """A copy with ``changes`` made (the fields ``__init__`` takes)."""
-        fields = {name: getattr(self, name) for name in _RESULT_FIELDS} | changes
-        copy = Result(**fields)
-        if not {"content", "content_type", "charset"} & changes.keys():
-            copy._body = self._body
+        unknown = changes.keys() - _RESULT_FIELDS
+        if unknown:
+            raise TypeError(f"Result has no field {sorted(unknown)[0]!r}")
+        get = changes.get  # field by field: a page of a chain is copied, so kept quick
+        copy = object.__new__(Result)
+        copy.request = get("request", self.request)
+        copy.status = get("status", self.status)
+        copy.headers = get("headers", self.headers)
+        copy.content = get("content", self.content)
+        copy.content_type = get("content_type", self.content_type)
+        copy.charset = get("charset", self.charset)
+        copy.error = get("error", self.error)
+        copy.attempts = get("attempts", self.attempts)
+        copy.elapsed_ms = get("elapsed_ms", self.elapsed_ms)
+        copy.url = get("url", self.url)
+        copy.redirects = get("redirects", self.redirects)
+        copy.final_url = get("final_url", self.final_url)
+        copy.history = get("history", self.history)
+        copy.extra = get("extra", self.extra)
+        body = {"content", "content_type", "charset"} & changes.keys()
+        copy._body = None if body else self._body
         return copy
 
     @property
@@ -392,7 +409,7 @@ class Result:
         return f"<Result id={self.request.id!r} {what} attempts={self.attempts}>"
 
 
-_RESULT_FIELDS = tuple(inspect.signature(Result.__init__).parameters)[1:]
+_RESULT_FIELDS = frozenset(tuple(inspect.signature(Result.__init__).parameters)[1:])
 
 
 def status_error(status: int, reason: str | None) -> HTTPStatusError:

@@ -71,14 +71,13 @@ def next_link(headers: Mapping[str, str] | None) -> str | None:
     if not headers:
         return None
     value = headers.get("Link") or headers.get("link")
-    if not value:
+    if not value or "next" not in value.lower():
         return None
     for match in _LINK.finditer(value):
-        target, params = match.group(1), match.group(2)
-        for param in params.split(";"):
-            name, _, rel = param.strip().partition("=")
-            if name.strip().lower() == "rel" and "next" in rel.strip().strip('"').lower().split():
-                return target
+        for param in match.group(2).split(";"):
+            name, _, rel = param.partition("=")
+            if name.strip().lower() == "rel" and "next" in rel.strip(' "').lower().split():
+                return match.group(1)
     return None
 
 
