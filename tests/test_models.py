@@ -137,3 +137,12 @@ def test_replace_makes_a_changed_copy_and_leaves_the_original():
     copy = result.replace(extra={"transformed": 2})
     assert copy.extra == {"transformed": 2} and result.extra is None
     assert copy.body == {"a": 1} and copy.status == 200 and copy.request is result.request
+
+
+def test_a_copied_request_has_every_field_of_the_original():
+    request = Request("http://127.0.0.1/x", method="POST", id="a", headers={"h": "1"},
+                      params={"p": 1}, json={"j": 1}, timeout=3.0, meta={"m": 1}, cost=2.0,
+                      line=7, seq=6)  # fmt: skip
+    clone = request.copy()
+    assert clone is not request and clone == request
+    assert all(getattr(clone, n) is getattr(request, n) for n in Request.__slots__)

@@ -85,9 +85,21 @@ class Request:
 
     def copy(self) -> Request:
         """A request of its own with the same fields (the API never changes a caller's)."""
-        clone = Request.__new__(Request)
-        for name in Request.__slots__:
-            setattr(clone, name, getattr(self, name))
+        clone = Request.__new__(Request)  # field by field: each page of a chain is a copy
+        clone.url, clone.method, clone.id, clone.headers = (
+            self.url,
+            self.method,
+            self.id,
+            self.headers,
+        )
+        clone.params, clone.json, clone.data, clone.timeout = (
+            self.params,
+            self.json,
+            self.data,
+            self.timeout,
+        )
+        clone.meta, clone.cost, clone.line, clone.seq = self.meta, self.cost, self.line, self.seq
+        clone.target = self.target
         return clone
 
     def __repr__(self) -> str:
