@@ -276,3 +276,13 @@ def test_the_next_link_is_read_as_rfc_8288_writes_it(header: str, target: str | 
     from fanfetch._paginate import next_link
 
     assert next_link({"Link": header}) == target
+
+
+async def test_the_demo_shows_a_paginated_job(tmp_path: Path):
+    out = tmp_path / "demo.jsonl"
+    result = await run_cli("demo", "-n", "50", "--paginate", "--latency-ms", "0", "-q",
+                           "-o", str(out))  # fmt: skip
+    assert result.status == 0, result.stderr
+    assert {i: sorted(p) for i, p in pages_by_id(read_records(out)).items()} == {
+        i: list(range(1, 11)) for i in range(1, 6)
+    }

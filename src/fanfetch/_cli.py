@@ -385,8 +385,17 @@ def mock_api(host: str, port: int, **kw: Any) -> int:
 @click.option("-o", "--output", default="demo-results.jsonl", show_default=True)
 @click.option("--latency-ms", type=click.FloatRange(min=0), default=20.0, show_default=True)
 @click.option("-q", "--quiet", is_flag=True)
-def demo(count: int, concurrency: int, output: str, latency_ms: float, quiet: bool) -> int:
-    """Start the embedded API on loopback and make COUNT calls to it, with retries on."""
+@click.option(
+    "--paginate",
+    "pages",
+    is_flag=True,
+    help="Fetch every page of N/10 issue lists of 10 pages instead (--paginate link): N "
+    "pages, a record each.",
+)
+def demo(
+    count: int, concurrency: int, output: str, latency_ms: float, quiet: bool, pages: bool
+) -> int:
+    """Start the embedded API on loopback and make N calls to it, with retries on."""
     from ._mockapi import mock_api_process
 
     misbehave = ["--error-rate", "0.02", "--throttle-rate", "0.0005", "--retry-after", "1"]
@@ -397,21 +406,27 @@ def demo(count: int, concurrency: int, output: str, latency_ms: float, quiet: bo
         tempfile.TemporaryDirectory(prefix="fanfetch-demo-") as tmp,
     ):  # fmt: skip
         source = Path(tmp, "requests.txt")
+        lists = max(1, count // 10)  # lists of 10 pages of 10 issues each, with --paginate
         with source.open("w") as f:
-            f.writelines(f"{base}/items/{i}\n" for i in range(1, count + 1))
+            if pages:
+                f.writelines(f"{base}/repos/r{i}/issues?total=100\n" for i in range(lists))
+            else:
+                f.writelines(f"{base}/items/{i}\n" for i in range(1, count + 1))
         if not quiet:
+            what = (
+                f"every page of {lists:,} issue lists (10 pages each, following Link headers)"
+                if pages
+                else f"{count:,} calls"
+            )
             click.echo(
-                f"fanfetch demo: {count:,} calls to the mock API at {base} "
+                f"fanfetch demo: {what} to the mock API at {base} "
                 f"(~{latency_ms:g} ms each; 2% answer 500/503, 0.05% 429 with Retry-After), "
                 f"concurrency {concurrency}",
                 err=True,
             )
-        options = RunOptions(
-            source=str(source),
-            output=output,
-            config=make_config(concurrency=concurrency, retries=3, backoff_base=0.1),
-            quiet=quiet,
-        )
+        config = make_config(concurrency=concurrency, retries=3, backoff_base=0.1,
+                             paginate="link" if pages else None)  # fmt: skip
+        options = RunOptions(source=str(source), output=output, config=config, quiet=quiet)
         status = _run_in_loop(options, announce=output, call_ms=latency_ms)
     return status
 
