@@ -4,6 +4,7 @@ concurrent and pages in turn, through the same retries; --resume goes on from th
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import signal
 import sys
@@ -286,3 +287,15 @@ async def test_the_demo_shows_a_paginated_job(tmp_path: Path):
     assert {i: sorted(p) for i, p in pages_by_id(read_records(out)).items()} == {
         i: list(range(1, 11)) for i in range(1, 6)
     }
+
+
+async def test_the_input_s_meta_is_carried_on_every_page(api: LoopbackAPI, tmp_path: Path):
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps({"id": "r", "url": api.url("/pages/link/4/m"), "meta": {"k": 1}}))
+    out = tmp_path / "out.jsonl"
+    result = await run_cli("run", str(src), "-o", str(out), "-q", "--paginate", "link")
+    assert result.status == 0, result.stderr
+    records = read_records(out)
+    assert [(r["id"], r["page"], r["meta"]) for r in records] == [
+        ("r", p, {"k": 1}) for p in range(1, 5)
+    ]
