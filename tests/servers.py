@@ -284,3 +284,82 @@ class DroppingServer:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+
+
+class ForwardProxy:
+    """A small HTTP forward proxy on 127.0.0.1 (absolute-form requests, one per connection)
+    that counts what passed through it and, given ``credentials``, answers 407 to a request
+    without the matching ``Proxy-Authorization``. It forwards to loopback only."""
+
+    def __init__(self, credentials: str | None = None) -> None:
+        self.credentials = credentials
+        self.seen: list[str] = []  # the absolute URLs it forwarded
+        self.refused = 0
+        self.port = 0
+        self._server: asyncio.Server | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> ForwardProxy:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await asyncio.wait_for(self._forward(reader, writer), BOUND)
+        except (asyncio.IncompleteReadError, TimeoutError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def _forward(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        import base64
+        from urllib.parse import urlsplit
+
+        head = await reader.readuntil(b"\r\n\r\n")
+        line, *fields = head.decode("latin-1").split("\r\n")[:-2]
+        method, target, version = line.split(" ")
+        headers = dict(f.split(": ", 1) for f in fields)
+        if self.credentials is not None:
+            wanted = "Basic " + base64.b64encode(self.credentials.encode()).decode()
+            if headers.get("Proxy-Authorization") != wanted:
+                self.refused += 1
+                writer.write(b"HTTP/1.1 407 Proxy Authentication Required\r\n"
+                             b"Proxy-Authenticate: Basic\r\nContent-Length: 0\r\n"
+                             b"Connection: close\r\n\r\n")  # fmt: skip
+                await writer.drain()
+                return
+        parts = urlsplit(target)
+        assert parts.hostname in ("127.0.0.1", "127.0.0.2", "localhost"), target
+        self.seen.append(target)
+        body = b""
+        if "Content-Length" in headers:
+            body = await reader.readexactly(int(headers["Content-Length"]))
+        kept = {k: v for k, v in headers.items() if not k.lower().startswith("proxy-")}
+        kept["Connection"] = "close"
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        upstream_head = f"{method} {path or '/'} {version}\r\n" + "".join(
+            f"{k}: {v}\r\n" for k, v in kept.items()
+        )
+        up_reader, up_writer = await asyncio.open_connection(parts.hostname, parts.port or 80)
+        try:
+            up_writer.write(upstream_head.encode("latin-1") + b"\r\n" + body)
+            await up_writer.drain()
+            answer = await up_reader.readuntil(b"\r\n\r\n")
+            status, *answer_fields = answer.decode("latin-1").split("\r\n")[:-2]
+            answer_fields = [f for f in answer_fields if not f.lower().startswith("connection:")]
+            writer.write(("\r\n".join([status, *answer_fields, "Connection: close"]) +
+                          "\r\n\r\n").encode("latin-1"))  # fmt: skip
+            while chunk := await up_reader.read(65536):
+                writer.write(chunk)
+            await writer.drain()
+        finally:
+            up_writer.close()
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()

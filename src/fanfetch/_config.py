@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -189,6 +190,11 @@ class Config:
     save_dir: str | None = None  # stream 2xx bodies to files here instead of into records
     max_file: int | None = None  # with save_dir: the largest file (None: no limit)
     transport: str = "aiohttp"  # a name in _transports.TRANSPORTS
+    proxy: str | None = None  # http(s)://[user:password@]host:port
+    trust_env: bool = False  # honour HTTP_PROXY, HTTPS_PROXY, NO_PROXY
+    cacert: str | None = None  # a CA bundle to trust
+    cert: str | None = None  # a client certificate (mutual TLS); its key in it or in key
+    key: str | None = None
     select: str | None = None  # a JMESPath expression; records keep what it selects
     paginate: str | None = None  # link, next:EXPR, cursor:EXPR:PARAM, page:PARAM, offset:PARAM
     expect: str | None = None  # JMESPath: true of every good body
@@ -290,7 +296,32 @@ def _as_rate(value: str | Rate | None, values: Mapping[str, Any], name: str) -> 
 def _as_headers(
     value: Mapping[str, str] | None, values: Mapping[str, Any], name: str
 ) -> Mapping[str, str]:
-    return dict(value or {})
+    headers = dict(value or {})
+    user = values.get("user")
+    if user is not None:  # --user: basic auth, one more header that records never show
+        import base64
+
+        if not isinstance(user, str) or ":" not in user:
+            raise ConfigError("user", "***", "write it as USER:PASSWORD")
+        headers["Authorization"] = "Basic " + base64.b64encode(user.encode()).decode()
+    return headers
+
+
+def _as_proxy(value: str | None, values: Mapping[str, Any], name: str) -> str | None:
+    if value is None:
+        return None
+    scheme = value.partition("://")[0].lower() if "://" in value else ""
+    if scheme not in ("http", "https"):
+        shown = value.rpartition("@")[2]  # never echo a password
+        hint = "give http://HOST:PORT or https://HOST:PORT (socks proxies are not supported)"
+        raise ConfigError("proxy", shown, hint)
+    return value
+
+
+def _as_file(value: str | None, values: Mapping[str, Any], name: str) -> str | None:
+    if value is not None and not os.path.isfile(value):
+        raise ConfigError(name, value, "no such file: give a PEM file")
+    return value
 
 
 OPTIONS: tuple[Option, ...] = (
@@ -379,6 +410,19 @@ OPTIONS: tuple[Option, ...] = (
            int, "N"),
     Option("max_pages", None, "Pages fetched at most per chain.  [default: no limit]",
            ("--max-pages",), int, "N"),
+    Option("proxy", None, "Send every request through this http:// or https:// proxy; "
+           "credentials in its URL go to the proxy only, never into records or messages.",
+           ("--proxy",), str, "URL", coerce=_as_proxy),
+    Option("trust_env", False, "Honour HTTP_PROXY, HTTPS_PROXY and NO_PROXY (off: the "
+           "environment never changes what a job does).", ("--trust-env",), bool),
+    Option("cacert", None, "Trust the CAs in this PEM bundle (a private CA).", ("--cacert",),
+           str, "FILE", coerce=_as_file),
+    Option("cert", None, "Present this client certificate (PEM; mutual TLS).", ("--cert",),
+           str, "FILE", coerce=_as_file),
+    Option("key", None, "The client certificate's private key, when not in --cert.",
+           ("--key",), str, "FILE", coerce=_as_file),
+    Option("user", None, "Basic auth for every request, as USER:PASSWORD (never echoed).",
+           ("--user",), str, "USER:PASSWORD", to=""),
     Option("transport", "aiohttp", "The HTTP client underneath, by name (a wrong name lists "
            "them).", ("--transport",), str, "NAME"),
 )  # fmt: skip
@@ -415,6 +459,12 @@ class Options(TypedDict, total=False):
     save_dir: str | None
     max_file: int | None
     select: str | None
+    proxy: str | None
+    trust_env: bool
+    cacert: str | None
+    cert: str | None
+    key: str | None
+    user: str | None
     expect: str | None
     schema: str | None
     paginate: str | None

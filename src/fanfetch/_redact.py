@@ -14,12 +14,18 @@ _SECRET_QUERY = re.compile(
 )
 
 
+_USERINFO = re.compile(r"(?P<scheme>\b[a-z][a-z0-9+.-]*://)[^/@\s'\"]+@", re.IGNORECASE)
+
+
 def redact(text: str) -> str:
-    """``text`` with the values of secret-looking query parameters shown as ``***``.
+    """``text`` with the values of secret-looking query parameters shown as ``***``, and
+    the ``user:password@`` of any URL in it (a proxy's, say) too.
 
     Parameters whose names contain key, token, secret, password, signature or sig (``api_key``,
     ``X-Amz-Signature``, ``access_token``...) are masked wherever a URL is quoted in a message.
     """
+    if "@" in text:
+        text = _USERINFO.sub(r"\g<scheme>***@", text)
     if "=" not in text:
         return text
     return _SECRET_QUERY.sub(r"\g<name>=***", text)

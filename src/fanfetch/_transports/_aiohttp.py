@@ -7,6 +7,7 @@ transport. This module is the one place that knows aiohttp's errors.
 
 from __future__ import annotations
 
+import base64
 import socket
 import ssl
 from collections.abc import AsyncIterator, Mapping
@@ -18,6 +19,7 @@ from yarl import URL
 from .._config import Config
 from .._decoding import ACCEPT_ENCODING
 from .._exceptions import (
+    ConfigError,
     ConnectError,
     InvalidRequest,
     RequestError,
@@ -61,10 +63,14 @@ def _map(exc: BaseException) -> RequestError | None:
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
         return TLSError(
             f"the server's certificate was refused: {exc.certificate_error}. HINT: trust its "
-            "CA with SSL_CERT_FILE=ca.pem, or skip verification with --insecure"
+            "CA with --cacert ca.pem (or SSL_CERT_FILE=ca.pem), or skip verification with "
+            "--insecure"
         )
     if isinstance(exc, aiohttp.ClientSSLError | ssl.SSLError):
-        return TLSError(f"TLS failed: {exc}. HINT: check the URL's scheme and port, or --insecure")
+        return TLSError(
+            f"TLS failed: {exc}. HINT: check the URL's scheme and port; a server that asks for "
+            "a client certificate needs --cert (and --key); or --insecure"
+        )
     if isinstance(exc, aiohttp.InvalidURL | aiohttp.NonHttpUrlClientError):
         return InvalidRequest(f"invalid URL: {exc}")
     if isinstance(exc, aiohttp.ClientPayloadError):
@@ -121,6 +127,34 @@ class _Exchange:
         await resp.wait_for_close()
 
 
+def _ssl(config: Config) -> ssl.SSLContext | bool:
+    """What the connector verifies with: True (the system's CAs), False (--insecure), or a
+    context with --cacert's CAs and --cert's client certificate."""
+    if not config.verify_tls:
+        return False
+    if config.cacert is None and config.cert is None:
+        return True
+    try:
+        context = ssl.create_default_context(cafile=config.cacert)
+        if config.cert is not None:
+            context.load_cert_chain(config.cert, config.key)
+    except (OSError, ssl.SSLError) as exc:
+        which = "cert" if config.cert is not None and "cert" not in str(exc).lower() else "cacert"
+        raise ConfigError(which, getattr(config, which), f"cannot use it: {exc}") from None
+    return context
+
+
+def _proxy(url: str | None) -> tuple[URL | None, Mapping[str, str] | None]:
+    """The proxy without its credentials, and the header that carries them to it only."""
+    if url is None:
+        return None, None
+    parsed = URL(url)
+    if parsed.user is None:
+        return parsed, None
+    token = base64.b64encode(f"{parsed.user}:{parsed.password or ''}".encode()).decode()
+    return parsed.with_user(None), {"Proxy-Authorization": f"Basic {token}"}
+
+
 class AiohttpTransport:
     """Sends attempts over one pooled session sized to the run's concurrency.
 
@@ -134,6 +168,8 @@ class AiohttpTransport:
         self._pool_size = pool_size or config.limits.concurrency
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[float | None, aiohttp.ClientTimeout] = {}
+        self._proxy, self._proxy_headers = _proxy(config.proxy)
+        self._ssl = _ssl(config)  # made here: a bad --cacert or --cert stops the run at once
 
     def _open(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
@@ -141,7 +177,7 @@ class AiohttpTransport:
             limit_per_host=0,  # per-host limits are ours (_limits.py), not the pool's
             ttl_dns_cache=300,
             use_dns_cache=True,
-            ssl=self._config.verify_tls,
+            ssl=self._ssl,
         )
         session = aiohttp.ClientSession(
             connector=connector,
@@ -149,7 +185,7 @@ class AiohttpTransport:
             auto_decompress=False,  # _http decodes, a piece at a time under the cap
             cookie_jar=aiohttp.DummyCookieJar(),  # requests are independent: no cookie carry-over
             timeout=aiohttp.ClientTimeout(total=None),
-            trust_env=False,
+            trust_env=self._config.trust_env,  # off unless asked: the job, not the environment
         )
         # aiohttp quietly re-sends an idempotent request once when a kept-alive connection drops
         # before the answer (aio-libs/aiohttp#7363, #10790). fanfetch owns its retries and counts
@@ -178,6 +214,10 @@ class AiohttpTransport:
         timeout: float | None,
     ) -> _Exchange:
         session = self._session or self._open()
+        if self._proxy_headers is not None and not str(url).startswith("https:"):
+            # plain http through a proxy: the proxy reads the request itself (and must drop
+            # the header); https goes through a CONNECT tunnel, whose headers it reads instead
+            headers = {**(headers or {}), **self._proxy_headers}
         try:
             resp = await session.request(
                 method,
@@ -187,6 +227,8 @@ class AiohttpTransport:
                 data=data,
                 timeout=self._timeout(timeout),
                 allow_redirects=False,
+                proxy=self._proxy,
+                proxy_headers=self._proxy_headers,
             )
         except Exception as exc:
             raise _mapped(exc) from exc

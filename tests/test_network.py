@@ -1,0 +1,188 @@
+"""Networks as real jobs meet them: a forward proxy (--proxy, --trust-env), private CAs
+(--cacert), client certificates (--cert/--key), basic auth (--user); secrets never echoed."""
+
+from __future__ import annotations
+
+import base64
+import ssl
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import trustme
+from aiohttp import web
+
+from tests.conftest import run_cli
+from tests.servers import ForwardProxy, LoopbackAPI
+
+SECRET = "s3cret-Pa55"
+
+
+@pytest.fixture
+async def proxy() -> AsyncIterator[ForwardProxy]:
+    server = await ForwardProxy().start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+async def locked_proxy() -> AsyncIterator[ForwardProxy]:
+    server = await ForwardProxy(credentials=f"bob:{SECRET}").start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+def urls(api: LoopbackAPI, n: int, host: str | None = None) -> bytes:
+    return "".join(api.url(f"/ok/{i}", host) + "\n" for i in range(n)).encode()
+
+
+def assert_no_secret(*texts: str | bytes) -> None:
+    for text in texts:
+        text = text.decode() if isinstance(text, bytes) else text
+        assert (
+            SECRET not in text and base64.b64encode(f"bob:{SECRET}".encode()).decode() not in text
+        )
+
+
+async def test_every_request_goes_through_the_proxy_given(api: LoopbackAPI, proxy: ForwardProxy):
+    result = await run_cli("run", "-", "-q", "--proxy", proxy.url, stdin=urls(api, 5))
+    assert result.status == 0, result.stderr
+    assert len(proxy.seen) == 5 == sum(api.log.hits.values())
+
+
+async def test_proxy_credentials_reach_the_proxy_only_and_are_never_echoed(
+    api: LoopbackAPI, locked_proxy: ForwardProxy, tmp_path: Path
+):
+    summary = tmp_path / "summary.json"
+    proxy_url = locked_proxy.url.replace("://", f"://bob:{SECRET}@")
+    result = await run_cli("run", "-", "--proxy", proxy_url, "--summary-json", str(summary),
+                           stdin=urls(api, 3))  # fmt: skip
+    assert result.status == 0, result.stderr
+    assert len(locked_proxy.seen) == 3 and locked_proxy.refused == 0
+    assert all("Proxy-Authorization" not in h for h in api.log.headers)  # not to the origin
+    assert_no_secret(result.stdout, result.stderr, summary.read_text())
+    # a proxy that is down: the error records and messages name it without its password
+    await locked_proxy.stop()
+    down = await run_cli("run", "-", "--proxy", proxy_url, "--retries", "0", stdin=urls(api, 2))
+    assert down.status == 1 and all(r["error"]["type"] == "connection" for r in down.records)
+    assert_no_secret(down.stdout, down.stderr)
+
+
+async def test_a_proxy_that_wants_credentials_answers_407_without_them(
+    api: LoopbackAPI, locked_proxy: ForwardProxy
+):
+    result = await run_cli("run", "-", "-q", "--proxy", locked_proxy.url, stdin=urls(api, 2))
+    assert result.status == 1
+    assert [r["status"] for r in result.records] == [407, 407]
+    assert sum(api.log.hits.values()) == 0
+
+
+async def test_the_environment_s_proxy_is_used_only_with_trust_env(
+    two_host_api: LoopbackAPI, proxy: ForwardProxy
+):
+    env = {"HTTP_PROXY": proxy.url, "NO_PROXY": "127.0.0.2"}
+    lines = urls(two_host_api, 3, "127.0.0.1") + urls(two_host_api, 2, "127.0.0.2")
+    ignored = await run_cli("run", "-", "-q", stdin=lines, env=env)
+    assert ignored.status == 0 and proxy.seen == []  # the default: the job, not the environment
+    trusted = await run_cli("run", "-", "-q", "--trust-env", stdin=lines, env=env)
+    assert trusted.status == 0, trusted.stderr
+    assert len(proxy.seen) == 3 and all("127.0.0.1" in u for u in proxy.seen)  # NO_PROXY held
+
+
+async def test_a_bad_proxy_url_is_a_usage_error_that_does_not_echo_its_password():
+    result = await run_cli("run", "-", "--proxy", f"socks5://bob:{SECRET}@127.0.0.1:1080",
+                           stdin=b"http://127.0.0.1:9/\n")  # fmt: skip
+    assert result.status == 2 and "socks" in result.stderr
+    assert_no_secret(result.stderr)
+
+
+@pytest.fixture
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+async def _https(context: ssl.SSLContext) -> tuple[web.AppRunner, str]:
+    async def hello(request: web.Request) -> web.Response:
+        peer = request.transport.get_extra_info("peercert") if request.transport else None
+        return web.json_response({"tls": True, "client": bool(peer)})
+
+    app = web.Application()
+    app.router.add_get("/", hello)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context).start()
+    return runner, f"https://127.0.0.1:{runner.addresses[0][1]}/"
+
+
+async def test_cacert_trusts_a_private_ca_and_without_it_the_error_says_so(
+    ca: trustme.CA, tmp_path: Path
+):
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    runner, url = await _https(context)
+    try:
+        bundle = tmp_path / "ca.pem"
+        ca.cert_pem.write_to_path(str(bundle))
+        refused = await run_cli("run", "-", "-q", stdin=(url + "\n").encode())
+        assert refused.status == 1 and "--cacert" in refused.records[0]["error"]["message"]
+        trusted = await run_cli(
+            "run", "-", "-q", "--cacert", str(bundle), stdin=(url + "\n").encode()
+        )
+        assert trusted.status == 0, trusted.stderr
+        assert trusted.records[0]["body"]["tls"] is True
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_server_that_wants_a_client_certificate_gets_the_one_given(
+    ca: trustme.CA, tmp_path: Path
+):
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    ca.configure_trust(context)
+    context.verify_mode = ssl.CERT_REQUIRED
+    runner, url = await _https(context)
+    try:
+        bundle, client = tmp_path / "ca.pem", tmp_path / "client.pem"
+        ca.cert_pem.write_to_path(str(bundle))
+        issued = ca.issue_cert("fanfetch-client@example.test")
+        issued.private_key_and_cert_chain_pem.write_to_path(str(client))
+        stdin = (url + "\n").encode()
+        without = await run_cli("run", "-", "-q", "--cacert", str(bundle), "--retries", "0",
+                                stdin=stdin)  # fmt: skip
+        assert without.status == 1 and without.records[0]["error"]["type"] in ("tls", "connection")
+        mutual = await run_cli("run", "-", "-q", "--cacert", str(bundle), "--cert", str(client),
+                               stdin=stdin)  # fmt: skip
+        assert mutual.status == 0, mutual.stderr
+        assert mutual.records[0]["body"] == {"tls": True, "client": True}
+    finally:
+        await runner.cleanup()
+
+
+async def test_missing_certificate_files_are_usage_errors(tmp_path: Path):
+    for flag in ("--cacert", "--cert", "--key"):
+        result = await run_cli("run", "-", flag, str(tmp_path / "none.pem"), stdin=b"")
+        assert result.status == 2 and flag in result.stderr and "no such file" in result.stderr
+
+
+async def test_user_sends_basic_auth_and_never_echoes_the_password(
+    api: LoopbackAPI, tmp_path: Path
+):
+    summary = tmp_path / "summary.json"
+    result = await run_cli("run", "-", "--user", f"bob:{SECRET}", "--summary-json", str(summary),
+                           stdin=(api.url("/echo") + "\n").encode())  # fmt: skip
+    assert result.status == 0, result.stderr
+    wanted = "Basic " + base64.b64encode(f"bob:{SECRET}".encode()).decode()
+    assert api.log.headers[0]["Authorization"] == wanted
+    record = dict(result.records[0])
+    record.pop(
+        "body"
+    )  # /echo echoes the request's headers, as a server may: the record is its body
+    assert_no_secret(str(record), result.stderr, summary.read_text())
+    bad = await run_cli("run", "-", "--user", SECRET, stdin=b"")
+    assert bad.status == 2 and "USER:PASSWORD" in bad.stderr
+    assert_no_secret(bad.stderr)
