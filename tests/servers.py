@@ -89,6 +89,8 @@ class LoopbackAPI:
         r.add_get("/item/{n}", self._item)
         r.add_get("/pages/{kind}/{n}", self._pages)
         r.add_get("/job/{id}", self._job)
+        r.add_get("/login", self._login)
+        r.add_get("/whoami", self._whoami)
         r.add_get("/pages/{kind}/{n}/{tag}", self._pages)  # the tag tells chains apart
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
@@ -190,6 +192,15 @@ class LoopbackAPI:
             {"n": n, "name": f"item {n}", "price": n * 1.5, "active": n % 2 == 0,
              "tags": ["a", str(n)], "note": None, "big": "x" * 2000}
         )  # fmt: skip
+
+    async def _login(self, request: web.Request) -> web.Response:
+        """Sets a session cookie and sends the client on to /whoami, as logins do."""
+        response = web.Response(status=302, headers={"Location": "/whoami"})
+        response.set_cookie("session", "token-42", path="/")
+        return response
+
+    async def _whoami(self, request: web.Request) -> web.Response:
+        return web.json_response({"session": request.cookies.get("session")})
 
     async def _job(self, request: web.Request) -> web.Response:
         """200 with ``{"state": "pending"}`` for the first ``?pending=K`` asks (default 0),

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -186,3 +187,30 @@ async def test_user_sends_basic_auth_and_never_echoes_the_password(
     bad = await run_cli("run", "-", "--user", SECRET, stdin=b"")
     assert bad.status == 2 and "USER:PASSWORD" in bad.stderr
     assert_no_secret(bad.stderr)
+
+
+async def test_a_form_field_is_sent_as_an_urlencoded_body(api: LoopbackAPI):
+    line = json.dumps({"url": api.url("/echo"), "method": "POST", "form": {"a": 1, "b": "x y&z"}})
+    result = await run_cli("run", "-", "-q", stdin=(line + "\n").encode())
+    assert result.status == 0, result.stderr
+    body = result.records[0]["body"]
+    assert body["body"] == "a=1&b=x+y%26z"
+    assert body["headers"]["Content-Type"] == "application/x-www-form-urlencoded"
+    both = json.dumps({"url": api.url("/echo"), "form": {"a": 1}, "json": {"a": 1}})
+    refused = await run_cli("run", "-", "-q", stdin=(both + "\n").encode())
+    assert refused.records[0]["error"]["type"] == "invalid_request"
+
+
+async def test_cookies_are_kept_with_cookies_and_go_back_only_where_they_came_from(
+    two_host_api: LoopbackAPI,
+):
+    lines = (
+        two_host_api.url("/login", "127.0.0.1") + "\n"
+        + two_host_api.url("/whoami", "127.0.0.2") + "\n"
+    ).encode()  # fmt: skip
+    independent = await run_cli("run", "-", "-q", "-c", "1", "--ordered", stdin=lines)
+    assert [r["body"]["session"] for r in independent.records] == [None, None]
+    kept = await run_cli("run", "-", "-q", "-c", "1", "--ordered", "--cookies", stdin=lines)
+    assert kept.status == 0, kept.stderr
+    # the login's redirect carried the cookie back to its own host; the other host got none
+    assert [r["body"]["session"] for r in kept.records] == ["token-42", None]

@@ -148,7 +148,7 @@ def run(**kw: Any) -> int:
     """Make one request per INPUT line (a file, or - for stdin); write one record per request.
 
     INPUT lines are URLs (GET) or JSON objects with url and optionally id, method, headers,
-    params, json, data, timeout, meta. Blank lines are skipped. Records are JSON lines with
+    params, json, data, form, timeout, meta. Blank lines are skipped. Records are JSON lines with
     id, url, method, ok, status, attempts, elapsed_ms, body, error and meta.
     """
     try:

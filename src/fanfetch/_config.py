@@ -195,6 +195,7 @@ class Config:
     cacert: str | None = None  # a CA bundle to trust
     cert: str | None = None  # a client certificate (mutual TLS); its key in it or in key
     key: str | None = None
+    cookies: bool = False  # keep cookies per origin, as a browser would
     select: str | None = None  # a JMESPath expression; records keep what it selects
     paginate: str | None = None  # link, next:EXPR, cursor:EXPR:PARAM, page:PARAM, offset:PARAM
     expect: str | None = None  # JMESPath: true of every good body
@@ -421,6 +422,9 @@ OPTIONS: tuple[Option, ...] = (
            str, "FILE", coerce=_as_file),
     Option("key", None, "The client certificate's private key, when not in --cert.",
            ("--key",), str, "FILE", coerce=_as_file),
+    Option("cookies", False, "Keep the cookies servers set and send them back to where they "
+           "came from (a login through a redirect).  [default: off: requests are independent]",
+           ("--cookies",), bool),
     Option("user", None, "Basic auth for every request, as USER:PASSWORD (never echoed).",
            ("--user",), str, "USER:PASSWORD", to=""),
     Option("transport", "aiohttp", "The HTTP client underneath, by name (a wrong name lists "
@@ -465,6 +469,7 @@ class Options(TypedDict, total=False):
     cert: str | None
     key: str | None
     user: str | None
+    cookies: bool
     expect: str | None
     schema: str | None
     paginate: str | None

@@ -17,6 +17,7 @@ import sys
 import threading
 from collections.abc import AsyncGenerator, Iterable, Iterator, Mapping
 from typing import IO, Any, cast
+from urllib.parse import urlencode
 
 import orjson
 from yarl import URL
@@ -46,8 +47,9 @@ MAX_LINE_BYTES = 1024 * 1024
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 FIELDS = frozenset(
-    {"id", "method", "url", "headers", "params", "json", "data", "timeout", "meta", "cost"}
-)
+    {"id", "method", "url", "headers", "params", "json", "data", "form", "timeout", "meta",
+     "cost"}
+)  # fmt: skip
 
 
 def open_source(source: str) -> IO[bytes]:
@@ -280,12 +282,21 @@ def _from_mapping(obj: Mapping[str, Any], *, seq: int, line: int) -> Item:
         ):
             return _failed(request, "'params' must be an object of names to strings or numbers")
         request.params = params
-    if "json" in obj and "data" in obj:
-        return _failed(request, "give 'json' or 'data', not both")
+    if sum(name in obj for name in ("json", "data", "form")) > 1:
+        return _failed(request, "give one of 'json', 'data' and 'form', not more")
     request.json = obj.get("json")
     data = obj.get("data")
     if data is not None and not isinstance(data, str):
         return _failed(request, f"'data' must be a string, not {_kind(data)}; use 'json' for JSON")
+    form = obj.get("form")
+    if form is not None:
+        if not isinstance(form, Mapping) or not all(
+            isinstance(v, str | int | float) and not isinstance(v, bool) for v in form.values()
+        ):
+            return _failed(request, "'form' must be an object of names to strings or numbers")
+        data = urlencode(form)  # an HTML form's body: name=value&...
+        request.headers = {**(request.headers or {}),
+                           "Content-Type": "application/x-www-form-urlencoded"}  # fmt: skip
     request.data = data
     timeout = obj.get("timeout")
     if timeout is not None:

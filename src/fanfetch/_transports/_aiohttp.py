@@ -183,7 +183,11 @@ class AiohttpTransport:
             connector=connector,
             headers={"User-Agent": f"fanfetch/{__version__}", "Accept-Encoding": ACCEPT_ENCODING},
             auto_decompress=False,  # _http decodes, a piece at a time under the cap
-            cookie_jar=aiohttp.DummyCookieJar(),  # requests are independent: no cookie carry-over
+            # requests are independent unless --cookies: then a jar scoped as browsers scope
+            # it (a cookie goes back only to the host that set it; IP hosts allowed)
+            cookie_jar=aiohttp.CookieJar(unsafe=True)
+            if self._config.cookies
+            else aiohttp.DummyCookieJar(),
             timeout=aiohttp.ClientTimeout(total=None),
             trust_env=self._config.trust_env,  # off unless asked: the job, not the environment
         )
