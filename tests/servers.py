@@ -7,6 +7,7 @@ requests were in flight at once, to which host, how many attempts each id got.
 from __future__ import annotations
 
 import asyncio
+import base64
 import gzip
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -43,6 +44,10 @@ class LoopbackAPI:
         self.page_hits: Counter[str] = Counter()  # /pages, by path and query
         self.job_asks: Counter[str] = Counter()  # /job, by path
         self.throttled_at = 0.0  # /pages?throttle=K: when the 429 was answered
+        self.oauth_client = "app:s3cret-Pa55"
+        self.oauth_lifetime = 1.0
+        self.tokens: dict[str, float] = {}  # token -> when /private stops taking it
+        self.token_in_flight = self.token_max_in_flight = self.refused_tokens = 0
         self.port = 0
         self._runner: web.AppRunner | None = None
         self.hold_seconds = 0.01
@@ -90,6 +95,8 @@ class LoopbackAPI:
         r.add_get("/pages/{kind}/{n}", self._pages)
         r.add_get("/job/{id}", self._job)
         r.add_get("/login", self._login)
+        r.add_post("/oauth/token", self._token)
+        r.add_get("/private/{id}", self._private)
         r.add_get("/whoami", self._whoami)
         r.add_get("/pages/{kind}/{n}/{tag}", self._pages)  # the tag tells chains apart
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
@@ -192,6 +199,37 @@ class LoopbackAPI:
             {"n": n, "name": f"item {n}", "price": n * 1.5, "active": n % 2 == 0,
              "tags": ["a", str(n)], "note": None, "big": "x" * 2000}
         )  # fmt: skip
+
+    async def _token(self, request: web.Request) -> web.Response:
+        """Client credentials: ``oauth_client`` (id:secret, by basic auth) gets a token that
+        says it lives ``oauth_lifetime`` seconds and that /private refuses a little sooner."""
+        self.token_in_flight += 1
+        self.token_max_in_flight = max(self.token_max_in_flight, self.token_in_flight)
+        try:
+            await asyncio.sleep(0.02)  # a token takes a moment: waiters pile up meanwhile
+            wanted = "Basic " + base64.b64encode(self.oauth_client.encode()).decode()
+            form = await request.post()
+            if request.headers.get("Authorization") != wanted or form.get("grant_type") != (
+                "client_credentials"
+            ):
+                return web.json_response({"error": "invalid_client"}, status=401)
+            token = f"tok-{len(self.tokens)}"
+            now = asyncio.get_running_loop().time()
+            self.tokens[token] = now + self.oauth_lifetime * 0.8  # refused a little early
+            return web.json_response(
+                {"access_token": token, "token_type": "Bearer", "expires_in": self.oauth_lifetime}
+            )
+        finally:
+            self.token_in_flight -= 1
+
+    async def _private(self, request: web.Request) -> web.Response:
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        until = self.tokens.get(given)
+        if until is None or asyncio.get_running_loop().time() > until:
+            self.refused_tokens += 1
+            return web.json_response({"error": "invalid_token"}, status=401)
+        await asyncio.sleep(self.hold_seconds)
+        return web.json_response({"id": request.match_info["id"]})
 
     async def _login(self, request: web.Request) -> web.Response:
         """Sets a session cookie and sends the client on to /whoami, as logins do."""

@@ -16,7 +16,7 @@ from aiohttp import web
 from tests.conftest import run_cli
 from tests.servers import ForwardProxy, LoopbackAPI
 
-SECRET = "s3cret-Pa55"
+SECRET = "s3cret-Pa55"  # the proxy's, the --user and the OAuth2 client's
 
 
 @pytest.fixture
@@ -214,3 +214,34 @@ async def test_cookies_are_kept_with_cookies_and_go_back_only_where_they_came_fr
     assert kept.status == 0, kept.stderr
     # the login's redirect carried the cookie back to its own host; the other host got none
     assert [r["body"]["session"] for r in kept.records] == ["token-42", None]
+
+
+@pytest.mark.slow
+async def test_oauth2_tokens_are_fetched_one_at_a_time_and_renewed_across_their_lifetimes(
+    api: LoopbackAPI, tmp_path: Path
+):
+    """1-second tokens (that the API refuses after 0.8 s) over a run of about 3 s: every
+    request ok with no retries at all, so each refused token cost no retry."""
+    api.hold_seconds = 0.05
+    lines = "".join(api.url(f"/private/{i}") + "\n" for i in range(300)).encode()
+    summary = tmp_path / "summary.json"
+    result = await run_cli(
+        "run", "-", "-c", "5", "--retries", "0", "--oauth2-token-url", api.url("/oauth/token"),
+        "--oauth2-client-id", "app", "--summary-json", str(summary), stdin=lines,
+        env={"FANFETCH_OAUTH2_CLIENT_SECRET": SECRET},
+    )  # fmt: skip
+    assert result.status == 0, result.stderr[-2000:]
+    assert all(r["ok"] for r in result.records) and len(result.records) == 300
+    assert api.token_max_in_flight == 1  # one refresh at a time
+    assert 2 <= len(api.tokens) <= 8  # about run time / lifetime, not one per request
+    for token in api.tokens:
+        assert token not in result.stdout.decode() and token not in result.stderr
+    assert_no_secret(result.stdout, result.stderr, summary.read_text())
+
+
+async def test_oauth2_needs_its_secret_from_the_environment(api: LoopbackAPI):
+    stdin = (api.url("/ok/1") + "\n").encode()
+    result = await run_cli("run", "-", "--oauth2-token-url", api.url("/oauth/token"),
+                           "--oauth2-client-id", "app", stdin=stdin)  # fmt: skip
+    assert result.status == 2 and "FANFETCH_OAUTH2_CLIENT_SECRET" in result.stderr
+    assert sum(api.log.hits.values()) == 0

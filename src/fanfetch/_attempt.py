@@ -16,6 +16,7 @@ from ._expect import Validator
 from ._http import HTTP
 from ._limits import Limiter
 from ._models import Attempt, Request, Result, status_error
+from ._oauth import OAuth2
 from ._redact import redact_url
 from ._retry import next_delay, throttle_delay
 from ._transports._base import Response
@@ -106,6 +107,12 @@ class Attempts:
         self._sleep = sleep
         self._stopping = stopping
         self._on_retry = on_retry
+        self._oauth = (
+            OAuth2(config.oauth2_token_url, config.oauth2_client_id, config.oauth2_scope,
+                   http.send, clock=clock)
+            if config.oauth2_token_url is not None
+            else None
+        )  # fmt: skip
         self._validator = (
             Validator(config.expect, config.schema)
             if config.expect is not None or config.schema is not None
@@ -128,6 +135,9 @@ class Attempts:
         history: list[Attempt] | None = [] if config.include_attempts else None
         start = clock()
         attempt = 0
+        free = 0  # attempts repeated after a refused token: they spend no retry
+        oauth = self._oauth
+        auth: dict[str, str] | None = None
         while True:
             attempt += 1
             response: Response | None = None
@@ -136,7 +146,9 @@ class Attempts:
                 await limiter.wait_can_start(host, cost)
             began = clock() if history is not None else 0.0
             try:
-                response = await http.send(request, timeout)
+                if oauth is not None:
+                    auth = await oauth.header()
+                response = await http.send(request, timeout, auth)
             except RequestError as exc:
                 # The result keeps the error for its record, not the frames it came through:
                 # they hold the attempt's locals (a body read so far) in a reference cycle
@@ -153,6 +165,13 @@ class Attempts:
                         ok=is_success(status),
                         throttle=throttle_delay(policy, status, response.headers),
                     )
+            refused = response is not None and response.status == 401 and auth is not None
+            if oauth is not None and refused and free == 0:  # its token was refused:
+                oauth.refused(auth)  # type: ignore[arg-type]  # once more, with a new one,
+                free += 1  # and no retry spent
+                if history is not None:
+                    history.append(_attempt_entry(attempt, response, None, began, clock(), 0.0))
+                continue
             invalid: InvalidResponse | None = None
             if response is not None and is_success(response.status) and self._validator:
                 problem = await self._validator.check(response.content)
@@ -163,7 +182,7 @@ class Attempts:
             else:
                 delay = next_delay(
                     policy,
-                    attempt,
+                    attempt - free,
                     status=response.status if response is not None else None,
                     headers=response.headers if response is not None else None,
                     error=error or invalid,

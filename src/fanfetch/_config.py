@@ -196,6 +196,9 @@ class Config:
     cert: str | None = None  # a client certificate (mutual TLS); its key in it or in key
     key: str | None = None
     cookies: bool = False  # keep cookies per origin, as a browser would
+    oauth2_token_url: str | None = None  # client credentials; the secret from the environment
+    oauth2_client_id: str | None = None
+    oauth2_scope: str | None = None
     select: str | None = None  # a JMESPath expression; records keep what it selects
     paginate: str | None = None  # link, next:EXPR, cursor:EXPR:PARAM, page:PARAM, offset:PARAM
     expect: str | None = None  # JMESPath: true of every good body
@@ -425,6 +428,13 @@ OPTIONS: tuple[Option, ...] = (
     Option("cookies", False, "Keep the cookies servers set and send them back to where they "
            "came from (a login through a redirect).  [default: off: requests are independent]",
            ("--cookies",), bool),
+    Option("oauth2_token_url", None, "Get a bearer token here (OAuth2 client credentials; the "
+           "secret from FANFETCH_OAUTH2_CLIENT_SECRET), refreshed before it expires.",
+           ("--oauth2-token-url",), str, "URL"),
+    Option("oauth2_client_id", None, "With --oauth2-token-url: the client's id.",
+           ("--oauth2-client-id",), str, "ID"),
+    Option("oauth2_scope", None, "With --oauth2-token-url: the scope to ask for.",
+           ("--oauth2-scope",), str, "SCOPE"),
     Option("user", None, "Basic auth for every request, as USER:PASSWORD (never echoed).",
            ("--user",), str, "USER:PASSWORD", to=""),
     Option("transport", "aiohttp", "The HTTP client underneath, by name (a wrong name lists "
@@ -470,6 +480,9 @@ class Options(TypedDict, total=False):
     key: str | None
     user: str | None
     cookies: bool
+    oauth2_token_url: str | None
+    oauth2_client_id: str | None
+    oauth2_scope: str | None
     expect: str | None
     schema: str | None
     paginate: str | None

@@ -124,12 +124,17 @@ class HTTP:
         self._headers: dict[str, str] | None = dict(config.headers) or None
         self._big_bodies: asyncio.Semaphore | None = None
 
-    async def send(self, request: Request, timeout: float | None) -> Response:
+    async def send(
+        self, request: Request, timeout: float | None, auth: dict[str, str] | None = None
+    ) -> Response:
         """One attempt of ``request``, redirects followed, its body read and decoded (or
-        saved), within ``timeout`` seconds in all."""
+        saved), within ``timeout`` seconds in all. ``auth`` (a token's header) goes with the
+        user's headers: never on to another origin."""
         headers: Any = self._headers
         if request.headers is not None:
             headers = dict(request.headers) if headers is None else {**headers, **request.headers}
+        if auth is not None:
+            headers = auth if headers is None else {**headers, **auth}
         data: Any = request.data
         if request.json is not None:
             data = orjson.dumps(request.json)
