@@ -35,6 +35,7 @@ LAYERS: list[set[str]] = [
         "_select",
         "_paginate",
         "_expect",
+        "_oauth",
         "_summary",
         "_progress",
     },
