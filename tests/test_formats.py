@@ -209,6 +209,7 @@ async def test_a_journal_already_moved_in_is_not_moved_in_twice(
     assert len(got) == len(set(got)) == 40
 
 
+@pytest.mark.slow  # several runs each: make test runs it, test-fast not
 @pytest.mark.parametrize("fmt", ["csv", "sqlite", "parquet", "duckdb"])
 async def test_redo_failed_asks_the_failed_again_and_keeps_one_row_each(
     api: LoopbackAPI, tmp_path: Path, fmt: str
@@ -304,6 +305,7 @@ def test_the_python_api_writes_the_output_and_resumes_from_it(api_in_thread: str
     assert table.schema.field("price").type == "double"
 
 
+@pytest.mark.slow  # several runs each: make test runs it, test-fast not
 @pytest.mark.parametrize("fmt", ["csv", "duckdb"])
 async def test_workers_write_every_format_through_the_parent(
     api: LoopbackAPI, tmp_path: Path, fmt: str

@@ -66,7 +66,9 @@ def test_each_kind_of_bad_line_gets_its_own_clear_message():
     assert "unknown field(s) heders" in invalid(b'{"url": "http://127.0.0.1/", "heders": {}}')
     assert "not UTF-8" in invalid(b"\xff\xfe binary")
     assert "no host" in invalid(b"http:" + b"///path")  # hostless: it can go nowhere
-    assert "'json' or 'data'" in invalid(b'{"url": "http://127.0.0.1/", "json": 1, "data": "x"}')
+    assert "one of 'json', 'data' and 'form'" in invalid(
+        b'{"url": "http://127.0.0.1/", "json": 1, "data": "x"}'
+    )
     assert "'timeout' must be" in invalid(b'{"url": "http://127.0.0.1/", "timeout": -1}')
     assert "over" in invalid(b"http://127.0.0.1/" + b"a" * MAX_LINE_BYTES)
     for space in ("a b", "a\tb", "a\u00a0b", "a\x00b"):  # a space inside, not at the ends

@@ -210,6 +210,7 @@ def test_the_embedded_api_pages_every_way_paginate_follows(mode: str, extra: dic
     }
 
 
+@pytest.mark.slow  # several runs each: make test runs it, test-fast not
 @pytest.mark.parametrize("suffix", [".csv", ".sqlite", ".parquet", ".duckdb"])
 async def test_every_page_lands_in_a_table_output_too(
     api: LoopbackAPI, tmp_path: Path, suffix: str
@@ -279,6 +280,7 @@ def test_the_next_link_is_read_as_rfc_8288_writes_it(header: str, target: str | 
     assert next_link({"Link": header}) == target
 
 
+@pytest.mark.slow  # several runs each: make test runs it, test-fast not
 async def test_the_demo_shows_a_paginated_job(tmp_path: Path):
     out = tmp_path / "demo.jsonl"
     result = await run_cli("demo", "-n", "50", "--paginate", "--latency-ms", "0", "-q",
