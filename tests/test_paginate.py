@@ -271,7 +271,10 @@ def test_the_python_api_orders_pages_too(api_in_thread: str):
         ('<a>; rel="prev next"', "a"),
         ('<a>; rel="first"', None),
         ('<a?x=1,2>; title="next one"; rel="last"', None),
-        ('<https://h/?page=2>; rel="next", <https://h/?page=9>; rel="last"', "https://h/?page=2"),
+        (
+            '<https://127.0.0.1/?page=2>; rel="next", <https://127.0.0.1/?page=9>; rel="last"',
+            "https://127.0.0.1/?page=2",
+        ),
     ],
 )
 def test_the_next_link_is_read_as_rfc_8288_writes_it(header: str, target: str | None):
