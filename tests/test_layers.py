@@ -36,6 +36,7 @@ LAYERS: list[set[str]] = [
         "_paginate",
         "_expect",
         "_oauth",
+        "_cost",
         "_summary",
         "_progress",
     },

@@ -219,3 +219,15 @@ async def test_a_narrowed_host_is_remembered_while_it_is_still_in_use_or_paused(
         gate.release(f"other{i}")
     assert "busy" in gate._hosts and "paused" in gate._hosts
     assert gate.window("busy") < 8
+
+
+async def test_a_budget_told_what_a_request_really_cost_holds_the_next_ones_back_or_lets_them_go():
+    clock = FakeClock()
+    limiter = Limiter(budget=Rate(count=1000, period=60.0), clock=clock, sleep=clock.sleep)
+    await limiter.wait_can_start("a", 100)  # charged 100 at the start
+    limiter.correct_budget(900 - 100)  # --usage: it cost 900
+    await limiter.wait_can_start("a", 100)
+    assert clock.now == pytest.approx(54.0)  # 1000 a minute: 900 spent, the next 100 waits
+    limiter.correct_budget(-100)  # this one cost nothing after all: the next goes at once
+    await limiter.wait_can_start("a", 100)
+    assert clock.now == pytest.approx(54.0)

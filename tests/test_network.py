@@ -245,3 +245,19 @@ async def test_oauth2_needs_its_secret_from_the_environment(api: LoopbackAPI):
                            "--oauth2-client-id", "app", stdin=stdin)  # fmt: skip
     assert result.status == 2 and "FANFETCH_OAUTH2_CLIENT_SECRET" in result.stderr
     assert sum(api.log.hits.values()) == 0
+
+
+@pytest.mark.slow
+async def test_cost_from_an_expression_keeps_starts_under_the_budget(api: LoopbackAPI):
+    lines = [json.dumps({"url": api.url("/echo"), "method": "POST", "json": {"max_tokens": 500}})
+             for _ in range(8)]  # fmt: skip
+    lines.append(json.dumps({"url": api.url("/echo"), "json": {"max_tokens": "many"}}))
+    result = await run_cli("run", "-", "-q", "--budget", "2000/s", "--cost", "json.max_tokens",
+                           stdin="\n".join(lines).encode() + b"\n")  # fmt: skip
+    assert result.status == 1
+    records = result.records
+    assert [r["error"]["type"] for r in records if not r["ok"]] == ["invalid_request"]
+    times = sorted(api.log.times["/echo"])
+    assert len(times) == 8
+    # 500 a request against 2,000 a second (one request's cost of slack): at most 5 a second
+    assert all(sum(1 for u in times if t <= u < t + 1.0) <= 5 for t in times)

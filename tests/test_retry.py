@@ -70,3 +70,38 @@ def test_redact_masks_secret_looking_query_values_only():
     assert text == (
         "GET http://127.0.0.1/x?api_key=***&page=2&X-Amz-Signature=***&access_token=***"
     )
+
+
+@pytest.mark.parametrize(
+    ("headers", "rest"),
+    [
+        ({"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "1s"}, 1.0),
+        ({"x-ratelimit-remaining-tokens": "0", "x-ratelimit-reset-tokens": "1m30s"}, 90.0),
+        ({"x-ratelimit-remaining-tokens": "0", "x-ratelimit-reset-tokens": "20ms"}, 0.02),
+        ({"x-ratelimit-remaining-tokens": "5", "x-ratelimit-reset-tokens": "6m0s"}, None),
+        ({"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "soon"}, None),
+    ],
+)
+def test_openai_style_rate_limit_headers_rest_the_host_until_their_reset(headers, rest):
+    from fanfetch._retry import throttle_delay
+
+    assert throttle_delay(RetryPolicy(), 200, headers) == (pytest.approx(rest) if rest else None)
+
+
+def test_cost_and_usage_read_the_request_and_the_answer():
+    import orjson
+
+    from fanfetch import Request
+    from fanfetch._cost import Costs
+
+    costs = Costs("sum([json.max_tokens, tokens(json.prompt)])", "usage.total_tokens")
+    request = Request("http://127.0.0.1/", json={"max_tokens": 100, "prompt": "x" * 41})
+    assert costs.cost_of(request) == 111  # 100, and 41 characters as 11 tokens
+    given = Request("http://127.0.0.1/", json={"max_tokens": 100}, cost=7)
+    assert costs.cost_of(given) == 7  # a line's own cost stands
+    odd = Request("http://127.0.0.1/", json={"max_tokens": "lots"})
+    assert "not a number" in str(costs.cost_of(odd)) or "cannot be applied" in str(
+        costs.cost_of(odd)
+    )
+    assert costs.used(orjson.dumps({"usage": {"total_tokens": 250}})) == 250
+    assert costs.used(b"not json") is None

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 
 from ._config import Config, Rate
+from ._cost import Costs
 from ._events import Retrying
 from ._exceptions import InvalidRequest, InvalidResponse, RequestError
 from ._expect import Validator
@@ -113,6 +114,11 @@ class Attempts:
             if config.oauth2_token_url is not None
             else None
         )  # fmt: skip
+        self._costs = (
+            Costs(config.cost, config.usage)
+            if config.cost is not None or config.usage is not None
+            else None
+        )
         self._validator = (
             Validator(config.expect, config.schema)
             if config.expect is not None or config.schema is not None
@@ -129,6 +135,12 @@ class Attempts:
         timeout = request.timeout or config.timeouts.attempt
         host = _host_of(request)
         cost = request.cost
+        costs = self._costs
+        if costs is not None:
+            found = costs.cost_of(request)
+            if isinstance(found, str):  # --cost gave no number for this one
+                return Result(request, error=InvalidRequest(found), attempts=0)
+            cost = found
         budget = config.budget
         if cost is not None and budget is not None and cost > budget.count:
             return over_budget(request, budget)
@@ -177,6 +189,10 @@ class Attempts:
                 problem = await self._validator.check(response.content)
                 if problem is not None:
                     invalid = InvalidResponse(problem)
+            if costs is not None and response is not None and budget is not None:
+                used = costs.used(response.content)
+                if used is not None:  # --usage: what it really cost, against what was charged
+                    limiter.correct_budget(used - (cost or 0.0))
             if response is not None and is_success(response.status) and invalid is None:
                 delay = None
             else:

@@ -199,6 +199,8 @@ class Config:
     oauth2_token_url: str | None = None  # client credentials; the secret from the environment
     oauth2_client_id: str | None = None
     oauth2_scope: str | None = None
+    cost: str | None = None  # JMESPath over the request: its cost against --budget
+    usage: str | None = None  # JMESPath over the answer: what it really cost
     select: str | None = None  # a JMESPath expression; records keep what it selects
     paginate: str | None = None  # link, next:EXPR, cursor:EXPR:PARAM, page:PARAM, offset:PARAM
     expect: str | None = None  # JMESPath: true of every good body
@@ -366,6 +368,11 @@ OPTIONS: tuple[Option, ...] = (
            coerce=_as_rate),
     Option("rate_per_host", None, "Like --rate, for each host.", ("--rate-per-host",), str, "R",
            coerce=_as_rate),
+    Option("cost", None, "JMESPath over each request giving its cost against --budget, e.g. "
+           "'sum([json.max_tokens, tokens(json.messages)])' (tokens(x): a token per 4 "
+           "characters).  [default: the line's cost]", ("--cost",), str, "EXPR"),
+    Option("usage", None, "JMESPath over each answer giving what it really cost, e.g. "
+           "usage.total_tokens: the budget is corrected by it.", ("--usage",), str, "EXPR"),
     Option("burst", 1, "Starts allowed at once under --rate.", ("--burst",), int, "N",
            to=""),
     Option("budget", None, 'Cost started at most, e.g. 90000/min; requests carry "cost" '
@@ -483,6 +490,8 @@ class Options(TypedDict, total=False):
     oauth2_token_url: str | None
     oauth2_client_id: str | None
     oauth2_scope: str | None
+    cost: str | None
+    usage: str | None
     expect: str | None
     schema: str | None
     paginate: str | None

@@ -254,6 +254,11 @@ class GCRA:
         now = self._clock()
         self._tat = (self._tat if self._tat > now else now) + cost * self.interval
 
+    def correct(self, units: float) -> None:
+        """Count ``units`` more (or fewer, when negative) against what was taken: a budget
+        told what a request really cost once it answered."""
+        self._tat += units * self.interval
+
     async def wait(self, cost: float = 1.0) -> None:
         """Return when a start is allowed, and record it.
 
@@ -323,6 +328,11 @@ class Limiter:
         ):
             return False
         return self.gate.try_acquire(host)
+
+    def correct_budget(self, units: float) -> None:
+        """What a request really cost (``--usage``) less what it was charged at its start."""
+        if self._budget is not None and units:
+            self._budget.correct(units)
 
     async def wait_can_start(self, host: str, cost: float | None = None) -> None:
         await self.gate.acquire(host)

@@ -129,6 +129,32 @@ def throttle_delay(
                 if seconds > _EPOCH:
                     seconds -= time.time()
                 delay = max(delay or 0.0, seconds, 0.0)
+    for kind in ("requests", "tokens"):  # OpenAI-style: x-ratelimit-remaining-tokens: 0
+        left = headers.get(f"x-ratelimit-remaining-{kind}")
+        if left is not None and left.strip() == "0":
+            seconds = parse_duration(headers.get(f"x-ratelimit-reset-{kind}"))
+            if seconds is not None:
+                delay = max(delay or 0.0, seconds)
     if delay is None:
         return None
     return min(delay, policy.max_retry_after)
+
+
+_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+
+
+def parse_duration(value: str | None) -> float | None:
+    """Seconds in ``6m0s``, ``1.5s``, ``20ms`` or a bare number (as OpenAI-style reset
+    headers write them); None if unusable."""
+    if not value:
+        return None
+    text = value.strip().lower()
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    parts = _DURATION_RE.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        return None
+    scale = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    return sum(float(n) * scale[u] for n, u in parts)
