@@ -48,6 +48,9 @@ class LoopbackAPI:
         self.oauth_lifetime = 1.0
         self.tokens: dict[str, float] = {}  # token -> when /private stops taking it
         self.token_in_flight = self.token_max_in_flight = self.refused_tokens = 0
+        self.keys: dict[str, str] = {}
+        self.key_times: defaultdict[str, list[float]] = defaultdict(list)
+        self.key_paused_at = 0.0
         self.port = 0
         self._runner: web.AppRunner | None = None
         self.hold_seconds = 0.01
@@ -97,6 +100,7 @@ class LoopbackAPI:
         r.add_get("/login", self._login)
         r.add_post("/oauth/token", self._token)
         r.add_get("/private/{id}", self._private)
+        r.add_get("/keyed/{id}", self._keyed)
         r.add_get("/whoami", self._whoami)
         r.add_get("/pages/{kind}/{n}/{tag}", self._pages)  # the tag tells chains apart
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
@@ -228,6 +232,22 @@ class LoopbackAPI:
         if until is None or asyncio.get_running_loop().time() > until:
             self.refused_tokens += 1
             return web.json_response({"error": "invalid_token"}, status=401)
+        await asyncio.sleep(self.hold_seconds)
+        return web.json_response({"id": request.match_info["id"]})
+
+    async def _keyed(self, request: web.Request) -> web.Response:
+        """An API of keys: ``keys`` (key -> what it answers: "ok", "429 once", "refused");
+        each key's arrival times kept in ``key_times``."""
+        key = request.headers.get("X-Api-Key", "")
+        kind = self.keys.get(key)
+        self.key_times[key].append(asyncio.get_running_loop().time())
+        if kind is None or kind == "refused":
+            return web.json_response({"error": "bad key"}, status=401)
+        if kind == "429 once":
+            self.keys[key] = "ok"
+            self.key_paused_at = asyncio.get_running_loop().time()
+            return web.json_response({"error": "slow down"}, status=429,
+                                     headers={"Retry-After": "1"})  # fmt: skip
         await asyncio.sleep(self.hold_seconds)
         return web.json_response({"id": request.match_info["id"]})
 

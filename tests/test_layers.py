@@ -37,6 +37,7 @@ LAYERS: list[set[str]] = [
         "_expect",
         "_oauth",
         "_cost",
+        "_keys",
         "_summary",
         "_progress",
     },

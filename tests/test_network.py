@@ -261,3 +261,47 @@ async def test_cost_from_an_expression_keeps_starts_under_the_budget(api: Loopba
     assert len(times) == 8
     # 500 a request against 2,000 a second (one request's cost of slack): at most 5 a second
     assert all(sum(1 for u in times if t <= u < t + 1.0) <= 5 for t in times)
+
+
+@pytest.mark.slow
+async def test_a_key_pool_keeps_each_key_under_its_rate_and_rests_a_throttled_key_alone(
+    api: LoopbackAPI, tmp_path: Path
+):
+    keys = {f"k{i}-{SECRET}": "ok" for i in range(3)}
+    first, second, third = keys
+    keys[second] = "429 once"
+    api.keys = dict(keys)
+    pool = tmp_path / "keys.txt"
+    pool.write_text("\n".join(keys) + "\n")
+    lines = "".join(api.url(f"/keyed/{i}") + "\n" for i in range(60)).encode()
+    result = await run_cli(
+        "run", "-", "--key-pool", str(pool), "--key-header", "X-Api-Key: {key}",
+        "--rate-per-key", "10/s", "-c", "6", stdin=lines,
+    )  # fmt: skip
+    assert result.status == 0, result.stderr
+    assert all(r["ok"] for r in result.records) and len(result.records) == 60
+    assert {r["key_index"] for r in result.records} == {0, 1, 2}
+    for key in keys:  # no key over its rate (10/s, one start a 0.1 s) in any second
+        times = sorted(api.key_times[key])
+        assert all(sum(1 for u in times if t <= u < t + 1.0) <= 11 for t in times), key
+    paused = api.key_paused_at
+    during = [t for key in (first, third) for t in api.key_times[key] if paused < t < paused + 0.9]
+    assert len(during) >= 8  # the other keys went on during the pause...
+    assert [t for t in api.key_times[second] if paused + 0.05 < t < paused + 0.95] == []  # not it
+    assert_no_secret(result.stdout, result.stderr)
+
+
+async def test_a_refused_key_leaves_the_pool_with_a_warning_and_costs_no_retry(
+    api: LoopbackAPI, tmp_path: Path
+):
+    api.keys = {"good": "ok", f"bad-{SECRET}": "refused"}
+    pool = tmp_path / "keys.txt"
+    pool.write_text(f"bad-{SECRET}\ngood\n")
+    lines = "".join(api.url(f"/keyed/{i}") + "\n" for i in range(10)).encode()
+    result = await run_cli("run", "-", "-q", "--key-pool", str(pool), "--key-header",
+                           "X-Api-Key: {key}", "--retries", "0", stdin=lines)  # fmt: skip
+    assert result.status == 0, result.stderr
+    assert {r["key_index"] for r in result.records} == {1}
+    assert "key 0 of the pool was refused (401)" in result.stderr
+    assert len(api.key_times[f"bad-{SECRET}"]) >= 1
+    assert_no_secret(result.stdout, result.stderr)

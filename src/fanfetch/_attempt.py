@@ -15,6 +15,7 @@ from ._events import Retrying
 from ._exceptions import InvalidRequest, InvalidResponse, RequestError
 from ._expect import Validator
 from ._http import HTTP
+from ._keys import Key, KeyPool
 from ._limits import Limiter
 from ._models import Attempt, Request, Result, status_error
 from ._oauth import OAuth2
@@ -114,6 +115,13 @@ class Attempts:
             if config.oauth2_token_url is not None
             else None
         )  # fmt: skip
+        self._keys = (
+            KeyPool(config.key_pool, config.key_header or "Authorization: Bearer {key}",
+                    rate=config.rate_per_key, budget=config.budget_per_key, clock=clock,
+                    sleep=sleep)
+            if config.key_pool is not None
+            else None
+        )  # fmt: skip
         self._costs = (
             Costs(config.cost, config.usage)
             if config.cost is not None or config.usage is not None
@@ -149,6 +157,8 @@ class Attempts:
         attempt = 0
         free = 0  # attempts repeated after a refused token: they spend no retry
         oauth = self._oauth
+        keys = self._keys
+        key: Key | None = None
         auth: dict[str, str] | None = None
         while True:
             attempt += 1
@@ -160,6 +170,9 @@ class Attempts:
             try:
                 if oauth is not None:
                     auth = await oauth.header()
+                if keys is not None:  # the key with the most room, once it may start
+                    key = await keys.take(cost)
+                    auth = {**(auth or {}), key.header[0]: key.header[1]}
                 response = await http.send(request, timeout, auth)
             except RequestError as exc:
                 # The result keeps the error for its record, not the frames it came through:
@@ -175,8 +188,24 @@ class Attempts:
                     limiter.notify_finished(
                         host,
                         ok=is_success(status),
-                        throttle=throttle_delay(policy, status, response.headers),
+                        # with a key pool a 429 is about its key, which rests alone
+                        throttle=None
+                        if key is not None and status == 429
+                        else throttle_delay(policy, status, response.headers),
                     )
+            again = (
+                key is not None
+                and response is not None
+                and keys is not None
+                and keys.answered(key, response.status, response.headers)
+                and free < len(keys.keys)
+            )
+            if again:  # that key was refused: again with another, no retry spent
+                free += 1
+                if history is not None:
+                    entry = _attempt_entry(attempt, response, None, began, clock(), 0.0)
+                    history.append(entry)
+                continue
             refused = response is not None and response.status == 401 and auth is not None
             if oauth is not None and refused and free == 0:  # its token was refused:
                 oauth.refused(auth)  # type: ignore[arg-type]  # once more, with a new one,
@@ -200,7 +229,8 @@ class Attempts:
                     policy,
                     attempt - free,
                     status=response.status if response is not None else None,
-                    headers=response.headers if response is not None else None,
+                    # a key's Retry-After is its own: the retry takes another key meanwhile
+                    headers=response.headers if response is not None and key is None else None,
                     error=error or invalid,
                 )
             if history is not None:
@@ -214,6 +244,7 @@ class Attempts:
                 self._on_retry(Retrying(request, attempt, delay, reason))
             await self._sleep(delay)
         elapsed_ms = (clock() - start) * 1000.0
+        keyed = {"key_index": key.index} if key is not None else None  # never the key itself
         if response is None:
             result = Result(
                 request,
@@ -222,6 +253,7 @@ class Attempts:
                 attempts=attempt,
                 elapsed_ms=elapsed_ms,
                 history=None if history is None else tuple(history),
+                extra=keyed,
             )
         else:
             status = response.status
@@ -239,8 +271,13 @@ class Attempts:
                 redirects=response.redirects,
                 final_url=redact_url(response.url or "") if response.redirects else None,
                 history=None if history is None else tuple(history),
-                extra=None
+                extra=keyed
                 if saved is None
-                else {"path": saved.path, "bytes": saved.size, "sha256": saved.sha256},
+                else {
+                    "path": saved.path,
+                    "bytes": saved.size,
+                    "sha256": saved.sha256,
+                    **(keyed or {}),
+                },
             )
         return result

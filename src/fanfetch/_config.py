@@ -200,6 +200,10 @@ class Config:
     oauth2_client_id: str | None = None
     oauth2_scope: str | None = None
     cost: str | None = None  # JMESPath over the request: its cost against --budget
+    key_pool: str | None = None  # a file of API keys, one a line
+    key_header: str | None = None  # 'Header: text {key}'
+    rate_per_key: Rate | None = None
+    budget_per_key: Rate | None = None
     usage: str | None = None  # JMESPath over the answer: what it really cost
     select: str | None = None  # a JMESPath expression; records keep what it selects
     paginate: str | None = None  # link, next:EXPR, cursor:EXPR:PARAM, page:PARAM, offset:PARAM
@@ -294,7 +298,7 @@ def _as_rate(value: str | Rate | None, values: Mapping[str, Any], name: str) -> 
     if value is None or isinstance(value, Rate):
         return value
     if isinstance(value, str):
-        burst = 1 if name == "budget" else values["burst"]
+        burst = 1 if name.startswith("budget") else values["burst"]
         return Rate.parse(value, burst=burst, parameter=name)
     raise ConfigError(name, value, "give a string like '100/s' or a fanfetch.Rate")
 
@@ -442,6 +446,15 @@ OPTIONS: tuple[Option, ...] = (
            ("--oauth2-client-id",), str, "ID"),
     Option("oauth2_scope", None, "With --oauth2-token-url: the scope to ask for.",
            ("--oauth2-scope",), str, "SCOPE"),
+    Option("key_pool", None, "Spread requests over the API keys in FILE (one a line): each "
+           "attempt takes the key with the most room; records get key_index, never a key.",
+           ("--key-pool",), str, "FILE", coerce=_as_file),
+    Option("key_header", None, "With --key-pool: how a key is sent.  [default: "
+           "'Authorization: Bearer {key}']", ("--key-header",), str, "'NAME: TEXT {key}'"),
+    Option("rate_per_key", None, "With --key-pool: like --rate, for each key.",
+           ("--rate-per-key",), str, "R", coerce=_as_rate),
+    Option("budget_per_key", None, "With --key-pool: like --budget, for each key.",
+           ("--budget-per-key",), str, "B", coerce=_as_rate),
     Option("user", None, "Basic auth for every request, as USER:PASSWORD (never echoed).",
            ("--user",), str, "USER:PASSWORD", to=""),
     Option("transport", "aiohttp", "The HTTP client underneath, by name (a wrong name lists "
@@ -492,6 +505,10 @@ class Options(TypedDict, total=False):
     oauth2_scope: str | None
     cost: str | None
     usage: str | None
+    key_pool: str | None
+    key_header: str | None
+    rate_per_key: str | Rate | None
+    budget_per_key: str | Rate | None
     expect: str | None
     schema: str | None
     paginate: str | None
