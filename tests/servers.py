@@ -101,6 +101,7 @@ class LoopbackAPI:
         r.add_post("/oauth/token", self._token)
         r.add_get("/private/{id}", self._private)
         r.add_get("/keyed/{id}", self._keyed)
+        r.add_get("/llm/{id}", self._llm)
         r.add_get("/whoami", self._whoami)
         r.add_get("/pages/{kind}/{n}/{tag}", self._pages)  # the tag tells chains apart
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
@@ -234,6 +235,11 @@ class LoopbackAPI:
             return web.json_response({"error": "invalid_token"}, status=401)
         await asyncio.sleep(self.hold_seconds)
         return web.json_response({"id": request.match_info["id"]})
+
+    async def _llm(self, request: web.Request) -> web.Response:
+        """An answer that says what it cost: ``usage.total_tokens`` from ``?used=N``."""
+        used = int(request.query.get("used", "1"))
+        return web.json_response({"text": "hi", "usage": {"total_tokens": used}})
 
     async def _keyed(self, request: web.Request) -> web.Response:
         """An API of keys: ``keys`` (key -> what it answers: "ok", "429 once", "refused");

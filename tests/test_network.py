@@ -305,3 +305,20 @@ async def test_a_refused_key_leaves_the_pool_with_a_warning_and_costs_no_retry(
     assert "key 0 of the pool was refused (401)" in result.stderr
     assert len(api.key_times[f"bad-{SECRET}"]) >= 1
     assert_no_secret(result.stdout, result.stderr)
+
+
+@pytest.mark.slow
+async def test_usage_corrects_the_budget_with_what_each_answer_really_cost(api: LoopbackAPI):
+    """Charged 100 at the start (--cost), each answer says it cost 1,000: against 5,000 a
+    second, the run slows to what was really spent."""
+    lines = [json.dumps({"url": api.url(f"/llm/{i}") + "?used=1000", "cost": 100})
+             for i in range(10)]  # fmt: skip
+    stdin = "\n".join(lines).encode() + b"\n"
+    result = await run_cli("run", "-", "-q", "-c", "1", "--budget", "5000/s", "--usage",
+                           "usage.total_tokens", stdin=stdin)  # fmt: skip
+    assert result.status == 0, result.stderr
+    times = sorted(t for path, ts in api.log.times.items() if path.startswith("/llm") for t in ts)
+    assert len(times) == 10
+    # 1,000 a request against 5,000 a second: at most 6 in any second (one's cost of slack);
+    # charged only the 100 the lines say, all ten would have gone within a few milliseconds
+    assert all(sum(1 for u in times if t <= u < t + 1.0) <= 6 for t in times)
