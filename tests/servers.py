@@ -438,3 +438,75 @@ class ForwardProxy:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+
+
+class Socks5Proxy:
+    """A small SOCKS5 proxy on 127.0.0.1 (CONNECT only; no auth, or username/password when
+    ``credentials`` is given) that counts the connections it made. Loopback targets only."""
+
+    def __init__(self, credentials: tuple[str, str] | None = None) -> None:
+        self.credentials = credentials
+        self.connected: list[tuple[str, int]] = []
+        self.refused = 0
+        self.port = 0
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> Socks5Proxy:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await asyncio.wait_for(self._serve(reader, writer), BOUND)
+        except (asyncio.IncompleteReadError, TimeoutError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        _, count = await reader.readexactly(2)
+        methods = await reader.readexactly(count)
+        wanted = 2 if self.credentials else 0
+        if wanted not in methods:
+            writer.write(b"\x05\xff")
+            return
+        writer.write(bytes([5, wanted]))
+        if self.credentials:
+            _, size = await reader.readexactly(2)
+            user = (await reader.readexactly(size)).decode()
+            size = (await reader.readexactly(1))[0]
+            password = (await reader.readexactly(size)).decode()
+            if (user, password) != self.credentials:
+                self.refused += 1
+                writer.write(b"\x01\x01")
+                return
+            writer.write(b"\x01\x00")
+        _, command, _, kind = await reader.readexactly(4)
+        if kind == 1:
+            host = ".".join(str(b) for b in await reader.readexactly(4))
+        elif kind == 3:
+            host = (await reader.readexactly((await reader.readexactly(1))[0])).decode()
+        else:
+            writer.write(b"\x05\x08\x00\x01" + bytes(6))
+            return
+        port = int.from_bytes(await reader.readexactly(2), "big")
+        assert command == 1 and host in ("127.0.0.1", "127.0.0.2", "localhost"), host
+        up_reader, up_writer = await asyncio.open_connection(host, port)
+        self.connected.append((host, port))
+        writer.write(b"\x05\x00\x00\x01" + bytes(6))
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while chunk := await src.read(65536):
+                    dst.write(chunk)
+                    await dst.drain()
+            finally:
+                dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()

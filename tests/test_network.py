@@ -95,9 +95,9 @@ async def test_the_environment_s_proxy_is_used_only_with_trust_env(
 
 
 async def test_a_bad_proxy_url_is_a_usage_error_that_does_not_echo_its_password():
-    result = await run_cli("run", "-", "--proxy", f"socks5://bob:{SECRET}@127.0.0.1:1080",
+    result = await run_cli("run", "-", "--proxy", f"ftp://bob:{SECRET}@127.0.0.1:1080",
                            stdin=b"http://127.0.0.1:9/\n")  # fmt: skip
-    assert result.status == 2 and "socks" in result.stderr
+    assert result.status == 2 and "socks5://" in result.stderr
     assert_no_secret(result.stderr)
 
 
@@ -322,3 +322,44 @@ async def test_usage_corrects_the_budget_with_what_each_answer_really_cost(api: 
     # 1,000 a request against 5,000 a second: at most 6 in any second (one's cost of slack);
     # charged only the 100 the lines say, all ten would have gone within a few milliseconds
     assert all(sum(1 for u in times if t <= u < t + 1.0) <= 6 for t in times)
+
+
+async def test_a_socks5_proxy_carries_every_connection_and_its_password_stays_secret(
+    api: LoopbackAPI,
+):
+    from tests.servers import Socks5Proxy
+
+    socks = await Socks5Proxy(credentials=("bob", SECRET)).start()
+    try:
+        proxy_url = f"socks5://bob:{SECRET}@127.0.0.1:{socks.port}"
+        result = await run_cli("run", "-", "--proxy", proxy_url, stdin=urls(api, 4))
+        assert result.status == 0, result.stderr
+        assert socks.connected and socks.refused == 0  # kept-alive connections: fewer than 4
+        assert sum(api.log.hits.values()) == 4
+        assert_no_secret(result.stdout, result.stderr)
+        wrong = await run_cli("run", "-", "-q", "--retries", "0", "--proxy",
+                              proxy_url.replace(SECRET, "wrong"), stdin=urls(api, 1))  # fmt: skip
+        assert wrong.status == 1 and wrong.records[0]["error"]["type"] == "connection"
+        assert socks.refused == 1
+    finally:
+        await socks.stop()
+
+
+async def test_a_socks_proxy_without_its_extra_is_a_one_line_error(tmp_path: Path):
+    code = (
+        "import sys; sys.modules['aiohttp_socks'] = None\n"
+        "from fanfetch._cli import main\n"
+        "main(['run', '-', '--proxy', 'socks5://127.0.0.1:1080'])"
+    )
+    import asyncio
+    import sys
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", code, stdin=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await proc.communicate()
+    assert proc.returncode == 2
+    assert err.decode().strip().splitlines() == [
+        "fanfetch: error: a socks proxy needs aiohttp-socks: pip install 'fanfetch[socks]'"
+    ]

@@ -321,9 +321,9 @@ def _as_proxy(value: str | None, values: Mapping[str, Any], name: str) -> str | 
     if value is None:
         return None
     scheme = value.partition("://")[0].lower() if "://" in value else ""
-    if scheme not in ("http", "https"):
+    if scheme not in ("http", "https", "socks5", "socks5h", "socks4"):
         shown = value.rpartition("@")[2]  # never echo a password
-        hint = "give http://HOST:PORT or https://HOST:PORT (socks proxies are not supported)"
+        hint = "give http://, https://, socks5:// or socks4:// and HOST:PORT"
         raise ConfigError("proxy", shown, hint)
     return value
 
@@ -425,8 +425,8 @@ OPTIONS: tuple[Option, ...] = (
            int, "N"),
     Option("max_pages", None, "Pages fetched at most per chain.  [default: no limit]",
            ("--max-pages",), int, "N"),
-    Option("proxy", None, "Send every request through this http:// or https:// proxy; "
-           "credentials in its URL go to the proxy only, never into records or messages.",
+    Option("proxy", None, "Send every request through this http://, https:// or socks5:// "
+           "proxy; credentials in its URL go to the proxy only, never into records or messages.",
            ("--proxy",), str, "URL", coerce=_as_proxy),
     Option("trust_env", False, "Honour HTTP_PROXY, HTTPS_PROXY and NO_PROXY (off: the "
            "environment never changes what a job does).", ("--trust-env",), bool),

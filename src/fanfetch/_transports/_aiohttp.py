@@ -25,6 +25,7 @@ from .._exceptions import (
     RequestError,
     RequestTimeout,
     TLSError,
+    UsageError,
 )
 from .._redact import redact
 from .._version import __version__
@@ -77,6 +78,10 @@ def _map(exc: BaseException) -> RequestError | None:
         return ConnectError(f"the body was cut short: {exc}")
     if isinstance(exc, aiohttp.ClientError | OSError):
         return ConnectError(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+    if type(exc).__module__.startswith(("aiohttp_socks", "python_socks")):  # the socks extra
+        if "Timeout" in type(exc).__name__:
+            return RequestTimeout(f"the socks proxy timed out: {exc}")
+        return ConnectError(f"the socks proxy: {exc}")
     return None
 
 
@@ -168,17 +173,32 @@ class AiohttpTransport:
         self._pool_size = pool_size or config.limits.concurrency
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[float | None, aiohttp.ClientTimeout] = {}
-        self._proxy, self._proxy_headers = _proxy(config.proxy)
+        self._socks = config.proxy if config.proxy and config.proxy.startswith("socks") else None
+        if self._socks is not None:
+            try:
+                import aiohttp_socks  # noqa: F401
+            except ImportError:
+                raise UsageError(
+                    "a socks proxy needs aiohttp-socks: pip install 'fanfetch[socks]'"
+                ) from None
+        self._proxy, self._proxy_headers = _proxy(None if self._socks else config.proxy)
         self._ssl = _ssl(config)  # made here: a bad --cacert or --cert stops the run at once
 
     def _open(self) -> aiohttp.ClientSession:
-        connector = aiohttp.TCPConnector(
-            limit=self._pool_size,
-            limit_per_host=0,  # per-host limits are ours (_limits.py), not the pool's
-            ttl_dns_cache=300,
-            use_dns_cache=True,
-            ssl=self._ssl,
-        )
+        options: dict[str, Any] = {
+            "limit": self._pool_size,
+            "limit_per_host": 0,  # per-host limits are ours (_limits.py), not the pool's
+            "ttl_dns_cache": 300,
+            "use_dns_cache": True,
+            "ssl": self._ssl,
+        }
+        connector: aiohttp.BaseConnector
+        if self._socks is not None:  # every connection through the socks proxy
+            from aiohttp_socks import ProxyConnector
+
+            connector = ProxyConnector.from_url(self._socks, **options)
+        else:
+            connector = aiohttp.TCPConnector(**options)
         session = aiohttp.ClientSession(
             connector=connector,
             headers={"User-Agent": f"fanfetch/{__version__}", "Accept-Encoding": ACCEPT_ENCODING},
