@@ -131,9 +131,13 @@ class Journaled:
                 known.add(_key(decode_id(row["id"]), _page_of(row)))
 
         def batches() -> Iterator[list[Any]]:
-            """Rows not in the output yet (a record moved in before a crash is not again)."""
+            """Rows not in the output yet (a record moved in before a crash is not again).
+            An empty output has none to skip: the journal never holds a record twice."""
             records = JSON_LINES.read(journal)
             while chunk := list(islice(records, BATCH_ROWS)):
+                if not known:
+                    yield [row_from_record(r, selected) for r in chunk]
+                    continue
                 yield [
                     row_from_record(r, selected)
                     for r in chunk
