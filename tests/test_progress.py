@@ -52,7 +52,25 @@ def test_the_bar_shows_done_of_total_the_rate_in_flight_errors_and_retries():
     screen = out.getvalue()
     assert "8/10" in screen and "80%" in screen
     assert "2/s" in screen  # 8 requests in 4 seconds
-    assert "in flight 3" in screen and "errors 2" in screen and "retries 1" in screen
+    assert "in flight 3" in screen and "retries 1" in screen
+    assert "2xx 6  timeout 2" in screen  # by kind, not one count of errors
+
+
+def test_the_bar_counts_each_request_once_by_kind():
+    from fanfetch._models import status_error
+    from fanfetch._progress import kinds
+
+    stats = Stats(clock=Clock())
+    request = Request("http://127.0.0.1/")
+    for status in (200, 200, 404, 429, 503, 500):
+        error = None if status == 200 else status_error(status, None)
+        stats(Finished(Result(request, status=status, error=error)))
+    stats(Finished(Result(request, error=RequestTimeout("slow"))))
+    assert kinds(stats) == "2xx 2  4xx 1  429 1  5xx 2  timeout 1"
+    assert kinds(Stats(clock=Clock())) == "-"
+    counted = Stats(clock=Clock())  # a cluster's bar knows only how many, not which
+    counted.done, counted.ok = 10, 7
+    assert kinds(counted) == "2xx 7  failed 3"
 
 
 async def test_the_bar_redraws_as_the_run_goes_and_draws_its_end_once_done():
@@ -70,4 +88,4 @@ async def test_the_bar_redraws_as_the_run_goes_and_draws_its_end_once_done():
     done.set()  # the bar does not wait out its 60 s: the end is drawn at once
     await asyncio.wait_for(running, 5)
     last = out.getvalue().rsplit("0/?", 1)[-1]
-    assert "5/?" in last and "5/s" in last and "errors 0" in last
+    assert "5/?" in last and "5/s" in last and "2xx 5" in last

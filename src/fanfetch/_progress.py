@@ -24,8 +24,31 @@ from ._summary import Stats
 __all__ = ["ProgressBar"]
 
 
+def kinds(stats: Stats) -> str:
+    """What the finished requests came to, by kind: ``2xx 980  4xx 3  429 2  5xx 5
+    timeout 4``. The ok ones, the final statuses that failed by class (429 apart: it says the
+    API wants less), then every other error by type; each request counted once, kinds with
+    none left out."""
+    classes = {"2xx": stats.ok, "4xx": 0, "429": 0, "5xx": 0}
+    for status, n in stats.statuses.items():
+        if status == 429:
+            classes["429"] += n
+        elif 400 <= status < 500:
+            classes["4xx"] += n
+        elif status >= 500:
+            classes["5xx"] += n
+    others = {kind: n for kind, n in stats.errors.items() if n and kind != "http_status"}
+    parts = [f"{name} {n:,}" for name, n in classes.items() if n]
+    parts += [f"{kind} {n:,}" for kind, n in sorted(others.items())]
+    told = sum(classes.values()) - stats.ok + sum(others.values())
+    if stats.failed > told:  # failures known only as a count (a cluster's shards report so)
+        parts.append(f"failed {stats.failed - told:,}")
+    return "  ".join(parts) or "-"
+
+
 class ProgressBar:
-    """done/total, rate, in flight, errors, retries and ETA, refreshed every ``every`` seconds."""
+    """done/total, rate, in flight, what the requests came to by kind, retries and ETA,
+    refreshed every ``every`` seconds."""
 
     def __init__(
         self,
@@ -45,7 +68,7 @@ class ProgressBar:
             TaskProgressColumn(),
             TextColumn("{task.fields[rate]:>7,.0f}/s"),
             TextColumn("in flight {task.fields[in_flight]:,}"),
-            TextColumn("[red]errors {task.fields[errors]:,}"),
+            TextColumn("{task.fields[kinds]}"),
             TextColumn("[yellow]retries {task.fields[retries]:,}"),
             TimeRemainingColumn(),
             console=console,
@@ -53,7 +76,7 @@ class ProgressBar:
             transient=False,
         )
         self._task = self._progress.add_task(
-            "run", total=None, rate=0.0, in_flight=0, errors=0, retries=0
+            "run", total=None, rate=0.0, in_flight=0, kinds="-", retries=0
         )
 
     def refresh(self) -> None:
@@ -65,7 +88,7 @@ class ProgressBar:
             completed=stats.done,
             rate=stats.done / wall if wall > 0 else 0.0,
             in_flight=self._in_flight(),
-            errors=stats.failed,
+            kinds=kinds(stats),
             retries=stats.retries,
         )
         self._progress.refresh()
