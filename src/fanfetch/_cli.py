@@ -139,6 +139,19 @@ def _option_flags(f: Callable[..., Any]) -> Callable[..., Any]:
 )
 @click.option("--summary-json", metavar="FILE", help="Also write the end summary as JSON.")
 @click.option(
+    "--metrics-port",
+    type=click.IntRange(1, 65535),
+    metavar="PORT",
+    help="Serve Prometheus metrics of the run on this port (needs fanfetch[metrics]).",
+)
+@click.option(
+    "--metrics-host",
+    default="127.0.0.1",
+    show_default=True,
+    metavar="ADDRESS",
+    help="With --metrics-port: the address to listen on.",
+)
+@click.option(
     "--progress/--no-progress",
     default=None,
     help="Show the progress bar.  [default: when stderr is a terminal]",
@@ -185,6 +198,8 @@ def run(**kw: Any) -> int:
         redo_failed=kw["redo_failed"],
         quiet=kw["quiet"],
         summary_json=kw["summary_json"],
+        metrics_port=kw["metrics_port"],
+        metrics_host=kw["metrics_host"],
         progress=kw["progress"],
         url_template=template,
         csv_rows=kw["csv_rows"] or kw["source"].lower().endswith(".csv"),

@@ -41,6 +41,8 @@ class RunOptions:
     redo_failed: bool = False
     quiet: bool = False
     summary_json: str | None = None
+    metrics_port: int | None = None  # a Prometheus endpoint for the run
+    metrics_host: str = "127.0.0.1"
     progress: bool | None = None  # None: when stderr is a terminal
     url_template: UrlTemplate | None = None
     csv_rows: bool = False

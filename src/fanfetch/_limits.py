@@ -68,6 +68,12 @@ class HostGate:
         """Hosts whose state is kept."""
         return len(self._hosts)
 
+    def paused(self) -> int:
+        """Hosts resting now after a 429, a 503 or a rate-limit header (read by --metrics-port
+        from its own thread: the table is copied first)."""
+        now = self._clock()
+        return sum(1 for host in list(self._hosts.values()) if host.paused_until > now)
+
     def _new_host(self, key: str) -> _Host:
         if len(self._hosts) >= self._sweep_at:
             self._sweep()

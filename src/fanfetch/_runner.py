@@ -71,8 +71,17 @@ async def run_job(options: RunOptions, *, announce: str | None = None, call_ms: 
         selected=selected,
     )
     stats = Stats()
+    metrics = None
     try:
         engine = Engine(config, listeners=[stats], chains=chains)
+        if options.metrics_port is not None:
+            from ._metrics import MetricsServer
+
+            metrics = MetricsServer(
+                stats, port=options.metrics_port, host=options.metrics_host,
+                in_flight=lambda: engine.in_flight, paused_hosts=engine.paused_hosts,
+                queued=engine.queued,
+            )  # fmt: skip
     except BaseException:
         output.close()
         raise
@@ -165,6 +174,8 @@ async def run_job(options: RunOptions, *, announce: str | None = None, call_ms: 
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
             loop.remove_signal_handler(sig)
         await engine.aclose()
+        if metrics is not None:
+            metrics.close()
         try:
             writer.close()  # a format that finishes its file at the end does it here
         except OutputError:

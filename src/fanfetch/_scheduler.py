@@ -289,6 +289,15 @@ class Engine:
             for listener in self._listeners:
                 listener(event)
 
+    def paused_hosts(self) -> int:
+        """Hosts resting after a throttle now (for --metrics-port, from its thread)."""
+        return self._limiter.gate.paused()
+
+    def queued(self) -> int:
+        """Requests read and waiting for a worker."""
+        handoff = self._handoff
+        return len(handoff) if handoff is not None else 0
+
     async def call(self, request: Request) -> Result:
         """One request, through the limits and retries, outside any run."""
         return await self._attempts.run(request)
