@@ -39,6 +39,7 @@ __all__ = [
     "make_config",
     "parse_codes",
     "parse_headers",
+    "select_columns",
 ]
 
 DEFAULT_CONCURRENCY = 100
@@ -122,6 +123,15 @@ def compile_select(expression: str, option: str = "select") -> Any:
     except JMESPathError as exc:
         reason = str(exc).splitlines()[0]
         raise ConfigError(option, expression, f"not JMESPath: {reason}") from None
+
+
+def select_columns(expression: str) -> tuple[str, ...]:
+    """The keys of a multiselect hash (``{id: id, n: name}`` gives ``id``, ``n``): a table's
+    own columns. Empty for any other expression."""
+    parsed = compile_select(expression).parsed
+    if parsed.get("type") != "multi_select_dict":
+        return ()
+    return tuple(child["value"] for child in parsed["children"])
 
 
 _RATE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|sec|second|m|min|minute|h|hour)\s*$", re.I)

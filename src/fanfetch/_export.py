@@ -15,12 +15,11 @@ from typing import Any
 
 import orjson
 
-from ._config import compile_select
+from ._config import compile_select, select_columns
 from ._exceptions import UsageError
 from ._formats import format_for
 from ._formats._rows import BASE_COLUMNS
 from ._records import JSON_LINES, RecordFormat, encode_record
-from ._select import select_columns
 
 __all__ = ["export"]
 
@@ -29,18 +28,7 @@ _BATCH = 4096
 
 def _source_columns(path: str, record_format: RecordFormat) -> tuple[str, ...]:
     """The ``--select`` keys a table already has as columns of its own."""
-    names: list[str] = []
-    if record_format.name == "csv":
-        with open(path, "rb") as f:
-            names = f.readline().decode().strip().split(",")
-    elif record_format.name == "sqlite":
-        import sqlite3
-
-        with sqlite3.connect(path) as conn:
-            names = [row[1] for row in conn.execute("PRAGMA table_info(records)")]
-    elif record_format.name in ("parquet", "duckdb") and os.path.exists(path):
-        names = record_format._column_names(path)  # type: ignore[attr-defined]
-    own = names[len(BASE_COLUMNS) :]
+    own = record_format.columns(path)[len(BASE_COLUMNS) :]
     return tuple(
         n.removeprefix("body_") if n.removeprefix("body_") in BASE_COLUMNS else n for n in own
     )

@@ -63,18 +63,18 @@ class _Collector:
 def _histogram(latency: LatencyHistogram, family: Any) -> Any:
     buckets = dict(latency.buckets)
     growth = LatencyHistogram._GROWTH
-    cumulative, total_ms = [], 0.0
+    cumulative = []
     upper = {i: math.expm1((i + 1) * growth) / 1000.0 for i in buckets}  # seconds
     for bound in _BOUNDS:
         cumulative.append((repr(bound), sum(n for i, n in buckets.items() if upper[i] <= bound)))
     count = sum(buckets.values())
-    total_ms = sum(n * upper[i] for i, n in buckets.items())
+    total = sum(n * upper[i] for i, n in buckets.items())  # seconds, each at its bucket's top
     cumulative.append(("+Inf", count))
     return family(
         "fanfetch_request_duration_seconds",
         "Each request's whole time, all attempts and waits included.",
         buckets=cumulative,
-        sum_value=total_ms,
+        sum_value=total,
     )
 
 

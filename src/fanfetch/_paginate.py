@@ -124,16 +124,16 @@ class Paginator:
         """The first page to fetch for ``request`` (a resumed chain: the one after its last
         recorded page), and its number."""
         if resume is not None:
-            return self._following(request, request, resume.next), resume.page + 1
+            return self.following(request, resume.next), resume.page + 1
         if self.kind == "page":
             return self._with_param(request, self._start), 1
         if self.kind == "offset":
             return self._with_param(request, 0), 1
         return request, 1
 
-    def after(self, origin: Request, fetched: Request, result: Result, page: int) -> Any:
-        """What the page after ``result`` (page ``page`` of the chain) needs, or None when
-        the chain ends there."""
+    def after(self, fetched: Request, result: Result, page: int) -> Any:
+        """What the page after ``result`` (page ``page`` of the chain, asked as ``fetched``)
+        needs, or None when the chain ends there."""
         if not result.ok:
             return None
         if self.max_pages is not None and page >= self.max_pages:
@@ -160,10 +160,9 @@ class Paginator:
         """A page past the last one that some APIs answer with 404 (``page:`` mode)."""
         return self.kind == "page" and result.status == 404
 
-    def following(self, origin: Request, fetched: Request, value: Any) -> Request:
-        return self._following(origin, fetched, value)
-
-    def _following(self, origin: Request, fetched: Request, value: Any) -> Request:
+    def following(self, origin: Request, value: Any) -> Request:
+        """The request for the page ``value`` (an ``after``) names, made from the chain's
+        first request."""
         if self.kind in ("link", "next"):
             nxt = origin.copy()
             url = value.url if isinstance(value, _Link) else URL(str(value))  # parsed once

@@ -92,6 +92,10 @@ class RecordFormat(Protocol):
         """The records of ``path``, one at a time."""
         ...
 
+    def columns(self, path: str) -> list[str]:
+        """The columns ``path`` holds (none for a format without columns, or no file)."""
+        ...
+
 
 def encode_result(result: Result, *, include_headers: bool = False) -> bytes:
     """A result's record as the line written for it (a JSON body kept as its own bytes).
@@ -325,6 +329,9 @@ class JsonLines:
             for line in f:
                 record: dict[str, Any] = orjson.loads(line)
                 yield record
+
+    def columns(self, path: str) -> list[str]:
+        return []
 
     def __repr__(self) -> str:
         return "<JsonLines>"

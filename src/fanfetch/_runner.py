@@ -17,7 +17,7 @@ import orjson
 
 from ._events import Finished, RunEnded, RunStarted
 from ._exceptions import FanfetchError, InputError, WorkerDied
-from ._formats import format_for
+from ._formats import format_for, open_output
 from ._input import Duplicates, aiter_items, count_requests, open_source
 from ._job import EXIT_FAILED, EXIT_OK, GRACE_SECONDS, RunOptions, signal_exit_status
 from ._models import Result
@@ -27,7 +27,6 @@ from ._records import encode_result
 from ._reorder import Reorder
 from ._resume import IdSet
 from ._scheduler import Engine
-from ._select import select_columns
 from ._summary import Stats, summary_lines
 from ._types import Item
 
@@ -63,13 +62,7 @@ async def run_job(options: RunOptions, *, announce: str | None = None, call_ms: 
                 f", {state.dropped_failed:,} failed ones to do again" if options.redo_failed else ""
             )
             err.print(f"fanfetch: resuming: {already:,} requests already recorded{redo}")
-    selected = select_columns(config.select) if config.select is not None else ()
-    output = record_format.open(
-        options.output,
-        append=options.resume,
-        include_headers=config.include_headers,
-        selected=selected,
-    )
+    output = open_output(record_format, options.output, config, append=options.resume)
     stats = Stats()
     metrics = None
     try:

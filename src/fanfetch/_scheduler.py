@@ -271,7 +271,7 @@ class Engine:
                 if page > 1 and pager.ends_quietly(result):
                     return  # past the last page: not a page of its own
                 try:
-                    value = pager.after(origin, request, result, page)
+                    value = pager.after(request, result, page)
                 except PaginationError as exc:  # its next link is no URL: the chain ends here
                     result, value = result.replace(error=exc), None
             extra = {**(result.extra or {}), "page": page, "next": value}
@@ -279,7 +279,7 @@ class Engine:
             await self._sink_and_tell(result, sink)
             if value is None or self._stopping:
                 return
-            request, page = pager.following(origin, request, value), page + 1
+            request, page = pager.following(origin, value), page + 1
             await asyncio.sleep(0)  # as between requests: let the loop run what is ready
 
     async def _sink_and_tell(self, result: Result, sink: Sink) -> None:

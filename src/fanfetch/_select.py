@@ -11,7 +11,7 @@ from ._config import compile_select
 from ._exceptions import RequestError
 from ._models import Result
 
-__all__ = ["SelectError", "Selector", "select_columns"]
+__all__ = ["SelectError", "Selector"]
 
 
 class SelectError(RequestError):
@@ -19,15 +19,6 @@ class SelectError(RequestError):
     wrong type, say). The record keeps the whole body, so it can be looked at."""
 
     type = "select"
-
-
-def select_columns(expression: str) -> tuple[str, ...]:
-    """The keys of a multiselect hash (``{id: id, n: name}`` gives ``id``, ``n``): a table's
-    own columns. Empty for any other expression."""
-    parsed = compile_select(expression).parsed
-    if parsed.get("type") != "multi_select_dict":
-        return ()
-    return tuple(child["value"] for child in parsed["children"])
 
 
 class Selector:

@@ -204,16 +204,9 @@ def run(
 
 
 def _open_writer(output: str, config: Config, *, append: bool) -> RecordWriter:
-    from ._formats import format_for
-    from ._select import select_columns
+    from ._formats import format_for, open_output
 
-    selected = select_columns(config.select) if config.select is not None else ()
-    record_format = format_for(output)
-    return RecordWriter(
-        record_format.open(
-            output, append=append, include_headers=config.include_headers, selected=selected
-        )
-    )
+    return RecordWriter(open_output(format_for(output), output, config, append=append))
 
 
 def _skipping_done(

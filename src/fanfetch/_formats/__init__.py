@@ -11,10 +11,11 @@ from __future__ import annotations
 import importlib
 import os
 
+from .._config import Config, select_columns
 from .._exceptions import UsageError
-from .._records import JSON_LINES, RecordFormat
+from .._records import JSON_LINES, Output, RecordFormat
 
-__all__ = ["FORMATS", "format_for", "format_named"]
+__all__ = ["FORMATS", "format_for", "format_named", "open_output"]
 
 FORMATS: dict[str, tuple[str, tuple[str, ...]]] = {  # name: (where, the suffixes it owns)
     "jsonl": ("fanfetch._records:JSON_LINES", (".jsonl", ".ndjson")),
@@ -52,3 +53,14 @@ def format_for(path: str | None, name: str | None = None) -> RecordFormat:
             if suffix in suffixes:
                 return format_named(known)
     return JSON_LINES
+
+
+def open_output(
+    record_format: RecordFormat, path: str | None, config: Config, *, append: bool
+) -> Output:
+    """``path`` opened in ``record_format`` for a run of ``config`` (its headers setting,
+    and the columns its ``--select`` gives)."""
+    selected = select_columns(config.select) if config.select is not None else ()
+    return record_format.open(
+        path, append=append, include_headers=config.include_headers, selected=selected
+    )

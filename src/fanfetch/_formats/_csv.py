@@ -120,14 +120,12 @@ class CsvFormat:
     ) -> FdOutput:
         columns = columns_for(selected)
         header = ",".join(columns).encode() + b"\n"
-        if append and path and os.path.exists(path) and os.path.getsize(path):
-            with open(path, "rb") as f:
-                found = f.readline()
-            if found != header:
-                raise UsageError(
-                    f"{path} has other columns than this run writes "
-                    f"({found.decode(errors='replace').strip()!r}): is --select the same?"
-                )
+        found = self.columns(path) if append and path else []
+        if found and found != list(columns):
+            raise UsageError(
+                f"{path} has other columns than this run writes ({', '.join(found)}): "
+                "is --select the same?"
+            )
         fd, owns = open_fd(path, append=append)
         output = _CsvOutput(fd, _Encoder(selected, include_headers), owns=owns)
         if not append or os.fstat(fd).st_size == 0:
@@ -144,16 +142,23 @@ class CsvFormat:
             with open(path, "r+b") as f:
                 f.truncate(whole)
             warn(f"--resume: cut a torn last record ({size - whole} bytes) from {path}")
-        rows = list(_rows(path)) if redo_failed else None
-        source = rows if rows is not None else _rows(path)
-        state, _ = tally((r["id"], r["ok"], r["status"], r["error_type"]) for r in source)
-        state.torn_bytes = size - whole
-        if rows is not None:
+        if not redo_failed:
+            state = tally((r["id"], r["ok"], r["status"], r["error_type"]) for r in _rows(path))
+        else:  # keep only the ok records, the file rewritten with them
+            rows = list(_rows(path))
             keep = [r for r in rows if r["ok"]]
-            state, _ = tally((r["id"], r["ok"], r["status"], r["error_type"]) for r in keep)
-            state.torn_bytes, state.dropped_failed = size - whole, len(rows) - len(keep)
             self._rewrite(path, keep)
+            state = tally((r["id"], r["ok"], r["status"], r["error_type"]) for r in keep)
+            state.dropped_failed = len(rows) - len(keep)
+        state.torn_bytes = size - whole
         return state
+
+    def columns(self, path: str) -> list[str]:
+        if not os.path.exists(path):
+            return []
+        with open(path, "rb") as f:
+            header = f.readline().decode(errors="replace").strip()
+        return header.split(",") if header else []
 
     def _rewrite(self, path: str, rows: list[dict[str, Any]]) -> None:
         with open(path, "rb") as f:

@@ -45,7 +45,7 @@ class DuckdbFormat(Journaled):
             return None
         return con.sql(f"SELECT * FROM {TABLE} LIMIT 0").to_arrow_table().schema
 
-    def _column_names(self, path: str) -> list[str]:
+    def _columns(self, path: str) -> list[str]:
         with self._connect(path) as con:
             schema = self._schema(con)
         return [] if schema is None else list(schema.names)

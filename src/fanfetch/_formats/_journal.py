@@ -70,8 +70,12 @@ class Journaled:
     def _check(self) -> None:
         """Import what the format needs (a missing extra raises ImportError here)."""
 
-    def _column_names(self, path: str) -> list[str]:
-        """The output's columns (it exists)."""
+    def columns(self, path: str) -> list[str]:
+        """The output's columns (none when there is no output yet)."""
+        return self._columns(path) if os.path.exists(path) else []
+
+    def _columns(self, path: str) -> list[str]:
+        """The columns of an output that exists."""
         raise NotImplementedError
 
     def _final_rows(self, path: str) -> Iterator[dict[str, Any]]:
@@ -104,8 +108,8 @@ class Journaled:
             raise UsageError(f"a {self.name} output needs a file: give -o NAME.{self.name}")
         self._check()
         journal = journal_path(path)
-        if append and os.path.exists(path):
-            found = self._column_names(path)
+        if append:
+            found = self.columns(path)
             if found and found != list(columns_for(selected)):
                 raise UsageError(
                     f"{path} has other columns than this run writes ({', '.join(found)}): "
@@ -174,7 +178,7 @@ class Journaled:
                     kind = error.get("type") if isinstance(error, dict) else None
                     yield record["id"], record.get("ok"), record.get("status"), kind
 
-        state, _ = tally(rows(), text_ids=False)
+        state = tally(rows(), text_ids=False)
         state.dropped_failed = dropped
         return state
 

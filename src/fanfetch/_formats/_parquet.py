@@ -79,7 +79,7 @@ class ParquetFormat(Journaled):
 
     name = "parquet"
 
-    def _column_names(self, path: str) -> list[str]:
+    def _columns(self, path: str) -> list[str]:
         return list(pq.ParquetFile(path).schema_arrow.names)
 
     def _final_rows(self, path: str) -> Iterator[dict[str, Any]]:

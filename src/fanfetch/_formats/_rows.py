@@ -175,22 +175,19 @@ class ColumnTypes:
 
 def tally(
     rows: Iterable[tuple[Any, Any, Any, Any]], *, expected: int = 0, text_ids: bool = True
-) -> tuple[ResumeState, list[bool]]:
-    """A ``ResumeState`` from ``(id, ok, status, error_type)`` of each row, and for each row
-    whether it is the first with its id (a repeat is left out of the counts)."""
+) -> ResumeState:
+    """A ``ResumeState`` from ``(id, ok, status, error_type)`` of each row (a repeated id is
+    counted once)."""
     done = IdSet(expected)
     failed: Counter[str] = Counter()
     statuses: Counter[int] = Counter()
     kept = 0
-    first: list[bool] = []
     for rid, ok, status, error_type in rows:
-        new = done.add(id_hash(decode_id(rid) if text_ids else rid))
-        first.append(new)
-        if not new:
+        if not done.add(id_hash(decode_id(rid) if text_ids else rid)):
             continue
         kept += 1
         if isinstance(status, int):
             statuses[status] += 1
         if not ok:
             failed[error_type or "?"] += 1
-    return ResumeState(done, kept, 0, 0, failed, statuses), first
+    return ResumeState(done, kept, 0, 0, failed, statuses)

@@ -9,6 +9,7 @@ other tables in the same file are left alone.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -141,11 +142,20 @@ class SqliteFormat:
                 dropped = conn.execute(f"DELETE FROM {TABLE} WHERE NOT ok").rowcount
             rows = conn.execute(f"SELECT id, ok, status, error_type FROM {TABLE} ORDER BY rowid")
             (count,) = conn.execute(f"SELECT count(*) FROM {TABLE}").fetchone()
-            state, _ = tally(rows, expected=count, text_ids=False)
+            state = tally(rows, expected=count, text_ids=False)
         finally:
             conn.close()
         state.dropped_failed = dropped
         return state
+
+    def columns(self, path: str) -> list[str]:
+        if not os.path.exists(path):
+            return []  # not made just to be looked at
+        conn = _connect(path)
+        try:
+            return _existing_columns(conn)
+        finally:
+            conn.close()
 
     def read(self, path: str) -> Iterator[dict[str, Any]]:
         conn = _connect(path)
