@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import gzip
+import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ class Log:
     hits: Counter[str] = field(default_factory=Counter)
     headers: list[dict[str, str]] = field(default_factory=list)
     times: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    arrived: dict[str, float] = field(default_factory=dict)  # path -> epoch seconds, last time
 
 
 class LoopbackAPI:
@@ -128,6 +130,7 @@ class LoopbackAPI:
         log.host_max[host] = max(log.host_max[host], log.host_in_flight[host])
         log.hits[request.path] += 1
         log.times[request.path].append(asyncio.get_running_loop().time())
+        log.arrived[request.path] = time.time()
         log.headers.append(dict(request.headers))
         async with self._arrivals:
             self._arrivals.notify_all()

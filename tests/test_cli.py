@@ -21,6 +21,7 @@ RECORD_FIELDS = [
     "status",
     "attempts",
     "elapsed_ms",
+    "started_at",
     "body",
     "error",
     "meta",
@@ -55,6 +56,20 @@ async def test_every_line_gets_one_record_with_the_documented_fields(
     assert isinstance(echoed, dict)
     assert echoed["method"] == "POST" and orjson.loads(echoed["body"]) == {"x": 1}
     assert echoed["headers"]["Content-Type"] == "application/json"
+
+
+async def test_a_record_says_when_its_request_started_in_epoch_seconds(
+    api: LoopbackAPI, tmp_path: Path
+):
+    src = tmp_path / "in.txt"
+    src.write_text("".join(api.url(f"/ok/{n}") + "\n" for n in range(20)))
+    out = tmp_path / "out.jsonl"
+    result = await run_cli("run", str(src), "-o", str(out), "-q", "-c", "4")
+    assert result.status == 0, result.stderr
+    for record in read_records(out):
+        arrived = api.log.arrived[f"/ok/{record['id'] - 1}"]  # when the server saw it
+        started, took = record["started_at"], record["elapsed_ms"] / 1000
+        assert started - 0.001 <= arrived <= started + took + 0.001  # rounded to the ms
 
 
 async def test_stdin_to_stdout_pipes_records_and_keeps_stderr_out_of_them(api: LoopbackAPI):

@@ -32,7 +32,8 @@ def test_a_record_has_its_fields_in_order_and_error_as_type_and_message():
     ok = Result(request, status=200, content=b"[1]", content_type="application/json", attempts=2)
     assert ok.to_dict() == {
         "id": "a", "url": "http://127.0.0.1/", "method": "GET", "ok": True, "status": 200,
-        "attempts": 2, "elapsed_ms": 0.0, "body": [1], "error": None, "meta": {"m": 1},
+        "attempts": 2, "elapsed_ms": 0.0, "started_at": None, "body": [1], "error": None,
+        "meta": {"m": 1},
     }  # fmt: skip
     failed = Result(request, error=RequestTimeout("slow"), attempts=4)
     record = failed.to_dict(include_headers=True)

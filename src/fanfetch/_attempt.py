@@ -106,6 +106,7 @@ class Attempts:
         self.limiter = limiter
         self._http = http
         self._clock = clock
+        self._epoch = time.time() - clock()  # a start on ``clock`` + this = epoch seconds
         self._sleep = sleep
         self._stopping = stopping
         self._on_retry = on_retry
@@ -254,6 +255,7 @@ class Attempts:
                 elapsed_ms=elapsed_ms,
                 history=None if history is None else tuple(history),
                 extra=keyed,
+                started_at=self._epoch + start,
             )
         else:
             status = response.status
@@ -279,5 +281,6 @@ class Attempts:
                     "sha256": saved.sha256,
                     **(keyed or {}),
                 },
+                started_at=self._epoch + start,
             )
         return result

@@ -162,7 +162,7 @@ def run(**kw: Any) -> int:
 
     INPUT lines are URLs (GET) or JSON objects with url and optionally id, method, headers,
     params, json, data, form, timeout, meta. Blank lines are skipped. Records are JSON lines with
-    id, url, method, ok, status, attempts, elapsed_ms, body, error and meta.
+    id, url, method, ok, status, attempts, elapsed_ms, started_at, body, error and meta.
     """
     try:
         config = make_config(**{o.name: o.from_cli(kw[o.name]) for o in OPTIONS if o.flags})

@@ -201,6 +201,7 @@ class Result:
         "history",
         "redirects",
         "request",
+        "started_at",
         "status",
         "url",
     )
@@ -222,6 +223,7 @@ class Result:
         final_url: str | None = None,
         history: tuple[Attempt, ...] | None = None,
         extra: Mapping[str, Any] | None = None,
+        started_at: float | None = None,
     ) -> None:
         self.request = request
         self.status = status
@@ -237,6 +239,7 @@ class Result:
         self.final_url = final_url  # where that response came from, when redirected
         self.history = history
         self.extra = extra  # saved file's path, bytes, sha256; the transform's value
+        self.started_at = started_at  # epoch seconds of the first attempt; None if never sent
         self._body: tuple[Any, str | None] | None = None
 
     def replace(self, **changes: Any) -> Result:
@@ -260,6 +263,7 @@ class Result:
         copy.final_url = get("final_url", self.final_url)
         copy.history = get("history", self.history)
         copy.extra = get("extra", self.extra)
+        copy.started_at = get("started_at", self.started_at)
         body = {"content", "content_type", "charset"} & changes.keys()
         copy._body = None if body else self._body
         return copy
@@ -371,6 +375,7 @@ class Result:
             final_url=record.get("final_url"),
             history=None if history is None else tuple(Attempt(**h) for h in history),
             extra=extra or None,
+            started_at=record.get("started_at"),
         )
         result._body = (body, encoding)  # the body exactly as the record kept it
         return result
@@ -396,6 +401,7 @@ class Result:
             "status": self.status,
             "attempts": self.attempts,
             "elapsed_ms": round(self.elapsed_ms, 3),
+            "started_at": None if self.started_at is None else round(self.started_at, 3),
         }
         if self.redirects:
             record["redirects"] = self.redirects

@@ -100,7 +100,7 @@ def _value(column: str, text: str | None) -> Any:
         return text == "true"
     if column in _INTS:
         return int(text)
-    if column == "elapsed_ms":
+    if column in ("elapsed_ms", "started_at"):
         return float(text)
     return text
 

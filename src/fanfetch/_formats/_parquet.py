@@ -1,10 +1,10 @@
 """Parquet (``pip install 'fanfetch[parquet]'``): one file, written whole at the end of the
 run from the journal (``_journal``), in row groups of 16,384 rows, renamed into place.
 
-Columns are typed: ``ok`` boolean, ``status`` and ``attempts`` integers, ``elapsed_ms`` a
-double, the rest text (``id`` as ``_rows.encode_id`` writes it); ``--select`` columns take the
-type of their values (whole numbers, numbers, booleans, text; JSON text for lists, objects or
-a mix).
+Columns are typed: ``ok`` boolean, ``status`` and ``attempts`` integers, ``elapsed_ms`` and
+``started_at`` doubles, the rest text (``id`` as ``_rows.encode_id`` writes it); ``--select``
+columns take the type of their values (whole numbers, numbers, booleans, text; JSON text for
+lists, objects or a mix).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from ._rows import BASE_COLUMNS, ColumnTypes, columns_for
 __all__ = ["PARQUET", "ParquetFormat", "arrow_schema", "arrow_table"]
 
 _BASE_TYPES = {"ok": pa.bool_(), "status": pa.int64(), "attempts": pa.int64(),
-               "elapsed_ms": pa.float64()}  # fmt: skip
+               "elapsed_ms": pa.float64(), "started_at": pa.float64()}  # fmt: skip
 _KINDS = {"int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(), "str": pa.string(),
           "json": pa.string(), "null": pa.null()}  # fmt: skip
 

@@ -28,11 +28,11 @@ __all__ = [
 ]
 
 BASE_COLUMNS = (
-    "id", "url", "method", "ok", "status", "attempts", "elapsed_ms", "error_type",
-    "error_message", "body", "meta", "extra",
+    "id", "url", "method", "ok", "status", "attempts", "elapsed_ms", "started_at",
+    "error_type", "error_message", "body", "meta", "extra",
 )  # fmt: skip
-_IN_COLUMNS = {"id", "url", "method", "ok", "status", "attempts", "elapsed_ms", "error", "body",
-               "meta"}  # fmt: skip
+_IN_COLUMNS = {"id", "url", "method", "ok", "status", "attempts", "elapsed_ms", "started_at",
+               "error", "body", "meta"}  # fmt: skip
 
 
 def columns_for(selected: Sequence[str]) -> tuple[str, ...]:
@@ -98,6 +98,7 @@ def row_from_record(
         record.get("status"),
         record.get("attempts"),
         record.get("elapsed_ms"),
+        record.get("started_at"),
         error.get("type") if isinstance(error, Mapping) else None,
         error.get("message") if isinstance(error, Mapping) else None,
         body_text,
@@ -130,6 +131,7 @@ def record_from_row(row: Mapping[str, Any], *, text_ids: bool = True) -> dict[st
         "status": row.get("status"),
         "attempts": row.get("attempts"),
         "elapsed_ms": row.get("elapsed_ms"),
+        "started_at": row.get("started_at"),
         "body": body,
         "error": None
         if error_type is None

@@ -25,7 +25,7 @@ __all__ = ["SQLITE", "SqliteFormat"]
 
 TABLE = "records"
 _TYPES = {"url": "TEXT", "method": "TEXT", "ok": "INTEGER", "status": "INTEGER",
-          "attempts": "INTEGER", "elapsed_ms": "REAL", "error_type": "TEXT",
+          "attempts": "INTEGER", "elapsed_ms": "REAL", "started_at": "REAL", "error_type": "TEXT",
           "error_message": "TEXT", "body": "TEXT", "meta": "TEXT", "extra": "TEXT"}  # fmt: skip
 
 
