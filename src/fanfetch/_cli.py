@@ -496,6 +496,43 @@ def export(
 
 
 @cli.command()
+@click.argument("sources", metavar="OUTPUT...", nargs=-1, required=True)
+@click.option(
+    "-o", "--output", default="report.html", show_default=True, metavar="FILE",
+    help="Write the page here (replaced whole).",
+)  # fmt: skip
+@click.option(
+    "--from",
+    "source_format",
+    type=click.Choice(list(FORMATS)),
+    help="The records' format, whatever the files' names.",
+)
+@click.option("--title", metavar="TEXT", help="The page's title.  [default: the files' names]")
+@click.option("-q", "--quiet", is_flag=True, help="Say nothing when done.")
+def report(
+    sources: tuple[str, ...], output: str, source_format: str | None, title: str | None,
+    quiet: bool,
+) -> int:  # fmt: skip
+    """Draw one self-contained HTML page about a run from its records (finished or not).
+
+    Totals, throughput and the status/error mix over time, latency over time and its
+    distribution, the slowest requests, every distinct error message with its count, and
+    figures per host. The page needs no network to open. Any output format; a folder
+    stands for its .jsonl parts (a --cluster job's). Read in flat memory.
+
+    \b
+    fanfetch report results.jsonl -o report.html
+    """
+    from ._report import write_report
+
+    counted = write_report(sources, output, source_format=source_format, title=title)
+    if not quiet:
+        click.echo(f"fanfetch: report on {counted.requests:,} records written to {output}",
+                   err=True)  # fmt: skip
+    return EXIT_OK
+
+
+@cli.command()
 @click.option("--quick", is_flag=True, help="Less work: a few seconds instead of under a minute.")
 @click.option("--chart", metavar="FILE.png", help="Also draw the results (needs matplotlib).")
 def bench(quick: bool, chart: str | None) -> int:

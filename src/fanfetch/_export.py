@@ -9,17 +9,14 @@ have written. With ``select`` the expression is applied to each ok record's JSON
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from itertools import islice
-from typing import Any
-
-import orjson
 
 from ._config import compile_select, select_columns
 from ._exceptions import UsageError
 from ._formats import format_for
 from ._formats._rows import BASE_COLUMNS
-from ._records import JSON_LINES, RecordFormat, encode_record
+from ._records import JSON_LINES, RecordFormat, encode_record, read_json_lines
 
 __all__ = ["export"]
 
@@ -32,22 +29,6 @@ def _source_columns(path: str, record_format: RecordFormat) -> tuple[str, ...]:
     return tuple(
         n.removeprefix("body_") if n.removeprefix("body_") in BASE_COLUMNS else n for n in own
     )
-
-
-def _json_lines(path: str, skipped: list[int]) -> Iterator[dict[str, Any]]:
-    with open(path, "rb") as f:
-        for line in f:
-            if not line.strip():
-                continue
-            try:
-                record = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                skipped[0] += 1  # a torn last line, or not a record at all
-                continue
-            if isinstance(record, dict):
-                yield record
-            else:
-                skipped[0] += 1
 
 
 def export(
@@ -69,7 +50,7 @@ def export(
     compiled = compile_select(select) if select is not None else None
     selected = select_columns(select) if select is not None else _source_columns(source, reader)
     skipped = [0]
-    records = _json_lines(source, skipped) if reader is JSON_LINES else reader.read(source)
+    records = read_json_lines(source, skipped) if reader is JSON_LINES else reader.read(source)
     out = writer_format.open(output, selected=selected)
     count = 0
     try:

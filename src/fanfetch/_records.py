@@ -32,6 +32,7 @@ __all__ = [
     "RecordFormat",
     "encode_record",
     "encode_result",
+    "read_json_lines",
 ]
 
 _OPTS = orjson.OPT_APPEND_NEWLINE
@@ -95,6 +96,24 @@ class RecordFormat(Protocol):
     def columns(self, path: str) -> list[str]:
         """The columns ``path`` holds (none for a format without columns, or no file)."""
         ...
+
+
+def read_json_lines(path: str, skipped: list[int]) -> Iterator[dict[str, Any]]:
+    """The records of a JSON-lines file, leaving out (and counting in ``skipped[0]``) any line
+    that is not one: a torn last line, or something else."""
+    with open(path, "rb") as f:
+        for line in f:
+            if not line.strip():
+                continue
+            try:
+                record = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                skipped[0] += 1  # a torn last line, or not a record at all
+                continue
+            if isinstance(record, dict):
+                yield record
+            else:
+                skipped[0] += 1
 
 
 def encode_result(result: Result, *, include_headers: bool = False) -> bytes:
