@@ -40,6 +40,7 @@ LAYERS: list[set[str]] = [
         "_keys",
         "_summary",
         "_progress",
+        "_dashboard",
     },
     {"_input", "_output", "_template"},
     {"_transports._base", "_transports._aiohttp", "_transports._mock", "_transports"},

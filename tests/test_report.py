@@ -64,7 +64,8 @@ async def test_the_report_shows_what_the_records_hold(api: LoopbackAPI, tmp_path
         row = f'<td class="n">{count}</td><td>{escape(kind)}</td><td class="u">{escape(message)}'
         assert row in page
     slowest = sorted((r for r in records if r["attempts"]), key=lambda r: -r["elapsed_ms"])
-    assert [s["id"] for s in data["slowest"]] == [r["id"] for r in slowest[:20]]
+    assert [s["elapsed_ms"] for s in data["slowest"]] == [r["elapsed_ms"] for r in slowest[:20]]
+    assert {s["id"] for s in data["slowest"]} <= {r["id"] for r in slowest[:25]}  # ties aside
     host = f"127.0.0.1:{api.port}"
     by_host = {h["host"]: h for h in data["hosts"]}
     assert by_host[host]["requests"] == 50 and by_host[host]["ok"] == 40

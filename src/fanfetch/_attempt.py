@@ -189,6 +189,7 @@ class Attempts:
                     limiter.notify_finished(
                         host,
                         ok=is_success(status),
+                        status=status,
                         # with a key pool a 429 is about its key, which rests alone
                         throttle=None
                         if key is not None and status == 429

@@ -156,6 +156,12 @@ def _option_flags(f: Callable[..., Any]) -> Callable[..., Any]:
     default=None,
     help="Show the progress bar.  [default: when stderr is a terminal]",
 )
+@click.option(
+    "--dashboard",
+    is_flag=True,
+    help="A live full-terminal view instead of the progress bar: rate over time, latency, "
+    "the status and error mix, the busiest hosts.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar, no summary.")
 def run(**kw: Any) -> int:
     """Make one request per INPUT line (a file, or - for stdin); write one record per request.
@@ -200,7 +206,8 @@ def run(**kw: Any) -> int:
         summary_json=kw["summary_json"],
         metrics_port=kw["metrics_port"],
         metrics_host=kw["metrics_host"],
-        progress=kw["progress"],
+        progress=True if kw["dashboard"] and kw["progress"] is None else kw["progress"],
+        dashboard=kw["dashboard"],
         url_template=template,
         csv_rows=kw["csv_rows"] or kw["source"].lower().endswith(".csv"),
         workers=_parse_workers(kw["workers"]),
@@ -407,9 +414,11 @@ def mock_api(host: str, port: int, **kw: Any) -> int:
     help="Fetch every page of N/10 issue lists of 10 pages instead (--paginate link): N "
     "pages, a record each.",
 )
+@click.option("--dashboard", is_flag=True, help="Watch it on the live dashboard.")
 def demo(
-    count: int, concurrency: int, output: str, latency_ms: float, quiet: bool, pages: bool
-) -> int:
+    count: int, concurrency: int, output: str, latency_ms: float, quiet: bool, pages: bool,
+    dashboard: bool,
+) -> int:  # fmt: skip
     """Start the embedded API on loopback and make N calls to it, with retries on."""
     from ._mockapi import mock_api_process
 
@@ -441,7 +450,8 @@ def demo(
             )
         config = make_config(concurrency=concurrency, retries=3, backoff_base=0.1,
                              paginate="link" if pages else None)  # fmt: skip
-        options = RunOptions(source=str(source), output=output, config=config, quiet=quiet)
+        options = RunOptions(source=str(source), output=output, config=config, quiet=quiet,
+                             dashboard=dashboard, progress=True if dashboard else None)  # fmt: skip
         status = _run_in_loop(options, announce=output, call_ms=latency_ms)
     return status
 

@@ -44,6 +44,7 @@ class RunOptions:
     metrics_port: int | None = None  # a Prometheus endpoint for the run
     metrics_host: str = "127.0.0.1"
     progress: bool | None = None  # None: when stderr is a terminal
+    dashboard: bool = False  # the full-terminal view instead of the progress line
     url_template: UrlTemplate | None = None
     csv_rows: bool = False
     workers: int = 1

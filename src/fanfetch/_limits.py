@@ -7,13 +7,15 @@ Every limit takes an injected clock and sleep, so tests move time by hand.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import time
 from collections import deque
+from typing import NamedTuple
 
 from ._config import Rate
 from ._types import Clock, Sleep
 
-__all__ = ["GCRA", "Clock", "HostGate", "Limiter", "Sleep"]
+__all__ = ["GCRA", "Clock", "HostGate", "HostView", "Limiter", "Sleep"]
 
 
 FORGET_AFTER = 60.0
@@ -25,15 +27,30 @@ _SWEEP_FROM = 1024  # hosts (or meters) kept before the first look for ones to f
 class _Host:
     """One host's gate: slots in use, FIFO waiters, the adaptive window and any pause."""
 
-    __slots__ = ("idle_since", "in_use", "paused_until", "timer", "waiters", "window")
+    __slots__ = ("idle_since", "in_use", "paused_until", "throttles", "timer", "waiters",
+                 "why", "window")  # fmt: skip
 
     def __init__(self, window: float) -> None:
         self.in_use = 1
         self.window = window
         self.paused_until = 0.0
         self.idle_since = 0.0
+        self.throttles = 0  # times it asked to slow down, and the last reason it gave
+        self.why = ""
         self.waiters: deque[asyncio.Future[None]] = deque()
         self.timer: asyncio.TimerHandle | None = None
+
+
+class HostView(NamedTuple):
+    """One host's state now, for the dashboard."""
+
+    host: str
+    in_flight: int
+    waiting: int
+    window: float | None  # None: not narrowed (the per-host limit, or none)
+    resting: float  # seconds until it may be asked again; 0 when it is not resting
+    throttles: int  # times it asked us to slow down (while it was kept)
+    why: str  # how it asked, the last time
 
 
 class HostGate:
@@ -148,12 +165,15 @@ class HostGate:
             window = host.window + 1.0 / host.window
             host.window = self._max if window >= self._ceiling else window
 
-    def throttled(self, key: str, pause: float) -> None:
-        """``key`` asked us to slow down: pause it ``pause`` seconds and halve its window."""
+    def throttled(self, key: str, pause: float, why: str = "") -> None:
+        """``key`` asked us to slow down (``why``: how): pause it ``pause`` seconds and halve
+        its window."""
         host = self._hosts.get(key)
         if host is None:
             host = self._new_host(key)
             host.in_use = 0
+        host.throttles += 1
+        host.why = why
         now = self._clock()
         host.window = max(1.0, min(host.window, host.in_use + 1.0) / 2.0)
         host.paused_until = max(host.paused_until, now + pause)
@@ -203,6 +223,22 @@ class HostGate:
             host.window = self._max if host.window >= old_max else min(host.window, self._max)
             self._wake(host)
             self._forget_if_idle(key, host)
+
+    def busiest(self, most: int) -> list[HostView]:
+        """The ``most`` hosts with the most attempts in flight or waiting (resting ones first
+        among equals), as the dashboard shows them; read a few times a second, not per
+        request."""
+        now = self._clock()
+        top = heapq.nlargest(
+            most,
+            list(self._hosts.items()),
+            key=lambda kv: (kv[1].in_use + len(kv[1].waiters), kv[1].paused_until > now),
+        )
+        return [
+            HostView(key, h.in_use, len(h.waiters), None if h.window >= self._max else h.window,
+                     max(0.0, h.paused_until - now), h.throttles, h.why)
+            for key, h in top
+        ]  # fmt: skip
 
     def in_use(self, key: str) -> int:
         host = self._hosts.get(key)
@@ -387,10 +423,13 @@ class Limiter:
         meter.set_rate(rate)
         return meter
 
-    def notify_finished(self, host: str, *, ok: bool, throttle: float | None = None) -> None:
+    def notify_finished(
+        self, host: str, *, ok: bool, throttle: float | None = None, status: int | None = None
+    ) -> None:
         gate = self.gate
         if throttle is not None:
-            gate.throttled(host, throttle)
+            gate.throttled(host, throttle, f"HTTP {status}" if status in (429, 503) else
+                           f"rate-limit headers (HTTP {status})")  # fmt: skip
         elif ok:
             gate.succeeded(host)
         gate.release(host)

@@ -447,12 +447,12 @@ def latency_over_time_chart(series: list[tuple[float, list[float]]], width_s: fl
         """A path through the bins that had requests, broken where bins had none."""
         steps, previous = [], -2
         for p in points:
-            move = "L" if p[0] == previous + 1 else "M"
             x, y = pad[0] + (p[0] + 0.5) * bar_w, pad[2] + inner_h * (1 - p[pick] / top)
-            steps.append(f"{move}{x:.1f},{y:.1f}")
+            # a slice after an empty one starts afresh, with a dot (seen even if alone)
+            steps.append(f"L{x:.1f},{y:.1f}" if p[0] == previous + 1 else f"M{x:.1f},{y:.1f}h0.1")
             previous = p[0]
         return (f'<path d="{" ".join(steps)}" fill="none" stroke="{color}" '
-                f'stroke-width="1.6" data-line="{name}"/>')  # fmt: skip
+                f'stroke-width="1.6" stroke-linecap="round" data-line="{name}"/>')  # fmt: skip
 
     chart = line(1, "#0969da", "mean") + line(2, "#d64541", "max") if points else ""
     span = len(series) * width_s

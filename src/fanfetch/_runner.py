@@ -137,16 +137,22 @@ async def run_job(options: RunOptions, *, announce: str | None = None, call_ms: 
     try:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(writer.keep_syncing(done))
-            if show_progress:
+            if show_progress and options.dashboard:
+                from ._dashboard import Dashboard
+
+                view = Dashboard(stats, in_flight=lambda: engine.in_flight, console=err.console(),
+                                 hosts=engine.busiest_hosts, queued=engine.queued)  # fmt: skip
+                tg.create_task(view.run(done))
+            elif show_progress:
                 from ._progress import ProgressBar
 
                 bar = ProgressBar(stats, in_flight=lambda: engine.in_flight, console=err.console())
                 tg.create_task(bar.run(done))
-                if _small_enough_to_count(options.source):
-                    counting = tg.create_task(asyncio.to_thread(count_requests, options.source))
-                    counting.add_done_callback(
-                        lambda t: setattr(stats, "total", max(0, t.result() or 0) - already)
-                    )
+            if show_progress and _small_enough_to_count(options.source):
+                counting = tg.create_task(asyncio.to_thread(count_requests, options.source))
+                counting.add_done_callback(
+                    lambda t: setattr(stats, "total", max(0, t.result() or 0) - already)
+                )
             try:
                 async with contextlib.aclosing(items):
                     if options.workers > 1:

@@ -18,7 +18,7 @@ from ._channel import Channel
 from ._config import Config
 from ._events import Finished, Listener, RunEnded, RunStarted
 from ._http import HTTP
-from ._limits import Limiter
+from ._limits import HostView, Limiter
 from ._models import Request, Result
 from ._paginate import ChainState, PaginationError, Paginator
 from ._resume import id_hash
@@ -292,6 +292,10 @@ class Engine:
     def paused_hosts(self) -> int:
         """Hosts resting after a throttle now (for --metrics-port, from its thread)."""
         return self._limiter.gate.paused()
+
+    def busiest_hosts(self, most: int) -> list[HostView]:
+        """The hosts with the most attempts in flight or waiting (for --dashboard)."""
+        return self._limiter.gate.busiest(most)
 
     def queued(self) -> int:
         """Requests read and waiting for a worker."""

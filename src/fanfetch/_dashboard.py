@@ -1,0 +1,260 @@
+"""``--dashboard``: a live view of the run in the terminal, drawn from counters on a timer.
+
+Like the progress bar it costs the run nothing per request: ``Stats`` counts as it always
+does, and a few times a second this reads it (and the busiest hosts' state) and draws. Once a
+second it keeps a sample (requests done, a copy of the latency buckets) for the rate's
+sparkline and the latency of the last ten seconds. A terminal too small for the view gets the
+plain progress line instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.live import Live
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from ._limits import HostView
+from ._progress import kinds
+from ._summary import LatencyHistogram, Stats
+from ._types import Clock
+
+__all__ = ["Dashboard"]
+
+MIN_WIDTH, MIN_HEIGHT = 80, 24
+"""Below this the view does not fit: the progress line is drawn instead."""
+
+_SPARKS = "▁▂▃▄▅▆▇█"
+_RECENT = 10  # seconds of "recent" latency
+
+
+def sparkline(values: list[float], width: int, height: int = 1) -> list[str]:
+    """The last ``width`` values as columns of block characters ``height`` rows tall, scaled
+    to their maximum (eighths of a row; a value above zero shows at least one)."""
+    values = values[-width:]
+    top = max(values, default=0.0)
+    levels = [math.ceil(v / top * 8 * height) if top > 0 else 0 for v in values]
+    rows = []
+    for row in range(height - 1, -1, -1):
+        cells = (min(8, level - 8 * row) for level in levels)
+        rows.append("".join(_SPARKS[c - 1] if c > 0 else " " for c in cells))
+    return rows
+
+
+def _quantiles(buckets: Counter[int], count: int, biggest: float) -> list[float | None]:
+    lat = LatencyHistogram()
+    lat.buckets, lat.count, lat.max = buckets, count, biggest
+    return [lat.quantile(q) for q in (0.5, 0.9, 0.99)] + [biggest if count else None]
+
+
+def _ms(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
+
+
+class Dashboard:
+    """The run's live view: progress, rate over time, latency, the mix, the busiest hosts."""
+
+    def __init__(
+        self,
+        stats: Stats,
+        *,
+        in_flight: Callable[[], int],
+        hosts: Callable[[int], list[HostView]],
+        queued: Callable[[], int] = lambda: 0,
+        console: Console,
+        clock: Clock = time.monotonic,
+        every: float = 0.25,
+    ) -> None:
+        self._stats = stats
+        self._in_flight = in_flight
+        self._hosts = hosts
+        self._queued = queued
+        self._console = console
+        self._clock = clock
+        self._every = every
+        self._rates: deque[float] = deque(maxlen=240)  # requests/s, one per second
+        self._marks: deque[tuple[float, int, Counter[int], int]] = deque(maxlen=_RECENT + 1)
+        self._next_sample = clock()
+
+    def sample(self) -> None:
+        """Keep this second's figures (called on every refresh; acts once a second)."""
+        now = self._clock()
+        if now < self._next_sample:
+            return
+        stats = self._stats
+        lat = stats.latency
+        if self._marks:
+            then, done, _, _ = self._marks[-1]
+            if now > then:
+                self._rates.append((stats.done - done) / (now - then))
+        self._marks.append((now, stats.done, Counter(lat.buckets), lat.count))
+        self._next_sample = now + 1.0
+
+    def fits(self) -> bool:
+        width, height = self._console.size
+        return width >= MIN_WIDTH and height >= MIN_HEIGHT
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield self.render()
+
+    def render(self) -> RenderableType:
+        """The view as it is now (the progress line alone when the terminal is too small)."""
+        line = self._line()
+        if not self.fits():
+            return line
+        width = self._console.size.width
+        top = Table.grid(expand=True, padding=(0, 1))
+        top.add_column(ratio=3)
+        top.add_column(ratio=2)
+        top.add_row(self._rate_panel(width * 3 // 5 - 6), self._latency_panel())
+        bottom = Table.grid(expand=True, padding=(0, 1))
+        bottom.add_column(ratio=2)
+        bottom.add_column(ratio=3)
+        bottom.add_row(self._mix_panel(), self._hosts_panel())
+        return Group(line, top, bottom)
+
+    def _line(self) -> Text:
+        stats = self._stats
+        wall = stats.wall
+        rate = stats.done / wall if wall > 0 else 0.0
+        total = stats.total
+        done = f"{stats.done:,}/{total:,} {100 * stats.done / total:3.0f}%" if total else (
+            f"{stats.done:,}"
+        )  # fmt: skip
+        eta = ""
+        if total and rate > 0 and stats.done < total:
+            eta = f"  eta {_duration((total - stats.done) / rate)}"
+        text = Text(no_wrap=True, overflow="ellipsis")
+        text.append("fanfetch ", style="bold")
+        text.append(f"{done}  {rate:,.0f}/s  in flight {self._in_flight():,}  ")
+        text.append(f"queued {self._queued():,}  elapsed {_duration(wall)}{eta}  ")
+        text.append(kinds(stats))
+        text.append(f"  retries {stats.retries:,}", style="yellow")
+        return text
+
+    def _rate_panel(self, width: int) -> Panel:
+        rates = list(self._rates)
+        now = rates[-1] if rates else 0.0
+        peak = max(rates, default=0.0)
+        body = Text()
+        for row in sparkline(rates, max(10, width), height=8):
+            body.append(row + "\n", style="cyan")
+        body.append(f"now {now:,.0f}/s   peak {peak:,.0f}/s   "
+                    f"last {min(len(rates), max(10, width))} s")  # fmt: skip
+        return Panel(body, title="requests per second", title_align="left")
+
+    def _latency_panel(self) -> Panel:
+        stats = self._stats
+        lat = stats.latency
+        table = Table.grid(padding=(0, 2))
+        for _ in range(5):
+            table.add_column(justify="right")
+        table.add_row("ms", "p50", "p90", "p99", "max")
+        overall = _quantiles(lat.buckets, lat.count, lat.max)
+        table.add_row("all", *(_ms(v) for v in overall))
+        if len(self._marks) >= 2:
+            _, _, old, old_count = self._marks[0]
+            recent = Counter(lat.buckets)
+            recent.subtract(old)
+            recent = +recent
+            count = lat.count - old_count
+            top = max(recent, default=None)
+            biggest = math.expm1((top + 1) * LatencyHistogram._GROWTH) if top is not None else 0
+            values = _quantiles(recent, count, min(biggest, lat.max))
+            table.add_row(f"last {_RECENT} s", *(_ms(v) for v in values))
+        return Panel(Group(table, Text(""), self._histogram(lat)), title="latency",
+                     title_align="left")  # fmt: skip
+
+    def _histogram(self, lat: LatencyHistogram, rows: int = 6, width: int = 24) -> Text:
+        """Every request's latency in ``rows`` log-spaced bands, as horizontal bars."""
+        text = Text()
+        if not lat.count:
+            return text
+        lo, hi = min(lat.buckets), max(lat.buckets)
+        per = max(1, math.ceil((hi - lo + 1) / rows))
+        bands: Counter[int] = Counter()
+        for bucket, n in lat.buckets.items():
+            bands[(bucket - lo) // per] += n
+        most = max(bands.values())
+        growth = LatencyHistogram._GROWTH
+        for band in range((hi - lo) // per + 1):
+            upper = math.expm1((lo + (band + 1) * per) * growth)
+            n = bands.get(band, 0)
+            bar = "█" * max(1 if n else 0, round(width * n / most))
+            text.append(f"≤{_ms(upper):>7} ms ")
+            text.append(f"{bar:<{width}}", style="blue")
+            text.append(f" {n:,}\n")
+        return text
+
+    def _mix_panel(self) -> Panel:
+        stats = self._stats
+        table = Table.grid(padding=(0, 2))
+        table.add_column()
+        table.add_column(justify="right")
+        table.add_column(justify="right")
+        done = max(stats.done, 1)
+        for part in kinds(stats).split("  "):
+            if part == "-":
+                continue
+            name, _, count = part.rpartition(" ")
+            n = int(count.replace(",", ""))
+            style = "green" if name == "2xx" else "magenta" if name == "429" else "red"
+            table.add_row(Text(name, style=style), f"{n:,}", f"{100 * n / done:.1f}%")
+        table.add_row("retries", f"{stats.retries:,}", "")
+        return Panel(table, title="status and errors", title_align="left")
+
+    def _hosts_panel(self, most: int = 8) -> Panel:
+        table = Table(box=None, padding=(0, 1), expand=True, show_edge=False)
+        table.add_column("host", overflow="ellipsis", no_wrap=True, ratio=1)
+        table.add_column("in flight", justify="right")
+        table.add_column("waiting", justify="right")
+        table.add_column("window", justify="right")
+        table.add_column("throttled", no_wrap=True)
+        views = self._hosts(most)
+        for view in views:
+            window = "-" if view.window is None else f"{view.window:.1f}"
+            if view.resting > 0:
+                rest = Text(f"for {view.resting:.1f} s: {view.why}", style="magenta")
+            elif view.throttles:
+                rest = Text(f"{view.throttles}x, last {view.why}", style="dim")
+            else:
+                rest = Text("-")
+            table.add_row(view.host, f"{view.in_flight:,}", f"{view.waiting:,}", window, rest)
+        if not views:
+            table.add_row("(none busy)", "", "", "", "")
+        return Panel(table, title="busiest hosts", title_align="left")
+
+    async def run(self, done: asyncio.Event) -> None:
+        """Draw every ``every`` seconds until ``done`` is set; leave the last view on screen."""
+        with Live(self, console=self._console, auto_refresh=False, transient=False,
+                  redirect_stdout=False, redirect_stderr=False) as live:  # fmt: skip
+            while not done.is_set():
+                self.sample()
+                live.refresh()
+                try:
+                    await asyncio.wait_for(done.wait(), self._every)
+                except TimeoutError:
+                    pass
+            self.sample()
+            live.refresh()
+
+    def __repr__(self) -> str:
+        return f"<Dashboard done={self._stats.done} every={self._every}s>"
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
