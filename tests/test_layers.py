@@ -41,6 +41,7 @@ LAYERS: list[set[str]] = [
         "_summary",
         "_progress",
         "_dashboard",
+        "_notebook",
     },
     {"_input", "_output", "_template"},
     {"_transports._base", "_transports._aiohttp", "_transports._mock", "_transports"},

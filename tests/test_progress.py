@@ -58,7 +58,7 @@ def test_the_bar_shows_done_of_total_the_rate_in_flight_errors_and_retries():
 
 def test_the_bar_counts_each_request_once_by_kind():
     from fanfetch._models import status_error
-    from fanfetch._progress import kinds
+    from fanfetch._summary import kinds
 
     stats = Stats(clock=Clock())
     request = Request("http://127.0.0.1/")

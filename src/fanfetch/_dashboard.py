@@ -22,8 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ._limits import HostView
-from ._progress import kinds
-from ._summary import LatencyHistogram, Stats
+from ._summary import LatencyHistogram, Stats, kinds
 from ._types import Clock
 
 __all__ = ["Dashboard"]

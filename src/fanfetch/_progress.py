@@ -7,6 +7,7 @@ so a run at ten thousand requests a second pays for ten refreshes a second, not 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 
 from rich.console import Console
@@ -19,31 +20,9 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from ._summary import Stats
+from ._summary import Stats, kinds, summary_lines
 
-__all__ = ["ProgressBar"]
-
-
-def kinds(stats: Stats) -> str:
-    """What the finished requests came to, by kind: ``2xx 980  4xx 3  429 2  5xx 5
-    timeout 4``. The ok ones, the final statuses that failed by class (429 apart: it says the
-    API wants less), then every other error by type; each request counted once, kinds with
-    none left out."""
-    classes = {"2xx": stats.ok, "4xx": 0, "429": 0, "5xx": 0}
-    for status, n in stats.statuses.items():
-        if status == 429:
-            classes["429"] += n
-        elif 400 <= status < 500:
-            classes["4xx"] += n
-        elif status >= 500:
-            classes["5xx"] += n
-    others = {kind: n for kind, n in stats.errors.items() if n and kind != "http_status"}
-    parts = [f"{name} {n:,}" for name, n in classes.items() if n]
-    parts += [f"{kind} {n:,}" for kind, n in sorted(others.items())]
-    told = sum(classes.values()) - stats.ok + sum(others.values())
-    if stats.failed > told:  # failures known only as a count (a cluster's shards report so)
-        parts.append(f"failed {stats.failed - told:,}")
-    return "  ".join(parts) or "-"
+__all__ = ["CalledProgressBar", "ProgressBar"]
 
 
 class ProgressBar:
@@ -115,3 +94,32 @@ class ProgressBar:
 
     def __repr__(self) -> str:
         return f"<ProgressBar done={self._stats.done} every={self._every}s>"
+
+
+class CalledProgressBar:
+    """The progress bar for the blocking API (``fanfetch.run(..., progress=True)`` outside a
+    notebook): redrawn by the calling thread's ``refresh`` at most every ``every`` seconds, and
+    ``finish`` prints the summary under it."""
+
+    def __init__(
+        self, stats: Stats, *, in_flight: Callable[[], int], console: Console | None = None,
+        every: float = 0.1,
+    ) -> None:  # fmt: skip
+        self._console = console or Console(stderr=True, highlight=False)
+        self._bar = ProgressBar(stats, in_flight=in_flight, console=self._console, every=every)
+        self._stats = stats
+        self.every = every
+        self._next = 0.0
+        self._bar.start()
+
+    def refresh(self) -> None:
+        now = time.monotonic()
+        if now >= self._next:
+            self._next = now + self.every
+            self._bar.refresh()
+
+    def finish(self) -> None:
+        self._bar.refresh()
+        self._bar.stop()
+        for line in summary_lines(self._stats):
+            self._console.print(line, markup=False)

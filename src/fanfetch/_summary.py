@@ -16,7 +16,7 @@ from ._events import Event, Finished, Retrying, RunEnded, RunStarted
 from ._resume import ResumeState
 from ._types import Clock
 
-__all__ = ["LatencyHistogram", "Stats", "summary_lines"]
+__all__ = ["LatencyHistogram", "Stats", "kinds", "summary_lines", "summary_rows"]
 
 
 class LatencyHistogram:
@@ -95,7 +95,8 @@ class Stats:
             self.retries += 1
         elif isinstance(event, RunStarted):
             self.started = self._clock()
-            self.total = event.total
+            if event.total is not None:  # else keep one known beforehand (a list's length)
+                self.total = event.total
         elif isinstance(event, RunEnded):
             self.ended = self._clock()
             self.interrupted = event.interrupted
@@ -175,11 +176,31 @@ class Stats:
         return f"<Stats done={self.done} ok={self.ok} retries={self.retries}>"
 
 
-def summary_lines(stats: Stats) -> list[str]:
-    """The end summary as aligned plain-text lines: totals, errors by type, statuses, rate and
-    latency quantiles. Plain text, not a rich table: a run whose stderr is no terminal then
-    never imports rich, which is a good part of a short run's start-up time.
-    """
+def kinds(stats: Stats) -> str:
+    """What the finished requests came to, by kind: ``2xx 980  4xx 3  429 2  5xx 5
+    timeout 4``. The ok ones, the final statuses that failed by class (429 apart: it says the
+    API wants less), then every other error by type; each request counted once, kinds with
+    none left out."""
+    classes = {"2xx": stats.ok, "4xx": 0, "429": 0, "5xx": 0}
+    for status, n in dict(stats.statuses).items():  # a copy: a notebook reads from its thread
+        if status == 429:
+            classes["429"] += n
+        elif 400 <= status < 500:
+            classes["4xx"] += n
+        elif status >= 500:
+            classes["5xx"] += n
+    others = {kind: n for kind, n in dict(stats.errors).items() if n and kind != "http_status"}
+    parts = [f"{name} {n:,}" for name, n in classes.items() if n]
+    parts += [f"{kind} {n:,}" for kind, n in sorted(others.items())]
+    told = sum(classes.values()) - stats.ok + sum(others.values())
+    if stats.failed > told:  # failures known only as a count (a cluster's shards report so)
+        parts.append(f"failed {stats.failed - told:,}")
+    return "  ".join(parts) or "-"
+
+
+def summary_rows(stats: Stats) -> list[tuple[str, str]]:
+    """The end summary as (name, value) rows: totals, errors by type, statuses, rate and
+    latency quantiles."""
     data = stats.as_dict()
     rows: list[tuple[str, str]] = []
     rows.append(("requests", f"{data['requests']:,}"))
@@ -201,5 +222,13 @@ def summary_lines(stats: Stats) -> list[str]:
                 f"p99 {lat['p99']:.1f} ms  max {lat['max']:.1f} ms",
             )
         )
-    head = "Summary (interrupted)" if data["interrupted"] else "Summary"
-    return [head] + [f"  {name:<10} {value}" for name, value in rows]
+    return rows
+
+
+def summary_lines(stats: Stats) -> list[str]:
+    """The end summary as aligned plain-text lines. Plain text, not a rich table: a run
+    whose stderr is no terminal then never imports rich, which is a good part of a short
+    run's start-up time.
+    """
+    head = "Summary (interrupted)" if stats.interrupted else "Summary"
+    return [head] + [f"  {name:<10} {value}" for name, value in summary_rows(stats)]

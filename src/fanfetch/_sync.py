@@ -12,18 +12,25 @@ import contextlib
 import os
 import queue
 import threading
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
-from typing import Any, Unpack
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sized
+from typing import TYPE_CHECKING, Any, Unpack
 
-from ._client import RequestLike, resolve_config, stream
+from ._client import Fetcher, RequestLike, resolve_config
 from ._config import Config, Options
 from ._exceptions import ConfigError
 from ._input import coerce
 from ._loop import new_event_loop
 from ._models import Result
+from ._notebook import in_notebook
 from ._output import RecordWriter
+from ._scheduler import Engine
+from ._summary import Stats
 from ._transports import Transport
 from ._types import Item
+
+if TYPE_CHECKING:
+    from ._notebook import NotebookProgress
+    from ._progress import CalledProgressBar
 
 __all__ = ["iter_results", "run"]
 
@@ -41,6 +48,7 @@ def iter_results(
     resume: bool = False,
     config: Config | None = None,
     transport: Transport | str | None = None,
+    progress: bool | None = None,
     **options: Unpack[Options],
 ) -> Iterator[Result]:
     """Yield each ``Result`` as it finishes; blocking. Options as for ``fanfetch.stream``.
@@ -52,6 +60,9 @@ def iter_results(
     (as ``fanfetch run -o`` does, each record stored before its result is yielded), and
     ``resume=True`` then skips the requests whose id the output already holds (ids not given
     are the position in ``requests``, from 1, as line numbers are for the command line).
+
+    ``progress=True`` shows the run's progress as it goes and its summary at the end: in
+    place in a Jupyter notebook (the default there), else as the progress bar on stderr.
 
     With ``cluster="ray"`` (or ``"ray://HOST:PORT"``) the job runs on Ray as
     ``fanfetch run --cluster`` does: ``requests`` may be a path every node can read,
@@ -86,6 +97,12 @@ def iter_results(
     items: Any = requests  # Result items (invalid requests, numbered) pass through
     if output is not None:
         items = _skipping_done(requests, os.fspath(output), resume=resume)
+    stats: Stats | None = None
+    if progress if progress is not None else in_notebook():
+        stats = Stats()
+        if isinstance(requests, Sized) and not resume:
+            stats.total = len(requests)
+    engines: list[Engine] = []
     handoff: queue.Queue[Any] = queue.Queue(maxsize=1024)
     started: queue.Queue[tuple[asyncio.AbstractEventLoop, asyncio.Task[None]]] = queue.Queue()
 
@@ -104,9 +121,14 @@ def iter_results(
                 writer.close()
 
     async def _pump(writer: RecordWriter | None) -> None:
-        async with contextlib.aclosing(
-            stream(items, ordered=ordered, on_result=on_result, config=config, transport=transport)
-        ) as results:
+        fetcher = Fetcher(config, transport=transport, listeners=[stats] if stats else ())
+        engines.append(fetcher._engine)
+        async with (
+            fetcher,
+            contextlib.aclosing(
+                fetcher.stream(items, ordered=ordered, on_result=on_result)
+            ) as results,
+        ):
             async for result in results:
                 if writer is not None:
                     await writer.put(result)
@@ -144,8 +166,22 @@ def iter_results(
     thread = threading.Thread(target=main, name="fanfetch-engine", daemon=True)
     thread.start()
     loop, task = started.get()
+    view = None
+    if stats is not None:
+        view = _progress_view(stats, in_flight=lambda: engines[0].in_flight if engines else 0)
     try:
-        while (item := handoff.get()) is not _END:
+        while True:
+            if view is None:
+                item = handoff.get()
+            else:  # redrawn on this thread (a notebook's output belongs to it)
+                try:
+                    item = handoff.get(timeout=view.every)
+                except queue.Empty:
+                    view.refresh()
+                    continue
+                view.refresh()
+            if item is _END:
+                break
             if wanted.is_set():
                 wanted.clear()
                 with contextlib.suppress(RuntimeError):  # the engine's loop may have just closed
@@ -163,6 +199,21 @@ def iter_results(
                 with contextlib.suppress(queue.Empty):
                     handoff.get(timeout=0.05)
         thread.join()
+        if view is not None:
+            view.finish()
+
+
+def _progress_view(
+    stats: Stats, *, in_flight: Callable[[], int]
+) -> NotebookProgress | CalledProgressBar:
+    """Progress in place in a notebook, else the progress bar on stderr."""
+    if in_notebook():
+        from ._notebook import NotebookProgress
+
+        return NotebookProgress(stats)
+    from ._progress import CalledProgressBar  # rich, imported only when shown
+
+    return CalledProgressBar(stats, in_flight=in_flight)
 
 
 def run(
@@ -176,13 +227,15 @@ def run(
     resume: bool = False,
     config: Config | None = None,
     transport: Transport | str | None = None,
+    progress: bool | None = None,
     **options: Unpack[Options],
 ) -> list[Result]:
     """Make every request and return all the results, in input order; blocking, and fine
     inside Jupyter.
 
     This holds every result in memory: for large runs iterate ``iter_results`` instead.
-    ``cluster=``, ``output=``, ``shards=`` and ``resume=``: see ``iter_results``.
+    ``cluster=``, ``output=``, ``shards=``, ``resume=`` and ``progress=`` (on by default in
+    a notebook): see ``iter_results``.
     """
     results = list(
         iter_results(
@@ -195,6 +248,7 @@ def run(
             resume=resume,
             config=config,
             transport=transport,
+            progress=progress,
             **options,
         )
     )
