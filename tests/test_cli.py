@@ -400,6 +400,7 @@ async def test_a_url_without_a_scheme_is_told_to_add_one_and_a_bad_ipv4_is_an_in
     assert records[2]["attempts"] == 0
 
 
+@pytest.mark.slow  # thousands of sockets: make test runs it, test-fast not
 async def test_a_concurrency_over_the_open_file_limit_raises_it_or_says_so(
     api: LoopbackAPI, tmp_path: Path
 ):

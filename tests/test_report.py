@@ -76,6 +76,7 @@ async def test_the_report_shows_what_the_records_hold(api: LoopbackAPI, tmp_path
     assert page.count("<svg") == 4 and page.count('data-kind="5xx"') >= 2
 
 
+@pytest.mark.slow  # several runs: make test runs it, test-fast not
 async def test_every_output_format_gives_the_same_report(api: LoopbackAPI, tmp_path: Path):
     out = await a_mixed_run(api, tmp_path)
     assert (await run_cli("report", str(out), "-o", str(tmp_path / "a.html"), "-q")).status == 0
@@ -184,6 +185,7 @@ needs_chromium = pytest.mark.skipif(
 
 
 @needs_chromium
+@pytest.mark.slow  # a browser
 async def test_the_page_draws_its_charts_in_chromium_and_asks_the_network_for_nothing(
     api: LoopbackAPI, tmp_path: Path
 ):
