@@ -111,13 +111,15 @@ class Dashboard:
         if not self.fits():
             return line
         width = self._console.size.width
-        top = Table.grid(expand=True, padding=(0, 1))
-        top.add_column(ratio=3)
-        top.add_column(ratio=2)
-        top.add_row(self._rate_panel(width * 3 // 5 - 6), self._latency_panel())
-        bottom = Table.grid(expand=True, padding=(0, 1))
-        bottom.add_column(ratio=2)
-        bottom.add_column(ratio=3)
+        left = width * 3 // 5  # fixed widths: rich then need not measure what the panels hold
+        top = Table.grid(padding=0)
+        top.add_column(width=left)
+        top.add_column(width=width - left)
+        top.add_row(self._rate_panel(left - 4), self._latency_panel())
+        left = max(38, width // 3)
+        bottom = Table.grid(padding=0)
+        bottom.add_column(width=left)
+        bottom.add_column(width=width - left)
         bottom.add_row(self._mix_panel(), self._hosts_panel())
         return Group(line, top, bottom)
 
@@ -154,12 +156,8 @@ class Dashboard:
     def _latency_panel(self) -> Panel:
         stats = self._stats
         lat = stats.latency
-        table = Table.grid(padding=(0, 2))
-        for _ in range(5):
-            table.add_column(justify="right")
-        table.add_row("ms", "p50", "p90", "p99", "max")
-        overall = _quantiles(lat.buckets, lat.count, lat.max)
-        table.add_row("all", *(_ms(v) for v in overall))
+        rows = [("ms", ["p50", "p90", "p99", "max"])]
+        rows.append(("all", [_ms(v) for v in _quantiles(lat.buckets, lat.count, lat.max)]))
         if len(self._marks) >= 2:
             _, _, old, old_count = self._marks[0]
             recent = Counter(lat.buckets)
@@ -169,9 +167,12 @@ class Dashboard:
             top = max(recent, default=None)
             biggest = math.expm1((top + 1) * LatencyHistogram._GROWTH) if top is not None else 0
             values = _quantiles(recent, count, min(biggest, lat.max))
-            table.add_row(f"last {_RECENT} s", *(_ms(v) for v in values))
-        return Panel(Group(table, Text(""), self._histogram(lat)), title="latency",
-                     title_align="left")  # fmt: skip
+            rows.append((f"last {_RECENT} s", [_ms(v) for v in values]))
+        # Plain text in columns, not a rich Table: a table costs a millisecond per redraw
+        text = Text("\n".join(f"{name:>9}" + "".join(f"{v:>8}" for v in values)
+                              for name, values in rows) + "\n\n")  # fmt: skip
+        text.append_text(self._histogram(lat))
+        return Panel(text, title="latency", title_align="left")
 
     def _histogram(self, lat: LatencyHistogram, rows: int = 6, width: int = 24) -> Text:
         """Every request's latency in ``rows`` log-spaced bands, as horizontal bars."""
@@ -196,10 +197,7 @@ class Dashboard:
 
     def _mix_panel(self) -> Panel:
         stats = self._stats
-        table = Table.grid(padding=(0, 2))
-        table.add_column()
-        table.add_column(justify="right")
-        table.add_column(justify="right")
+        text = Text()
         done = max(stats.done, 1)
         for part in kinds(stats).split("  "):
             if part == "-":
@@ -207,30 +205,31 @@ class Dashboard:
             name, _, count = part.rpartition(" ")
             n = int(count.replace(",", ""))
             style = "green" if name == "2xx" else "magenta" if name == "429" else "red"
-            table.add_row(Text(name, style=style), f"{n:,}", f"{100 * n / done:.1f}%")
-        table.add_row("retries", f"{stats.retries:,}", "")
-        return Panel(table, title="status and errors", title_align="left")
+            text.append(f"{name:<12}", style=style)
+            text.append(f"{n:>12,} {100 * n / done:6.1f}%\n")
+        text.append(f"{'retries':<12}{stats.retries:>12,}")
+        return Panel(text, title="status and errors", title_align="left")
 
     def _hosts_panel(self, most: int = 8) -> Panel:
-        table = Table(box=None, padding=(0, 1), expand=True, show_edge=False)
-        table.add_column("host", overflow="ellipsis", no_wrap=True, ratio=1)
-        table.add_column("in flight", justify="right")
-        table.add_column("waiting", justify="right")
-        table.add_column("window", justify="right")
-        table.add_column("throttled", no_wrap=True)
+        width = self._console.size.width
+        name_w = max(12, width - max(38, width // 3) - 4 - 29 - 24)  # what the rest leave
+        text = Text(f"{'host':<{name_w}} {'in flight':>9} {'waiting':>8} {'window':>7}  "
+                    "throttled", style="bold", no_wrap=True, overflow="ellipsis")  # fmt: skip
         views = self._hosts(most)
         for view in views:
+            host = view.host if len(view.host) <= name_w else view.host[: name_w - 1] + "…"
             window = "-" if view.window is None else f"{view.window:.1f}"
+            text.append(f"\n{host:<{name_w}} {view.in_flight:>9,} {view.waiting:>8,} "
+                        f"{window:>7}  ", style="default")  # fmt: skip
             if view.resting > 0:
-                rest = Text(f"for {view.resting:.1f} s: {view.why}", style="magenta")
+                text.append(f"for {view.resting:.1f} s: {view.why}", style="magenta")
             elif view.throttles:
-                rest = Text(f"{view.throttles}x, last {view.why}", style="dim")
+                text.append(f"{view.throttles}x, last {view.why}", style="dim")
             else:
-                rest = Text("-")
-            table.add_row(view.host, f"{view.in_flight:,}", f"{view.waiting:,}", window, rest)
+                text.append("-")
         if not views:
-            table.add_row("(none busy)", "", "", "", "")
-        return Panel(table, title="busiest hosts", title_align="left")
+            text.append("\n(none busy)", style="default")
+        return Panel(text, title="busiest hosts", title_align="left")
 
     async def run(self, done: asyncio.Event) -> None:
         """Draw every ``every`` seconds until ``done`` is set; leave the last view on screen."""
