@@ -237,6 +237,7 @@ def run_cluster_job(options: RunOptions, *, address: str | None) -> int:
             template=options.url_template,
             csv_rows=options.csv_rows,
             on_progress=on_progress,
+            warn=lambda message: err.print(f"fanfetch: {message}"),
         )
     finally:
         if bar is not None:

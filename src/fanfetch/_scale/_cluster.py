@@ -26,6 +26,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import socket
+import sys
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -33,7 +36,7 @@ from typing import Any
 import orjson
 
 from .._config import Config
-from .._exceptions import ConfigError, UsageError
+from .._exceptions import ConfigError, FanfetchError, UsageError
 from .._models import Request, Result
 from .._records import JSON_LINES
 from .._template import UrlTemplate, csv_header
@@ -50,6 +53,9 @@ __all__ = [
 ]
 
 REPORT_EVERY = 0.5  # seconds between a shard's reports to the board
+ASK_WITHIN = 60.0  # seconds the driver waits for the board to answer before giving up
+STALL_AFTER = 30.0  # seconds without progress before the driver says what it waits for
+WAIT_WITHIN = 600.0  # seconds the driver waits for Ray to run the line count at all
 
 
 def cluster_address(cluster: str) -> str | None:
@@ -59,6 +65,49 @@ def cluster_address(cluster: str) -> str | None:
     if cluster.startswith("ray://"):
         return cluster
     raise ConfigError("cluster", cluster, "give 'ray' (a local cluster) or 'ray://HOST:PORT'")
+
+
+def _is_loopback(address: str) -> bool:
+    host = address.removeprefix("ray://").rpartition(":")[0].strip("[]") or address
+    return host == "localhost" or host == "::1" or host.startswith("127.")
+
+
+def _check_reachable(address: str, within: float = 5.0) -> None:
+    """A cluster that cannot be reached is a one-line error, not Ray's minute of retries."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=within).close()
+    except ValueError:
+        raise UsageError(f"{address!r} is not a Ray address: give HOST:PORT") from None
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise UsageError(f"cannot reach the Ray cluster at {address}: {reason}") from None
+
+
+def _ask(ray: Any, ref: Any, what: str, within: float = ASK_WITHIN) -> Any:
+    """``ray.get`` that gives up after ``within`` seconds, saying what it waited for."""
+    try:
+        return ray.get(ref, timeout=within)
+    except ray.exceptions.GetTimeoutError:
+        raise FanfetchError(f"Ray did not answer within {within:g} s {what}") from None
+
+
+def _wait_all(ray: Any, refs: list[Any], what: str, warn: Callable[[str], None] | None,
+              within: float = WAIT_WITHIN) -> list[Any]:  # fmt: skip
+    """Every result of ``refs``, saying every ``STALL_AFTER`` seconds that it still waits, and
+    giving up after ``within``."""
+    start = time.monotonic()
+    pending = list(refs)
+    while pending:
+        _, pending = ray.wait(pending, num_returns=len(pending), timeout=STALL_AFTER)
+        waited = time.monotonic() - start
+        if pending and waited > within:
+            raise FanfetchError(f"Ray ran nothing for {waited:.0f} s while {what}: are there "
+                                "nodes with a CPU free?")  # fmt: skip
+        if pending and warn is not None:
+            warn(f"still {what} after {waited:.0f} s: waiting for Ray to run {len(pending)} "
+                 "task(s)")  # fmt: skip
+    return list(ray.get(refs))
 
 
 def plan_shards(path: str, shards: int, *, start: int = 0) -> list[tuple[int, int]]:
@@ -270,11 +319,23 @@ def run_on_ray(
     csv_rows: bool = False,
     on_progress: Callable[[JobProgress], None] | None = None,
     every: float = 0.25,
+    warn: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Run the job on Ray; return each shard's counts (for the summary).
 
     ``on_progress`` is called on the driver every ``every`` seconds with the whole job's counts.
     """
+    target = address or os.environ.get("RAY_ADDRESS") or None  # None: start a local one
+    if target is not None and target != "auto":
+        _check_reachable(target)
+    loopback = target is None or _is_loopback(target)
+    if loopback and target is not None and not target.startswith("ray://"):
+        # Ray rewrites a loopback address to this machine's own IP before it connects
+        # (services.resolve_ip_for_localhost), where a cluster bound to 127.0.0.1 does not
+        # listen: the join would wait for ever. This keeps it on loopback.
+        os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+        if "ray" in sys.modules:  # read at import; set again for a process that has Ray
+            sys.modules["ray"]._private.ray_constants.ENABLE_RAY_CLUSTER = False
     try:
         import ray
     except ImportError:
@@ -294,7 +355,7 @@ def run_on_ray(
         for name in os.listdir(out_dir):
             if name.startswith("part-"):
                 os.unlink(os.path.join(out_dir, name))
-    local: dict[str, Any] = {"_node_ip_address": "127.0.0.1"} if address is None else {}
+    local: dict[str, Any] = {"_node_ip_address": "127.0.0.1"} if loopback and not address else {}
     ray.init(  # a local cluster talks over loopback only
         address=address,
         include_dashboard=False,
@@ -319,10 +380,21 @@ def run_on_ray(
             if resume and os.path.exists(done):
                 with open(done, "rb") as f:
                     finished[i] = orjson.loads(f.read())
-        # the board's process starts while the shards' lines are counted
-        board: Any = ray.remote(num_cpus=0)(Board).remote(len(plan), slots, finished)
-        count = ray.remote(_count)
-        sizes = ray.get([count.remote(source, s, e) for s, e in plan])
+        # The board lives on the driver's node, so that losing any other node loses no
+        # more than the shards it ran; its process starts while the lines are counted.
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+        board: Any = (
+            ray.remote(num_cpus=0)(Board)
+            .options(scheduling_strategy=here)
+            .remote(len(plan), slots, finished)
+        )
+        count = ray.remote(max_retries=5)(_count)
+        sizes = _wait_all(
+            ray, [count.remote(source, s, e) for s, e in plan], "counting the input's lines",
+            warn,
+        )  # fmt: skip
         firsts = [1 + before + sum(lines for lines, _ in sizes[:i]) for i in range(len(plan))]
         board.set_total.remote(sum(requests for _, requests in sizes))
         run = ray.remote(max_retries=5, retry_exceptions=False)(_run_shard)
@@ -334,13 +406,23 @@ def run_on_ray(
         todo.reverse()  # popped from the end: in order
         results: list[Any] = list(finished.values())
         pending: list[Any] = []
+        last: tuple[int, int] | None = None
+        quiet_since = time.monotonic()
         while todo or pending:
             while todo and len(pending) < slots:  # no more at once than the limits can be cut
                 pending.append(run.remote(todo.pop(), config, board, rows))
             ready, pending = ray.wait(pending, num_returns=1, timeout=every)
             results.extend(ray.get(ready))
+            progress = _ask(ray, board.progress.remote(), "asking the job's board how far it is")
             if on_progress is not None:
-                on_progress(ray.get(board.progress.remote()))
+                on_progress(progress)
+            now = (progress.done, len(results))
+            if now != last:
+                last, quiet_since = now, time.monotonic()
+            elif time.monotonic() - quiet_since > STALL_AFTER and warn is not None:
+                warn(f"no request has finished for {STALL_AFTER:g} s ({len(pending)} "
+                     "shard(s) running, or waiting for Ray to place them)")  # fmt: skip
+                quiet_since = time.monotonic()
         return results
     finally:
         ray.shutdown()
