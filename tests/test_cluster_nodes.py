@@ -34,7 +34,7 @@ pytestmark = [
 
 
 @pytest.fixture
-def two_nodes(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, Any]]:
+def two_nodes(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, Any, int]]:
     """A head node (with a Ray Client server) and a worker node of one CPU each, both on
     loopback."""
     from ray.cluster_utils import Cluster
@@ -49,11 +49,10 @@ def two_nodes(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, Any]]:
             head_node_args={"num_cpus": 1, "node_ip_address": "127.0.0.1",
                             "ray_client_server_port": client_port},
         )  # fmt: skip
-    cluster.client_port = client_port  # for the Ray Client test
     try:
         worker = cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1")
         cluster.wait_for_nodes()
-        yield cluster, worker
+        yield cluster, worker, client_port
     finally:
         cluster.shutdown()
 
@@ -78,9 +77,9 @@ async def start_job(*args: str, env: dict[str, str]) -> asyncio.subprocess.Proce
 
 
 async def test_a_job_joins_a_cluster_through_ray_address(
-    api: LoopbackAPI, tmp_path: Path, two_nodes: tuple[Any, Any]
+    api: LoopbackAPI, tmp_path: Path, two_nodes: tuple[Any, Any, int]
 ):
-    cluster, _ = two_nodes
+    cluster, _, _ = two_nodes
     total = 400
     src = tmp_path / "in.txt"
     src.write_text("".join(api.url(f"/ok/{i}") + "\n" for i in range(1, total + 1)))
@@ -92,13 +91,12 @@ async def test_a_job_joins_a_cluster_through_ray_address(
 
 
 async def test_a_job_joins_a_cluster_through_ray_client(
-    api: LoopbackAPI, tmp_path: Path, two_nodes: tuple[Any, Any]
+    api: LoopbackAPI, tmp_path: Path, two_nodes: tuple[Any, Any, int]
 ):
-    cluster, _ = two_nodes
+    _, _, port = two_nodes
     total = 300
     src = tmp_path / "in.txt"
     src.write_text("".join(api.url(f"/ok/{i}") + "\n" for i in range(1, total + 1)))
-    port = cluster.client_port
     result = await run_cli("run", str(src), "-o", str(tmp_path / "out"), "--cluster",
                            f"ray://127.0.0.1:{port}", "--shards", "3",
                            env={"RAY_USAGE_STATS_ENABLED": "0"}, timeout=120)  # fmt: skip
@@ -123,9 +121,9 @@ async def test_an_unreachable_cluster_is_one_line_and_exit_2(tmp_path: Path):
 
 
 async def test_a_node_lost_mid_job_loses_no_request_and_repeats_none_it_recorded(
-    api: LoopbackAPI, tmp_path: Path, two_nodes: tuple[Any, Any]
+    api: LoopbackAPI, tmp_path: Path, two_nodes: tuple[Any, Any, int]
 ):
-    cluster, worker = two_nodes
+    cluster, worker, _ = two_nodes
     total = 4000
     api.hold_seconds = 0.01
     src = tmp_path / "in.txt"
@@ -153,9 +151,9 @@ async def test_a_node_lost_mid_job_loses_no_request_and_repeats_none_it_recorded
 
 
 async def test_rates_and_per_host_limits_hold_for_the_whole_job_across_nodes(
-    api: LoopbackAPI, tmp_path: Path, two_nodes: tuple[Any, Any]
+    api: LoopbackAPI, tmp_path: Path, two_nodes: tuple[Any, Any, int]
 ):
-    cluster, _ = two_nodes
+    cluster, _, _ = two_nodes
     total, rate, per_host = 3000, 1000, 6
     api.hold_seconds = 0.01
     src = tmp_path / "in.txt"
@@ -174,9 +172,9 @@ async def test_rates_and_per_host_limits_hold_for_the_whole_job_across_nodes(
 
 
 async def test_the_driver_lost_mid_job_is_continued_by_resume_exactly_once(
-    api: LoopbackAPI, tmp_path: Path, two_nodes: tuple[Any, Any]
+    api: LoopbackAPI, tmp_path: Path, two_nodes: tuple[Any, Any, int]
 ):
-    cluster, _ = two_nodes
+    cluster, _, _ = two_nodes
     total = 4000
     api.hold_seconds = 0.01
     src = tmp_path / "in.txt"
