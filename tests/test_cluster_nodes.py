@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from tests.conftest import read_records, run_cli
@@ -209,3 +210,40 @@ def alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+@pytest.fixture
+def one_node() -> Iterator[Any]:
+    """A head node of one CPU, on loopback: nodes are added by the test."""
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(
+        initialize_head=True, head_node_args={"num_cpus": 1, "node_ip_address": "127.0.0.1"}
+    )
+    try:
+        yield cluster
+    finally:
+        cluster.shutdown()
+
+
+async def test_a_node_added_mid_job_runs_shards_and_the_limits_still_hold_as_totals(
+    api: LoopbackAPI, tmp_path: Path, one_node: Any
+):
+    total, per_host = 6000, 8
+    api.hold_seconds = 0.01
+    src = tmp_path / "in.txt"
+    src.write_text("".join(api.url(f"/hold/{i}") + "\n" for i in range(1, total + 1)))
+    out = tmp_path / "out"
+    proc = await start_job(str(src), "-o", str(out), "--cluster", "ray", "--shards", "12",
+                           "-c", "16", "--per-host", str(per_host),
+                           env=job_env(one_node))  # fmt: skip
+    await api.wait_hits(total // 6, within=90)  # one node at work: add a second
+    # on this thread (Ray sets signal handlers), holding the test's server a second or two
+    added = one_node.add_node(num_cpus=1, node_ip_address="127.0.0.1")
+    _, err = await asyncio.wait_for(proc.communicate(), 240)
+    assert proc.returncode == 0, err.decode()[-3000:]
+    ids = Counter(r["id"] for part in out.glob("part-*.jsonl") for r in read_records(part))
+    assert sorted(ids) == list(range(1, total + 1)) and max(ids.values()) == 1
+    nodes = Counter(orjson.loads(done.read_bytes())["node"] for done in out.glob("part-*.done"))
+    assert nodes[added.node_id] > 0, nodes  # the new node ran shards of the job
+    assert api.log.host_max["127.0.0.1"] <= per_host  # through the change, as a total

@@ -176,6 +176,38 @@ async def test_a_running_engine_resized_to_more_workers_runs_more_at_once():
     assert sorted(r.request.seq for r in results) == list(range(40))
 
 
+async def test_a_running_engine_resized_to_fewer_workers_lets_its_requests_finish_then_runs_fewer():
+    release = asyncio.Event()
+    five = asyncio.Event()
+    now = 0
+    after: list[int] = []  # how many were in flight as each request started, after the resize
+
+    async def handler(request: Request) -> Response:
+        nonlocal now
+        now += 1
+        if release.is_set():
+            after.append(now)
+        if now == 5:
+            five.set()
+        if not release.is_set():
+            await release.wait()
+        await asyncio.sleep(0)
+        now -= 1
+        return Response(200)
+
+    engine = Engine(config(concurrency=5), transport=MockTransport(handler))
+    items = [coerce(f"http://127.0.0.1/{i}", seq=i) for i in range(60)]
+    running = asyncio.ensure_future(collect(engine, items))
+    await asyncio.wait_for(five.wait(), 5)
+    engine.resize(config(concurrency=2))  # a node joined: this shard's share shrank
+    assert not engine.fits()  # five in flight, none taken away mid-request
+    release.set()
+    results = await asyncio.wait_for(running, 5)
+    assert sorted(r.request.seq for r in results) == list(range(60))  # nothing lost
+    assert max(after[-40:]) <= 2  # once the five had finished, two at a time
+    assert engine.fits()
+
+
 async def test_resizing_an_engine_that_is_not_running_changes_its_limits_and_starts_nothing():
     engine = Engine(config(concurrency=2), transport=MockTransport(lambda r: Response(200)))
     results = await collect(engine, [coerce("http://127.0.0.1/1", seq=1)])

@@ -240,6 +240,10 @@ class HostGate:
             for key, h in top
         ]  # fmt: skip
 
+    def most_in_use(self) -> int:
+        """The most attempts in flight to any one host now."""
+        return max((h.in_use for h in list(self._hosts.values())), default=0)
+
     def in_use(self, key: str) -> int:
         host = self._hosts.get(key)
         return host.in_use if host else 0

@@ -98,6 +98,7 @@ class Engine:
         self._spawn: Callable[[], None] | None = None  # one more worker, mid-run
         self.in_flight = 0
         self.interrupted = False
+        self._pool_max = config.limits.concurrency  # workers beyond this end (a resize)
 
     # -- control -----------------------------------------------------------------------------
 
@@ -119,10 +120,11 @@ class Engine:
         asyncio.get_running_loop().call_later(grace, self._cancel_workers)
 
     def resize(self, config: Config) -> None:
-        """Take on ``config``'s limits mid-run: a cluster shard whose share of the job grew.
+        """Take on ``config``'s limits mid-run: a cluster shard whose share of the job changed.
 
-        The pool only grows (a worker is never taken away mid-request), as requests come
-        that can use more workers; the per-host limit, rates and budget move either way.
+        The pool grows as requests come that can use more workers, and shrinks as workers
+        finish their request (none is taken away mid-request: ``fits`` says when the smaller
+        limits are kept); the per-host limit, rates and budget move at once.
         """
         limits = config.limits
         self.config = dataclasses.replace(
@@ -140,11 +142,20 @@ class Engine:
             budget=config.budget,
         )
         self._attempts.config = self.config
+        self._pool_max = limits.concurrency
         handoff, spawn = self._handoff, self._spawn
         if spawn is None or handoff is None or self._stopping:
             return  # not running, or stopping
         for _ in range(min(limits.concurrency - len(self._workers), len(handoff))):
             spawn()  # for the queued requests that the larger pool can take now
+
+    def fits(self) -> bool:
+        """Whether what is in flight now keeps within the limits (after a ``resize`` that
+        made them smaller, once enough requests have finished)."""
+        per_host = self.config.limits.per_host
+        return self.in_flight <= self._pool_max and (
+            per_host is None or self._limiter.gate.most_in_use() <= per_host
+        )
 
     def _cancel_workers(self) -> None:
         for task in self._workers:
@@ -212,6 +223,7 @@ class Engine:
         listeners = self._listeners
         attempts = self._attempts.run
         get = handoff.get
+        workers = self._workers
         while (item := await get()) is not None:
             if self._stopping:
                 return
@@ -241,6 +253,9 @@ class Engine:
             # Let the loop run everything else that is ready before this worker starts its
             # next request: a quarter less CPU per request (benchmarks/FINDINGS.md).
             await asyncio.sleep(0)
+            if len(workers) > self._pool_max:  # the pool was made smaller: this one ends
+                workers.remove(asyncio.current_task())  # type: ignore[arg-type]
+                return
 
     async def _finish(self, result: Result) -> Result:
         if self._selector is not None and result.ok:

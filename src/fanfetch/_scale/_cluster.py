@@ -13,12 +13,14 @@ what was in flight; a finished shard leaves ``part-NNNNN.done`` (its counts), wh
 
 Limits hold for the whole job. The driver runs at most K shards at once: one per CPU, and
 no more than the concurrency or the per-host limit has slots for (``max_parts``). A small
-actor, the ``Board``, knows how many shards are not yet finished; each running shard gets
-``1/D`` of every limit (slots rounded down), where ``D`` is the smaller of that number and
-K, and asks again twice a second. ``D`` only ever falls, so a shard's share only grows
-(``Engine.resize``), and the running shards' shares never add up to more than the whole:
-when a shard finishes, the others take on its part. The same reports feed the driver's
-progress bar.
+actor, the ``Board`` (on the driver's node, so that no other node's loss takes it), knows
+how many shards are not yet finished; each running shard gets ``1/D`` of every limit (slots
+rounded down), where ``D`` is the smaller of that number and K, and asks again twice a
+second. As shards finish ``D`` falls and the others take on their part (``Engine.resize``).
+When nodes join, K grows and so does ``D``: each running shard is given a smaller share,
+says when what it has in flight fits it (``Engine.fits``), and only then does the board
+make room for more shards, so the shares never add up to more than the whole. The same
+reports feed the driver's progress bar.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ REPORT_EVERY = 0.5  # seconds between a shard's reports to the board
 ASK_WITHIN = 60.0  # seconds the driver waits for the board to answer before giving up
 STALL_AFTER = 30.0  # seconds without progress before the driver says what it waits for
 WAIT_WITHIN = 600.0  # seconds the driver waits for Ray to run the line count at all
+CPUS_EVERY = 1.0  # seconds between the driver's looks for nodes that joined
 
 
 def cluster_address(cluster: str) -> str | None:
@@ -174,6 +177,7 @@ class Board:
         self._slots = slots
         self._total = 0
         self._finished = set(finished)
+        self._keeps: dict[int, int] = {}  # running shard -> the divisor whose share it keeps
         self._counts: dict[int, dict[str, int]] = {
             i: _progress_counts(c) for i, c in finished.items()
         }
@@ -182,17 +186,37 @@ class Board:
         self._total = total
 
     def divisor(self) -> int:
-        """How many parts each limit is cut into now: it only ever falls."""
+        """How many parts each limit is cut into now: it falls as shards finish, and rises
+        only when nodes join (``add_slots``)."""
         return max(1, min(self._slots, self._shards - len(self._finished)))
 
-    def report(self, shard: int, counts: dict[str, int] | None) -> int:
-        """A running shard's counts so far; the answer is the divisor for its limits."""
+    def report(self, shard: int, counts: dict[str, int] | None, keeps: int = 0) -> int:
+        """A running shard's counts so far, and the divisor whose share it keeps now; the
+        answer is the divisor for its limits."""
         if counts is not None:
             self._counts[shard] = counts
-        return self.divisor()
+        divisor = self.divisor()
+        self._keeps[shard] = keeps or divisor  # a new shard starts with the share given
+        return divisor
+
+    def add_slots(self, slots: int) -> None:
+        """More shards may run at once (a node joined): each running one is given a smaller
+        share, and ``room`` lets new ones start once every running one keeps to it."""
+        self._slots = max(self._slots, slots)
+
+    def room(self) -> int:
+        """How many shards may run at once now: after ``add_slots``, the old number until
+        every running shard keeps its smaller share, so the shares never add up to more
+        than the whole."""
+        divisor = self.divisor()
+        running = [k for s, k in self._keeps.items() if s not in self._finished]
+        if all(keeps >= divisor for keeps in running):
+            return self._slots
+        return len(running)
 
     def finish(self, shard: int, counts: dict[str, Any]) -> None:
         self._finished.add(shard)
+        self._keeps.pop(shard, None)
         self._counts[shard] = _progress_counts(counts)
 
     def progress(self) -> JobProgress:
@@ -234,6 +258,7 @@ def _run_shard(shard: Shard, config: Config, board: Any, rows: Rows | None) -> d
         f.write(str(os.getpid()))
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
         counts = runner.run(_shard(shard, config, board, rows))
+    counts["node"] = ray.get_runtime_context().get_node_id()  # where it ran (its .done says)
     with open(stem + ".done.tmp", "wb") as f:
         f.write(orjson.dumps(counts, option=orjson.OPT_NON_STR_KEYS))
         f.flush()
@@ -272,19 +297,25 @@ async def _shard(shard: Shard, config: Config, board: Any, rows: Rows | None) ->
     writer = RecordWriter(fd, include_headers=config.include_headers)
 
     async def keep_reporting(engine: Engine) -> None:
-        """Tell the board how far this shard is; take on a larger share when it says so."""
+        """Tell the board how far this shard is and which share it keeps; take on the share
+        it gives (larger as shards finish, smaller when nodes join)."""
         nonlocal divisor
+        keeps = divisor
         while True:
             await asyncio.sleep(REPORT_EVERY)
             progress = _progress_counts(stats.counts())
             progress["in_flight"] = engine.in_flight
+            if keeps != divisor and engine.fits():
+                keeps = divisor  # what was in flight beyond the smaller share has finished
             try:
-                now = await board.report.remote(shard.index, progress)
+                now = await board.report.remote(shard.index, progress, keeps)
             except Exception:  # the driver is gone or busy: run on with the share we have
                 continue
-            if now < divisor:
+            if now != divisor:
                 divisor = now
                 engine.resize(share(config, divisor))
+                if now < keeps or engine.fits():
+                    keeps = now  # a larger share is kept at once
 
     # the connection pool is sized for the largest share this shard may grow to
     transport = open_transport(config, pool_size=config.limits.concurrency)
@@ -408,8 +439,16 @@ def run_on_ray(
         pending: list[Any] = []
         last: tuple[int, int] | None = None
         quiet_since = time.monotonic()
+        room, looked = slots, time.monotonic()
         while todo or pending:
-            while todo and len(pending) < slots:  # no more at once than the limits can be cut
+            if todo and time.monotonic() - looked > CPUS_EVERY:  # nodes may have joined
+                looked = time.monotonic()
+                more = min(max(1, int(ray.cluster_resources().get("CPU", 1))), max_parts(config))
+                if more > slots:
+                    slots = more
+                    board.add_slots.remote(slots)
+                room = _ask(ray, board.room.remote(), "asking the job's board for room")
+            while todo and len(pending) < room:  # no more at once than the limits can be cut
                 pending.append(run.remote(todo.pop(), config, board, rows))
             ready, pending = ray.wait(pending, num_returns=1, timeout=every)
             results.extend(ray.get(ready))
