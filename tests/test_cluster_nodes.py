@@ -247,3 +247,16 @@ async def test_a_node_added_mid_job_runs_shards_and_the_limits_still_hold_as_tot
     nodes = Counter(orjson.loads(done.read_bytes())["node"] for done in out.glob("part-*.done"))
     assert nodes[added.node_id] > 0, nodes  # the new node ran shards of the job
     assert api.log.host_max["127.0.0.1"] <= per_host  # through the change, as a total
+
+
+async def test_cluster_ray_without_ray_address_starts_its_own_ray_beside_a_running_one(
+    api: LoopbackAPI, tmp_path: Path, one_node: Any
+):
+    src = tmp_path / "in.txt"
+    src.write_text("".join(api.url(f"/ok/{i}") + "\n" for i in range(1, 101)))
+    out = tmp_path / "out"
+    result = await run_cli("run", str(src), "-o", str(out), "--cluster", "ray", "--shards", "2",
+                           env={"RAY_USAGE_STATS_ENABLED": "0"}, timeout=120)  # fmt: skip
+    assert result.status == 0, result.stderr[-3000:]
+    nodes = {orjson.loads(done.read_bytes())["node"] for done in out.glob("part-*.done")}
+    assert nodes and one_node.head_node.node_id not in nodes  # not the cluster running here

@@ -388,7 +388,9 @@ def run_on_ray(
                 os.unlink(os.path.join(out_dir, name))
     local: dict[str, Any] = {"_node_ip_address": "127.0.0.1"} if loopback and not address else {}
     ray.init(  # a local cluster talks over loopback only
-        address=address,
+        # "local": a Ray of its own, never the cluster last started on this machine, which
+        # ray.init() would join (or wait for, when it has gone)
+        address=address or ("local" if target is None else None),
         include_dashboard=False,
         log_to_driver=False,
         ignore_reinit_error=True,
