@@ -65,6 +65,14 @@ def free_port() -> int:
         return port
 
 
+def hold_input(api: LoopbackAPI, tmp_path: Path, total: int) -> Path:
+    """An input of ``total`` requests that each take the server 10 ms, ids 1..total."""
+    api.hold_seconds = 0.01
+    src = tmp_path / "in.txt"
+    src.write_text("".join(api.url(f"/hold/{i}") + "\n" for i in range(1, total + 1)))
+    return src
+
+
 def job_env(cluster: Any) -> dict[str, str]:
     return {"RAY_ADDRESS": cluster.address, "RAY_USAGE_STATS_ENABLED": "0"}
 
@@ -126,9 +134,7 @@ async def test_a_node_lost_mid_job_loses_no_request_and_repeats_none_it_recorded
 ):
     cluster, worker, _ = two_nodes
     total = 4000
-    api.hold_seconds = 0.01
-    src = tmp_path / "in.txt"
-    src.write_text("".join(api.url(f"/hold/{i}") + "\n" for i in range(1, total + 1)))
+    src = hold_input(api, tmp_path, total)
     out = tmp_path / "out"
     started = time.monotonic()
     proc = await start_job(str(src), "-o", str(out), "--cluster", "ray", "--shards", "8",
@@ -156,9 +162,7 @@ async def test_rates_and_per_host_limits_hold_for_the_whole_job_across_nodes(
 ):
     cluster, _, _ = two_nodes
     total, rate, per_host = 3000, 1000, 6
-    api.hold_seconds = 0.01
-    src = tmp_path / "in.txt"
-    src.write_text("".join(api.url(f"/hold/{i}") + "\n" for i in range(1, total + 1)))
+    src = hold_input(api, tmp_path, total)
     result = await run_cli(
         "run", str(src), "-o", str(tmp_path / "out"), "--cluster", "ray", "--shards", "6",
         "--rate", f"{rate}/s", "--per-host", str(per_host), env=job_env(cluster), timeout=180,
@@ -177,9 +181,7 @@ async def test_the_driver_lost_mid_job_is_continued_by_resume_exactly_once(
 ):
     cluster, _, _ = two_nodes
     total = 4000
-    api.hold_seconds = 0.01
-    src = tmp_path / "in.txt"
-    src.write_text("".join(api.url(f"/hold/{i}") + "\n" for i in range(1, total + 1)))
+    src = hold_input(api, tmp_path, total)
     out = tmp_path / "out"
     args = (str(src), "-o", str(out), "--cluster", "ray", "--shards", "8", "-c", "20")
     proc = await start_job(*args, env=job_env(cluster))
@@ -230,9 +232,7 @@ async def test_a_node_added_mid_job_runs_shards_and_the_limits_still_hold_as_tot
     api: LoopbackAPI, tmp_path: Path, one_node: Any
 ):
     total, per_host = 6000, 8
-    api.hold_seconds = 0.01
-    src = tmp_path / "in.txt"
-    src.write_text("".join(api.url(f"/hold/{i}") + "\n" for i in range(1, total + 1)))
+    src = hold_input(api, tmp_path, total)
     out = tmp_path / "out"
     proc = await start_job(str(src), "-o", str(out), "--cluster", "ray", "--shards", "12",
                            "-c", "16", "--per-host", str(per_host),
