@@ -129,7 +129,8 @@ def _option_flags(f: Callable[..., Any]) -> Callable[..., Any]:
 @click.option(
     "--cluster",
     metavar="ray|ray://HOST:PORT",
-    help="Run on a Ray cluster (local with 'ray'); -o is then a directory of parts.",
+    help="Run on Ray: 'ray' joins the cluster at $RAY_ADDRESS, else starts one here; "
+    "ray://HOST:PORT through Ray Client. -o is then a directory of parts.",
 )
 @click.option(
     "--shards",
