@@ -22,6 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ._limits import HostView
+from ._progress import redraw_until
 from ._summary import LatencyHistogram, Stats, kinds
 from ._types import Clock
 
@@ -235,15 +236,12 @@ class Dashboard:
         """Draw every ``every`` seconds until ``done`` is set; leave the last view on screen."""
         with Live(self, console=self._console, auto_refresh=False, transient=False,
                   redirect_stdout=False, redirect_stderr=False) as live:  # fmt: skip
-            while not done.is_set():
+
+            def draw() -> None:
                 self.sample()
                 live.refresh()
-                try:
-                    await asyncio.wait_for(done.wait(), self._every)
-                except TimeoutError:
-                    pass
-            self.sample()
-            live.refresh()
+
+            await redraw_until(done, self._every, draw)
 
     def __repr__(self) -> str:
         return f"<Dashboard done={self._stats.done} every={self._every}s>"

@@ -22,7 +22,19 @@ from rich.progress import (
 
 from ._summary import Stats, kinds, summary_lines
 
-__all__ = ["CalledProgressBar", "ProgressBar"]
+__all__ = ["CalledProgressBar", "ProgressBar", "redraw_until"]
+
+
+async def redraw_until(done: asyncio.Event, every: float, draw: Callable[[], None]) -> None:
+    """Call ``draw`` every ``every`` seconds until ``done`` is set, then once more (the final
+    state)."""
+    while not done.is_set():
+        draw()
+        try:
+            await asyncio.wait_for(done.wait(), every)
+        except TimeoutError:
+            pass
+    draw()
 
 
 class ProgressBar:
@@ -82,13 +94,7 @@ class ProgressBar:
         """Refresh until ``done`` is set, then draw the final state once and stop."""
         self.start()
         try:
-            while not done.is_set():
-                self.refresh()
-                try:
-                    await asyncio.wait_for(done.wait(), self._every)
-                except TimeoutError:
-                    pass
-            self.refresh()
+            await redraw_until(done, self._every, self.refresh)
         finally:
             self.stop()
 
