@@ -207,7 +207,7 @@ def run(**kw: Any) -> int:
         summary_json=kw["summary_json"],
         metrics_port=kw["metrics_port"],
         metrics_host=kw["metrics_host"],
-        progress=True if kw["dashboard"] and kw["progress"] is None else kw["progress"],
+        progress=kw["progress"],
         dashboard=kw["dashboard"],
         url_template=template,
         csv_rows=kw["csv_rows"] or kw["source"].lower().endswith(".csv"),
@@ -452,7 +452,7 @@ def demo(
         config = make_config(concurrency=concurrency, retries=3, backoff_base=0.1,
                              paginate="link" if pages else None)  # fmt: skip
         options = RunOptions(source=str(source), output=output, config=config, quiet=quiet,
-                             dashboard=dashboard, progress=True if dashboard else None)  # fmt: skip
+                             dashboard=dashboard)  # fmt: skip
         status = _run_in_loop(options, announce=output, call_ms=latency_ms)
     return status
 

@@ -23,7 +23,7 @@ from rich.text import Text
 
 from ._limits import HostView
 from ._progress import redraw_until
-from ._summary import LatencyHistogram, Stats, kinds
+from ._summary import LatencyHistogram, Stats, kind_counts, kinds
 from ._types import Clock
 
 __all__ = ["Dashboard"]
@@ -200,11 +200,7 @@ class Dashboard:
         stats = self._stats
         text = Text()
         done = max(stats.done, 1)
-        for part in kinds(stats).split("  "):
-            if part == "-":
-                continue
-            name, _, count = part.rpartition(" ")
-            n = int(count.replace(",", ""))
+        for name, n in kind_counts(stats):
             style = "green" if name == "2xx" else "magenta" if name == "429" else "red"
             text.append(f"{name:<12}", style=style)
             text.append(f"{n:>12,} {100 * n / done:6.1f}%\n")

@@ -364,8 +364,13 @@ class _Stderr:
 
 
 def _shows_progress(options: RunOptions) -> bool:
-    """--progress/--no-progress as given, else when stderr is a terminal; never with -q."""
-    wanted = _stderr_is_terminal() if options.progress is None else options.progress
+    """--progress/--no-progress as given, else with --dashboard or when stderr is a terminal;
+    never with -q."""
+    wanted = (
+        (options.dashboard or _stderr_is_terminal())
+        if options.progress is None
+        else options.progress
+    )
     return wanted and not options.quiet
 
 

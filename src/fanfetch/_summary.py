@@ -16,7 +16,7 @@ from ._events import Event, Finished, Retrying, RunEnded, RunStarted
 from ._resume import ResumeState
 from ._types import Clock
 
-__all__ = ["LatencyHistogram", "Stats", "kinds", "summary_lines", "summary_rows"]
+__all__ = ["LatencyHistogram", "Stats", "kind_counts", "kinds", "summary_lines", "summary_rows"]
 
 
 class LatencyHistogram:
@@ -176,11 +176,10 @@ class Stats:
         return f"<Stats done={self.done} ok={self.ok} retries={self.retries}>"
 
 
-def kinds(stats: Stats) -> str:
-    """What the finished requests came to, by kind: ``2xx 980  4xx 3  429 2  5xx 5
-    timeout 4``. The ok ones, the final statuses that failed by class (429 apart: it says the
-    API wants less), then every other error by type; each request counted once, kinds with
-    none left out."""
+def kind_counts(stats: Stats) -> list[tuple[str, int]]:
+    """What the finished requests came to, by kind: the ok ones (``2xx``), the final statuses
+    that failed by class (``429`` apart: it says the API wants less), then every other error
+    by type; each request counted once, kinds with none left out."""
     classes = {"2xx": stats.ok, "4xx": 0, "429": 0, "5xx": 0}
     for status, n in dict(stats.statuses).items():  # a copy: a notebook reads from its thread
         if status == 429:
@@ -190,12 +189,16 @@ def kinds(stats: Stats) -> str:
         elif status >= 500:
             classes["5xx"] += n
     others = {kind: n for kind, n in dict(stats.errors).items() if n and kind != "http_status"}
-    parts = [f"{name} {n:,}" for name, n in classes.items() if n]
-    parts += [f"{kind} {n:,}" for kind, n in sorted(others.items())]
+    counts = [(name, n) for name, n in classes.items() if n] + sorted(others.items())
     told = sum(classes.values()) - stats.ok + sum(others.values())
     if stats.failed > told:  # failures known only as a count (a cluster's shards report so)
-        parts.append(f"failed {stats.failed - told:,}")
-    return "  ".join(parts) or "-"
+        counts.append(("failed", stats.failed - told))
+    return counts
+
+
+def kinds(stats: Stats) -> str:
+    """``kind_counts`` as one line: ``2xx 980  4xx 3  429 2  5xx 5  timeout 4``."""
+    return "  ".join(f"{name} {n:,}" for name, n in kind_counts(stats)) or "-"
 
 
 def summary_rows(stats: Stats) -> list[tuple[str, str]]:

@@ -70,16 +70,22 @@ def cluster_address(cluster: str) -> str | None:
     raise ConfigError("cluster", cluster, "give 'ray' (a local cluster) or 'ray://HOST:PORT'")
 
 
+def _host_port(address: str) -> tuple[str, str]:
+    """``HOST:PORT`` or ``ray://HOST:PORT`` (an IPv6 host in brackets) as host and port."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    return host.strip("[]"), port
+
+
 def _is_loopback(address: str) -> bool:
-    host = address.removeprefix("ray://").rpartition(":")[0].strip("[]") or address
+    host = _host_port(address)[0] or address
     return host == "localhost" or host == "::1" or host.startswith("127.")
 
 
 def _check_reachable(address: str, within: float = 5.0) -> None:
     """A cluster that cannot be reached is a one-line error, not Ray's minute of retries."""
-    host, _, port = address.removeprefix("ray://").rpartition(":")
+    host, port = _host_port(address)
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=within).close()
+        socket.create_connection((host, int(port)), timeout=within).close()
     except ValueError:
         raise UsageError(f"{address!r} is not a Ray address: give HOST:PORT") from None
     except OSError as exc:
@@ -111,6 +117,14 @@ def _wait_all(ray: Any, refs: list[Any], what: str, warn: Callable[[str], None] 
             warn(f"still {what} after {waited:.0f} s: waiting for Ray to run {len(pending)} "
                  "task(s)")  # fmt: skip
     return list(ray.get(refs))
+
+
+def _slots(ray: Any, config: Config) -> int:
+    """Shards that may run at once: one per CPU of the cluster now, and no more than the
+    limits have slots for."""
+    from ._workers import max_parts
+
+    return min(max(1, int(ray.cluster_resources().get("CPU", 1))), max_parts(config))
 
 
 def plan_shards(path: str, shards: int, *, start: int = 0) -> list[tuple[int, int]]:
@@ -375,7 +389,6 @@ def run_on_ray(
         ) from None
 
     from .._input import open_source
-    from ._workers import max_parts
 
     open_source(source).close()  # unreadable input: say so before starting a cluster
     try:
@@ -399,7 +412,7 @@ def run_on_ray(
     )
     try:
         # shards running at once: one per CPU, and no more than the limits have slots for
-        slots = min(max(1, int(ray.cluster_resources().get("CPU", 1))), max_parts(config))
+        slots = _slots(ray, config)
         rows, skip, before = None, 0, 0
         if template is not None:
             rows = Rows(template, csv_rows)
@@ -445,7 +458,7 @@ def run_on_ray(
         while todo or pending:
             if todo and time.monotonic() - looked > CPUS_EVERY:  # nodes may have joined
                 looked = time.monotonic()
-                more = min(max(1, int(ray.cluster_resources().get("CPU", 1))), max_parts(config))
+                more = _slots(ray, config)
                 if more > slots:
                     slots = more
                     board.add_slots.remote(slots)
