@@ -400,16 +400,21 @@ def run_on_ray(
             if name.startswith("part-"):
                 os.unlink(os.path.join(out_dir, name))
     local: dict[str, Any] = {"_node_ip_address": "127.0.0.1"} if loopback and not address else {}
-    ray.init(  # a local cluster talks over loopback only
-        # "local": a Ray of its own, never the cluster last started on this machine, which
-        # ray.init() would join (or wait for, when it has gone)
-        address=address or ("local" if target is None else None),
-        include_dashboard=False,
-        log_to_driver=False,
-        ignore_reinit_error=True,
-        configure_logging=False,
-        **local,
-    )
+    try:
+        ray.init(  # a local cluster talks over loopback only
+            # "local": a Ray of its own, never the cluster last started on this machine, which
+            # ray.init() would join (or wait for, when it has gone)
+            address=address or ("local" if target is None else None),
+            include_dashboard=False,
+            log_to_driver=False,
+            ignore_reinit_error=True,
+            configure_logging=False,
+            **local,
+        )
+    except (ConnectionError, RuntimeError, TimeoutError) as exc:  # no traceback for these
+        where = target or "a new local Ray"
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise FanfetchError(f"Ray could not be joined ({where}): {message}") from None
     try:
         # shards running at once: one per CPU, and no more than the limits have slots for
         slots = _slots(ray, config)
