@@ -109,10 +109,22 @@ async def test_a_transport_is_chosen_by_name_and_a_wrong_name_lists_the_names(tm
     from tests.conftest import run_cli
 
     url = api.url("/ok/1")
-    assert [r.ok async for r in fanfetch.stream([url], transport="aiohttp")] == [True]
-    with pytest.raises(fanfetch.ConfigError, match="choose one of: aiohttp"):
+    for name in ("lean", "aiohttp", "auto"):
+        assert [r.ok async for r in fanfetch.stream([url], transport=name)] == [True]
+    with pytest.raises(fanfetch.ConfigError, match="choose one of: auto, lean, aiohttp"):
         fanfetch.Fetcher(transport="carrier-pigeon")
     (tmp_path / "in.txt").write_text(url + "\n")
     result = await run_cli("run", str(tmp_path / "in.txt"), "--transport", "carrier-pigeon")
-    assert result.status == 2 and "choose one of: aiohttp" in result.stderr
-    assert sum(api.log.hits.values()) == 1  # only the run with a transport it knows
+    assert result.status == 2 and "choose one of: auto, lean, aiohttp" in result.stderr
+    assert sum(api.log.hits.values()) == 3  # only the runs with a transport it knows
+
+
+def test_auto_is_the_lean_transport_unless_the_run_needs_what_only_aiohttp_does():
+    from fanfetch._transports import transport_name
+
+    assert transport_name(fanfetch.make_config()) == "lean"
+    assert transport_name(fanfetch.make_config(proxy="http://127.0.0.1:3128")) == "lean"
+    assert transport_name(fanfetch.make_config(cookies=True)) == "aiohttp"
+    assert transport_name(fanfetch.make_config(proxy="socks5://127.0.0.1:1080")) == "aiohttp"
+    assert transport_name(fanfetch.make_config(proxy="https://127.0.0.1:3128")) == "aiohttp"
+    assert transport_name(fanfetch.make_config(transport="aiohttp")) == "aiohttp"

@@ -1,4 +1,4 @@
-"""The aiohttp transport against real loopback servers: errors mapped, limits honoured."""
+"""Every transport against real loopback servers: errors mapped, limits honoured."""
 
 from __future__ import annotations
 
@@ -12,16 +12,16 @@ from fanfetch._exceptions import (
     RequestTimeout,
 )
 from fanfetch._http import HTTP
-from fanfetch._transports import AiohttpTransport
+from fanfetch._transports import TRANSPORTS, open_transport
 from fanfetch._transports._aiohttp import map_aiohttp_error
 from tests.servers import DroppingServer, LoopbackAPI
 
 
-@pytest.fixture
-async def transport():
-    """The aiohttp transport under fanfetch's HTTP layer (redirects, bodies), as a run has it."""
-    config = Config(max_body=1000)
-    t = AiohttpTransport(config)
+@pytest.fixture(params=sorted(TRANSPORTS))
+async def transport(request):
+    """Each transport under fanfetch's HTTP layer (redirects, bodies), as a run has it."""
+    config = Config(max_body=1000, transport=request.param)
+    t = open_transport(config)
     try:
         yield HTTP(config, t)
     finally:
@@ -52,7 +52,7 @@ async def test_a_refused_connection_is_a_connection_error(transport, dropping: D
         await transport.send(Request(dropping.url("/")), 5)
 
 
-async def test_aiohttp_does_not_quietly_resend_on_a_dropped_kept_alive_connection(
+async def test_no_transport_quietly_resends_on_a_dropped_connection(
     dropping: DroppingServer, transport
 ):
     with pytest.raises(ConnectError):

@@ -199,7 +199,7 @@ class Config:
     transform_workers: int | None = None  # None: one per core; 0: on the loop itself
     save_dir: str | None = None  # stream 2xx bodies to files here instead of into records
     max_file: int | None = None  # with save_dir: the largest file (None: no limit)
-    transport: str = "aiohttp"  # a name in _transports.TRANSPORTS
+    transport: str = "auto"  # a name in _transports.TRANSPORTS, or auto
     proxy: str | None = None  # http(s)://[user:password@]host:port
     trust_env: bool = False  # honour HTTP_PROXY, HTTPS_PROXY, NO_PROXY
     cacert: str | None = None  # a CA bundle to trust
@@ -467,8 +467,9 @@ OPTIONS: tuple[Option, ...] = (
            ("--budget-per-key",), str, "B", coerce=_as_rate),
     Option("user", None, "Basic auth for every request, as USER:PASSWORD (never echoed).",
            ("--user",), str, "USER:PASSWORD", to=""),
-    Option("transport", "aiohttp", "The HTTP client underneath, by name (a wrong name lists "
-           "them).", ("--transport",), str, "NAME"),
+    Option("transport", "auto", "The HTTP client underneath: lean (HTTP/1.1), aiohttp, or "
+           "auto (lean, or aiohttp for --cookies and socks or https:// proxies).",
+           ("--transport",), str, "NAME"),
 )  # fmt: skip
 
 BY_NAME: Mapping[str, Option] = {option.name: option for option in OPTIONS}
@@ -528,7 +529,7 @@ class Options(TypedDict, total=False):
     max_pages: int | None
 
 
-def make_config(*, transport: str = "aiohttp", **options: Unpack[Options]) -> Config:
+def make_config(*, transport: str = "auto", **options: Unpack[Options]) -> Config:
     """A ``Config`` from flat keyword options (the command line's flags, in Python).
 
     A name that is no option is a ``ConfigError`` that suggests the nearest one.

@@ -24,19 +24,34 @@ __all__ = [
     "Response",
     "Transport",
     "open_transport",
+    "transport_name",
 ]
 
 TRANSPORTS: Mapping[str, str] = {
+    "lean": "fanfetch._transports._lean:LeanTransport",
     "aiohttp": "fanfetch._transports._aiohttp:AiohttpTransport",
 }
+
+
+def transport_name(config: Config) -> str:
+    """The transport a run uses: the one named, or for ``auto`` the lean one unless the run
+    asks for what only aiohttp does (a cookie jar, a socks or https:// proxy)."""
+    name = config.transport
+    if name != "auto":
+        return name
+    proxy = config.proxy or ""
+    if config.cookies or (proxy and not proxy.startswith("http://")):
+        return "aiohttp"
+    return "lean"
 
 
 def open_transport(config: Config, *, pool_size: int | None = None) -> Transport:
     """The transport ``config.transport`` names, its pool sized for ``pool_size`` requests
     in flight (default: the run's concurrency)."""
-    where = TRANSPORTS.get(config.transport)
+    where = TRANSPORTS.get(transport_name(config))
     if where is None:
-        raise ConfigError("transport", config.transport, f"choose one of: {', '.join(TRANSPORTS)}")
+        choices = ", ".join(["auto", *TRANSPORTS])
+        raise ConfigError("transport", config.transport, f"choose one of: {choices}")
     module, _, name = where.partition(":")
     transport: Transport = getattr(importlib.import_module(module), name)(
         config, pool_size=pool_size

@@ -19,16 +19,15 @@ from yarl import URL
 from .._config import Config
 from .._decoding import ACCEPT_ENCODING
 from .._exceptions import (
-    ConfigError,
     ConnectError,
     InvalidRequest,
     RequestError,
     RequestTimeout,
-    TLSError,
     UsageError,
 )
 from .._redact import redact
 from .._version import __version__
+from ._base import tls_context, tls_error
 
 __all__ = ["AiohttpTransport", "map_aiohttp_error"]
 
@@ -62,16 +61,9 @@ def _map(exc: BaseException) -> RequestError | None:
     if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
         return RequestTimeout(str(exc) or "the request timed out")
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
-        return TLSError(
-            f"the server's certificate was refused: {exc.certificate_error}. HINT: trust its "
-            "CA with --cacert ca.pem (or SSL_CERT_FILE=ca.pem), or skip verification with "
-            "--insecure"
-        )
+        return tls_error(exc.certificate_error)
     if isinstance(exc, aiohttp.ClientSSLError | ssl.SSLError):
-        return TLSError(
-            f"TLS failed: {exc}. HINT: check the URL's scheme and port; a server that asks for "
-            "a client certificate needs --cert (and --key); or --insecure"
-        )
+        return tls_error(exc)
     if isinstance(exc, aiohttp.InvalidURL | aiohttp.NonHttpUrlClientError):
         return InvalidRequest(f"invalid URL: {exc}")
     if isinstance(exc, aiohttp.ClientPayloadError):
@@ -139,14 +131,7 @@ def _ssl(config: Config) -> ssl.SSLContext | bool:
         return False
     if config.cacert is None and config.cert is None:
         return True
-    try:
-        context = ssl.create_default_context(cafile=config.cacert)
-        if config.cert is not None:
-            context.load_cert_chain(config.cert, config.key)
-    except (OSError, ssl.SSLError) as exc:
-        which = "cert" if config.cert is not None and "cert" not in str(exc).lower() else "cacert"
-        raise ConfigError(which, getattr(config, which), f"cannot use it: {exc}") from None
-    return context
+    return tls_context(config)
 
 
 def _proxy(url: str | None) -> tuple[URL | None, Mapping[str, str] | None]:

@@ -8,14 +8,17 @@ decoding, saving to files and the redirect policy live above it, once, for every
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol
 
 from yarl import URL
 
+from .._config import Config
+from .._exceptions import ConfigError, TLSError
 from .._files import SavedBody
 
-__all__ = ["Exchange", "Response", "Transport"]
+__all__ = ["Exchange", "Response", "Transport", "tls_context", "tls_error"]
 
 
 class Exchange(Protocol):
@@ -100,3 +103,32 @@ class Response:
 
     def __repr__(self) -> str:
         return f"<Response {self.status} {len(self.content)} bytes>"
+
+
+def tls_context(config: Config) -> ssl.SSLContext:
+    """What every transport verifies with: the system's CAs (``SSL_CERT_FILE`` honoured),
+    ``--cacert``'s instead, ``--cert``'s client certificate, or nothing (``--insecure``)."""
+    try:
+        context = ssl.create_default_context(cafile=config.cacert)
+        if config.cert is not None:
+            context.load_cert_chain(config.cert, config.key)
+    except (OSError, ssl.SSLError) as exc:
+        which = "cert" if config.cert is not None and "cert" not in str(exc).lower() else "cacert"
+        raise ConfigError(which, getattr(config, which), f"cannot use it: {exc}") from None
+    if not config.verify_tls:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def tls_error(exc: BaseException) -> TLSError:
+    """Our error for a failed handshake, naming the fixes."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return TLSError(
+            f"the server's certificate was refused: {exc}. HINT: trust its CA with --cacert "
+            "ca.pem (or SSL_CERT_FILE=ca.pem), or skip verification with --insecure"
+        )
+    return TLSError(
+        f"TLS failed: {exc}. HINT: check the URL's scheme and port; a server that asks for "
+        "a client certificate needs --cert (and --key); or --insecure"
+    )
