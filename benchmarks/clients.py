@@ -217,14 +217,16 @@ def aiometer_httpx(path: str, concurrency: int) -> int:
     return asyncio.run(main())
 
 
-def fanfetch_api(path: str, concurrency: int) -> int:
+def fanfetch_api(path: str, concurrency: int, transport: str = "auto") -> int:
     import fanfetch
 
     async def main() -> int:
         ok = 0
         with open(path, "rb") as f:  # noqa: ASYNC230 - as a user would, a lazy file read
             lines = (line.decode().strip() for line in f if line.strip())
-            async for result in fanfetch.stream(lines, concurrency=concurrency):
+            async for result in fanfetch.stream(
+                lines, concurrency=concurrency, transport=transport
+            ):
                 if result.ok:
                     result.json()
                     ok += 1
@@ -233,11 +235,15 @@ def fanfetch_api(path: str, concurrency: int) -> int:
     return int(_uvloop_run(main()))
 
 
+def fanfetch_api_aiohttp(path: str, concurrency: int) -> int:
+    return fanfetch_api(path, concurrency, transport="aiohttp")
+
+
 CLIENTS: dict[str, Callable[[str, int], int]] = {
     f.__name__: f
     for f in (
         requests_serial, requests_threads, requests_processes, aiohttp_naive, aiohttp_semaphore,
-        aiohttp_pool, httpx_async, aiometer_httpx, fanfetch_api,
+        aiohttp_pool, httpx_async, aiometer_httpx, fanfetch_api, fanfetch_api_aiohttp,
     )
 }  # fmt: skip
 

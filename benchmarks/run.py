@@ -154,11 +154,14 @@ OUTPUT_SUFFIX = {"csv": ".csv", "sqlite": ".sqlite", "parquet": ".parquet", "duc
 def command(client: str, urls: str, concurrency: int, out: str) -> list[str]:
     if client.startswith("fanfetch_cli"):
         # the full feature set: an output file and the summary (computed, written to a file);
-        # fanfetch_cli@parquet writes that format (its name picks it), fanfetch_cli_w2 2 workers
+        # fanfetch_cli@parquet writes that format (its name picks it), fanfetch_cli_w2 2 workers,
+        # fanfetch_cli_aiohttp over the aiohttp transport
         client = client.partition("@")[0]
         workers = client.rpartition("_w")[2] if "_w" in client else "1"
+        transport = "aiohttp" if client.endswith("_aiohttp") else "auto"
         return [PY, "-m", "fanfetch", "run", urls, "-o", out, "-c", str(concurrency),
-                "--summary-json", out + ".summary", "--workers", workers]  # fmt: skip
+                "--summary-json", out + ".summary", "--workers", workers,
+                "--transport", transport]  # fmt: skip
     return [PY, str(HERE / "clients.py"), client, urls, str(concurrency)]
 
 
