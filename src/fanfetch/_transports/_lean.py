@@ -290,7 +290,7 @@ class _Exchange:
 
     __slots__ = ("_conn", "_url", "content_length", "headers", "reason", "status", "url_text")
 
-    def __init__(self, conn: _Connection, url: URL | None, url_text: str) -> None:
+    def __init__(self, conn: _Connection, url: URL | None, url_text: str | None) -> None:
         self._conn = conn
         self._url = url
         self.url_text = url_text
@@ -302,6 +302,7 @@ class _Exchange:
     @property
     def url(self) -> URL:
         if self._url is None:
+            assert self.url_text is not None
             self._url = URL(self.url_text, encoded=True)
         return self._url
 
@@ -575,30 +576,33 @@ class LeanTransport:
         plain = _PLAIN_URL.match(url) if params is None and isinstance(url, str) else None
         parsed: URL | None = None
         if plain is not None:
-            text = url
-            assert isinstance(text, str)
-            origin = self._origins.get(plain[1]) or self._origin(URL(text))
+            text: str | None = url  # type: ignore[assignment]
+            origin = self._origins.get(plain[1]) or self._origin(URL(url))
             target = plain[2] or "/"
         else:
-            try:
-                parsed = URL(url) if isinstance(url, str) else url
-                if params:
-                    parsed = parsed.extend_query(params)
-            except (ValueError, TypeError) as exc:
-                raise InvalidRequest(f"invalid URL: {redact(str(url))}: {exc}") from None
+            if params or not isinstance(url, URL):
+                try:
+                    url = URL(url) if isinstance(url, str) else url
+                    if params:
+                        url = url.extend_query(params)
+                except (ValueError, TypeError) as exc:
+                    raise InvalidRequest(f"invalid URL: {redact(str(url))}: {exc}") from None
+            parsed = url
             if not parsed.absolute:
                 raise InvalidRequest(f"invalid URL: {redact(str(url))}")
-            origin = self._origin(parsed)
+            origin = self._origins.get(f"{parsed.scheme}://{parsed.raw_authority}") or self._origin(
+                parsed
+            )
             target = parsed.raw_path_qs or "/"
-            if parsed.fragment:
-                parsed = parsed.with_fragment(None)
             if parsed.raw_user is not None:  # user:password@ in the URL: basic auth
                 auth = base64.b64encode(
                     f"{parsed.user or ''}:{parsed.password or ''}".encode()
                 ).decode()
                 headers = {"Authorization": f"Basic {auth}", **(headers or {})}
                 parsed = parsed.with_user(None)
-            text = str(parsed)
+            if parsed.raw_fragment:
+                parsed = parsed.with_fragment(None)
+            text = None
         body: bytes | None
         if data is None:
             body = None
