@@ -16,6 +16,16 @@ import pytest
 from tests.servers import DroppingServer, LoopbackAPI
 
 
+def pytest_asyncio_loop_factories(config: Any, item: Any) -> dict[str, Any]:
+    """The conformance suite runs on asyncio's loop and on uvloop (what the CLI runs on);
+    the rest on asyncio's."""
+    if item.path.name == "test_conformance.py":
+        import uvloop
+
+        return {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
+    return {"asyncio": asyncio.new_event_loop}
+
+
 @pytest.fixture
 async def api() -> AsyncIterator[LoopbackAPI]:
     server = await LoopbackAPI().start()

@@ -8,6 +8,7 @@ transport. This module is the one place that knows aiohttp's errors.
 from __future__ import annotations
 
 import base64
+import io
 import socket
 import ssl
 from collections.abc import AsyncIterator, Mapping
@@ -227,18 +228,23 @@ class AiohttpTransport:
             # plain http through a proxy: the proxy reads the request itself (and must drop
             # the header); https goes through a CONNECT tunnel, whose headers it reads instead
             headers = {**(headers or {}), **self._proxy_headers}
+        body: Any = data
+        if isinstance(data, bytes) and len(data) > _CHUNK:
+            body = io.BytesIO(data)  # aiohttp warns of a big body given as bytes
         try:
             resp = await session.request(
                 method,
                 url,
                 headers=headers,
                 params=params,
-                data=data,
+                data=body,
                 timeout=self._timeout(timeout),
                 allow_redirects=False,
                 proxy=self._proxy,
                 proxy_headers=self._proxy_headers,
             )
+        except ValueError as exc:  # what aiohttp will not send (a line break in a header)
+            raise InvalidRequest(f"the request cannot be sent: {exc}") from None
         except Exception as exc:
             raise _mapped(exc) from exc
         return _Exchange(resp)
