@@ -1,6 +1,6 @@
 """What every transport does with what a server may send: each test runs against each
-transport (``TRANSPORTS``), on asyncio's loop and on uvloop (``conftest``), against raw-socket servers that
-answer well, oddly or with hostility (``tests/hostile.py``).
+transport (``TRANSPORTS``), on asyncio's loop and on uvloop (``conftest``), against
+raw-socket servers that answer well, oddly or with hostility (``tests/hostile.py``).
 
 The transport is under fanfetch's HTTP layer (``_http.HTTP``), as a run has it, so each
 outcome is what a record would say: a response, or one of fanfetch's errors.
@@ -238,7 +238,7 @@ async def test_slowloris_headers_end_with_the_timeout(http: HTTP):
     async def answer(conn: Conn) -> None:
         if await conn.request() is not None:
             conn.write(b"HTTP/1.1 200 OK\r\n")
-            for i in range(200):  # a header byte every 20 ms, for at most 4 s
+            for _ in range(200):  # a header byte every 20 ms, for at most 4 s
                 conn.write(b"X")
                 await conn.drain()
                 await asyncio.sleep(0.02)
