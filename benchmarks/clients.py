@@ -10,6 +10,7 @@ times the whole process from outside (wall, CPU, peak memory).
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import threading
 from collections.abc import Callable
@@ -239,11 +240,189 @@ def fanfetch_api_aiohttp(path: str, concurrency: int) -> int:
     return fanfetch_api(path, concurrency, transport="aiohttp")
 
 
+# -- peers: other fast clients, each in the same worker pool ----------------------------------
+# FANFETCH_BENCH_CA names the CA that signed the https server's certificate: each client is
+# told to trust it in its own way.
+
+CA = os.environ.get("FANFETCH_BENCH_CA")
+
+
+def _pool(path: str, concurrency: int, get: Callable[[str], Any]) -> int:
+    """``concurrency`` workers on uvloop, taking URLs in turn; ``get(url)`` says ok or not."""
+
+    async def main() -> int:
+        urls = iter_urls(path)
+        ok = 0
+
+        async def worker() -> None:
+            nonlocal ok
+            for url in urls:
+                try:
+                    good = await get(url)
+                except Exception:
+                    continue
+                ok += good
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return ok
+
+    return int(_uvloop_run(main()))
+
+
+def pyreqwest_async(path: str, concurrency: int, http2: bool = False) -> int:
+    from pyreqwest.client import ClientBuilder
+
+    client: Any = None
+    pem = open(CA, "rb").read() if CA else None  # noqa: SIM115 - a script: closed at exit
+
+    async def get(url: str) -> bool:
+        nonlocal client
+        if client is None:  # built inside the loop, as pyreqwest wants
+            builder = ClientBuilder().max_connections(concurrency).http2(http2)
+            if pem:
+                builder = builder.add_root_certificate_pem(pem)
+            client = builder.build()
+        response = await client.get(url).build().send()
+        if response.status == 200:
+            orjson.loads(bytes(await response.bytes()))
+            return True
+        return False
+
+    return _pool(path, concurrency, get)
+
+
+def pyreqwest_http2(path: str, concurrency: int) -> int:
+    return pyreqwest_async(path, concurrency, http2=True)
+
+
+def httpx_http2(path: str, concurrency: int) -> int:
+    import ssl
+
+    import httpx
+
+    verify: Any = ssl.create_default_context(cafile=CA) if CA else True
+    client = httpx.AsyncClient(
+        http2=True, verify=verify, limits=httpx.Limits(max_connections=concurrency)
+    )
+
+    async def get(url: str) -> bool:
+        response = await client.get(url)
+        if response.status_code == 200:
+            orjson.loads(response.content)
+            return True
+        return False
+
+    return _pool(path, concurrency, get)
+
+
+def rnet_async(path: str, concurrency: int) -> int:
+    import rnet
+
+    client = rnet.Client(verify=CA) if CA else rnet.Client()
+
+    async def get(url: str) -> bool:
+        response = await client.get(url)
+        if response.status == 200:
+            orjson.loads(await response.bytes())
+            return True
+        return False
+
+    return _pool(path, concurrency, get)
+
+
+def aiosonic_async(path: str, concurrency: int) -> int:
+    import ssl
+
+    import aiosonic
+    from aiosonic.pools import PoolConfig
+
+    pools = {":default": PoolConfig(size=concurrency, max_conn_requests=None)}
+    connector = aiosonic.TCPConnector(pool_configs=pools)
+    client = aiosonic.HTTPClient(connector)
+    context = ssl.create_default_context(cafile=CA) if CA else None
+
+    async def get(url: str) -> bool:
+        response = await (client.get(url, ssl=context) if context else client.get(url))
+        body = await response.content()
+        if response.status_code == 200:
+            orjson.loads(body)
+            return True
+        return False
+
+    return _pool(path, concurrency, get)
+
+
+def curl_cffi_async(path: str, concurrency: int) -> int:
+    from curl_cffi.requests import AsyncSession
+
+    session: Any = None
+
+    async def get(url: str) -> bool:
+        nonlocal session
+        if session is None:
+            session = AsyncSession(max_clients=concurrency, verify=CA or True)
+        response = await session.get(url)
+        if response.status_code == 200:
+            orjson.loads(response.content)
+            return True
+        return False
+
+    return _pool(path, concurrency, get)
+
+
+def pycurl_multi(path: str, concurrency: int) -> int:
+    """pycurl's multi interface, its own loop (not asyncio): the C floor for Python."""
+    from io import BytesIO
+
+    import pycurl
+
+    multi = pycurl.CurlMulti()
+    handles = []
+    for _ in range(concurrency):
+        handle = pycurl.Curl()
+        handle.setopt(pycurl.NOSIGNAL, 1)
+        if CA:
+            handle.setopt(pycurl.CAINFO, CA)
+        handles.append(handle)
+    free = list(handles)
+    urls = iter_urls(path)
+    ok = 0
+    exhausted = False
+    while not (exhausted and len(free) == len(handles)):
+        while free and not exhausted:
+            url = next(urls, None)
+            if url is None:
+                exhausted = True
+                break
+            handle = free.pop()
+            handle.buffer = BytesIO()  # type: ignore[attr-defined]
+            handle.setopt(pycurl.URL, url)
+            handle.setopt(pycurl.WRITEDATA, handle.buffer)  # type: ignore[attr-defined]
+            multi.add_handle(handle)
+        while multi.perform()[0] == pycurl.E_CALL_MULTI_PERFORM:
+            pass
+        _, done, failed = multi.info_read()
+        for handle in done:
+            if handle.getinfo(pycurl.RESPONSE_CODE) == 200:
+                orjson.loads(handle.buffer.getvalue())  # type: ignore[attr-defined]
+                ok += 1
+            multi.remove_handle(handle)
+            free.append(handle)
+        for handle, _, _ in failed:
+            multi.remove_handle(handle)
+            free.append(handle)
+        if len(free) < len(handles):
+            multi.select(1.0)
+    return ok
+
+
 CLIENTS: dict[str, Callable[[str, int], int]] = {
     f.__name__: f
     for f in (
         requests_serial, requests_threads, requests_processes, aiohttp_naive, aiohttp_semaphore,
         aiohttp_pool, httpx_async, aiometer_httpx, fanfetch_api, fanfetch_api_aiohttp,
+        pyreqwest_async, pyreqwest_http2, httpx_http2, rnet_async, aiosonic_async,
+        curl_cffi_async, pycurl_multi,
     )
 }  # fmt: skip
 

@@ -31,6 +31,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 PY = sys.executable
@@ -70,13 +71,51 @@ def wait_for_port(port: int, timeout: float = 10.0) -> None:
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
 
 
+def _pin(cpu: int | None) -> Any:
+    """A preexec_fn that keeps a process on one CPU (None: anywhere)."""
+    if cpu is None or not hasattr(os, "sched_setaffinity") or (os.cpu_count() or 1) < 2:
+        return None
+    return lambda: os.sched_setaffinity(0, {cpu})
+
+
 @contextlib.contextmanager
-def fast_server() -> Iterator[tuple[str, str]]:
-    """nginx serving one small JSON file; the embedded mock API when nginx is missing."""
+def _test_ca(tmp: str) -> Iterator[tuple[str, str]]:
+    """A certificate for 127.0.0.1 from a CA made here, trusted by the clients started while
+    this lasts: SSL_CERT_FILE for those that read it, FANFETCH_BENCH_CA for the rest."""
+    import trustme
+
+    ca = trustme.CA()
+    ca.issue_cert("127.0.0.1").private_key_and_cert_chain_pem.write_to_path(f"{tmp}/server.pem")
+    ca.cert_pem.write_to_path(f"{tmp}/ca.pem")
+    saved = {k: os.environ.get(k) for k in ("SSL_CERT_FILE", "FANFETCH_BENCH_CA")}
+    os.environ["SSL_CERT_FILE"] = os.environ["FANFETCH_BENCH_CA"] = f"{tmp}/ca.pem"
+    try:
+        yield f"{tmp}/server.pem", f"{tmp}/ca.pem"
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@contextlib.contextmanager
+def fast_server(tls: bool = False, cpu: int | None = None) -> Iterator[tuple[str, str]]:
+    """nginx serving one small JSON file (over TLS with HTTP/2 offered, when ``tls``; kept
+    on ``cpu`` when given); the embedded mock API when nginx is missing."""
     nginx = shutil.which("nginx") or next(
         (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.path.exists(p)), None
     )
-    with tempfile.TemporaryDirectory(prefix="fanfetch-bench-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="fanfetch-bench-") as tmp,
+        contextlib.ExitStack() as stack,
+    ):
+        listen = ""
+        if tls:
+            if not nginx:
+                raise RuntimeError("the TLS scenarios need nginx (apt-get install nginx-light)")
+            pem, _ = stack.enter_context(_test_ca(tmp))
+            listen = f" ssl http2; ssl_certificate {pem}; ssl_certificate_key {pem}"
         if nginx:
             os.chmod(tmp, 0o755)  # nginx's worker runs as an unprivileged user: let it read
             port = free_port()
@@ -89,11 +128,15 @@ def fast_server() -> Iterator[tuple[str, str]]:
                 "events { worker_connections 8192; }\n"
                 "http { access_log off; keepalive_requests 100000000; keepalive_timeout 120s;\n"
                 "  default_type application/json;\n"
-                f"  server {{ listen 127.0.0.1:{port}; root {tmp};\n"
+                f"  server {{ listen 127.0.0.1:{port}{listen}; root {tmp};\n"
                 "    location /big/ { try_files /big.json =404; }\n"
                 "    location / { try_files /item.json =404; } } }\n"
             )
-            proc = subprocess.Popen([nginx, "-c", str(conf), "-p", tmp], stderr=subprocess.DEVNULL)
+            proc = subprocess.Popen(
+                [nginx, "-c", str(conf), "-p", tmp],
+                stderr=subprocess.DEVNULL,
+                preexec_fn=_pin(cpu),
+            )
             name = (
                 "nginx "
                 + subprocess.run([nginx, "-v"], capture_output=True, text=True)
@@ -116,7 +159,7 @@ def fast_server() -> Iterator[tuple[str, str]]:
             name = "fanfetch mock-api (nginx missing)"
         try:
             wait_for_port(port)
-            yield f"http://127.0.0.1:{port}", name
+            yield f"{'https' if tls else 'http'}://127.0.0.1:{port}", name
         finally:
             proc.terminate()
             proc.wait(10)
@@ -158,10 +201,11 @@ def command(client: str, urls: str, concurrency: int, out: str) -> list[str]:
         # fanfetch_cli_aiohttp over the aiohttp transport
         client = client.partition("@")[0]
         workers = client.rpartition("_w")[2] if "_w" in client else "1"
-        transport = "aiohttp" if client.endswith("_aiohttp") else "auto"
+        transport = client.rpartition("_")[2] if client.endswith(("_aiohttp", "_http2")) else "auto"
+        ca = os.environ.get("FANFETCH_BENCH_CA")
         return [PY, "-m", "fanfetch", "run", urls, "-o", out, "-c", str(concurrency),
                 "--summary-json", out + ".summary", "--workers", workers,
-                "--transport", transport]  # fmt: skip
+                "--transport", transport, *(["--cacert", ca] if ca else [])]  # fmt: skip
     return [PY, str(HERE / "clients.py"), client, urls, str(concurrency)]
 
 
@@ -197,7 +241,9 @@ class Figure:
         return self.median("cpu") / self.requests * 1e6
 
 
-def measure(client: str, urls: str, concurrency: int, timeout: float = 900) -> Run:
+def measure(
+    client: str, urls: str, concurrency: int, timeout: float = 900, cpu: int | None = None
+) -> Run:
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "out" + OUTPUT_SUFFIX.get(client.partition("@")[2], ".jsonl"))
         start = time.perf_counter()
@@ -205,6 +251,7 @@ def measure(client: str, urls: str, concurrency: int, timeout: float = 900) -> R
             command(client, urls, concurrency, out),
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
+            preexec_fn=_pin(cpu),
         )
         assert proc.stdout is not None
         stdout = proc.stdout.read()
@@ -236,11 +283,38 @@ LATENCY_CLIENTS = [c for c in THROUGHPUT_CLIENTS if c not in ("requests_serial",
 
 FORMAT_CLIENTS = ["fanfetch_cli", *(f"fanfetch_cli@{fmt}" for fmt in OUTPUT_SUFFIX)]
 
+# fanfetch over each transport, the hand-written pool, and the fast clients that install here;
+# over https, the HTTP/2 ones too
+TRANSPORT_CLIENTS = [
+    "aiohttp_pool", "fanfetch_cli", "fanfetch_api", "fanfetch_cli_aiohttp",
+    "fanfetch_api_aiohttp", "pyreqwest_async", "rnet_async", "aiosonic_async",
+    "curl_cffi_async", "pycurl_multi",
+]  # fmt: skip
+HTTP2_CLIENTS = ["fanfetch_cli_http2", "pyreqwest_http2", "httpx_http2"]
+
+
+def transports(repeats: int, quick: bool, tmp: str) -> list[Figure]:
+    """Each client on its own CPU, nginx on the other: CPU per request is the figure."""
+    figures: list[Figure] = []
+    n = 50_000 // (10 if quick else 1)
+    for tls in (False, True):
+        with fast_server(tls=tls, cpu=0) as (base, _):
+            urls = write_urls(os.path.join(tmp, "transports.txt"), base, n)
+            scenario = f"transports, {'https' if tls else 'http'}, pinned"
+            clients = TRANSPORT_CLIENTS + (HTTP2_CLIENTS if tls else [])
+            runs = [(Figure(scenario, client, n, 100), urls) for client in clients]
+            figures += in_turns(runs, repeats, cpu=1)
+    return figures
+
 
 def run_suite(repeats: int, quick: bool, only: str | None = None) -> list[Figure]:
     figures: list[Figure] = []
     scale = 5 if quick else 1
     with tempfile.TemporaryDirectory(prefix="fanfetch-bench-urls-") as tmp:
+        if only in (None, "transports"):
+            figures += transports(repeats, quick, tmp)
+            if only:
+                return figures
         with fast_server() as (base, server_name):
             print(f"fast server: {server_name} at {base}", file=sys.stderr)
             if only in (None, "output-formats"):
@@ -302,7 +376,7 @@ def run_suite(repeats: int, quick: bool, only: str | None = None) -> list[Figure
     return figures
 
 
-def in_turns(runs: list[tuple[Figure, str]], repeats: int) -> list[Figure]:
+def in_turns(runs: list[tuple[Figure, str]], repeats: int, cpu: int | None = None) -> list[Figure]:
     """Measure each figure ``repeats`` times, the clients taking turns (a, b, c, a, b, c...).
 
     This VM drifts by 10-20% over minutes; run one client's repeats back to back and a slow
@@ -311,7 +385,7 @@ def in_turns(runs: list[tuple[Figure, str]], repeats: int) -> list[Figure]:
     """
     for _ in range(repeats):
         for fig, urls in runs:
-            fig.runs.append(measure(fig.client, urls, fig.concurrency))
+            fig.runs.append(measure(fig.client, urls, fig.concurrency, cpu=cpu))
     for fig, _ in runs:
         r = fig.runs[-1]
         print(
@@ -427,7 +501,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(HERE), help="where RESULTS.md etc. go")
     parser.add_argument(
         "--only",
-        choices=["client-bound", "output-formats"],
+        choices=["client-bound", "output-formats", "transports"],
         help="run one scenario; add its table to RESULTS.md",
     )
     args = parser.parse_args()

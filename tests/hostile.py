@@ -76,6 +76,7 @@ class RawServer:
     port: int = 0
     _server: asyncio.Server | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _writers: list[asyncio.StreamWriter] = field(default_factory=list)
 
     def url(self, path: str = "/") -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
@@ -93,10 +94,14 @@ class RawServer:
             task.cancel()
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=BOUND)
+        for writer in self._writers:  # what a client never read is dropped, not flushed
+            writer.transport.abort()
+        await asyncio.sleep(0)  # the transports' closing callbacks, before the loop ends
         await self._server.wait_closed()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        self._writers.append(writer)
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)

@@ -467,9 +467,12 @@ OPTIONS: tuple[Option, ...] = (
            ("--budget-per-key",), str, "B", coerce=_as_rate),
     Option("user", None, "Basic auth for every request, as USER:PASSWORD (never echoed).",
            ("--user",), str, "USER:PASSWORD", to=""),
-    Option("transport", "auto", "The HTTP client underneath: lean (HTTP/1.1), aiohttp, or "
-           "auto (lean, or aiohttp for --cookies and socks or https:// proxies).",
+    Option("transport", "auto", "The HTTP client underneath: lean (HTTP/1.1), aiohttp, http2, "
+           "or auto (lean, or aiohttp for --cookies and socks or https:// proxies).",
            ("--transport",), str, "NAME"),
+    Option("http2", False, "Speak HTTP/2 to https:// hosts that offer it: one connection to a "
+           "host carries many requests at once (the http2 transport; pip install "
+           "'fanfetch[http2]').", ("--http2",), bool, to=""),
 )  # fmt: skip
 
 BY_NAME: Mapping[str, Option] = {option.name: option for option in OPTIONS}
@@ -510,6 +513,7 @@ class Options(TypedDict, total=False):
     cert: str | None
     key: str | None
     user: str | None
+    http2: bool
     cookies: bool
     oauth2_token_url: str | None
     oauth2_client_id: str | None
@@ -542,6 +546,10 @@ def make_config(*, transport: str = "auto", **options: Unpack[Options]) -> Confi
             raise ConfigError(name, options[name], f"{hint} (the options: {shown})")  # type: ignore[literal-required]
     values: dict[str, Any] = {o.name: o.default for o in OPTIONS} | dict(options)
     values["transport"] = transport
+    if values.get("http2"):
+        if transport not in ("auto", "http2"):
+            raise ConfigError("http2", True, f"--http2 is the http2 transport, not {transport}")
+        values["transport"] = "http2"
     parts: dict[str, dict[str, Any]] = {"": {}, "limits": {}, "timeouts": {}, "retry": {}}
     for option in OPTIONS:
         value = values[option.name]

@@ -29,6 +29,7 @@ __all__ = [
 TRANSPORTS: Mapping[str, str] = {
     "lean": "fanfetch._transports._lean:LeanTransport",
     "aiohttp": "fanfetch._transports._aiohttp:AiohttpTransport",
+    "http2": "fanfetch._transports._http2:Http2Transport",  # the http2 extra: pyreqwest
 }
 
 

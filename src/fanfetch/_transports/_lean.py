@@ -349,6 +349,9 @@ class LeanTransport:
         self._env_proxies = (
             urllib.request.getproxies_environment() if config.trust_env and not config.proxy else {}
         )
+        for scheme in ("http", "https"):  # one that cannot be used stops the run at once
+            if self._env_proxies.get(scheme):
+                _Proxy(self._env_proxies[scheme])
         self._pool_size = pool_size or config.limits.concurrency
         self._connect_timeout = config.timeouts.connect
         self._origins: dict[str, _Origin] = {}
