@@ -119,6 +119,18 @@ async def test_a_connection_the_server_closed_while_idle_is_not_written_to_again
         assert [s.line.split()[1] for s in server.seen] == ["/a", "/b"]  # each sent once
 
 
+async def test_an_answer_nobody_asked_for_is_not_taken_for_the_next_one(http: HTTP):
+    async def answer(conn: Conn) -> None:
+        while (seen := await conn.request()) is not None:
+            path = seen.line.split()[1].encode()
+            conn.write(response(path) + response(b"unasked", "500 Oops"))  # two answers to one
+
+    async with RawServer(answer) as server:
+        assert (await get(http, server.url("/first"))).content == b"/first"
+        second = await get(http, server.url("/second"))
+        assert (second.status, second.content) == (200, b"/second")
+
+
 async def test_interim_answers_are_skipped_and_head_and_204_have_no_body(http: HTTP):
     async def answer(conn: Conn) -> None:
         while (seen := await conn.request()) is not None:

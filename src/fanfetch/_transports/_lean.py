@@ -139,6 +139,7 @@ class _Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+        self.pool._open += 1
 
     def data_received(self, data: bytes) -> None:
         if not self.busy:  # bytes nobody asked for: the connection cannot be trusted
@@ -183,6 +184,9 @@ class _Connection(asyncio.Protocol):
     # -- httptools' callbacks -------------------------------------------------------------
 
     def on_status(self, reason: bytes) -> None:
+        if self.complete:  # a second answer to one request: this connection is not kept
+            self.keep_alive = False
+            return
         self.reason = reason.decode("latin-1")
 
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -192,6 +196,9 @@ class _Connection(asyncio.Protocol):
             raise ValueError(f"over {_MAX_HEADERS} header fields")  # httptools: a parse error
 
     def on_headers_complete(self) -> None:
+        if self.complete:
+            self.keep_alive = False
+            return
         status = self.parser.get_status_code()
         if status < 200:  # 100 Continue, 103 Early Hints: the answer is still to come
             self.fields = []
@@ -355,7 +362,7 @@ class LeanTransport:
         self._pool_size = pool_size or config.limits.concurrency
         self._connect_timeout = config.timeouts.connect
         self._origins: dict[str, _Origin] = {}
-        self._open = 0  # connections open, idle or busy
+        self._open = 0  # connections open, idle or busy (counted by the connections)
         self._dns: dict[tuple[str, int], tuple[float, list[Any]]] = {}
         # made here when files are named, so a bad --cacert stops the run at once
         self._tls_context = _tls(config) if config.cacert or config.cert else None
@@ -417,16 +424,11 @@ class LeanTransport:
         if deadline is not None:
             left = deadline - self.loop.time()
             timeout = left if timeout is None else min(timeout, left)
-        self._open += 1
         try:
             async with asyncio.timeout(timeout):
                 return await self._connect(origin)
         except TimeoutError:
-            self._open -= 1
             raise RequestTimeout("connecting timed out") from None
-        except BaseException:
-            self._open -= 1
-            raise
 
     def _close_an_idle_one(self) -> None:
         oldest: _Connection | None = None
