@@ -260,6 +260,25 @@ async def test_slowloris_headers_end_with_the_timeout(http: HTTP):
             await get(http, server.url("/"), timeout=0.5)
 
 
+async def test_each_request_keeps_its_own_timeout_beside_longer_ones(http: HTTP):
+    release = asyncio.Event()
+
+    async def answer(conn: Conn) -> None:
+        while (seen := await conn.request()) is not None:
+            if seen.line.split()[1] == "/long":
+                await release.wait()
+            else:
+                await asyncio.sleep(BOUND_SERVER)  # /short: never in time
+            conn.write(response(b"late"))
+
+    async with RawServer(answer) as server:
+        long = asyncio.ensure_future(get(http, server.url("/long"), timeout=8))
+        with pytest.raises(RequestTimeout):  # not held until the longer deadline
+            await asyncio.wait_for(get(http, server.url("/short"), timeout=0.3), 4)
+        release.set()
+        assert (await long).content == b"late"
+
+
 async def test_a_hundred_thousand_headers_are_refused_not_held(http: HTTP):
     async def answer(conn: Conn) -> None:
         if await conn.request() is not None:

@@ -26,7 +26,7 @@ from ._exceptions import InputError, InvalidRequest
 from ._models import Request, Result
 from ._redact import redact, redact_url
 from ._resume import IdSet, id_hash
-from ._types import Item
+from ._types import PLAIN_URL, Item
 
 __all__ = [
     "MAX_LINE_BYTES",
@@ -317,10 +317,18 @@ _BAD_URL_CHARS = re.compile(r"[\s\x00]")
 def _check_url(request: Request) -> str | None:
     """Why ``request.url`` cannot be requested, or None when it can.
 
-    On success the parsed URL is kept in ``request.target``, and the transport hands that to
-    aiohttp, so each URL is parsed once per run, not once here and again there.
+    A plain URL (``PLAIN_URL``) is checked without parsing; any other, on success, is kept
+    parsed in ``request.target``, which the transport is handed, so it is parsed once a run.
     """
     url = request.url
+    plain = PLAIN_URL.match(url)
+    if plain is not None:  # no parse needed (the transport checks the same way)
+        rest = plain[1].partition("://")[2]
+        host = rest if rest[-1] == "]" or ":" not in rest else rest.rpartition(":")[0]
+        if host[-1].isdigit() and _bad_ipv4(host):
+            return f"the host {host!r} is not an IPv4 address (each part is 0 to 255)"
+        if not rest.endswith((":80", ":443")):  # those are parsed: the port goes from the key
+            return None
     if not url:
         return "the URL is empty"
     # (isprintable() is false for every \s but " " and for \x00, and twice as quick as the

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import math
 import re
 import socket
 import ssl
@@ -32,6 +33,7 @@ from .._config import Config
 from .._decoding import ACCEPT_ENCODING
 from .._exceptions import ConnectError, InvalidRequest, RequestError, RequestTimeout, UsageError
 from .._redact import redact
+from .._types import PLAIN_URL
 from .._version import __version__
 from ._base import tls_context, tls_error
 
@@ -44,12 +46,6 @@ _KEEPALIVE = 15.0  # seconds an idle connection is kept (aiohttp's default too)
 _DNS_TTL = 300.0
 _NO_SUCH_NAME = frozenset(
     getattr(socket, name) for name in ("EAI_NONAME", "EAI_NODATA") if hasattr(socket, name)
-)
-# A URL that needs no quoting: sent as it is written. Anything else (spaces, non-ASCII, a
-# fragment, userinfo) goes through yarl, as aiohttp sends it.
-_PLAIN_URL = re.compile(
-    r"(https?://[A-Za-z0-9.\-]+(?::[0-9]{1,5})?|https?://\[[0-9A-Fa-f:.]+\](?::[0-9]{1,5})?)"
-    r"([/?][A-Za-z0-9\-._~!$&'()*+,;=:@/?%]*)?\Z"
 )
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
@@ -117,7 +113,7 @@ class _Connection(asyncio.Protocol):
         self.closed = False
         self.idle_since = 0.0
         self._waiter: asyncio.Future[None] | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        self.deadline: float | None = None  # when this exchange times out (loop time)
         self._reset()
 
     def _reset(self) -> None:
@@ -254,7 +250,7 @@ class _Connection(asyncio.Protocol):
             self.transport.abort()
 
     def timed_out(self) -> None:
-        self._timer = None
+        self.pool._busy.discard(self)
         self._fail(RequestTimeout("the request timed out"))
 
     async def wait(self) -> None:
@@ -269,19 +265,19 @@ class _Connection(asyncio.Protocol):
         if self.error is not None:
             raise self.error
 
-    def send(self, head: bytes, timeout: float | None, no_body: bool) -> None:
+    def send(self, head: bytes, deadline: float | None, no_body: bool) -> None:
         assert self.transport is not None
         self.busy = True
         self.no_body = no_body
-        if timeout is not None:
-            self._timer = self.pool.loop.call_later(timeout, self.timed_out)
+        if deadline is not None:
+            self.pool._watch(self, deadline)
         self.transport.write(head)
 
     def done(self) -> None:
         """The exchange is over: back to the pool when it ended cleanly, else closed."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        if self.deadline is not None:
+            self.deadline = None
+            self.pool._busy.discard(self)
         if self.complete and self.keep_alive and self.error is None and not self.closed:
             if self.paused and self.transport is not None:
                 self.transport.resume_reading()
@@ -374,6 +370,11 @@ class LeanTransport:
         self._defaults = block
         self._default_block = "".join(block.values())
         self._closed = False
+        # Timeouts: one timer for the run, set for the nearest deadline of the exchanges in
+        # flight, not one per request (a timer made and cancelled is most of a microsecond).
+        self._busy: set[_Connection] = set()
+        self._sweep: asyncio.TimerHandle | None = None
+        self._sweep_at = math.inf
         self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]  # on first use
 
     def _tls(self) -> ssl.SSLContext:
@@ -405,6 +406,32 @@ class LeanTransport:
             return
         conn.idle_since = time.monotonic()
         conn.origin.idle.append(conn)
+
+    def _watch(self, conn: _Connection, deadline: float) -> None:
+        conn.deadline = deadline
+        self._busy.add(conn)
+        if deadline < self._sweep_at:
+            if self._sweep is not None:
+                self._sweep.cancel()
+            self._sweep_at = deadline
+            self._sweep = self.loop.call_at(deadline, self._expire)
+
+    def _expire(self) -> None:
+        """Fail the exchanges whose time is up; set the timer for the next deadline."""
+        self._sweep, self._sweep_at = None, math.inf
+        now = self.loop.time() + 0.001  # the loop's timers are in milliseconds
+        nearest = math.inf
+        for conn in list(self._busy):
+            deadline = conn.deadline
+            if deadline is None:
+                self._busy.discard(conn)
+            elif deadline <= now:
+                conn.timed_out()
+            elif deadline < nearest:
+                nearest = deadline
+        if nearest < math.inf:
+            self._sweep_at = nearest
+            self._sweep = self.loop.call_at(nearest, self._expire)
 
     def _lost(self, conn: _Connection) -> None:
         self._open -= 1
@@ -578,7 +605,7 @@ class LeanTransport:
             loop = self.loop = asyncio.get_running_loop()
         if method not in _METHODS and not _TOKEN.match(method):
             raise InvalidRequest(f"invalid method: {method[:40]!r}")
-        plain = _PLAIN_URL.match(url) if params is None and isinstance(url, str) else None
+        plain = PLAIN_URL.match(url) if params is None and isinstance(url, str) else None
         parsed: URL | None = None
         if plain is not None:
             text: str | None = url  # type: ignore[assignment]
@@ -618,8 +645,7 @@ class LeanTransport:
         head = self._head(method, target, origin, headers, body, isinstance(data, str))
         deadline = None if timeout is None else loop.time() + timeout
         conn = await self._connection(origin, deadline)
-        left = None if deadline is None else max(deadline - loop.time(), 0.0)
-        conn.send(head if body is None else head + body, left, method == "HEAD")
+        conn.send(head if body is None else head + body, deadline, method == "HEAD")
         try:
             while not conn.head_done:
                 await conn.wait()
@@ -630,6 +656,9 @@ class LeanTransport:
 
     async def aclose(self) -> None:
         self._closed = True
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
         for origin in self._origins.values():
             for conn in origin.idle:
                 if conn.transport is not None and not conn.closed:
