@@ -48,6 +48,7 @@ LAYERS: list[set[str]] = [
         "_transports._base",
         "_transports._aiohttp",
         "_transports._lean",
+        "_transports._http2",
         "_transports._mock",
         "_transports",
     },
