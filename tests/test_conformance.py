@@ -178,6 +178,14 @@ async def test_the_request_line_and_host_are_as_the_url_says(http: HTTP):
     assert hosts == {f"127.0.0.1:{server.port}"}
 
 
+async def test_a_name_is_resolved_and_each_of_its_addresses_tried(http: HTTP):
+    async with RawServer(lambda c: answer_each(c, response(b"by name"))) as server:
+        url = server.url("/").replace("127.0.0.1", "localhost")  # ::1 may come first: refused
+        got = await asyncio.gather(*(get(http, url) for _ in range(5)))
+        assert [g.content for g in got] == [b"by name"] * 5
+        assert {s.headers["host"] for s in server.seen} == {f"localhost:{server.port}"}
+
+
 async def test_ipv6_loopback_is_reached():
     try:
         socket.socket(socket.AF_INET6).close()

@@ -28,7 +28,13 @@ class Exchange(Protocol):
     status: int
     reason: str | None
     headers: Mapping[str, str]
-    url: URL  # the URL the request went to, query included
+
+    @property
+    def url(self) -> URL:
+        """The URL the request went to, query included (parsed when asked: only a redirect
+        needs it)."""
+        ...
+
     content_length: int | None
 
     async def read(self) -> bytes:

@@ -52,6 +52,17 @@ _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"
 _NO_BODY_STATUS = frozenset({204, 304})
 
 
+def _ip_family(host: str) -> int | None:
+    """The address family of an IP address, or None for a name."""
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host)
+        except OSError:
+            continue
+        return family
+    return None
+
+
 class _Proxy:
     """An http:// forward proxy: plain requests go to it in absolute form, https ones
     through a CONNECT tunnel; its credentials go to it only."""
@@ -360,6 +371,7 @@ class LeanTransport:
         self._origins: dict[str, _Origin] = {}
         self._open = 0  # connections open, idle or busy (counted by the connections)
         self._dns: dict[tuple[str, int], tuple[float, list[Any]]] = {}
+        self._resolving: dict[tuple[str, int], asyncio.Future[list[tuple[int, Any]]]] = {}
         # made here when files are named, so a bad --cacert stops the run at once
         self._tls_context = _tls(config) if config.cacert or config.cert else None
         block = {
@@ -526,11 +538,25 @@ class LeanTransport:
         conn.transport = cast(asyncio.Transport, tunnelled)
 
     async def _resolve(self, host: str, port: int) -> list[tuple[int, Any]]:
+        """The addresses of ``host``: an IP address as it is; a name looked up off the loop,
+        once for all the connections that ask at the same time, and kept five minutes."""
         key = (host, port)
         known = self._dns.get(key)
         now = time.monotonic()
         if known is not None and known[0] > now:
             return known[1]
+        family = _ip_family(host)
+        if family is not None:
+            addresses: list[tuple[int, Any]] = [(family, (host, port))]
+            self._dns[key] = (math.inf, addresses)
+            return addresses
+        pending = self._resolving.get(key)
+        if pending is None:
+            pending = self._resolving[key] = asyncio.ensure_future(self._lookup(host, port))
+            pending.add_done_callback(lambda _: self._resolving.pop(key, None))
+        return await asyncio.shield(pending)
+
+    async def _lookup(self, host: str, port: int) -> list[tuple[int, Any]]:
         try:
             infos = await self.loop.getaddrinfo(
                 host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
@@ -542,7 +568,7 @@ class LeanTransport:
         addresses: list[tuple[int, Any]] = [(info[0], info[4][:2]) for info in infos]
         if len(self._dns) > 10_000:
             self._dns.clear()
-        self._dns[key] = (now + _DNS_TTL, addresses)
+        self._dns[(host, port)] = (time.monotonic() + _DNS_TTL, addresses)
         return addresses
 
     # -- one request ----------------------------------------------------------------------

@@ -21,9 +21,9 @@ class _Answer:
     """A handler's ``Response`` as an ``Exchange``: its body whole, its content type as a
     header (a handler may give ``content_type=`` instead of one)."""
 
-    __slots__ = ("_body", "content_length", "headers", "reason", "status", "url")
+    __slots__ = ("_body", "_url", "content_length", "headers", "reason", "status")
 
-    def __init__(self, response: Response, url: URL) -> None:
+    def __init__(self, response: Response, url: URL | str) -> None:
         headers = dict(response.headers)
         if response.content_type and not any(k.lower() == "content-type" for k in headers):
             charset = f"; charset={response.charset}" if response.charset else ""
@@ -31,9 +31,15 @@ class _Answer:
         self.status = response.status
         self.reason: str | None = response.reason
         self.headers: Mapping[str, str] = headers
-        self.url = url
+        self._url = url
         self._body = response.content
         self.content_length: int | None = len(response.content)
+
+    @property
+    def url(self) -> URL:  # parsed only for a redirect: the hot path never asks
+        if isinstance(self._url, str):
+            self._url = URL(self._url)
+        return self._url
 
     async def read(self) -> bytes:
         return self._body
@@ -70,9 +76,9 @@ class MockTransport:
         timeout: float | None,
     ) -> _Answer:
         self.calls += 1
-        target = url if isinstance(url, URL) else URL(url)
+        target: URL | str = url
         if params:
-            target = target.update_query({k: str(v) for k, v in params.items()})
+            target = URL(url).update_query({k: str(v) for k, v in params.items()})
         sent = Request(str(target), method=method, headers=headers, params=params)
         sent.data = data
         try:
