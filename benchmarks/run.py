@@ -433,8 +433,10 @@ def report(figures: list[Figure], repeats: int) -> str:
         if ref is None:  # the output formats: each against JSON lines, in CPU per request
             ref = next((f for f in figs if f.client == "fanfetch_cli"), None)
         lines += [f"## {scenario}", ""]
+        pinned = "pinned" in scenario  # CPU per request is the figure: its ratio, its spread
         against = (
-            "vs aiohttp_pool" if ref is None or ref.client == "aiohttp_pool"
+            "CPU vs aiohttp_pool" if pinned
+            else "vs aiohttp_pool" if ref is None or ref.client == "aiohttp_pool"
             else "CPU vs JSON lines"
         )  # fmt: skip
         lines += [
@@ -443,14 +445,19 @@ def report(figures: list[Figure], repeats: int) -> str:
         ]
         for f in figs:
             lo, hi = f.spread("wall")
-            if ref is not None and ref.client == "fanfetch_cli" and ref.runs:
+            cpu = f"{f.cpu_us:,.0f}"
+            if pinned and ref is not None and ref.runs:
+                ratio = f"{f.cpu_us / ref.cpu_us:.2f}x"
+                c_lo, c_hi = (x / f.requests * 1e6 for x in f.spread("cpu"))
+                cpu += f" [{c_lo:,.0f}-{c_hi:,.0f}]"
+            elif ref is not None and ref.client == "fanfetch_cli" and ref.runs:
                 ratio = f"{f.cpu_us / ref.cpu_us - 1:+.0%}"
             else:
                 ratio = f"{f.rate / ref.rate:.2f}x" if ref and ref.runs else "-"
             ok = min(r.ok for r in f.runs)
             lines.append(
                 f"| {f.client} | {f.requests:,} | {f.rate:,.0f} | {f.median('wall'):.2f} "
-                f"[{lo:.2f}-{hi:.2f}] | {f.cpu_us:,.0f} | {max(r.rss_mb for r in f.runs):,.1f} | "
+                f"[{lo:.2f}-{hi:.2f}] | {cpu} | {max(r.rss_mb for r in f.runs):,.1f} | "
                 f"{ok:,} | {ratio} |"
             )
         lines.append("")

@@ -365,9 +365,10 @@ class DroppingServer:
 
 
 class ForwardProxy:
-    """A small HTTP forward proxy on 127.0.0.1 (absolute-form requests, one per connection)
-    that counts what passed through it and, given ``credentials``, answers 407 to a request
-    without the matching ``Proxy-Authorization``. It forwards to loopback only."""
+    """A small HTTP forward proxy on 127.0.0.1 (absolute-form requests, one per connection,
+    and CONNECT tunnels for https) that counts what passed through it and, given
+    ``credentials``, answers 407 to a request without the matching ``Proxy-Authorization``.
+    It forwards to loopback only."""
 
     def __init__(self, credentials: str | None = None) -> None:
         self.credentials = credentials
@@ -410,6 +411,9 @@ class ForwardProxy:
                              b"Connection: close\r\n\r\n")  # fmt: skip
                 await writer.drain()
                 return
+        if method == "CONNECT":  # a tunnel, for https: bytes both ways, untouched
+            await self._tunnel(target, reader, writer)
+            return
         parts = urlsplit(target)
         assert parts.hostname in ("127.0.0.1", "127.0.0.2", "localhost"), target
         self.seen.append(target)
@@ -434,6 +438,26 @@ class ForwardProxy:
             while chunk := await up_reader.read(65536):
                 writer.write(chunk)
             await writer.drain()
+        finally:
+            up_writer.close()
+
+    async def _tunnel(
+        self, target: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        host, _, port = target.rpartition(":")
+        assert host in ("127.0.0.1", "localhost"), target
+        self.seen.append(f"CONNECT {target}")
+        up_reader, up_writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            while chunk := await src.read(65536):
+                dst.write(chunk)
+                await dst.drain()
+            dst.close()
+
+        try:
+            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
         finally:
             up_writer.close()
 

@@ -164,6 +164,34 @@ async def test_a_server_that_wants_a_client_certificate_gets_the_one_given(
         await runner.cleanup()
 
 
+async def test_https_goes_through_the_proxy_in_a_tunnel_with_its_credentials(
+    ca: trustme.CA, tmp_path: Path, locked_proxy: ForwardProxy
+):
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    runner, url = await _https(context)
+    try:
+        bundle = tmp_path / "ca.pem"
+        ca.cert_pem.write_to_path(str(bundle))
+        proxy_url = locked_proxy.url.replace("://", f"://bob:{SECRET}@")
+        stdin = "".join(f"{url}?n={i}\n" for i in range(3)).encode()
+        result = await run_cli("run", "-", "--proxy", proxy_url, "--cacert", str(bundle),
+                               stdin=stdin)  # fmt: skip
+        assert result.status == 0, result.stderr
+        assert all(r["body"]["tls"] is True for r in result.records)
+        port = url.split(":")[2].rstrip("/")
+        assert locked_proxy.seen and set(locked_proxy.seen) == {f"CONNECT 127.0.0.1:{port}"}
+        assert locked_proxy.refused == 0
+        assert_no_secret(result.stdout, result.stderr)
+        refused = await run_cli("run", "-", "--proxy", locked_proxy.url, "--cacert",
+                                str(bundle), stdin=stdin)  # fmt: skip
+        assert refused.status == 1
+        assert all("407" in r["error"]["message"] for r in refused.records)
+        assert all(r["attempts"] == 1 for r in refused.records)  # asking again will not help
+    finally:
+        await runner.cleanup()
+
+
 async def test_missing_certificate_files_are_usage_errors(tmp_path: Path):
     for flag in ("--cacert", "--cert", "--key"):
         result = await run_cli("run", "-", flag, str(tmp_path / "none.pem"), stdin=b"")
