@@ -67,7 +67,7 @@ class _Proxy:
     """An http:// forward proxy: plain requests go to it in absolute form, https ones
     through a CONNECT tunnel; its credentials go to it only."""
 
-    __slots__ = ("auth", "host", "port")
+    __slots__ = ("auth", "host", "port")  # auth: the Proxy-Authorization value, or ""
 
     def __init__(self, url: str) -> None:
         parsed = URL(url)
@@ -80,7 +80,7 @@ class _Proxy:
         self.auth = ""
         if parsed.user is not None:
             token = base64.b64encode(f"{parsed.user}:{parsed.password or ''}".encode()).decode()
-            self.auth = f"Proxy-Authorization: Basic {token}\r\n"
+            self.auth = f"Basic {token}"
 
 
 class _Origin:
@@ -508,7 +508,8 @@ class LeanTransport:
         """CONNECT through ``proxy`` to ``origin``, then TLS inside the tunnel."""
         host = origin.host
         where = f"[{host}]:{origin.port}" if ":" in host else f"{host}:{origin.port}"
-        head = f"CONNECT {where} HTTP/1.1\r\nHost: {where}\r\n{proxy.auth}\r\n"
+        auth = f"Proxy-Authorization: {proxy.auth}\r\n" if proxy.auth else ""
+        head = f"CONNECT {where} HTTP/1.1\r\nHost: {where}\r\n{auth}\r\n"
         conn.send(head.encode(), None, True)
         try:
             while not conn.head_done:
@@ -586,7 +587,7 @@ class LeanTransport:
         if proxy is not None and not origin.tls:
             target = origin.key + target  # absolute form, for the proxy to read
             if proxy.auth:
-                headers = {**(headers or {}), "Proxy-Authorization": proxy.auth[21:-2]}
+                headers = {**(headers or {}), "Proxy-Authorization": proxy.auth}
         if headers is None and body is None:
             return (
                 f"{method} {target} HTTP/1.1\r\nHost: {origin.host_header}\r\n"
