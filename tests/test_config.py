@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 
 import pytest
 
@@ -128,3 +129,15 @@ def test_auto_is_the_lean_transport_unless_the_run_needs_what_only_aiohttp_does(
     assert transport_name(fanfetch.make_config(proxy="socks5://127.0.0.1:1080")) == "aiohttp"
     assert transport_name(fanfetch.make_config(proxy="https://127.0.0.1:3128")) == "aiohttp"
     assert transport_name(fanfetch.make_config(transport="aiohttp")) == "aiohttp"
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("HTTPS_PROXY", "https://127.0.0.1:3128")
+        assert transport_name(fanfetch.make_config(trust_env=True)) == "aiohttp"
+        assert transport_name(fanfetch.make_config()) == "lean"  # the environment unread
+
+
+def test_http2_without_its_extra_is_a_one_line_error_naming_the_install(monkeypatch):
+    from fanfetch._transports._http2 import Http2Transport
+
+    monkeypatch.setitem(sys.modules, "pyreqwest.client", None)  # as if not installed
+    with pytest.raises(fanfetch.UsageError, match=r"pip install 'fanfetch\[http2\]'"):
+        Http2Transport(fanfetch.make_config(http2=True))

@@ -9,6 +9,7 @@ only by a run that uses it: it is a tenth of a second of every start-up.)
 from __future__ import annotations
 
 import importlib
+import urllib.request
 from collections.abc import Mapping
 
 from .._config import Config
@@ -35,12 +36,16 @@ TRANSPORTS: Mapping[str, str] = {
 
 def transport_name(config: Config) -> str:
     """The transport a run uses: the one named, or for ``auto`` the lean one unless the run
-    asks for what only aiohttp does (a cookie jar, a socks or https:// proxy)."""
+    asks for what only aiohttp does (a cookie jar, a socks or https:// proxy, given or, with
+    ``trust_env``, from the environment)."""
     name = config.transport
     if name != "auto":
         return name
-    proxy = config.proxy or ""
-    if config.cookies or (proxy and not proxy.startswith("http://")):
+    proxies = [config.proxy] if config.proxy else []
+    if config.trust_env and not config.proxy:
+        env = urllib.request.getproxies_environment()
+        proxies = [env[scheme] for scheme in ("http", "https") if env.get(scheme)]
+    if config.cookies or any(not p.startswith("http://") for p in proxies):
         return "aiohttp"
     return "lean"
 
