@@ -10,11 +10,14 @@ import math
 import time
 from collections import Counter
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._events import Event, Finished, Retrying, RunEnded, RunStarted
 from ._resume import ResumeState
 from ._types import Clock
+
+if TYPE_CHECKING:
+    from ._models import Result
 
 __all__ = ["LatencyHistogram", "Stats", "kind_counts", "kinds", "summary_lines", "summary_rows"]
 
@@ -80,17 +83,23 @@ class Stats:
         if attempts:
             self.latency.add(elapsed_ms)
 
+    def finished(self, result: Result) -> None:
+        """One request finished: what the engine calls per request, without an event."""
+        error = result.error
+        status = result.status
+        self.done += 1
+        if status is not None:
+            self.statuses[status] += 1
+        if result.ok:
+            self.ok += 1
+        else:
+            self.errors["http_status" if error is None else error.type] += 1
+        if result.attempts:
+            self.latency.add(result.elapsed_ms)
+
     def __call__(self, event: Event) -> None:
-        if type(event) is Finished:  # once per request: the one case to be quick about
-            result = event.result
-            error = result.error
-            self.count(
-                result.ok,
-                result.status,
-                None if error is None else error.type,
-                result.attempts,
-                result.elapsed_ms,
-            )
+        if type(event) is Finished:
+            self.finished(event.result)
         elif isinstance(event, Retrying):
             self.retries += 1
         elif isinstance(event, RunStarted):
