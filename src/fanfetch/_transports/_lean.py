@@ -636,7 +636,9 @@ class LeanTransport:
         parsed: URL | None = None
         if plain is not None:
             text: str | None = url  # type: ignore[assignment]
-            origin = self._origins.get(plain[1]) or self._origin(URL(url))
+            origin = self._origins.get(plain[1])
+            if origin is None:  # kept under the URL's own spelling too (Example.COM, :80)
+                origin = self._origins[plain[1]] = self._origin(URL(url))
             target = plain[2] or "/"
         else:
             if params or not isinstance(url, URL):
