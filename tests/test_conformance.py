@@ -12,14 +12,14 @@ import asyncio
 import gzip
 import socket
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import orjson
 import pytest
 import trustme
 
-from fanfetch import Config, Request, Response
+from fanfetch import Config, Request, Response, Timeouts
 from fanfetch._exceptions import (
     BodyTooLarge,
     ConnectError,
@@ -285,6 +285,43 @@ async def test_each_request_keeps_its_own_timeout_beside_longer_ones(http: HTTP)
             await asyncio.wait_for(get(http, server.url("/short"), timeout=0.3), 4)
         release.set()
         assert (await long).content == b"late"
+
+
+@pytest.fixture
+def black_hole() -> Iterator[str]:
+    """A port whose listen queue is full: a connection attempt to it gets no answer at all."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    port = server.getsockname()[1]
+    filling = []
+    for _ in range(4):
+        client = socket.socket()
+        client.setblocking(False)
+        try:
+            client.connect(("127.0.0.1", port))
+        except BlockingIOError:
+            pass
+        filling.append(client)
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        for client in filling:
+            client.close()
+        server.close()
+
+
+@pytest.mark.parametrize("name", sorted(TRANSPORTS))
+async def test_the_connect_timeout_ends_a_connection_that_is_never_accepted(
+    name: str, black_hole: str
+):
+    config = Config(transport=name, timeouts=Timeouts(attempt=60, connect=0.3))
+    transport = open_transport(config)
+    try:
+        with pytest.raises(RequestTimeout):  # long before the attempt's 60 s
+            await asyncio.wait_for(HTTP(config, transport).send(Request(black_hole), 60), 10)
+    finally:
+        await transport.aclose()
 
 
 async def test_a_hundred_thousand_headers_are_refused_not_held(http: HTTP):
