@@ -60,6 +60,22 @@ async def test_two_workers_write_one_record_per_line_and_hold_the_concurrency_li
     assert "requests   401" in result.stderr
 
 
+async def test_workers_sending_big_records_at_once_lose_none_and_never_seem_dead(
+    api: LoopbackAPI, tmp_path: Path
+):
+    """Batches of big records take long to send up the pipe: two sends at once from one
+    worker once interleaved their bytes, and the parent took the worker for dead."""
+    src = tmp_path / "in.txt"
+    src.write_text("".join(api.url(f"/big/150000?n={i}") + "\n" for i in range(600)))
+    out = tmp_path / "out.jsonl"
+    result = await run_cli("run", str(src), "-o", str(out), "--workers", "2", "-c", "100")
+    assert result.status == 0, result.stderr[-2000:]
+    assert "died" not in result.stderr
+    records = read_records(out)
+    assert sorted(r["id"] for r in records) == list(range(1, 601))
+    assert all(r["ok"] and len(r["body"]) == 150000 for r in records)
+
+
 @pytest.mark.slow
 async def test_resume_works_the_same_with_workers(api: LoopbackAPI, tmp_path: Path):
     src = tmp_path / "in.txt"

@@ -135,12 +135,19 @@ async def _worker(config: Config, inbox: Connection, outbox: Connection) -> None
     pending: list[WorkerRecord] = []
     include = config.include_headers
 
+    sending = asyncio.Lock()
+
     async def send() -> None:
-        """The records so far, with what this worker's ``Stats`` counted since the last."""
-        batch, pending[:] = list(pending), []
-        counts, tally[0] = tally[0].counts(), Stats()
-        if batch or counts["done"] or counts["retries"]:
-            await loop.run_in_executor(None, outbox.send, (batch, counts))
+        """The records so far, with what this worker's ``Stats`` counted since the last.
+
+        One send at a time: ``Connection.send`` from two executor threads at once interleaves
+        their bytes, and the parent, reading a message it cannot unpickle, takes the worker
+        for dead (seen with 140 KB bodies, where a batch takes long to send)."""
+        async with sending:
+            batch, pending[:] = list(pending), []
+            counts, tally[0] = tally[0].counts(), Stats()
+            if batch or counts["done"] or counts["retries"]:
+                await loop.run_in_executor(None, outbox.send, (batch, counts))
 
     async def sink(result: Result) -> None:
         pending.append((result.request.seq, encode_result(result, include_headers=include)))
