@@ -82,11 +82,14 @@ def _pin(cpu: int | None) -> Any:
 def _test_ca(tmp: str) -> Iterator[tuple[str, str]]:
     """A certificate for 127.0.0.1 from a CA made here, trusted by the clients started while
     this lasts: SSL_CERT_FILE for those that read it, FANFETCH_BENCH_CA for the rest."""
-    import trustme
-
-    ca = trustme.CA()
-    ca.issue_cert("127.0.0.1").private_key_and_cert_chain_pem.write_to_path(f"{tmp}/server.pem")
-    ca.cert_pem.write_to_path(f"{tmp}/ca.pem")
+    # made in a process of its own: importing trustme (cryptography) here would grow this
+    # process, and a client's peak RSS as os.wait4 reports it starts from its parent's size
+    script = (
+        "import sys, trustme; ca = trustme.CA(); tmp = sys.argv[1]; "
+        "cert = ca.issue_cert('127.0.0.1').private_key_and_cert_chain_pem; "
+        "cert.write_to_path(tmp + '/server.pem'); ca.cert_pem.write_to_path(tmp + '/ca.pem')"
+    )
+    subprocess.run([PY, "-c", script, tmp], check=True)
     saved = {k: os.environ.get(k) for k in ("SSL_CERT_FILE", "FANFETCH_BENCH_CA")}
     os.environ["SSL_CERT_FILE"] = os.environ["FANFETCH_BENCH_CA"] = f"{tmp}/ca.pem"
     try:
