@@ -97,14 +97,17 @@ async def test_bad_lines_become_invalid_request_records_and_the_run_goes_on(
         + b"\xff\xfe\x00garbage\n"
         + b"http:"
         b"//user:hunter2@127.0.0.1/x\n"  # refused before any request is made
-         + api.url("/ok/8").encode() + b"\n"
+        + api.url("/ok/8").encode()
+        + b"\n"
+        + b"http://127.0.0.1:99999/port\n"  # plain to look at, but no port is that high
+        + b"http://127.0.0.300/x\n"
     )
     result = await run_cli("run", str(src), "-q")
     assert result.status == 1
     records = {r["id"]: r for r in result.records}
-    assert sorted(records) == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert sorted(records) == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
     assert records[2]["ok"] and records[8]["ok"]
-    for line in (1, 3, 4, 5, 6, 7):
+    for line in (1, 3, 4, 5, 6, 7, 9, 10):
         error = records[line]["error"]
         assert isinstance(error, dict)
         assert error["type"] == "invalid_request"

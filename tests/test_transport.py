@@ -60,6 +60,14 @@ async def test_no_transport_quietly_resends_on_a_dropped_connection(
     assert dropping.connections == 1  # one attempt, as the record will say
 
 
+async def test_a_url_no_transport_can_use_is_an_invalid_request(transport):
+    from fanfetch._exceptions import InvalidRequest
+
+    for url in ("http://127.0.0.1:99999/", "http://127.0.0.1:99999/?q=1"):
+        with pytest.raises(InvalidRequest):  # not a ValueError out of the run
+            await transport.send(Request(url), 5)
+
+
 async def test_params_headers_and_data_are_sent(api: LoopbackAPI, transport):
     request = Request(
         api.url("/echo"),

@@ -327,7 +327,10 @@ def _check_url(request: Request) -> str | None:
         host = rest if rest[-1] == "]" or ":" not in rest else rest.rpartition(":")[0]
         if host[-1].isdigit() and _bad_ipv4(host):
             return f"the host {host!r} is not an IPv4 address (each part is 0 to 255)"
-        if not rest.endswith((":80", ":443")):  # those are parsed: the port goes from the key
+        # parsed after all: an explicit default port (it goes from the per-host key), or a
+        # five-digit port over 65535 (yarl then says so)
+        high = rest[-6:-5] == ":" and rest[-5:].isdigit() and int(rest[-5:]) > 65535
+        if not high and not rest.endswith((":80", ":443")):
             return None
     if not url:
         return "the URL is empty"

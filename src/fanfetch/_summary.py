@@ -86,16 +86,13 @@ class Stats:
     def finished(self, result: Result) -> None:
         """One request finished: what the engine calls per request, without an event."""
         error = result.error
-        status = result.status
-        self.done += 1
-        if status is not None:
-            self.statuses[status] += 1
-        if result.ok:
-            self.ok += 1
-        else:
-            self.errors["http_status" if error is None else error.type] += 1
-        if result.attempts:
-            self.latency.add(result.elapsed_ms)
+        self.count(
+            result.ok,
+            result.status,
+            None if error is None else error.type,
+            result.attempts,
+            result.elapsed_ms,
+        )
 
     def __call__(self, event: Event) -> None:
         if type(event) is Finished:

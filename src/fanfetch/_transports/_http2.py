@@ -176,9 +176,12 @@ class Http2Transport:
     ) -> _Exchange:
         if self._client is None:
             self._client = self._builder.build()  # inside the loop: pyreqwest wants one
-        parsed = URL(url) if isinstance(url, str) else url
-        if params:
-            parsed = parsed.extend_query(params)
+        try:
+            parsed = URL(url) if isinstance(url, str) else url
+            if params:
+                parsed = parsed.extend_query(params)
+        except (ValueError, TypeError) as exc:
+            raise InvalidRequest(f"invalid URL: {redact(str(url))}: {exc}") from None
         if parsed.scheme not in ("http", "https") or not parsed.raw_host:
             raise InvalidRequest(f"invalid URL: {redact(str(parsed))}")
         try:

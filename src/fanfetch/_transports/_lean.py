@@ -518,7 +518,6 @@ class LeanTransport:
             conn.done()
             raise
         status = conn.status
-        conn.busy = False
         conn._reset()
         if status != 200:
             conn._close()
@@ -554,8 +553,13 @@ class LeanTransport:
         pending = self._resolving.get(key)
         if pending is None:
             pending = self._resolving[key] = asyncio.ensure_future(self._lookup(host, port))
-            pending.add_done_callback(lambda _: self._resolving.pop(key, None))
+            pending.add_done_callback(lambda done: self._looked_up(key, done))
         return await asyncio.shield(pending)
+
+    def _looked_up(self, key: tuple[str, int], done: asyncio.Future[Any]) -> None:
+        self._resolving.pop(key, None)
+        if not done.cancelled():
+            done.exception()  # retrieved: when every asker was cancelled, none would
 
     async def _lookup(self, host: str, port: int) -> list[tuple[int, Any]]:
         try:
@@ -638,7 +642,11 @@ class LeanTransport:
             text: str | None = url  # type: ignore[assignment]
             origin = self._origins.get(plain[1])
             if origin is None:  # kept under the URL's own spelling too (Example.COM, :80)
-                origin = self._origins[plain[1]] = self._origin(URL(url))
+                try:
+                    parsed_once = URL(url)
+                except ValueError as exc:  # a port over 65535: plain to look at, not to use
+                    raise InvalidRequest(f"invalid URL: {redact(str(url))}: {exc}") from None
+                origin = self._origins[plain[1]] = self._origin(parsed_once)
             target = plain[2] or "/"
         else:
             if params or not isinstance(url, URL):
