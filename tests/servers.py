@@ -96,6 +96,7 @@ class LoopbackAPI:
         r.add_get("/big/{size}", self._big)
         r.add_get("/notjson", self._notjson)
         r.add_route("*", "/echo", self._echo)
+        r.add_get("/link/{to}", self._link)
         r.add_get("/item/{n}", self._item)
         r.add_get("/pages/{kind}/{n}", self._pages)
         r.add_get("/job/{id}", self._job)
@@ -322,15 +323,25 @@ class LoopbackAPI:
             body["cursor"] = f"c{k + 1}" if k < n else None
         return web.json_response(body, headers=headers)
 
+    async def _link(self, request: web.Request) -> web.Response:
+        """An empty page whose next link is ``to``, base64url-encoded in the path (so that
+        neither the record's URL nor the body shows it)."""
+        to = base64.urlsafe_b64decode(request.match_info["to"]).decode()
+        return web.json_response({}, headers={"Link": f'<{to}>; rel="next"'})
+
     async def _echo(self, request: web.Request) -> web.Response:
+        """What the request was; ``?link=URL`` adds ``Link: <URL>; rel="next"`` (a next page
+        wherever a test wants it)."""
         body = await request.read()
+        link = request.query.get("link")
         return web.json_response(
             {
                 "method": request.method,
                 "query": dict(request.query),
                 "headers": dict(request.headers),
                 "body": body.decode("utf-8", "replace"),
-            }
+            },
+            headers={"Link": f'<{link}>; rel="next"'} if link else None,
         )
 
 
@@ -373,6 +384,7 @@ class ForwardProxy:
     def __init__(self, credentials: str | None = None) -> None:
         self.credentials = credentials
         self.seen: list[str] = []  # the absolute URLs it forwarded
+        self.asked: list[str] = []  # the absolute URLs it was asked for, forwarded or not
         self.refused = 0
         self.port = 0
         self._server: asyncio.Server | None = None
@@ -414,6 +426,7 @@ class ForwardProxy:
         if method == "CONNECT":  # a tunnel, for https: bytes both ways, untouched
             await self._tunnel(target, reader, writer)
             return
+        self.asked.append(target)
         parts = urlsplit(target)
         assert parts.hostname in ("127.0.0.1", "127.0.0.2", "localhost"), target
         self.seen.append(target)

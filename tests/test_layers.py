@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "src" / "fanfetch"
 LAYERS: list[set[str]] = [
     {"_version", "_types", "_tuning", "_loop", "_channel", "_decoding", "_reorder"},
     {"_exceptions", "_redact"},
-    {"_config", "_models", "_resume", "_files"},
+    {"_config", "_models", "_resume", "_files", "_urls"},
     {"_records"},
     {
         "_formats._rows",

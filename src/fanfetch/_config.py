@@ -223,6 +223,7 @@ class Config:
     page_start: int = 1
     page_size: int | None = None
     max_pages: int | None = None
+    allow_link_local: bool = False  # follow redirects and next links to 169.254/16, fe80::/10
 
     def __post_init__(self) -> None:
         if self.transform_workers is not None and (
@@ -435,6 +436,9 @@ OPTIONS: tuple[Option, ...] = (
            int, "N"),
     Option("max_pages", None, "Pages fetched at most per chain.  [default: no limit]",
            ("--max-pages",), int, "N"),
+    Option("allow_link_local", False, "Follow redirects and next links to link-local "
+           "addresses (169.254.0.0/16, fe80::/10, where cloud metadata answers).  [default: "
+           "refused]", ("--allow-link-local",), bool),
     Option("proxy", None, "Send every request through this http://, https:// or socks5:// "
            "proxy; credentials in its URL go to the proxy only, never into records or messages.",
            ("--proxy",), str, "URL", coerce=_as_proxy),
@@ -531,6 +535,7 @@ class Options(TypedDict, total=False):
     page_start: int
     page_size: int | None
     max_pages: int | None
+    allow_link_local: bool
 
 
 def make_config(*, transport: str = "auto", **options: Unpack[Options]) -> Config:

@@ -30,6 +30,8 @@ from ._models import Request
 from ._redact import redact
 from ._transports._base import Exchange, Response, Transport
 from ._types import is_success
+from ._urls import RefusedURL, derived_url
+from ._urls import origin_of as _origin
 
 __all__ = ["HTTP"]
 
@@ -105,10 +107,6 @@ class _Redirect:
         self.url = url
 
 
-def _origin(url: URL) -> tuple[str, str | None, int | None]:
-    return url.scheme, url.raw_host, url.port
-
-
 class HTTP:
     """Makes one attempt of a request over ``transport``: what ``_attempt`` calls."""
 
@@ -119,6 +117,7 @@ class HTTP:
         # run long, so each is parsed once, not per response.
         self._ctypes: dict[str, tuple[str, str | None]] = {}
         self._max_redirects = config.max_redirects
+        self._link_local = config.allow_link_local
         self._save_dir = config.save_dir
         self._max_file = config.max_file
         self._headers: dict[str, str] | None = dict(config.headers) or None
@@ -135,6 +134,10 @@ class HTTP:
             headers = dict(request.headers) if headers is None else {**headers, **request.headers}
         if auth is not None:
             headers = auth if headers is None else {**headers, **auth}
+        if request.auth_origin is not None and request.auth_origin != _origin(
+            request.target or URL(request.url)
+        ):  # made from an answer, for another origin: none of the user's credentials go
+            headers = None
         data: Any = request.data
         if request.json is not None:
             data = orjson.dumps(request.json)
@@ -166,8 +169,9 @@ class HTTP:
     ) -> Response:
         """Follow ``redirect`` and those after it, as browsers and curl -L do: 303 (and 301
         or 302 after a POST) become a GET without a body; 307 and 308 repeat the request as
-        it was. Leaving the first origin drops every header the user gave."""
-        origin = _origin(redirect.url)
+        it was. Leaving the origin the user's headers were given for drops every one of them;
+        a Location is followed only as ``_urls.derived_url`` allows."""
+        origin = request.auth_origin or _origin(redirect.url)
         method = request.method
         for hop in range(1, self._max_redirects + 2):
             location = redirect.location
@@ -177,9 +181,12 @@ class HTTP:
                     f"{redact(location)}); raise --max-redirects if that is expected",
                     status=redirect.status,
                 )
-            url = redirect.url.join(URL(location))
-            if url.scheme not in ("http", "https"):
-                raise InvalidRequest(f"a redirect to an unsupported scheme: {redact(str(url))}")
+            try:
+                url = derived_url(
+                    redirect.url, location, "a redirect", allow_link_local=self._link_local
+                )
+            except RefusedURL as exc:
+                raise InvalidRequest(str(exc), status=redirect.status) from None
             to_get = redirect.status == 303 and method != "HEAD"
             if to_get or (redirect.status in (301, 302) and method == "POST"):
                 method, data = "GET", None

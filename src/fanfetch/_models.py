@@ -30,6 +30,9 @@ _TEXT_TYPES = (
 )
 
 
+_DERIVED = ("target", "auth_origin")  # worked out from the fields, so not compared
+
+
 class Request:
     """One HTTP call to make. Only ``url`` is required; ``id`` defaults to the line number.
 
@@ -38,6 +41,7 @@ class Request:
     """
 
     __slots__ = (
+        "auth_origin",
         "cost",
         "data",
         "headers",
@@ -82,6 +86,9 @@ class Request:
         self.line = line
         self.seq = seq
         self.target: URL | None = None  # the parsed URL, once the input has checked it
+        # A request made from an answer (a next page): the origin its credentials were given
+        # for, which _http sends them to and nowhere else. None: the request as the user gave it.
+        self.auth_origin: tuple[str, str | None, int | None] | None = None
 
     def copy(self) -> Request:
         """A request of its own with the same fields (the API never changes a caller's)."""
@@ -99,7 +106,7 @@ class Request:
             self.timeout,
         )
         clone.meta, clone.cost, clone.line, clone.seq = self.meta, self.cost, self.line, self.seq
-        clone.target = self.target
+        clone.target, clone.auth_origin = self.target, self.auth_origin
         return clone
 
     def __repr__(self) -> str:
@@ -108,7 +115,9 @@ class Request:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Request):
             return NotImplemented
-        return all(getattr(self, n) == getattr(other, n) for n in self.__slots__ if n != "target")
+        return all(
+            getattr(self, n) == getattr(other, n) for n in self.__slots__ if n not in _DERIVED
+        )
 
     __hash__ = None  # type: ignore[assignment]
 

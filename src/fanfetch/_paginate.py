@@ -27,6 +27,7 @@ from ._config import compile_select
 from ._exceptions import ConfigError, RequestError
 from ._models import Request, Result
 from ._resume import IdSet, id_hash
+from ._urls import derived_url, origin_of
 
 __all__ = ["ChainState", "PaginationError", "Paginator", "chain_states"]
 
@@ -92,10 +93,12 @@ class Paginator:
         page_start: int = 1,
         page_size: int | None = None,
         max_pages: int | None = None,
+        allow_link_local: bool = False,
     ) -> None:
         kind, _, rest = mode.partition(":")
         self.kind = kind
         self.max_pages = max_pages
+        self._link_local = allow_link_local
         self._items = compile_select(items) if items else None
         self._expr: Any = None
         self._param = ""
@@ -140,14 +143,14 @@ class Paginator:
             return None
         if self.kind == "link":
             link = next_link(result.headers)
-            return _absolute(result, link) if link else None
+            return self._absolute(result, link) if link else None
         body = _json(result)
         if self.kind in ("next", "cursor"):
             value = self._expr.search(body) if body is not None else None
             if value in (None, "", [], {}):
                 return None
             if self.kind == "next":
-                return _absolute(result, str(value))
+                return self._absolute(result, str(value))
             return value
         items = self._items.search(body) if self._items is not None else body
         count = len(items) if isinstance(items, list) else 0
@@ -167,6 +170,8 @@ class Paginator:
             nxt = origin.copy()
             url = value.url if isinstance(value, _Link) else URL(str(value))  # parsed once
             nxt.url, nxt.params, nxt.target = str(value), None, url
+            # the server chose this URL: the user's credentials go only where they were given
+            nxt.auth_origin = origin.auth_origin or origin_of(origin.target or URL(origin.url))
             return nxt
         return self._with_param(origin, value)
 
@@ -174,6 +179,21 @@ class Paginator:
         nxt = request.copy()
         nxt.params = {**(request.params or {}), self._param: value}
         return nxt
+
+    def _absolute(self, result: Result, link: str) -> str:
+        """``link`` resolved against the page's URL, if ``_urls.derived_url`` lets it be
+        followed; else the chain ends with an error."""
+        target = result.request.target
+        try:
+            base = (
+                target
+                if target is not None and result.final_url is None
+                else URL(result.final_url or result.url)
+            )
+            url = derived_url(base, link, "the next page", allow_link_local=self._link_local)
+        except ValueError as exc:  # RefusedURL, or a base that does not parse
+            raise PaginationError(str(exc)) from None
+        return _Link(url)
 
     def _number(self, request: Request) -> int:
         value = (request.params or {}).get(self._param, self._start)
@@ -189,23 +209,6 @@ class _Link(str):
         link = super().__new__(cls, str(url))
         link.url = url
         return link
-
-
-def _absolute(result: Result, link: str) -> str:
-    """``link`` resolved against the page's URL; an error when it is no http(s) URL."""
-    target = result.request.target
-    try:
-        base = (
-            target
-            if target is not None and result.final_url is None
-            else URL(result.final_url or result.url)
-        )
-        url = base.join(URL(link))
-    except ValueError as exc:
-        raise PaginationError(f"the next page's URL {link!r} is not a URL: {exc}") from None
-    if url.scheme not in ("http", "https") or not url.host:
-        raise PaginationError(f"the next page's URL {str(url)!r} is not http(s)")
-    return _Link(url)
 
 
 def _json(result: Result) -> Any:

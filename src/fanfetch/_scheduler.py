@@ -91,6 +91,7 @@ class Engine:
                 page_start=config.page_start,
                 page_size=config.page_size,
                 max_pages=config.max_pages,
+                allow_link_local=config.allow_link_local,
             )
             if config.paginate is not None
             else None

@@ -1,0 +1,73 @@
+"""URLs a response names: the one rule for every request fanfetch derives from an answer.
+
+A redirect's ``Location``, a next page's link and (to come) a follow-up request are written
+by the server, not by the user. Such a URL is followed only when it is http(s), carries no
+``user:password@`` (never sent as basic auth, never written into a record) and names no
+link-local address (169.254.0.0/16, fe80::/10: where cloud metadata services answer) unless
+``allow_link_local``. The credentials a user gave (``--header``, ``--user``, a line's own
+``headers``, OAuth2 tokens, pool keys) go only to the origin they were given for: a derived
+request carries that origin (``Request.auth_origin``) and ``_http`` sends them nowhere else.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+
+from yarl import URL
+
+from ._redact import redact
+
+__all__ = ["Origin", "RefusedURL", "derived_url", "is_link_local", "origin_of"]
+
+Origin = tuple[str, str | None, int | None]  # scheme, host, port (the default one filled in)
+
+
+class RefusedURL(ValueError):
+    """A URL a response named that fanfetch will not follow; the message says why."""
+
+
+def origin_of(url: URL) -> Origin:
+    """The origin of ``url`` (RFC 6454): scheme, host and port."""
+    return url.scheme, url.raw_host, url.port
+
+
+def is_link_local(host: str | None) -> bool:
+    """Whether ``host`` is a link-local address, in any spelling a resolver accepts
+    (``169.254.169.254``, ``2852039166``, ``0xa9.0xfe.0xa9.0xfe``, ``[fe80::1]``,
+    ``::ffff:169.254.1.1``)."""
+    if not host:
+        return False
+    host = host.strip("[]")
+    try:
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(host)
+    except ValueError:
+        if not host[0].isdigit():
+            return False
+        try:  # the forms inet_aton (and so getaddrinfo) reads: 127.1, 0x7f.1, 2130706433
+            address = ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_link_local
+
+
+def derived_url(base: URL, link: str, what: str, *, allow_link_local: bool = False) -> URL:
+    """``link`` (named by the answer to ``base``) resolved against it, or ``RefusedURL``
+    saying why it may not be followed; ``what`` names it in the message ("a redirect")."""
+    try:
+        url = base.join(URL(link))
+    except ValueError as exc:
+        raise RefusedURL(f"{what} to {redact(link)!r} is not a URL: {exc}") from None
+    if url.scheme not in ("http", "https") or not url.raw_host:
+        raise RefusedURL(f"{what} to {redact(str(url))!r} is not an http(s) URL")
+    if url.raw_user is not None or url.raw_password is not None:
+        shown = str(url.with_user(None))
+        raise RefusedURL(f"{what} to {redact(shown)!r} carries credentials (user:password@)")
+    if not allow_link_local and is_link_local(url.raw_host):
+        raise RefusedURL(
+            f"{what} to {redact(str(url))!r} names a link-local address (cloud metadata "
+            "lives there); allow_link_local lets it through"
+        )
+    return url
