@@ -68,6 +68,22 @@ async def test_every_page_of_every_chain_is_a_record_of_its_own(
         assert sum(api.log.hits.values()) == sum(sizes)  # no page asked twice, none past the end
 
 
+@pytest.mark.parametrize("kind", MODES)
+async def test_each_page_s_record_names_the_url_it_fetched(
+    api: LoopbackAPI, tmp_path: Path, kind: str
+):
+    mode, flags = MODES[kind]
+    src = chains_input(api, tmp_path, kind, [4], query="?tag=x")
+    result = await run_cli("run", str(src), "-q", "--paginate", mode, *flags)
+    assert result.status == 0, result.stderr
+    fetched = [r["url"].removeprefix(api.url("")) for r in result.records]
+    assert len(set(fetched)) == len(fetched) >= 4
+    assert set(fetched) <= set(api.page_hits)  # what the server was asked, page by page
+    assert len(api.page_hits) - len(fetched) == (1 if kind == "page404" else 0)  # past the end
+    if kind not in ("link", "next"):  # the URL's own query goes on (a link is the server's)
+        assert all("tag=x" in url for url in fetched)
+
+
 async def test_a_503_mid_chain_is_retried_and_the_chain_goes_on(api: LoopbackAPI, tmp_path: Path):
     src = chains_input(api, tmp_path, "link", [6], query="?fail=3")
     out = tmp_path / "out.jsonl"

@@ -176,8 +176,13 @@ class Paginator:
         return self._with_param(origin, value)
 
     def _with_param(self, request: Request, value: Any) -> Request:
+        """``request`` with the page's parameter in its URL's query, so that the page's
+        record names the URL it fetched (the line's own ``params`` still go as they are)."""
         nxt = request.copy()
-        nxt.params = {**(request.params or {}), self._param: value}
+        url = (request.target or URL(request.url)).update_query({self._param: str(value)})
+        nxt.url, nxt.target = str(url), url
+        if request.params and self._param in request.params:
+            nxt.params = {k: v for k, v in request.params.items() if k != self._param} or None
         return nxt
 
     def _absolute(self, result: Result, link: str) -> str:
@@ -196,8 +201,8 @@ class Paginator:
         return _Link(url)
 
     def _number(self, request: Request) -> int:
-        value = (request.params or {}).get(self._param, self._start)
-        return int(value)
+        query = (request.target or URL(request.url)).query
+        return int(query.get(self._param, self._start))
 
 
 class _Link(str):
