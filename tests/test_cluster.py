@@ -127,6 +127,13 @@ def test_a_cluster_job_from_python_needs_an_output_directory():
         fanfetch.run(["http://127.0.0.1:9/"], cluster="dask", output="out")
 
 
+def test_a_cluster_job_from_python_refuses_paginate_as_the_command_line_does(tmp_path: Path):
+    with pytest.raises(fanfetch.ConfigError, match="does not follow pages yet"):
+        list(fanfetch.iter_results(["http://127.0.0.1:9/"], cluster="ray",
+                                   output=tmp_path / "o", paginate="link"))  # fmt: skip
+    assert not (tmp_path / "o").exists()  # refused before anything was written
+
+
 @pytest.mark.slow
 async def test_csv_rows_fill_a_url_template_on_the_cluster_with_the_header_given_to_each_shard(
     api: LoopbackAPI, tmp_path: Path
@@ -151,6 +158,7 @@ async def test_cluster_refuses_flags_it_cannot_honour(tmp_path: Path):
         (["--ordered"], "--ordered does not go with --cluster"),
         (["--workers", "2"], "--workers does not go with --cluster"),
         (["--cluster", "dask"], "ray://HOST:PORT"),
+        (["--paginate", "link"], "does not follow pages yet"),
     ]:
         cluster = [] if "--cluster" in flags else ["--cluster", "ray"]
         result = await run_cli("run", str(src), "-o", str(tmp_path / "o"), *cluster, *flags)

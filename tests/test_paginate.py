@@ -278,6 +278,33 @@ def test_the_python_api_orders_pages_too(api_in_thread: str):
     ] + [(2, 1)] + [(3, p) for p in range(1, 5)]
 
 
+@pytest.mark.parametrize("how", ["cli", "api"])
+def test_resume_goes_on_with_a_chain_whose_first_page_alone_was_recorded(
+    api_in_thread: str, tmp_path: Path, how: str
+):
+    """As after a kill -9 between pages 1 and 2: the CLI and the Python API both write
+    pages 2 to 5 and fetch page 1 no more."""
+    import subprocess
+
+    import fanfetch
+
+    url = f"{api_in_thread}/pages/link/5/0"
+    out = tmp_path / "out.jsonl"
+    fanfetch.run([url], paginate="link", output=out, max_pages=1)
+    [first] = read_records(out)  # max_pages=1 ended the chain: open it again, as a kill would
+    assert first["page"] == 1 and first["next"] is None
+    out.write_text(json.dumps({**first, "next": url + "?page=2"}) + "\n")
+    if how == "api":
+        fanfetch.run([url], paginate="link", output=out, resume=True)
+    else:
+        src = tmp_path / "in.txt"
+        src.write_text(url + "\n")
+        cli = [sys.executable, "-m", "fanfetch", "run", str(src), "-o", str(out), "-q",
+               "--paginate", "link", "--resume"]  # fmt: skip
+        assert subprocess.run(cli, timeout=60).returncode == 0
+    assert [r["page"] for r in read_records(out)] == [1, 2, 3, 4, 5]
+
+
 @pytest.mark.parametrize(
     ("header", "target"),
     [

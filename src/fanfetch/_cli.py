@@ -215,11 +215,8 @@ def run(**kw: Any) -> int:
         cluster=kw["cluster"],
         shards=kw["shards"],
     )
-    if config.paginate is not None:
-        for flag, used in (("--workers", options.workers > 1),
-                           ("--cluster", options.cluster is not None)):  # fmt: skip
-            if used:
-                raise click.UsageError(f"{flag} does not go with --paginate yet")
+    if config.paginate is not None and options.workers > 1:
+        raise click.UsageError("--workers does not go with --paginate yet")
     try:
         if options.cluster is not None:
             return _run_on_cluster(options)

@@ -25,6 +25,7 @@ from ._exceptions import ConfigError
 from ._input import coerce
 from ._models import Request, Result
 from ._output import OrderedChains, OrderedSink
+from ._paginate import ChainState
 from ._scheduler import Engine
 from ._transports import Transport
 from ._types import Item
@@ -78,12 +79,15 @@ class Fetcher:
         *,
         transport: Transport | str | None = None,
         listeners: Sequence[Listener] = (),
+        chains: Mapping[int, ChainState] | None = None,
         **options: Unpack[Options],
     ) -> None:
+        """``chains``: where each paginated request stands in an output being resumed
+        (``_paginate.resume_from``), so its chain goes on after its last recorded page."""
         self.config = resolve_config(config, options, transport)
         if isinstance(transport, str):
             transport = None  # the Engine opens the one the config names
-        self._engine = Engine(self.config, transport=transport, listeners=listeners)
+        self._engine = Engine(self.config, transport=transport, listeners=listeners, chains=chains)
 
     async def __aenter__(self) -> Fetcher:
         return self

@@ -16,7 +16,7 @@ recorded page (``ChainState``) without fetching a recorded page again.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,10 +26,11 @@ from yarl import URL
 from ._config import compile_select
 from ._exceptions import ConfigError, RequestError
 from ._models import Request, Result
-from ._resume import IdSet, id_hash
+from ._records import RecordFormat
+from ._resume import IdSet, ResumeState, id_hash
 from ._urls import derived_url, origin_of
 
-__all__ = ["ChainState", "PaginationError", "Paginator", "chain_states"]
+__all__ = ["ChainState", "PaginationError", "Paginator", "chain_states", "resume_from"]
 
 _LINK = re.compile(r"<([^>]*)>\s*((?:;\s*[^;,]*)*)")
 
@@ -65,6 +66,24 @@ def chain_states(records: Iterable[Mapping[str, Any]]) -> tuple[IdSet, dict[int,
         else:
             going[key] = state
     return done, going
+
+
+def resume_from(
+    record_format: RecordFormat,
+    path: str,
+    *,
+    paginated: bool,
+    redo_failed: bool = False,
+    warn: Callable[[str], None] = lambda _: None,
+) -> tuple[ResumeState, IdSet, dict[int, ChainState]]:
+    """What a resumed job skips, for every way in (the command line, the Python API): the
+    output repaired and indexed, the ids that need no request, and where each paginated
+    chain stands (a chain is done only when its last page says so)."""
+    state = record_format.recover(path, redo_failed=redo_failed, warn=warn)
+    if not paginated:
+        return state, state.done, {}
+    done, chains = chain_states(record_format.read(path))
+    return state, done, chains
 
 
 def next_link(headers: Mapping[str, str] | None) -> str | None:

@@ -22,7 +22,7 @@ from ._input import Duplicates, aiter_items, count_requests, open_source
 from ._job import EXIT_FAILED, EXIT_OK, GRACE_SECONDS, RunOptions, signal_exit_status
 from ._models import Result
 from ._output import OrderedChains, OrderedSink, OutputError, RecordWriter
-from ._paginate import ChainState, chain_states
+from ._paginate import ChainState, resume_from
 from ._records import encode_result
 from ._reorder import Reorder
 from ._resume import IdSet
@@ -49,14 +49,14 @@ async def run_job(options: RunOptions, *, announce: str | None = None, call_ms: 
     chains: dict[int, ChainState] = {}
     already = 0
     if options.resume and options.output:
-        state = record_format.recover(
+        state, done_ids, chains = resume_from(
+            record_format,
             options.output,
+            paginated=config.paginate is not None,
             redo_failed=options.redo_failed,
             warn=lambda message: err.print(f"fanfetch: {message}"),
         )
-        done_ids, already = state.done, state.records
-        if config.paginate is not None:  # a chain is done only when its last page says so
-            done_ids, chains = chain_states(record_format.read(options.output))
+        already = state.records
         if not options.quiet:
             redo = (
                 f", {state.dropped_failed:,} failed ones to do again" if options.redo_failed else ""

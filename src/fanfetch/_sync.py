@@ -23,6 +23,7 @@ from ._loop import new_event_loop
 from ._models import Result
 from ._notebook import in_notebook
 from ._output import RecordWriter
+from ._paginate import ChainState
 from ._scheduler import Engine
 from ._summary import Stats
 from ._transports import Transport
@@ -95,8 +96,11 @@ def iter_results(
     if isinstance(transport, str):
         transport = None
     items: Any = requests  # Result items (invalid requests, numbered) pass through
+    chains: dict[int, ChainState] = {}
     if output is not None:
-        items = _skipping_done(requests, os.fspath(output), resume=resume)
+        items, chains = _skipping_done(
+            requests, os.fspath(output), resume=resume, paginated=config.paginate is not None
+        )
     stats: Stats | None = None
     if progress if progress is not None else in_notebook():
         stats = Stats()
@@ -121,7 +125,8 @@ def iter_results(
                 writer.close()
 
     async def _pump(writer: RecordWriter | None) -> None:
-        fetcher = Fetcher(config, transport=transport, listeners=[stats] if stats else ())
+        listeners = [stats] if stats else ()
+        fetcher = Fetcher(config, transport=transport, listeners=listeners, chains=chains)
         engines.append(fetcher._engine)
         async with (
             fetcher,
@@ -264,14 +269,22 @@ def _open_writer(output: str, config: Config, *, append: bool) -> RecordWriter:
 
 
 def _skipping_done(
-    requests: Iterable[RequestLike] | AsyncIterable[RequestLike], output: str, *, resume: bool
-) -> Iterable[Item] | AsyncIterable[Item]:
+    requests: Iterable[RequestLike] | AsyncIterable[RequestLike],
+    output: str,
+    *,
+    resume: bool,
+    paginated: bool,
+) -> tuple[Iterable[Item] | AsyncIterable[Item], dict[int, ChainState]]:
     """``requests`` made into requests (numbered as they come), without those ``output``
-    already holds a record for."""
+    already holds a record for (a paginated one: whose chain ended there); and where the
+    other chains stand."""
     from ._formats import format_for
+    from ._paginate import resume_from
     from ._resume import IdSet, id_hash
 
-    done = format_for(output).recover(output).done if resume else IdSet()
+    done, chains = IdSet(), dict[int, ChainState]()
+    if resume:
+        _, done, chains = resume_from(format_for(output), output, paginated=paginated)
 
     def wanted(item: Item) -> bool:
         return isinstance(item, Result) or id_hash(item.id) not in done
@@ -286,8 +299,9 @@ def _skipping_done(
                 if wanted(item):
                     yield item
 
-        return aitems()
-    return (item for seq, r in enumerate(requests) if wanted(item := coerce(r, seq=seq)))
+        return aitems(), chains
+    items = (item for seq, r in enumerate(requests) if wanted(item := coerce(r, seq=seq)))
+    return items, chains
 
 
 def _cluster_results(

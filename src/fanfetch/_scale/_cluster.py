@@ -50,6 +50,7 @@ __all__ = [
     "cluster_address",
     "cluster_results",
     "plan_shards",
+    "refuse_what_a_cluster_cannot_do",
     "run_on_ray",
     "shard_lines",
 ]
@@ -352,6 +353,15 @@ async def _shard(shard: Shard, config: Config, board: Any, rows: Rows | None) ->
     return stats.counts()
 
 
+def refuse_what_a_cluster_cannot_do(config: Config) -> None:
+    """The rules of a cluster job's options, written once for the CLI and the API."""
+    if config.paginate is not None:
+        raise ConfigError(
+            "paginate", config.paginate, "a cluster job does not follow pages yet: run it "
+            "without a cluster, or without paginate"
+        )  # fmt: skip
+
+
 def run_on_ray(
     source: str,
     out_dir: str,
@@ -370,6 +380,7 @@ def run_on_ray(
 
     ``on_progress`` is called on the driver every ``every`` seconds with the whole job's counts.
     """
+    refuse_what_a_cluster_cannot_do(config)
     target = address or os.environ.get("RAY_ADDRESS") or None  # None: start a local one
     if target is not None and target != "auto":
         _check_reachable(target)
@@ -503,6 +514,7 @@ def cluster_results(
     The parts are read one line at a time: iterating does not hold the job in memory.
     """
     address = cluster_address(cluster)
+    refuse_what_a_cluster_cannot_do(config)  # before anything is spilled
     out_dir = os.fspath(output)
     if isinstance(requests, str | os.PathLike):
         source = os.fspath(requests)
