@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -120,11 +122,39 @@ async def test_only_ids_given_twice_are_reported_not_lines_that_mention_id(tmp_p
         '{"url": "http://127.0.0.1:9/b", "meta": {"id": 1}}\n'
         '{"id": "x", "url": "http://127.0.0.1:9/c"}\n'
         '{"url": "http://127.0.0.1:9/d", "meta": "id"}\n'
-        '{"id": 1, "url": "http://127.0.0.1:9/e"}\n'  # given once; 1 is only line 1's number
+        '{"id": 9, "url": "http://127.0.0.1:9/e"}\n'  # given once, and no line is line 9
     )
     quiet = await run_cli("run", str(src), "-q", "--retries", "0")
     assert "repeat an id" not in quiet.stderr, quiet.stderr
     with src.open("a") as f:
         f.write('{"id": "x", "url": "http://127.0.0.1:9/f"}\n')  # line 6 gives "x" again
     loud = await run_cli("run", str(src), "-q", "--retries", "0")
-    assert "1 line(s) repeat an id given earlier (lines 6)" in loud.stderr, loud.stderr
+    assert "1 line(s) repeat an id given earlier" in loud.stderr, loud.stderr
+    assert "(lines 6)" in loud.stderr, loud.stderr
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        ['{"id": 3, "url": "http://127.0.0.1:9/a"}', "http://127.0.0.1:9/b",
+         "http://127.0.0.1:9/c"],  # line 3 has no id: its id is 3, which line 1 gave
+        ["http://127.0.0.1:9/a", '{"id": 1, "url": "http://127.0.0.1:9/b"}'],  # line 1's 1
+        ['{"id": 2, "url": "http://127.0.0.1:9/a"}', "not a url"],  # an invalid line too
+    ],
+)  # fmt: skip
+async def test_a_line_number_as_id_that_another_line_gives_is_reported_and_refused_on_resume(
+    tmp_path: Path, lines: list[str]
+):
+    """A resume would skip both lines for the one record: one request would never get one."""
+    from tests.conftest import run_cli
+
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out.jsonl"
+    first = await run_cli("run", str(src), "-o", str(out), "-q", "--retries", "0")
+    assert "1 line(s) repeat an id given earlier" in first.stderr, first.stderr
+    out.write_text(out.read_text().splitlines()[0] + "\n")  # as if killed after one record
+    again = await run_cli("run", str(src), "-o", str(out), "--resume", "-q", "--retries", "0")
+    assert again.status == 2 and "share an id" in again.stderr, again.stderr
+    assert "Traceback" not in again.stderr
+    assert len(out.read_text().splitlines()) == 1  # nothing sent, nothing written

@@ -230,6 +230,7 @@ def _run_checked(options: RunOptions, kw: dict[str, Any]) -> int:
     if kw["method"].upper() != "GET" and options.url_template is None:
         raise click.UsageError("--method goes with --url; give the method in each JSON line")
     _check_paths(options)
+    _check_ids_for_resume(options)
     _allow_open_files(config.limits.concurrency)
     if kw["save_dir"]:
         try:
@@ -240,6 +241,24 @@ def _run_checked(options: RunOptions, kw: dict[str, Any]) -> int:
                 param_hint="--save-dir",
             ) from None
     return _run_in_loop(options)
+
+
+def _check_ids_for_resume(options: RunOptions) -> None:
+    """A resume skips every id the output holds: two lines with one id (a line without an
+    id takes its number) would leave one of them without a record, so say so first."""
+    source = options.source
+    if not options.resume or options.url_template is not None or not os.path.isfile(source):
+        return
+    from ._input import find_repeated_ids
+
+    repeated = find_repeated_ids(source)
+    if repeated.count:
+        lines = ", ".join(map(str, repeated.lines)) + (", ..." if repeated.count > 20 else "")
+        raise click.UsageError(
+            f"--resume cannot tell apart lines that share an id (lines {lines}: an id given "
+            "twice, or given by one line and taken as its line number by a line without an "
+            "id); give each of those lines an id of its own"
+        )
 
 
 _SPARE_FILES = 64  # the input, the output, the loop's own, a few for --save-dir and pipes

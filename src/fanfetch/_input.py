@@ -36,6 +36,7 @@ __all__ = [
     "checked",
     "coerce",
     "count_requests",
+    "find_repeated_ids",
     "invalid_item",
     "open_source",
     "parse_line",
@@ -63,30 +64,45 @@ def open_source(source: str) -> IO[bytes]:
 
 
 class Duplicates:
-    """Explicit ids seen so far, to report the lines that repeat one (they make resume ambiguous).
+    """Ids seen so far, to report the lines that repeat one (they make resume ambiguous):
+    an id given twice, or a line without one whose line number (its id) another line gives.
 
-    Only JSON lines that give an ``id`` are tracked: line-number ids cannot repeat, and a run of
-    plain URL lines pays nothing.
+    Only JSON lines that give an ``id`` are tracked, and the line numbers of the others only
+    once some line has given one: a run of plain URL lines pays nothing.
     """
 
     def __init__(self) -> None:
-        self._seen = IdSet()
+        self._seen = IdSet()  # explicit ids, and the line numbers used as ids after the first
+        self.first_given = 0  # the line of the first explicit id: lines before it had none
         self.lines: list[int] = []  # the first few repeating lines, for the warning
         self.count = 0
 
     def check(self, rid: Any, line: int) -> None:
-        if not self._seen.add(id_hash(rid)):
-            self.count += 1
-            if len(self.lines) < 20:
-                self.lines.append(line)
+        """Line ``line`` gives the id ``rid``."""
+        if not self.first_given:
+            self.first_given = line
+        earlier_line = type(rid) is int and 0 < rid < self.first_given  # a line without an id
+        if not self._seen.add(id_hash(rid)) or earlier_line:
+            self._repeat(line)
+
+    def numbered(self, line: int) -> None:
+        """Line ``line`` gives no id (so its number is its id), after some line gave one."""
+        if not self._seen.add(id_hash(line)):
+            self._repeat(line)
+
+    def _repeat(self, line: int) -> None:
+        self.count += 1
+        if len(self.lines) < 20:
+            self.lines.append(line)
 
     def message(self) -> str | None:
         if not self.count:
             return None
         shown = ", ".join(map(str, self.lines)) + (", ..." if self.count > len(self.lines) else "")
         return (
-            f"warning: {self.count:,} line(s) repeat an id given earlier (lines {shown}); "
-            "each still gets a record, but --resume cannot tell them apart"
+            f"warning: {self.count:,} line(s) repeat an id given earlier, or the line number "
+            f"that a line without an id takes as its id (lines {shown}); each still gets a "
+            "record, but --resume cannot tell them apart"
         )
 
 
@@ -124,10 +140,13 @@ class LineParser:
         if done is not None and id_hash(item.id) in done:
             return None
         duplicates = self._duplicates
-        if duplicates is not None and raw.lstrip()[:1] == b"{" and b'"id"' in raw:
+        if duplicates is not None:
             rid = item.id
-            if not (type(rid) is int and rid == self.line):  # a line number: none given
-                duplicates.check(rid, self.line)  # only JSON lines can give an id twice
+            if type(rid) is int and rid == self.line:  # a line number: none given
+                if duplicates.first_given:
+                    duplicates.numbered(self.line)
+            elif raw.lstrip()[:1] == b"{" and b'"id"' in raw:
+                duplicates.check(rid, self.line)  # only JSON lines can give an id
         self.seq += 1
         return item
 
@@ -395,6 +414,29 @@ def _kind(value: object) -> str:
     return {dict: "an object", list: "an array", bool: "a boolean", float: "a number"}.get(
         type(value), type(value).__name__
     )
+
+
+def find_repeated_ids(path: str) -> Duplicates:
+    """The lines of the file ``path`` whose ids collide (``Duplicates``), read before a
+    resume: there, a repeated id means a request that never gets a record."""
+    duplicates = Duplicates()
+    with open(path, "rb", buffering=1024 * 1024) as f:
+        line = 0
+        for raw in bounded_lines(f):
+            line += 1
+            rid: Any = line
+            if b'"id"' in raw and raw.lstrip()[:1] == b"{":
+                try:
+                    given = orjson.loads(raw).get("id")
+                except (orjson.JSONDecodeError, AttributeError):
+                    given = None  # an invalid line: its number is its id
+                rid = line if given is None else given
+            if type(rid) is int and rid == line:
+                if duplicates.first_given and raw.strip():
+                    duplicates.numbered(line)
+            else:
+                duplicates.check(rid, line)
+    return duplicates
 
 
 def count_requests(source: str) -> int | None:
