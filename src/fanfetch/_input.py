@@ -421,9 +421,7 @@ def find_repeated_ids(path: str) -> Duplicates:
     resume: there, a repeated id means a request that never gets a record."""
     duplicates = Duplicates()
     with open(path, "rb", buffering=1024 * 1024) as f:
-        line = 0
-        for raw in bounded_lines(f):
-            line += 1
+        for line, raw in enumerate(bounded_lines(f), start=1):
             rid: Any = line
             if b'"id"' in raw and raw.lstrip()[:1] == b"{":
                 try:
