@@ -119,3 +119,22 @@ def test_link_local_addresses_are_known_in_every_spelling_a_resolver_reads():
                  "deadbeef", ""):  # fmt: skip
         assert not is_link_local(host), host
     assert not is_link_local(None)
+
+
+@pytest.mark.parametrize("transport", ["lean", "aiohttp", "http2"])
+async def test_a_host_that_can_be_no_dns_name_is_a_record_from_a_line_a_redirect_or_a_next_link(
+    api: LoopbackAPI, transport: str
+):
+    """An empty or over-long label fails in the idna codec (a traceback that ended a lean
+    run); from the input, a redirect or a next link it is a record, and the run goes on."""
+    bad = [f"http://{host}/x" for host in ("a..b.test", "a" * 64 + ".test")]
+    redirects = [api.url("/go/302?to=" + quote(url)) for url in bad]
+    links = [api.url("/link/" + base64.urlsafe_b64encode(u.encode()).decode()) for u in bad]
+    lines = [*bad, *redirects, *links, api.url("/ok/last")]
+    result = await run_cli("run", "-", "-q", "--paginate", "link", "--transport", transport,
+                           stdin="".join(u + "\n" for u in lines).encode())  # fmt: skip
+    assert result.status == 1 and "Traceback" not in result.stderr, result.stderr
+    records = sorted(result.records, key=lambda r: r["id"])
+    errors = [r["error"]["type"] if r["error"] else None for r in records]
+    assert errors == ["invalid_request"] * 4 + ["pagination"] * 2 + [None]
+    assert all("no DNS name" in r["error"]["message"] for r in records[:6])

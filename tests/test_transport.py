@@ -169,3 +169,20 @@ async def test_a_bug_in_a_mock_handler_raises_instead_of_becoming_a_record():
     async with fanfetch.Fetcher(transport=fanfetch.MockTransport(handler)) as f:
         with pytest.raises(AssertionError, match="own check"):
             await f.fetch("http://127.0.0.1/x")
+
+
+@pytest.mark.parametrize("host", ["a..b.test", "a" * 64 + ".test", "." + "b" * 300])
+async def test_a_host_no_name_can_have_is_a_record_not_a_crash(transport, host: str):
+    """An empty or over-long DNS label fails in the idna codec before any look-up; it may
+    come from any server (a redirect, a next link), so it must be an ordinary error. (The
+    input and ``_urls.derived_url`` refuse such names before any transport; http2 would look
+    the name up, a query that leaves the machine, so it is not asked here.)"""
+    from fanfetch._exceptions import RequestError
+
+    if type(transport._transport).__name__ == "Http2Transport":
+        pytest.skip("pyreqwest looks the name up: a DNS query off loopback")
+
+    with pytest.raises(RequestError) as caught:
+        await transport.send(Request(f"http://{host}/x"), 5)
+    assert caught.value.type in ("connection", "invalid_request")
+    assert caught.value.retryable is False  # the same name fails the same way every time

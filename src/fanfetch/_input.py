@@ -25,6 +25,7 @@ from yarl import URL
 from ._exceptions import InputError, InvalidRequest
 from ._models import Request, Result
 from ._redact import redact, redact_url
+from ._urls import bad_name
 from ._resume import IdSet, id_hash
 from ._types import PLAIN_URL, Item
 
@@ -346,6 +347,8 @@ def _check_url(request: Request) -> str | None:
         host = rest if rest[-1] == "]" or ":" not in rest else rest.rpartition(":")[0]
         if host[-1].isdigit() and _bad_ipv4(host):
             return f"the host {host!r} is not an IPv4 address (each part is 0 to 255)"
+        if (reason := bad_name(host)) is not None:
+            return reason
         # parsed after all: an explicit default port (it goes from the per-host key), or a
         # five-digit port over 65535 (yarl then says so)
         high = rest[-6:-5] == ":" and rest[-5:].isdigit() and int(rest[-5:]) > 65535
@@ -371,6 +374,8 @@ def _check_url(request: Request) -> str | None:
         return "the URL has no host"
     if host[-1].isdigit() and _bad_ipv4(host):
         return f"the host {host!r} is not an IPv4 address (each part is 0 to 255)"
+    if (reason := bad_name(host)) is not None:
+        return reason
     if "@" in url and (parsed.raw_user is not None or parsed.raw_password is not None):
         return "the URL has a user:password part; pass credentials in headers instead"
     request.target = parsed

@@ -18,7 +18,7 @@ from yarl import URL
 
 from ._redact import redact
 
-__all__ = ["Origin", "RefusedURL", "derived_url", "is_link_local", "origin_of"]
+__all__ = ["Origin", "RefusedURL", "bad_name", "derived_url", "is_link_local", "origin_of"]
 
 Origin = tuple[str, str | None, int | None]  # scheme, host, port (the default one filled in)
 
@@ -53,6 +53,18 @@ def is_link_local(host: str | None) -> bool:
     return address.is_link_local
 
 
+def bad_name(host: str) -> str | None:
+    """Why ``host`` (as a URL writes it, IDNs encoded) can be no DNS name: an empty label, one
+    over 63 characters, or over 253 in all; else None. Such a name fails in the idna codec or
+    in a resolver, in a way no transport should have to meet."""
+    if host[0] == "[" or (len(host) <= 63 and ".." not in host and host[0] != "."):
+        return None  # the common case, for two comparisons and a search
+    name = host[:-1] if host[-1] == "." else host  # a trailing dot names the root
+    if len(name) > 253 or any(not label or len(label) > 63 for label in name.split(".")):
+        return f"the host {host[:80]!r} is no DNS name (an empty label, or one over 63 characters)"
+    return None
+
+
 def derived_url(base: URL, link: str, what: str, *, allow_link_local: bool = False) -> URL:
     """``link`` (named by the answer to ``base``) resolved against it, or ``RefusedURL``
     saying why it may not be followed; ``what`` names it in the message ("a redirect")."""
@@ -62,6 +74,8 @@ def derived_url(base: URL, link: str, what: str, *, allow_link_local: bool = Fal
         raise RefusedURL(f"{what} to {redact(link)!r} is not a URL: {exc}") from None
     if url.scheme not in ("http", "https") or not url.raw_host:
         raise RefusedURL(f"{what} to {redact(str(url))!r} is not an http(s) URL")
+    if (reason := bad_name(url.raw_host)) is not None:
+        raise RefusedURL(f"{what}: {reason}")
     if url.raw_user is not None or url.raw_password is not None:
         shown = str(url.with_user(None))
         raise RefusedURL(f"{what} to {redact(shown)!r} carries credentials (user:password@)")

@@ -570,6 +570,10 @@ class LeanTransport:
             error = ConnectError(redact(f"cannot resolve {host}: {exc.strerror or exc}"))
             error.retryable = exc.errno not in _NO_SUCH_NAME
             raise error from None
+        except UnicodeError as exc:  # the idna codec: an empty or over-long label
+            error = ConnectError(redact(f"cannot resolve {host[:80]}: {exc}"))
+            error.retryable = False
+            raise error from None
         addresses: list[tuple[int, Any]] = [(info[0], info[4][:2]) for info in infos]
         if len(self._dns) > 10_000:
             self._dns.clear()
