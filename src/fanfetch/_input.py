@@ -25,9 +25,9 @@ from yarl import URL
 from ._exceptions import InputError, InvalidRequest
 from ._models import Request, Result
 from ._redact import redact, redact_url
-from ._urls import bad_name
 from ._resume import IdSet, id_hash
 from ._types import PLAIN_URL, Item
+from ._urls import bad_name
 
 __all__ = [
     "MAX_LINE_BYTES",
