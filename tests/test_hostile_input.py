@@ -55,12 +55,56 @@ async def test_json_nested_too_deep_to_write_loses_no_record(
     assert sorted(records) == list(range(1, 41))
     assert records[7]["error"]["type"] == "invalid_request"
     assert "deeper than 254" in records[7]["error"]["message"]
-    assert records[1]["ok"] and isinstance(records[1]["body"], list)  # copied as it came
+    assert records[1]["ok"] and isinstance(records[1]["body"], str)  # too deep: its text
+    assert records[1]["body"] == DEEP.decode()
     assert records[2]["ok"] and isinstance(records[2]["body"], str)  # kept as its text
     assert records[2]["body"].startswith('{"a": [[[')
     again = await run_cli("run", str(src), "-o", str(out), "-q", "--resume")
     assert again.status == 0, again.stderr  # nothing left to do, and no crash on line 7
     assert len(read_records(out)) == 40
+
+
+@pytest.mark.slow  # 16 runs of three commands each
+@pytest.mark.parametrize("depth", [253, 254, 255, 1024])
+@pytest.mark.parametrize("how", ["jsonl", "select", "schema", "csv", "parquet"])
+async def test_a_body_nested_around_every_depth_limit_is_a_record_that_can_be_read_back(
+    tmp_path: Path, depth: int, how: str
+):
+    """orjson writes 254 levels and reads 1024, the record adds one, and a recursive schema
+    meets Python's stack: at each limit the run ends with its record and resumes cleanly."""
+    body = b"[" * depth + b"]" * depth
+
+    async def deep(request: web.Request) -> web.Response:
+        return web.Response(body=body, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_get("/deep", deep)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        src = tmp_path / "in.txt"
+        src.write_text(f"http://127.0.0.1:{runner.addresses[0][1]}/deep\n")
+        schema = tmp_path / "schema.json"
+        schema.write_text('{"$defs": {"a": {"type": "array", "items": {"$ref": "#/$defs/a"}}},'
+                          ' "$ref": "#/$defs/a"}')  # fmt: skip
+        out = tmp_path / ("out." + ("jsonl" if how in ("jsonl", "select", "schema") else how))
+        flags = {"select": ["--select", "@"], "schema": ["--schema", str(schema)]}.get(how, [])
+        run = ["run", str(src), "-o", str(out), "-q", "--retries", "0", *flags]
+        result = await run_cli(*run)
+        assert "Traceback" not in result.stderr, result.stderr
+        again = await run_cli(*run, "--resume")
+        assert again.status == 0 and "Traceback" not in again.stderr, again.stderr
+        back = tmp_path / "back.jsonl"
+        exported = await run_cli("export", str(out), "-o", str(back))
+        assert exported.status == 0, exported.stderr
+        [record] = read_records(back)
+        if record["ok"]:  # the body as it came, parsed, or as its text when too deep
+            assert record["body"] == (orjson.loads(body) if depth <= 253 else body.decode())
+        else:
+            assert "too deep" in record["error"]["message"]
+    finally:
+        await runner.cleanup()
 
 
 async def test_the_python_api_hands_back_a_too_deep_body_and_can_write_its_record(

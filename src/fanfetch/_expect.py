@@ -50,7 +50,10 @@ class Validator:
         return None
 
     def _schema_problem(self, body: Any) -> str | None:
-        error = next(iter(self._schema.iter_errors(body)), None)
+        try:
+            error = next(iter(self._schema.iter_errors(body)), None)
+        except RecursionError:  # a recursive schema over a deep body: Python's stack ends
+            return "--schema: the body nests too deep to be checked"
         if error is None:
             return None
         where = "".join(f"[{p!r}]" for p in error.absolute_path) or " (the whole body)"

@@ -23,7 +23,7 @@ import orjson
 from yarl import URL
 
 from ._exceptions import InputError, InvalidRequest
-from ._models import Request, Result
+from ._models import MAX_DEPTH, Request, Result, too_deep
 from ._redact import redact, redact_url
 from ._resume import IdSet, id_hash
 from ._types import PLAIN_URL, Item
@@ -205,9 +205,9 @@ def parse_line(raw: bytes, lineno: int, seq: int = 0) -> Item:
             obj = orjson.loads(line)
         except orjson.JSONDecodeError as exc:
             return invalid_item(lineno, seq, f"malformed JSON: {exc}")
-        if line.count(b"[") + line.count(b"{") > _MAX_DEPTH and _too_deep(obj):
+        if too_deep(line, obj):
             return invalid_item(
-                lineno, seq, f"the line nests deeper than {_MAX_DEPTH} levels, too deep to record"
+                lineno, seq, f"the line nests deeper than {MAX_DEPTH} levels, too deep to record"
             )
         return coerce(obj, seq=seq, line=lineno)
     try:
@@ -215,17 +215,6 @@ def parse_line(raw: bytes, lineno: int, seq: int = 0) -> Item:
     except UnicodeDecodeError:
         return invalid_item(lineno, seq, "the line is neither a URL nor JSON (not UTF-8 text)")
     return _from_url(url, seq=seq, line=lineno)
-
-
-_MAX_DEPTH = 254  # orjson reads JSON nested up to 1024 deep, but writes it only up to this
-
-
-def _too_deep(obj: object) -> bool:
-    try:
-        orjson.dumps(obj)
-    except TypeError:
-        return True
-    return False
 
 
 def _from_url(url: str, *, seq: int, line: int) -> Item:

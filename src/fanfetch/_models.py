@@ -18,7 +18,7 @@ from yarl import URL
 from ._exceptions import HTTPStatusError, RequestError, error_from_record
 from ._types import JSONValue, is_success
 
-__all__ = ["Attempt", "JSONValue", "Request", "Result", "decode_body"]
+__all__ = ["MAX_DEPTH", "Attempt", "JSONValue", "Request", "Result", "decode_body", "too_deep"]
 
 
 _TEXT_TYPES = (
@@ -136,11 +136,33 @@ def _utf8(charset: str | None) -> bool:
     return charset is None or charset.lower().replace("-", "") == "utf8"
 
 
+MAX_DEPTH = 254  # orjson reads JSON nested up to 1024 deep, but writes it only up to this
+
+
+_BODY_DEPTH = MAX_DEPTH - 1  # a record holds its body one level down
+
+
+def too_deep(raw: bytes, value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether ``value`` (parsed from ``raw``) nests more than ``limit`` levels, past which
+    orjson cannot write it (inside a record, a body has one level less): such a body is kept
+    as its text in every format, so that every record can be written and read back."""
+    if raw.count(b"[") + raw.count(b"{") <= limit:  # memchr-quick, and almost always so
+        return False
+    for _ in range(MAX_DEPTH - limit):  # as deep inside as it will be written
+        value = [value]
+    try:
+        orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:
+        return True
+    return False
+
+
 def decode_body(content: bytes, content_type: str, charset: str | None) -> tuple[Any, str | None]:
     """Turn a body into what a record holds: ``(value, body_encoding)``.
 
-    JSON when the response says JSON and it parses; else text when the type is textual (or
-    absent) and it decodes in its charset; else base64 with ``body_encoding="base64"``.
+    JSON when the response says JSON and it parses (and nests no deeper than ``MAX_DEPTH``);
+    else text when the type is textual (or absent) and it decodes in its charset; else
+    base64 with ``body_encoding="base64"``.
     """
     if not content:
         return None, None
@@ -148,8 +170,11 @@ def decode_body(content: bytes, content_type: str, charset: str | None) -> tuple
     if ctype.endswith("json"):  # application/json, application/problem+json, text/json
         try:
             if _utf8(charset):
-                return orjson.loads(content), None
-            return orjson.loads(content.decode(charset or "utf-8")), None
+                value = orjson.loads(content)
+            else:
+                value = orjson.loads(content.decode(charset or "utf-8"))
+            if not too_deep(content, value, _BODY_DEPTH):
+                return value, None
         except (orjson.JSONDecodeError, UnicodeDecodeError, LookupError):
             pass  # says JSON, is not: fall through to text
     if (
@@ -336,11 +361,12 @@ class Result:
             # memchr; testing for b"\n" and b"\r" costs six times as much.)
             if 10 not in body and 13 not in body:
                 try:
-                    orjson.loads(body)  # it must be JSON; the objects are dropped at once
+                    value = orjson.loads(body)  # it must be JSON; the objects are dropped soon
                 except orjson.JSONDecodeError:
                     pass
                 else:
-                    return orjson.Fragment(body), None
+                    if not too_deep(body, value, _BODY_DEPTH):
+                        return orjson.Fragment(body), None
         return decode_body(content, self.content_type, charset)  # not cached: forgotten
 
     def _decoded(self) -> tuple[Any, str | None]:
