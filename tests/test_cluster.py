@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -63,6 +64,43 @@ async def test_a_job_on_a_local_ray_cluster_is_exactly_once_and_holds_the_rate(
     # server-side stamps bunch under load (see test_resilience): 2% of slack; unlimited, this
     # job runs well above 5,500/s
     assert max_in_window(arrivals, 1.0) <= rate * 1.02
+
+
+@pytest.mark.slow
+async def test_a_local_ray_that_fanfetch_starts_listens_on_loopback_only(
+    api: LoopbackAPI, tmp_path: Path
+):
+    """Ray before 2.59 has no authentication by default: whoever reaches its ports runs
+    code as the user (CVE-2023-48022). Every socket of every process of the run, the driver,
+    GCS, raylet, runtime-env agent, board actor and shard workers, listens on 127.0.0.1."""
+    import psutil
+
+    src = tmp_path / "in.txt"
+    src.write_text("".join(api.url(f"/hang/{i}") + "\n" for i in range(1, 5)))
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "fanfetch", "run", str(src), "-o", str(tmp_path / "out"),
+        "--cluster", "ray", "--shards", "2", "-q",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, env=env,
+    )  # fmt: skip
+    try:
+        await api.wait_in_flight(2)  # both shards are sending: every process is up
+        run = psutil.Process(proc.pid)
+        processes = [run, *run.children(recursive=True)]
+        listening = []
+        for p in processes:
+            with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+                listening += [(p.name(), c.laddr) for c in p.net_connections("inet")
+                              if c.status == psutil.CONN_LISTEN]  # fmt: skip
+        names = {name for name, _ in listening}
+        assert {"gcs_server", "raylet"} <= names, names
+        assert len(processes) >= 5  # the driver, GCS, raylet, an agent, workers
+        loopback = ("127.0.0.1", "::1", "::ffff:127.0.0.1")
+        assert [(n, a) for n, a in listening if a.ip not in loopback] == []
+    finally:
+        api.release.set()
+        _, err = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode == 0, err.decode()[-3000:]
 
 
 @pytest.mark.slow

@@ -110,12 +110,6 @@ async def test_a_job_joins_a_cluster_through_ray_client(
             f"ray://127.0.0.1:{port}", "--shards", "3")  # fmt: skip
     env = {"RAY_USAGE_STATS_ENABLED": "0"}
     result = await run_cli(*args, env=env, timeout=120)
-    if "Starting Ray client server failed" in result.stderr:
-        # Ray's own client server sometimes fails to start its per-client process on this
-        # loaded 2-core machine (1 run in 5 of make test); fanfetch said so in one line:
-        # the job is what this test is about, so once more
-        assert len(result.stderr.splitlines()) == 1, result.stderr
-        result = await run_cli(*args, env=env, timeout=120)
     assert result.status == 0, result.stderr[-3000:]
     ids = [r["id"] for part in (tmp_path / "out").glob("part-*.jsonl") for r in read_records(part)]
     assert sorted(ids) == list(range(1, total + 1))

@@ -29,7 +29,6 @@ import asyncio
 import contextlib
 import os
 import socket
-import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -353,6 +352,38 @@ async def _shard(shard: Shard, config: Config, board: Any, rows: Rows | None) ->
     return stats.counts()
 
 
+@contextlib.contextmanager
+def _on_loopback(ray: Any, wanted: bool) -> Iterator[None]:
+    """While Ray starts (or joins) a cluster on this machine, keep 127.0.0.1 what it is.
+
+    Ray rewrites a loopback node address to the machine's own IP unless clusters are "off"
+    (``services.resolve_ip_for_localhost``): a Ray that fanfetch starts would then listen on
+    every interface (its GCS, raylet, workers and driver bind 0.0.0.0 unless their node
+    address is loopback), and the join of a cluster bound to 127.0.0.1 would wait for ever.
+    The processes started meanwhile inherit the setting; the caller's environment and Ray's
+    constant are put back afterwards.
+    """
+    if not wanted:
+        yield
+        return
+    constants = ray._private.ray_constants
+    before_env = os.environ.get(_CLUSTERS_ENV)
+    before = constants.ENABLE_RAY_CLUSTER
+    os.environ[_CLUSTERS_ENV] = "0"
+    constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        constants.ENABLE_RAY_CLUSTER = before
+        if before_env is None:
+            os.environ.pop(_CLUSTERS_ENV, None)
+        else:
+            os.environ[_CLUSTERS_ENV] = before_env
+
+
+_CLUSTERS_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # Ray's name: "0" keeps loopback loopback
+
+
 def refuse_what_a_cluster_cannot_do(config: Config) -> None:
     """The rules of a cluster job's options, written once for the CLI and the API."""
     if config.paginate is not None:
@@ -385,13 +416,6 @@ def run_on_ray(
     if target is not None and target != "auto":
         _check_reachable(target)
     loopback = target is None or _is_loopback(target)
-    if loopback and target is not None and not target.startswith("ray://"):
-        # Ray rewrites a loopback address to this machine's own IP before it connects
-        # (services.resolve_ip_for_localhost), where a cluster bound to 127.0.0.1 does not
-        # listen: the join would wait for ever. This keeps it on loopback.
-        os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-        if "ray" in sys.modules:  # read at import; set again for a process that has Ray
-            sys.modules["ray"]._private.ray_constants.ENABLE_RAY_CLUSTER = False
     try:
         import ray
     except ImportError:
@@ -412,16 +436,17 @@ def run_on_ray(
                 os.unlink(os.path.join(out_dir, name))
     local: dict[str, Any] = {"_node_ip_address": "127.0.0.1"} if loopback and not address else {}
     try:
-        ray.init(  # a local cluster talks over loopback only
-            # "local": a Ray of its own, never the cluster last started on this machine, which
-            # ray.init() would join (or wait for, when it has gone)
-            address=address or ("local" if target is None else None),
-            include_dashboard=False,
-            log_to_driver=False,
-            ignore_reinit_error=True,
-            configure_logging=False,
-            **local,
-        )
+        with _on_loopback(ray, loopback and not (target or "").startswith("ray://")):
+            ray.init(  # a local cluster talks over loopback only
+                # "local": a Ray of its own, never the cluster last started on this machine,
+                # which ray.init() would join (or wait for, when it has gone)
+                address=address or ("local" if target is None else None),
+                include_dashboard=False,
+                log_to_driver=False,
+                ignore_reinit_error=True,
+                configure_logging=False,
+                **local,
+            )
     except (ConnectionError, RuntimeError, TimeoutError) as exc:  # no traceback for these
         where = target or "a new local Ray"
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
