@@ -49,6 +49,7 @@ class LoopbackAPI:
         self.oauth_client = "app:s3cret-Pa55"
         self.oauth_lifetime = 1.0
         self.tokens: dict[str, float] = {}  # token -> when /private stops taking it
+        self.token_headers: list[dict[str, str]] = []  # each token request's headers
         self.token_in_flight = self.token_max_in_flight = self.refused_tokens = 0
         self.keys: dict[str, str] = {}
         self.key_times: defaultdict[str, list[float]] = defaultdict(list)
@@ -83,7 +84,7 @@ class LoopbackAPI:
         r = app.router
         r.add_route("*", "/ok/{id}", self._ok)
         r.add_get("/hold/{id}", self._hold)
-        r.add_get("/hang/{id}", self._hang)
+        r.add_route("*", "/hang/{id}", self._hang)
         r.add_get("/status/{code}", self._status)
         r.add_get("/scripted/{id}", self._scripted)
         r.add_get("/latin1", self._latin1)
@@ -212,6 +213,7 @@ class LoopbackAPI:
     async def _token(self, request: web.Request) -> web.Response:
         """Client credentials: ``oauth_client`` (id:secret, by basic auth) gets a token that
         says it lives ``oauth_lifetime`` seconds and that /private refuses a little sooner."""
+        self.token_headers.append(dict(request.headers))
         self.token_in_flight += 1
         self.token_max_in_flight = max(self.token_max_in_flight, self.token_in_flight)
         try:

@@ -9,6 +9,7 @@ import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import orjson
 import pytest
 import trustme
 from aiohttp import web
@@ -267,6 +268,61 @@ async def test_oauth2_tokens_are_fetched_one_at_a_time_and_renewed_across_their_
     assert_no_secret(result.stdout, result.stderr, summary.read_text())
 
 
+async def test_the_token_request_carries_only_what_oauth2_needs(api: LoopbackAPI):
+    lines = "".join(api.url(f"/private/{i}") + "\n" for i in range(5)).encode()
+    result = await run_cli(
+        "run", "-", "-q", "--header", f"X-Api-Key: flag-{SECRET}", "--header", "Cookie: a=b",
+        "--oauth2-token-url", api.url("/oauth/token"), "--oauth2-client-id", "app",
+        stdin=lines, env={"FANFETCH_OAUTH2_CLIENT_SECRET": SECRET},
+    )  # fmt: skip
+    assert result.status == 0, result.stderr
+    assert all(r["ok"] for r in result.records)
+    [asked] = api.token_headers
+    assert {k.lower() for k in asked} <= {
+        "host", "authorization", "content-type", "content-length", "accept",
+        "accept-encoding", "user-agent",
+    }, asked  # fmt: skip
+    assert asked["Authorization"].startswith("Basic ")  # the client's, nothing of the run's
+    assert {h.get("X-Api-Key") for h in api.log.headers if "Bearer" in h.get("Authorization", "")} \
+        == {f"flag-{SECRET}"}  # the API itself still gets the run's headers  # fmt: skip
+
+
+async def test_a_secret_in_the_token_url_s_query_never_reaches_a_record_or_message(
+    api: LoopbackAPI,
+):
+    token_url = api.url(f"/status/500?client_secret={SECRET}&api_key={SECRET}")
+    result = await run_cli(
+        "run", "-", "--retries", "0", "--oauth2-token-url", token_url,
+        "--oauth2-client-id", "app", stdin=(api.url("/private/1") + "\n").encode(),
+        env={"FANFETCH_OAUTH2_CLIENT_SECRET": "other"},
+    )  # fmt: skip
+    assert result.status == 1
+    [record] = result.records
+    assert record["error"]["type"] == "auth" and "client_secret=***" in record["error"]["message"]
+    assert_no_secret(result.stdout, result.stderr)
+
+
+async def test_a_hanging_token_endpoint_costs_the_requests_waiting_one_timeout_together(
+    api: LoopbackAPI,
+):
+    """Each token request is bounded by --timeout, and one refresh serves every request
+    that waits for it: 12 requests at -c 6 ask for a token about twice, not 12 times in turn
+    (30 s each, whatever --timeout said)."""
+    lines = "".join(api.url(f"/private/{i}") + "\n" for i in range(12)).encode()
+    result = await run_cli(
+        "run", "-", "-q", "-c", "6", "--retries", "0", "--timeout", "0.3",
+        "--oauth2-token-url", api.url("/hang/token"), "--oauth2-client-id", "app",
+        stdin=lines, env={"FANFETCH_OAUTH2_CLIENT_SECRET": SECRET}, timeout=60,
+    )  # fmt: skip
+    assert result.status == 1
+    assert [r["error"]["type"] for r in result.records] == ["auth"] * 12
+    assert all("timed out" in r["error"]["message"] for r in result.records), [
+        r["error"] for r in result.records
+    ]
+    assert 1 <= api.log.hits["/hang/token"] <= 4
+    assert api.log.hits.get("/private/0", 0) == 0  # no request went without its token
+
+
 async def test_oauth2_needs_its_secret_from_the_environment(api: LoopbackAPI):
     stdin = (api.url("/ok/1") + "\n").encode()
     result = await run_cli("run", "-", "--oauth2-token-url", api.url("/oauth/token"),
@@ -391,3 +447,26 @@ async def test_a_socks_proxy_without_its_extra_is_a_one_line_error(tmp_path: Pat
     assert err.decode().strip().splitlines() == [
         "fanfetch: error: a socks proxy needs aiohttp-socks: pip install 'fanfetch[socks]'"
     ]
+
+
+async def test_a_token_that_says_it_lives_no_time_is_kept_until_the_api_refuses_it(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """expires_in <= 0 would have made every request fetch a token of its own (fake clock)."""
+    from fanfetch._oauth import SECRET_ENV, OAuth2
+    from fanfetch._transports._base import Response
+
+    asked = []
+
+    async def send(request: object, timeout: float | None) -> Response:
+        asked.append(timeout)
+        return Response(200, orjson.dumps({"access_token": f"t{len(asked)}", "expires_in": 0}))
+
+    monkeypatch.setenv(SECRET_ENV, SECRET)
+    oauth = OAuth2("http://127.0.0.1:9/token", "app", None, send, timeout=2.5,
+                   clock=lambda: 1000.0)  # fmt: skip
+    first = await oauth.header()
+    assert [await oauth.header() for _ in range(5)] == [first] * 5
+    assert asked == [2.5]  # one token request, bounded by the run's timeout
+    oauth.refused(first)
+    assert await oauth.header() == {"Authorization": "Bearer t2"}  # a 401: a new one

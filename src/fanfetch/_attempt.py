@@ -6,6 +6,7 @@ engine's business, the attempts of one request are this module's.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 
@@ -112,7 +113,8 @@ class Attempts:
         self._on_retry = on_retry
         self._oauth = (
             OAuth2(config.oauth2_token_url, config.oauth2_client_id, config.oauth2_scope,
-                   http.send, clock=clock)
+                   functools.partial(http.send, bare=True), timeout=config.timeouts.attempt,
+                   clock=clock)
             if config.oauth2_token_url is not None
             else None
         )  # fmt: skip

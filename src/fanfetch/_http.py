@@ -124,12 +124,18 @@ class HTTP:
         self._big_bodies: asyncio.Semaphore | None = None
 
     async def send(
-        self, request: Request, timeout: float | None, auth: dict[str, str] | None = None
+        self,
+        request: Request,
+        timeout: float | None,
+        auth: dict[str, str] | None = None,
+        *,
+        bare: bool = False,
     ) -> Response:
         """One attempt of ``request``, redirects followed, its body read and decoded (or
         saved), within ``timeout`` seconds in all. ``auth`` (a token's header) goes with the
-        user's headers: never on to another origin."""
-        headers: Any = self._headers
+        user's headers: never on to another origin. ``bare``: without the run's headers
+        (``--header``, ``--user``), for a request fanfetch makes itself (an OAuth2 token)."""
+        headers: Any = None if bare else self._headers
         if request.headers is not None:
             headers = dict(request.headers) if headers is None else {**headers, **request.headers}
         if auth is not None:

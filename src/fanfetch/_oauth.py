@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import math
 import os
 import time
 from urllib.parse import urlencode
@@ -20,6 +21,7 @@ from yarl import URL
 
 from ._exceptions import ConfigError, RequestError
 from ._models import Request
+from ._redact import redact
 from ._types import Clock, is_success
 
 __all__ = ["SECRET_ENV", "AuthError", "OAuth2"]
@@ -44,40 +46,58 @@ class OAuth2:
         scope: str | None,
         send: object,
         *,
+        timeout: float | None = None,
         clock: Clock = time.monotonic,
     ) -> None:
+        """``send(request, timeout)`` makes one token request as fanfetch's HTTP layer does,
+        with none of the run's own headers; each is bounded by ``timeout`` (``--timeout``)."""
         secret = os.environ.get(SECRET_ENV)
         if not client_id:
             raise ConfigError("oauth2_client_id", client_id, "give --oauth2-client-id ID")
         if not secret:
             raise ConfigError(
-                "oauth2_token_url", token_url, f"set the client secret in {SECRET_ENV}"
+                "oauth2_token_url", redact(token_url), f"set the client secret in {SECRET_ENV}"
             )
         url = URL(token_url)
         if url.scheme not in ("http", "https") or not url.host:
-            raise ConfigError("oauth2_token_url", token_url, "give an http(s) URL")
+            raise ConfigError("oauth2_token_url", redact(token_url), "give an http(s) URL")
         self._url = url
         self._basic = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
         self._form = urlencode(
             {"grant_type": "client_credentials", **({"scope": scope} if scope else {})}
         )
+        self._shown = redact(str(url))  # the URL as messages may show it (no query secret)
         self._send = send
+        self._timeout = timeout
         self._clock = clock
         self._token: str | None = None
         self._renew_at = 0.0
-        self._lock = asyncio.Lock()
+        self._refresh: asyncio.Future[None] | None = None
         self.fetched = 0  # tokens fetched so far
 
     async def header(self) -> dict[str, str]:
-        """The ``Authorization`` header of a token that is good for a while yet."""
+        """The ``Authorization`` header of a token that is good for a while yet.
+
+        However many requests need a token at once, one refresh runs, and its outcome is
+        theirs: a token, or its ``AuthError`` (a hanging endpoint costs them one
+        ``--timeout`` together, not one each in turn)."""
         token = self._token
         if token is None or self._clock() >= self._renew_at:
-            async with self._lock:  # one refresh at a time; the others wait for its token
-                if self._token is None or self._clock() >= self._renew_at:
-                    await self._fetch()
+            refresh = self._refresh
+            if refresh is None:
+                # A future of its own (as the lean transport's name look-ups): it is shared,
+                # and outlives any one asker's cancellation.
+                refresh = self._refresh = asyncio.ensure_future(self._fetch())
+                refresh.add_done_callback(self._refreshed)
+            await asyncio.shield(refresh)
             token = self._token
         assert token is not None
         return {"Authorization": f"Bearer {token}"}
+
+    def _refreshed(self, done: asyncio.Future[None]) -> None:
+        self._refresh = None
+        if not done.cancelled():
+            done.exception()  # retrieved: when every asker was cancelled, none would
 
     def refused(self, header: dict[str, str]) -> None:
         """The API answered 401 to ``header``: that token is done with."""
@@ -90,15 +110,20 @@ class OAuth2:
             "Authorization": f"Basic {self._basic}",
         })  # fmt: skip
         request.target = self._url
-        response = await self._send(request, 30.0)  # type: ignore[operator]
+        try:
+            response = await self._send(request, self._timeout)  # type: ignore[operator]
+        except RequestError as exc:
+            raise AuthError(f"no token from {self._shown}: {exc}") from None
         if not is_success(response.status):
-            raise AuthError(f"the token endpoint {self._url} answered {response.status}")
+            raise AuthError(f"the token endpoint {self._shown} answered {response.status}")
         try:
             answer = orjson.loads(response.content or b"")
             token, lifetime = answer["access_token"], float(answer.get("expires_in", 3600))
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-            raise AuthError(f"the token endpoint {self._url} sent no access_token") from None
+            raise AuthError(f"the token endpoint {self._shown} sent no access_token") from None
         self._token = str(token)
-        # renewed when a tenth of its life is left (at most a minute before it ends)
-        self._renew_at = self._clock() + lifetime - min(60.0, lifetime / 10)
+        if lifetime > 0:  # renewed when a tenth of its life is left (a minute at most)
+            self._renew_at = self._clock() + lifetime - min(60.0, lifetime / 10)
+        else:  # no lifetime worth the name: kept until the API refuses it (a 401)
+            self._renew_at = math.inf
         self.fetched += 1
