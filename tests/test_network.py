@@ -8,6 +8,7 @@ import json
 import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import quote
 
 import orjson
 import pytest
@@ -470,3 +471,25 @@ async def test_a_token_that_says_it_lives_no_time_is_kept_until_the_api_refuses_
     assert asked == [2.5]  # one token request, bounded by the run's timeout
     oauth.refused(first)
     assert await oauth.header() == {"Authorization": "Bearer t2"}  # a 401: a new one
+
+
+async def test_credential_query_values_are_masked_in_records_and_redact_param_adds_names(
+    api: LoopbackAPI, tmp_path: Path
+):
+    query = f"?api_key={SECRET}&Token={SECRET}&sig={SECRET}&session={SECRET}&design=kept&page=2"
+    redirected = api.url("/go/302?to=" + quote(api.url("/ok/2") + f"?access_token={SECRET}"))
+    lines = f"{api.url('/ok/1')}{query}\n{redirected}\n".encode()
+    summary = tmp_path / "summary.json"
+    result = await run_cli("run", "-", "--redact-param", "Session", "--summary-json",
+                           str(summary), stdin=lines)  # fmt: skip
+    assert result.status == 0, result.stderr
+    records = {r["id"]: r for r in result.records}
+    assert records[1]["url"] == api.url("/ok/1") + (
+        "?api_key=***&Token=***&sig=***&session=***&design=kept&page=2"
+    )
+    assert records[2]["final_url"] == api.url("/ok/2") + "?access_token=***"
+    del records[2]["url"]  # the redirecting URL's own ?to= holds it, as this test wrote it
+    assert_no_secret(orjson.dumps(list(records.values())), result.stderr, summary.read_text())
+    plain = await run_cli("run", "-", "-q", stdin=f"{api.url('/ok/1')}{query}\n".encode())
+    [record] = plain.records
+    assert f"session={SECRET}" in record["url"]  # not a credential's name unless asked

@@ -20,7 +20,7 @@ from ._keys import Key, KeyPool
 from ._limits import Limiter
 from ._models import Attempt, Request, Result, status_error
 from ._oauth import OAuth2
-from ._redact import redact_url
+from ._redact import SECRET_PARAMS, mask_query, redact_url
 from ._retry import next_delay, throttle_delay
 from ._transports._base import Response
 from ._types import Clock, Sleep, is_success
@@ -130,6 +130,8 @@ class Attempts:
             if config.cost is not None or config.usage is not None
             else None
         )
+        # --redact-param: records show these too as *** (the usual names are masked anyway)
+        self._secret_params = SECRET_PARAMS | config.redact_params if config.redact_params else None
         self._validator = (
             Validator(config.expect, config.schema)
             if config.expect is not None or config.schema is not None
@@ -249,9 +251,12 @@ class Attempts:
             await self._sleep(delay)
         elapsed_ms = (clock() - start) * 1000.0
         keyed = {"key_index": key.index} if key is not None else None  # never the key itself
+        secret = self._secret_params
+        shown = None if secret is None else mask_query(request.url, secret)
         if response is None:
             result = Result(
                 request,
+                url=shown,
                 status=error.status if error is not None else None,
                 error=error,
                 attempts=attempt,
@@ -263,8 +268,12 @@ class Attempts:
         else:
             status = response.status
             saved = response.saved
+            final_url = redact_url(response.url or "") if response.redirects else None
+            if final_url is not None and secret is not None:
+                final_url = mask_query(final_url, secret)
             result = Result(
                 request,
+                url=shown,
                 status=status,
                 headers=response.headers,
                 content=response.content,
@@ -274,7 +283,7 @@ class Attempts:
                 attempts=attempt,
                 elapsed_ms=elapsed_ms,
                 redirects=response.redirects,
-                final_url=redact_url(response.url or "") if response.redirects else None,
+                final_url=final_url,
                 history=None if history is None else tuple(history),
                 extra=keyed
                 if saved is None

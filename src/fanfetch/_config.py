@@ -14,7 +14,7 @@ import difflib
 import inspect
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypedDict, Unpack
 
@@ -224,6 +224,7 @@ class Config:
     page_size: int | None = None
     max_pages: int | None = None
     allow_link_local: bool = False  # follow redirects and next links to 169.254/16, fe80::/10
+    redact_params: frozenset[str] = frozenset()  # more query parameters records show as ***
 
     def __post_init__(self) -> None:
         if self.transform_workers is not None and (
@@ -326,6 +327,16 @@ def _as_headers(
             raise ConfigError("user", "***", "write it as USER:PASSWORD")
         headers["Authorization"] = "Basic " + base64.b64encode(user.encode()).decode()
     return headers
+
+
+def _as_names(
+    value: Iterable[str] | None, values: Mapping[str, Any], name: str
+) -> frozenset[str]:
+    if value is None:
+        return frozenset()
+    if isinstance(value, str) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise ConfigError(name, value, "give a list of parameter names, e.g. ['session']")
+    return frozenset(v.strip().lower() for v in value)
 
 
 def _as_proxy(value: str | None, values: Mapping[str, Any], name: str) -> str | None:
@@ -439,6 +450,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("allow_link_local", False, "Follow redirects and next links to link-local "
            "addresses (169.254.0.0/16, fe80::/10, where cloud metadata answers).  [default: "
            "refused]", ("--allow-link-local",), bool),
+    Option("redact_params", None, "A query parameter whose value records show as *** (as "
+           "they do api_key, token, key, sig...); repeatable.", ("--redact-param",), list,
+           "NAME", coerce=_as_names),
     Option("proxy", None, "Send every request through this http://, https:// or socks5:// "
            "proxy; credentials in its URL go to the proxy only, never into records or messages.",
            ("--proxy",), str, "URL", coerce=_as_proxy),
@@ -536,6 +550,7 @@ class Options(TypedDict, total=False):
     page_size: int | None
     max_pages: int | None
     allow_link_local: bool
+    redact_params: Sequence[str]
 
 
 def make_config(*, transport: str = "auto", **options: Unpack[Options]) -> Config:

@@ -16,6 +16,7 @@ import orjson
 from yarl import URL
 
 from ._exceptions import HTTPStatusError, RequestError, error_from_record
+from ._redact import mask_query
 from ._types import JSONValue, is_success
 
 __all__ = ["MAX_DEPTH", "Attempt", "JSONValue", "Request", "Result", "decode_body", "too_deep"]
@@ -431,7 +432,7 @@ class Result:
         started = self.started_at
         record: dict[str, Any] = {
             "id": request.id,
-            "url": self.url,
+            "url": mask_query(self.url),  # ?api_key=*** (the default names; see _redact)
             "method": request.method,
             "ok": self.ok,
             "status": self.status,
@@ -442,7 +443,7 @@ class Result:
         }
         if self.redirects:
             record["redirects"] = self.redirects
-            record["final_url"] = self.final_url
+            record["final_url"] = mask_query(self.final_url or "") or None
         if include_headers:
             record["headers"] = dict(self.headers) if self.headers is not None else None
         extra = self.extra

@@ -6,7 +6,20 @@ import re
 
 from yarl import URL
 
-__all__ = ["redact", "redact_url"]
+__all__ = ["SECRET_PARAMS", "mask_query", "redact", "redact_url"]
+
+SECRET_PARAMS = frozenset({
+    "access_token", "api-key", "api_key", "apikey", "auth", "auth_token", "client_secret",
+    "id_token", "key", "passwd", "password", "pwd", "refresh_token", "secret", "sig",
+    "signature", "token", "x-amz-credential", "x-amz-security-token", "x-amz-signature",
+    "x-goog-credential", "x-goog-signature",
+})  # fmt: skip
+"""Query parameters whose values records never show (``--redact-param`` adds more)."""
+
+_ANY_SECRET = re.compile(
+    r"[?&;](?:" + "|".join(re.escape(n) for n in sorted(SECRET_PARAMS)) + r")=", re.IGNORECASE
+)
+_PARAM = re.compile(r"([?&;])([^=&;#]+)=([^&;#]*)")
 
 _SECRET_QUERY = re.compile(
     r"(?P<name>[?&;](?:[\w.-]*(?:key|token|secret|password|passwd|signature|sig)[\w.-]*))=[^&#\s'\"]*",
@@ -40,3 +53,20 @@ def redact_url(url: str) -> str:
     if parsed.user is None and parsed.password is None:
         return url
     return str(parsed.with_user(None))
+
+
+def mask_query(url: str, names: frozenset[str] | None = None) -> str:
+    """``url`` with the values of its query parameters named in ``names`` (default
+    ``SECRET_PARAMS``; compared without case) shown as ``***``: what records hold.
+
+    A URL with no such parameter costs a search (the common case, once per record)."""
+    if "?" not in url or (names is None and _ANY_SECRET.search(url) is None):
+        return url
+    wanted = SECRET_PARAMS if names is None else names
+
+    def masked(match: re.Match[str]) -> str:
+        if match[3] and match[2].lower() in wanted:
+            return f"{match[1]}{match[2]}=***"
+        return match[0]
+
+    return _PARAM.sub(masked, url)
