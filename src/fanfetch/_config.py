@@ -329,9 +329,7 @@ def _as_headers(
     return headers
 
 
-def _as_names(
-    value: Iterable[str] | None, values: Mapping[str, Any], name: str
-) -> frozenset[str]:
+def _as_names(value: Iterable[str] | None, values: Mapping[str, Any], name: str) -> frozenset[str]:
     if value is None:
         return frozenset()
     if isinstance(value, str) or not all(isinstance(v, str) and v.strip() for v in value):
