@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -189,3 +192,78 @@ async def test_a_hundred_gzip_bombs_at_once_cost_no_more_than_a_few_bodies(tmp_p
     assert all(r["error"]["type"] == "too_large" and r["status"] == 200 for r in records)
     # 100 bodies at the 10 MiB cap would be 1,000 MB (a test run measured 3,400 MB before)
     assert peak < 400, f"peak {peak:.0f} MB"
+
+
+PAYLOADS = (b"\x1bc", b"\x1b]0;pwned\x07", "\u009b2J".encode())  # a reset, a title, a C1 CSI
+
+
+async def _control_server(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Server text full of terminal commands: in a reason phrase, a Location, a Link and a
+    body (the run follows pages and redirects, so each of them reaches a record)."""
+    try:
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    except (asyncio.IncompleteReadError, TimeoutError, ConnectionError):
+        writer.close()
+        return
+    path, junk = head.split(b" ")[1], b"".join(PAYLOADS)
+    if path.startswith(b"/reason"):
+        answer = b"HTTP/1.1 500 Bad " + junk + b"\r\nContent-Length: 0\r\n\r\n"
+    elif path.startswith(b"/loc"):
+        answer = b"HTTP/1.1 302 Found\r\nLocation: /x" + junk + b"\r\nContent-Length: 0\r\n\r\n"
+    else:
+        body = orjson.dumps({"text": junk.decode()})
+        answer = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nLink: </" + junk +
+                  b'>; rel="next"\r\nContent-Length: ' + str(len(body)).encode() + b"\r\n\r\n" +
+                  body)  # fmt: skip
+    writer.write(answer)
+    with contextlib.suppress(ConnectionError):
+        await writer.drain()
+    writer.close()
+
+
+@pytest.mark.parametrize("view", ["--dashboard", "--progress", "-q"])
+async def test_no_server_text_reaches_the_terminal_as_a_command(tmp_path: Path, view: str):
+    """The run on a real terminal (a pty): records on stdout, the live view and messages on
+    stderr; the server's control characters show escaped, never as the bytes themselves."""
+    import os
+    import pty
+
+    server = await asyncio.start_server(_control_server, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    src = tmp_path / "in.txt"
+    src.write_text("".join(f"http://127.0.0.1:{port}/{p}/{i}\n" for p in ("reason", "loc", "body")
+                           for i in range(3)))  # fmt: skip
+    controller, terminal = pty.openpty()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "fanfetch", "run", str(src), view, "--paginate", "link",
+            "--retries", "0", stdin=asyncio.subprocess.DEVNULL, stdout=terminal,
+            stderr=terminal,
+        )  # fmt: skip
+        os.close(terminal)
+        seen = bytearray()
+        loop = asyncio.get_running_loop()
+        while True:  # read the terminal until the run ends (the pty then reads EIO)
+            try:
+                chunk = await asyncio.wait_for(loop.run_in_executor(None, os.read, controller,
+                                                                    65536), 60)  # fmt: skip
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+        assert await asyncio.wait_for(proc.wait(), 60) == 1
+    finally:
+        os.close(controller)
+        server.close()
+        await server.wait_closed()
+    assert b'"type":"http_status"' in seen and b"Bad " in seen  # the records were drawn
+    for payload in PAYLOADS:
+        assert payload not in seen, payload
+
+
+def test_what_is_drawn_on_a_terminal_shows_control_characters_escaped():
+    from fanfetch._types import printable
+
+    assert printable("host\x1bc\u009b2J\x07\x7f\tok\n") == "host\\x1bc\\x9b2J\\x07\\x7f\tok\n"
+    assert printable("plain text, é and ✓") == "plain text, é and ✓"

@@ -22,6 +22,7 @@ from ._exceptions import ConfigError, FanfetchError, UsageError
 from ._formats import FORMATS
 from ._job import EXIT_FAILED, EXIT_OK, EXIT_SIGINT, EXIT_USAGE, RunOptions
 from ._template import UrlTemplate
+from ._types import printable
 from ._version import __version__
 
 __all__ = ["main"]
@@ -513,7 +514,7 @@ def export(
     try:
         count = run_export(
             source, output, source_format=source_format, output_format=output_format,
-            select=select, warn=lambda message: click.echo(f"fanfetch: {message}", err=True),
+            select=select, warn=lambda message: _say(f"fanfetch: {message}"),
         )  # fmt: skip
     except ConfigError as exc:
         raise click.BadParameter(f"{exc.value!r}: {exc.hint}", param_hint="--select") from None
@@ -574,22 +575,27 @@ def bench(quick: bool, chart: str | None) -> int:
     return EXIT_OK
 
 
+def _say(message: str) -> None:
+    """A line on stderr, with no control character a server (or a file) put in it."""
+    click.echo(printable(message), err=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     """The console script: one-line errors, no tracebacks, the documented exit statuses."""
     try:
         status = cli.main(args=argv, prog_name="fanfetch", standalone_mode=False)
     except click.UsageError as exc:
         command = exc.ctx.command_path if exc.ctx is not None else "fanfetch"
-        click.echo(f"fanfetch: error: {exc.format_message()} (see '{command} --help')", err=True)
+        _say(f"fanfetch: error: {exc.format_message()} (see '{command} --help')")
         sys.exit(EXIT_USAGE)
     except click.ClickException as exc:
-        click.echo(f"fanfetch: error: {exc.format_message()}", err=True)
+        _say(f"fanfetch: error: {exc.format_message()}")
         sys.exit(EXIT_USAGE)
     except UsageError as exc:
-        click.echo(f"fanfetch: error: {exc}", err=True)
+        _say(f"fanfetch: error: {exc}")
         sys.exit(EXIT_USAGE)
     except FanfetchError as exc:  # e.g. the summary file cannot be written: say so, no traceback
-        click.echo(f"fanfetch: error: {exc}", err=True)
+        _say(f"fanfetch: error: {exc}")
         sys.exit(EXIT_FAILED)
     except click.Abort:
         sys.exit(EXIT_SIGINT)

@@ -24,7 +24,7 @@ from rich.text import Text
 from ._limits import HostView
 from ._progress import redraw_until
 from ._summary import LatencyHistogram, Stats, kind_counts, kinds
-from ._types import Clock
+from ._types import Clock, printable
 
 __all__ = ["Dashboard"]
 
@@ -214,14 +214,15 @@ class Dashboard:
                     "throttled", style="bold", no_wrap=True, overflow="ellipsis")  # fmt: skip
         views = self._hosts(most)
         for view in views:
-            host = view.host if len(view.host) <= name_w else view.host[: name_w - 1] + "…"
+            host = printable(view.host)
+            host = host if len(host) <= name_w else host[: name_w - 1] + "…"
             window = "-" if view.window is None else f"{view.window:.1f}"
             text.append(f"\n{host:<{name_w}} {view.in_flight:>9,} {view.waiting:>8,} "
                         f"{window:>7}  ", style="default")  # fmt: skip
             if view.resting > 0:
-                text.append(f"for {view.resting:.1f} s: {view.why}", style="magenta")
+                text.append(f"for {view.resting:.1f} s: {printable(view.why)}", style="magenta")
             elif view.throttles:
-                text.append(f"{view.throttles}x, last {view.why}", style="dim")
+                text.append(f"{view.throttles}x, last {printable(view.why)}", style="dim")
             else:
                 text.append("-")
         if not views:

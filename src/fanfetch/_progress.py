@@ -21,6 +21,7 @@ from rich.progress import (
 )
 
 from ._summary import Stats, kinds, summary_lines
+from ._types import printable
 
 __all__ = ["CalledProgressBar", "ProgressBar", "redraw_until"]
 
@@ -128,4 +129,4 @@ class CalledProgressBar:
         self._bar.refresh()
         self._bar.stop()
         for line in summary_lines(self._stats):
-            self._console.print(line, markup=False)
+            self._console.print(printable(line), markup=False)

@@ -11,6 +11,7 @@ module each, chosen by ``-o``'s name in ``_formats.FORMATS``.
 from __future__ import annotations
 
 import os
+import re
 import stat
 import sys
 import tempfile
@@ -246,6 +247,13 @@ def _recover(
     return ResumeState(done, kept, torn, dropped, failed, statuses)
 
 
+_TERMINAL_CONTROLS = re.compile(rb"\x7f|\xc2[\x80-\x9f]")  # DEL, and C1 in UTF-8
+
+
+def _json_escape(match: re.Match[bytes]) -> bytes:
+    return b"\\u%04x" % ord(match[0].decode())  # the same character, as JSON escapes it
+
+
 class FdOutput:
     """Records as lines of bytes, written to a file descriptor (a file, a pipe, stdout) in
     one ``write`` call per batch."""
@@ -263,12 +271,16 @@ class FdOutput:
         self.encode: Callable[[Result], Any] = encode or (
             lambda result: encode_result(result, include_headers=include_headers)
         )
+        self._terminal = os.isatty(fd)  # records read by a person, on a terminal
 
     def from_line(self, line: bytes) -> Any:
         return line
 
     def write(self, items: list[Any]) -> None:
-        data = memoryview(b"".join(items))
+        joined = b"".join(items)
+        if self._terminal:  # JSON escapes C0 itself; DEL and C1 (a CSI) are escaped here
+            joined = _TERMINAL_CONTROLS.sub(_json_escape, joined)
+        data = memoryview(joined)
         done = 0
         try:
             while done < len(data):

@@ -28,7 +28,7 @@ from ._reorder import Reorder
 from ._resume import IdSet
 from ._scheduler import Engine
 from ._summary import Stats, summary_lines
-from ._types import Item
+from ._types import Item, printable
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -356,6 +356,7 @@ class _Stderr:
         return self._console
 
     def print(self, message: str) -> None:
+        message = printable(message)  # a server's text never reaches the terminal as a command
         if self._rich:
             self.console().print(message, markup=False)
         else:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 if TYPE_CHECKING:
     from ._models import Request, Result
 
-__all__ = ["PLAIN_URL", "Clock", "Item", "JSONValue", "Sink", "Sleep", "is_success"]
+__all__ = ["PLAIN_URL", "Clock", "Item", "JSONValue", "Sink", "Sleep", "is_success", "printable"]
 
 Clock: TypeAlias = Callable[[], float]
 """Seconds from an arbitrary start, never going back (``time.monotonic``)."""
@@ -38,3 +38,15 @@ PLAIN_URL = re.compile(
 """An http(s) URL that needs no quoting, no user:password part and no fragment: it can be
 sent as it is written. Group 1 is its scheme and authority, group 2 the path and query.
 Checking this is an eighth of parsing the URL (yarl); anything else is parsed."""
+
+
+_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0)) if c not in (9, 10)}
+
+
+def printable(text: str) -> str:
+    """``text`` safe to draw on a terminal: C0 controls (but tab and newline), DEL and the C1
+    controls written as ``\\xNN``, so that no server-chosen byte (``ESC c``, a C1 CSI, a BEL)
+    reaches the terminal as a command."""
+    if text.isascii() and text.isprintable():  # the common case, at C speed
+        return text
+    return text.translate(_CONTROLS)
