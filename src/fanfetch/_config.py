@@ -25,6 +25,7 @@ __all__ = [
     "DEFAULT_CONCURRENCY",
     "DEFAULT_LIMITS",
     "DEFAULT_MAX_BODY",
+    "DEFAULT_MAX_PAGES",
     "DEFAULT_RETRY",
     "DEFAULT_RETRY_ON",
     "DEFAULT_TIMEOUTS",
@@ -45,6 +46,7 @@ __all__ = [
 DEFAULT_CONCURRENCY = 100
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_RETRIES = 3
+DEFAULT_MAX_PAGES = 10_000  # pages per chain: an endless chain of cursors ends there
 DEFAULT_RETRY_ON: frozenset[int] = frozenset({408, 429, 500, 502, 503, 504})
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
 DEFAULT_MAX_REDIRECTS = 10
@@ -222,7 +224,7 @@ class Config:
     items: str | None = None  # JMESPath: a page's items (page: and offset: modes)
     page_start: int = 1
     page_size: int | None = None
-    max_pages: int | None = None
+    max_pages: int | None = DEFAULT_MAX_PAGES  # None: no limit
     allow_link_local: bool = False  # follow redirects and next links to 169.254/16, fe80::/10
     redact_params: frozenset[str] = frozenset()  # more query parameters records show as ***
 
@@ -443,7 +445,8 @@ OPTIONS: tuple[Option, ...] = (
            int, "N"),
     Option("page_size", None, "With offset:PARAM, the items a full page has.", ("--page-size",),
            int, "N"),
-    Option("max_pages", None, "Pages fetched at most per chain.  [default: no limit]",
+    Option("max_pages", DEFAULT_MAX_PAGES, "Pages fetched at most per chain (a chain of "
+           "ever-new cursors ends there; the summary counts chains cut short).",
            ("--max-pages",), int, "N"),
     Option("allow_link_local", False, "Follow redirects and next links to link-local "
            "addresses (169.254.0.0/16, fe80::/10, where cloud metadata answers).  [default: "

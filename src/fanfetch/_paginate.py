@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 from yarl import URL
 
-from ._config import compile_select
+from ._config import DEFAULT_MAX_PAGES, compile_select
 from ._exceptions import ConfigError, RequestError
 from ._models import Request, Result
 from ._records import RecordFormat
@@ -111,12 +111,13 @@ class Paginator:
         items: str | None = None,
         page_start: int = 1,
         page_size: int | None = None,
-        max_pages: int | None = None,
+        max_pages: int | None = DEFAULT_MAX_PAGES,
         allow_link_local: bool = False,
     ) -> None:
         kind, _, rest = mode.partition(":")
         self.kind = kind
         self.max_pages = max_pages
+        self.capped = 0  # chains ended by max_pages with a next page named
         self._link_local = allow_link_local
         self._items = compile_select(items) if items else None
         self._expr: Any = None
@@ -158,8 +159,13 @@ class Paginator:
         needs, or None when the chain ends there."""
         if not result.ok:
             return None
-        if self.max_pages is not None and page >= self.max_pages:
+        value = self._next(fetched, result)
+        if value is not None and self.max_pages is not None and page >= self.max_pages:
+            self.capped += 1  # more pages were there: the summary says how many chains
             return None
+        return value
+
+    def _next(self, fetched: Request, result: Result) -> Any:
         if self.kind == "link":
             link = next_link(result.headers)
             return self._absolute(result, link) if link else None

@@ -184,6 +184,9 @@ async def run_job(options: RunOptions, *, announce: str | None = None, call_ms: 
 
     if (warning := duplicates.message()) is not None:
         err.print(f"fanfetch: {warning}")
+    if engine.chains_capped:
+        err.print(f"fanfetch: warning: {engine.chains_capped:,} chain(s) stopped at --max-pages "
+                  f"{config.max_pages:,} while their last page named another")  # fmt: skip
     if isinstance(output_failed, WorkerDied):
         err.print(f"fanfetch: error: {output_failed}")
         return EXIT_FAILED

@@ -312,6 +312,11 @@ class Engine:
         for tell in self._tell_finished:
             tell(result)
 
+    @property
+    def chains_capped(self) -> int:
+        """Chains ended by ``max_pages`` while their last page named another."""
+        return self._paginator.capped if self._paginator is not None else 0
+
     def paused_hosts(self) -> int:
         """Hosts resting after a throttle now (for --metrics-port, from its thread)."""
         return self._limiter.gate.paused()
