@@ -236,3 +236,44 @@ async def test_the_summary_with_workers_counts_as_one_process_does(
     for key in ("requests", "ok", "failed", "errors", "statuses", "retries"):
         assert summaries["1"][key] == summaries["2"][key], key
     assert summaries["2"]["retries"] == 40 and summaries["2"]["statuses"] == {"200": 60}
+
+
+BREAK_A_WORKER = """
+import os, sys
+if "spawn_main" in " ".join(getattr(sys, "orig_argv", [])):
+    import fanfetch._scheduler as scheduler
+    real = scheduler.Engine.run
+
+    async def run(self, items, sink):  # the first worker to start breaks on its first batch
+        try:
+            os.close(os.open(os.environ["BREAK_MARK"], os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return await real(self, items, sink)
+        async for _ in items:
+            raise RuntimeError("a worker broken on purpose")
+
+    scheduler.Engine.run = run
+"""
+
+
+@pytest.mark.slow
+async def test_a_worker_that_dies_of_an_exception_has_its_requests_dealt_again(
+    api: LoopbackAPI, tmp_path: Path
+):
+    """It used to say it was done on its way out, so its requests were lost and the run
+    exited 0 (804 records of 1,000). The fault is put in with a sitecustomize that only the
+    worker processes act on."""
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(BREAK_A_WORKER)
+    src = tmp_path / "in.txt"
+    src.write_text("".join(api.url(f"/ok/{i}") + "\n" for i in range(1, 501)))
+    out = tmp_path / "out.jsonl"
+    mark = tmp_path / "broke"
+    result = await run_cli(
+        "run", str(src), "-o", str(out), "--workers", "2", "-q",
+        env={"PYTHONPATH": str(tmp_path / "site"), "BREAK_MARK": str(mark)}, timeout=120,
+    )  # fmt: skip
+    assert mark.exists()  # a worker did break
+    assert result.status == 0, result.stderr[-3000:]
+    assert "died" in result.stderr
+    assert sorted(r["id"] for r in read_records(out)) == list(range(1, 501))

@@ -171,8 +171,10 @@ async def _worker(config: Config, inbox: Connection, outbox: Connection) -> None
         await send()
     finally:
         await engine.aclose()
-        with contextlib.suppress(OSError):
-            await loop.run_in_executor(None, outbox.send, _DONE)
+    # Done only after a clean end: a worker that raised says nothing more, so the parent
+    # reads its pipe's end as a death and deals its unanswered requests again.
+    with contextlib.suppress(OSError):
+        await loop.run_in_executor(None, outbox.send, _DONE)
 
 
 # -- in the parent ------------------------------------------------------------------------------
@@ -368,7 +370,12 @@ async def run_workers(
                     worker.finished = not worker.dealt
                 room.set()
             elif message == _DONE:
-                worker.finished = True
+                if worker.dealt and not stopping:  # done, with requests still unanswered:
+                    worker.dead = True  # as good as dead (they would be lost), so
+                    await replace(worker)  # they are dealt again
+                    room.set()
+                else:
+                    worker.finished = True
             else:
                 records, counts = message
                 dealt = worker.dealt
