@@ -337,6 +337,8 @@ async def test_an_output_that_is_the_input_is_refused_before_anything_is_written
         (("run", str(src), "-o", str(link)), None),
         (("run", str(src), "-o", str(src), "--resume"), None),
         (("run", "-", "-o", str(src)), src),
+        (("run", str(src), "--summary-json", str(src)), None),
+        (("run", str(src), "--summary-json", str(link)), None),
     ):
         if stdin is None:
             result = await run_cli(*args)
@@ -346,6 +348,39 @@ async def test_an_output_that_is_the_input_is_refused_before_anything_is_written
         assert "is the input" in result.stderr and "Traceback" not in result.stderr
         assert src.read_text() == text, args
     assert sum(api.log.hits.values()) == 0
+
+
+@pytest.mark.parametrize("side", [".journal", "-wal", "-shm", "-journal", ".wal"])
+@pytest.mark.parametrize("output", ["out.parquet", "out.sqlite", "out.duckdb"])
+async def test_an_input_named_like_a_file_the_output_writes_beside_it_is_refused(
+    api: LoopbackAPI, tmp_path: Path, output: str, side: str
+):
+    """-o X.sqlite deleted an input named X.sqlite-wal (SQLite's own), -o X.parquet one
+    named X.parquet.journal (fanfetch's): every path a run writes or removes is checked."""
+    src = tmp_path / (output + side)
+    text = api.url("/ok/1") + "\n"
+    src.write_text(text)
+    result = await run_cli("run", str(src), "-o", str(tmp_path / output))
+    assert result.status == 2 and "is the input" in result.stderr, result.stderr
+    assert src.read_text() == text and sum(api.log.hits.values()) == 0
+
+
+async def test_a_save_dir_that_holds_the_input_or_the_output_is_refused(
+    api: LoopbackAPI, tmp_path: Path
+):
+    """A line whose id is the input's (or the output's) name would have replaced it."""
+    src = tmp_path / "in.jsonl"
+    text = '{"id": "in.jsonl", "url": "%s"}\n' % api.url("/ok/1")
+    src.write_text(text)
+    away = tmp_path / "away"
+    away.mkdir()
+    for args in (
+        ["--save-dir", str(tmp_path)],
+        ["--save-dir", str(away), "-o", str(away / "out.jsonl")],
+    ):
+        result = await run_cli("run", str(src), *args)
+        assert result.status == 2 and "a folder of its own" in result.stderr, result.stderr
+    assert src.read_text() == text and sum(api.log.hits.values()) == 0
 
 
 async def _run_with_stdin_file(args: tuple[str, ...], path: Path):

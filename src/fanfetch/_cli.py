@@ -290,20 +290,43 @@ def _allow_open_files(concurrency: int) -> None:
         )
 
 
+_SIDE_FILES = (".journal", "-wal", "-shm", "-journal", ".wal")  # a journal, SQLite's, DuckDB's
+
+
 def _check_paths(options: RunOptions) -> None:
-    """Refuse, before anything is opened for writing, an output that is the input (which
-    would be emptied) and a summary file that cannot be written (found out at the end)."""
-    if options.output not in (None, "-"):
-        try:
-            source = os.stat(0 if options.source == "-" else options.source)
-            output = os.stat(options.output)
-        except OSError:
-            pass  # no output yet (or no input: reading it says so)
-        else:
-            if (source.st_dev, source.st_ino) == (output.st_dev, output.st_ino):
+    """Refuse, before anything is opened for writing, every path fanfetch would write or
+    remove that is the input (or a link to it), or another such path: the output, the files
+    beside it that its format writes and deletes (a journal, SQLite's -wal, -shm and
+    -journal, DuckDB's .wal), and the summary file; and a ``--save-dir`` that holds the
+    input, the output or the summary (a request whose id is its name would replace it).
+    Also a summary file that cannot be written (found out at the end)."""
+    files: list[tuple[str, str]] = []  # (path, flag): what fanfetch writes, by name
+    sides: list[tuple[str, str]] = []  # what the output's format writes beside it
+    if options.output is not None and options.output != "-":
+        files.append((options.output, "-o/--output"))
+        sides = [(options.output + side, "-o/--output") for side in _SIDE_FILES]
+    if options.summary_json:
+        files.append((options.summary_json, "--summary-json"))
+    source: str | int = 0 if options.source == "-" else options.source
+    for i, (path, flag) in enumerate([*files, *sides]):
+        if _same_file(path, source):
+            raise click.BadParameter(
+                f"{path!r} is the input: writing there would destroy it", param_hint=flag
+            )
+        for other, _ in files[:i]:
+            if _same_file(path, other):
                 raise click.BadParameter(
-                    f"{options.output!r} is the input: writing records there would destroy it",
-                    param_hint="-o/--output",
+                    f"{path!r} is also {other!r}, which fanfetch writes too", param_hint=flag
+                )
+    if options.config.save_dir:
+        folder = os.path.realpath(options.config.save_dir)
+        held = [(options.source, "the input")] if options.source != "-" else []
+        for path, what in [*held, *files]:
+            if os.path.dirname(os.path.realpath(path)) == folder:
+                raise click.BadParameter(
+                    f"{options.config.save_dir!r} holds {path!r} ({what}): a request whose id "
+                    "is its name would replace it; save into a folder of its own",
+                    param_hint="--save-dir",
                 )
     if options.summary_json:
         folder = os.path.dirname(os.path.abspath(options.summary_json))
@@ -313,6 +336,17 @@ def _check_paths(options: RunOptions) -> None:
                 "writable",
                 param_hint="--summary-json",
             )
+
+
+def _same_file(a: str, b: str | int) -> bool:
+    """Whether ``a`` and ``b`` (a path, or 0 for stdin) name one file, through links too."""
+    if isinstance(b, str) and os.path.abspath(a) == os.path.abspath(b):
+        return True
+    try:
+        first, second = os.stat(a), os.stat(b)
+    except OSError:
+        return False  # one does not exist (yet): no file to destroy
+    return (first.st_dev, first.st_ino) == (second.st_dev, second.st_ino)
 
 
 def _run_on_cluster(options: RunOptions) -> int:
