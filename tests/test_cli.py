@@ -370,7 +370,7 @@ async def test_a_save_dir_that_holds_the_input_or_the_output_is_refused(
 ):
     """A line whose id is the input's (or the output's) name would have replaced it."""
     src = tmp_path / "in.jsonl"
-    text = '{"id": "in.jsonl", "url": "%s"}\n' % api.url("/ok/1")
+    text = orjson.dumps({"id": "in.jsonl", "url": api.url("/ok/1")}).decode() + "\n"
     src.write_text(text)
     away = tmp_path / "away"
     away.mkdir()
