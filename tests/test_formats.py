@@ -323,3 +323,26 @@ async def test_workers_write_every_format_through_the_parent(
     assert {str(r["n"]) for r in native_rows(out, fmt) if r["n"] not in (None, "")} == {
         str(i) for i in range(1, 301)
     }
+
+
+async def test_a_csv_output_with_a_field_over_128_kib_resumes_exports_and_reports(
+    api: LoopbackAPI, tmp_path: Path
+):
+    """The csv module refuses fields over 128 KiB by default: such an output could never be
+    read back by fanfetch (a traceback from --resume, export and report)."""
+    src = tmp_path / "in.txt"
+    src.write_text(api.url("/big/300000") + "\n" + api.url("/ok/2") + "\n")
+    out = tmp_path / "out.csv"
+    first = await run_cli("run", str(src), "-o", str(out), "-q", "--max-body", "1000000")
+    assert first.status == 0, first.stderr
+    before = csv.field_size_limit()
+    again = await run_cli("run", str(src), "-o", str(out), "-q", "--resume")
+    assert again.status == 0 and "Traceback" not in again.stderr, again.stderr
+    back = tmp_path / "back.jsonl"
+    exported = await run_cli("export", str(out), "-o", str(back))
+    assert exported.status == 0, exported.stderr
+    assert sorted(len(r["body"] or "") for r in read_records(back))[-1] >= 300_000
+    report = await run_cli("report", str(out), "-o", str(tmp_path / "r.html"))
+    assert report.status == 0, report.stderr
+    assert sum(api.log.hits.values()) == 2  # the resume asked nothing again
+    assert csv.field_size_limit() == before

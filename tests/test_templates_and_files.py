@@ -39,6 +39,16 @@ async def test_csv_rows_fill_the_template_and_ids_are_their_line_numbers(
     assert result.status == 0
 
 
+async def test_a_csv_row_with_a_field_over_128_kib_is_read_not_a_crash(
+    api: LoopbackAPI, tmp_path: Path
+):
+    src = tmp_path / "rows.csv"
+    src.write_text(f"name,note\nann,{'x' * 200_000}\nbob,short\n")
+    result = await run_cli("run", str(src), "-q", "--url", api.url("/ok/{name}"))
+    assert result.status == 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert sorted(r["body"]["id"] for r in result.records) == ["ann", "bob"]
+
+
 async def test_one_endpoint_many_bodies_posts_each_row_as_json(api: LoopbackAPI):
     rows = b'{"id": "a", "prompt": "hi"}\n{"id": "b", "prompt": "yo"}\n'
     result = await run_cli("run", "-", "-q", "--url", api.url("/echo"), "--method", "POST",

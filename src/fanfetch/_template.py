@@ -68,6 +68,16 @@ class UrlTemplate:
         return f"UrlTemplate({self.method} {self.template!r})"
 
 
+def csv_values(text: str) -> list[str]:
+    """The values of one CSV row, a field of any size the line limit lets in (the csv
+    module's own limit, 128 KiB and process-wide, is lifted for the row and put back)."""
+    before = csv.field_size_limit(2**31 - 1)
+    try:
+        return next(csv.reader([text]), [])
+    finally:
+        csv.field_size_limit(before)
+
+
 class RowParser(LineParser):
     """Makes requests of rows: JSON objects, or CSV lines under their header line."""
 
@@ -96,7 +106,10 @@ class RowParser(LineParser):
         except UnicodeDecodeError:
             return invalid_item(line, seq, "the line is not UTF-8 text")
         if self._csv:
-            values = next(csv.reader([text]), [])
+            try:
+                values = csv_values(text)
+            except csv.Error as exc:
+                return invalid_item(line, seq, f"the CSV row cannot be read: {exc}")
             if self._header is None:
                 self._header = [v.strip() for v in values]
                 return None  # the header makes no request
@@ -124,6 +137,6 @@ def csv_header(path: str) -> tuple[list[str], int, int]:
             line += 1
             if raw.strip():
                 text = raw.decode("utf-8", errors="replace")
-                names = [v.strip() for v in next(csv.reader([text]), [])]
+                names = [v.strip() for v in csv_values(text)]
                 return names, line, f.tell()
     return [], line, 0

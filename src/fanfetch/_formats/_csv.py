@@ -86,10 +86,23 @@ def _whole_length(path: str) -> tuple[int, int]:
     return whole, size
 
 
+_NO_FIELD_LIMIT = 2**31 - 1  # what csv.field_size_limit takes at most on every platform
+
+
 def _rows(path: str) -> Iterator[dict[str, Any]]:
+    """The rows of a CSV output, however big a cell is. The csv module refuses fields over
+    128 KiB by a process-wide limit: it is lifted for each row read here and put back, so
+    a body of a megabyte reads back and the caller's own limit stays its own."""
     with open(path, newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
-        for row in reader:
+        while True:
+            before = csv.field_size_limit(_NO_FIELD_LIMIT)
+            try:
+                row = next(reader, None)
+            finally:
+                csv.field_size_limit(before)
+            if row is None:
+                return
             yield {k: _value(k, v) for k, v in row.items()}
 
 
