@@ -425,3 +425,23 @@ async def test_a_header_with_a_line_break_is_never_sent(http: HTTP):
         with pytest.raises(InvalidRequest):
             await get(http, server.url("/"), headers={"X-A": "v\r\nX-Injected: 1"})
         assert not any("x-injected" in s.headers for s in server.seen)
+
+
+async def test_a_field_sent_several_times_keeps_every_value(http: HTTP):
+    """RFC 9110 section 5.3: several fields of one name are one list. A Link field of its
+    own for rel="next" ended a chain early when only the first was kept."""
+    from fanfetch._models import field_values, headers_record
+
+    async def answer(conn: Conn) -> None:
+        while await conn.request() is not None:
+            conn.write(b"HTTP/1.1 200 OK\r\nLink: </first>; rel=\"first\"\r\n"
+                       b"Link: </next>; rel=\"next\"\r\nSet-Cookie: a=1; Path=/\r\n"
+                       b"Set-Cookie: b=2, c=3\r\nX-Many: one\r\nx-many: two\r\n"
+                       b"Content-Length: 0\r\n\r\n")  # fmt: skip
+
+    async with RawServer(answer) as server:
+        headers = (await get(http, server.url("/"))).headers
+    assert field_values(headers, "link") == ['</first>; rel="first"', '</next>; rel="next"']
+    record = {k.lower(): v for k, v in headers_record(headers).items()}
+    assert record["set-cookie"] == ["a=1; Path=/", "b=2, c=3"]
+    assert record["x-many"] == "one, two"

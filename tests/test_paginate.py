@@ -359,3 +359,35 @@ async def test_the_input_s_meta_is_carried_on_every_page(api: LoopbackAPI, tmp_p
     assert [(r["id"], r["page"], r["meta"]) for r in records] == [
         ("r", p, {"k": 1}) for p in range(1, 5)
     ]
+
+
+@pytest.mark.parametrize("transport", ["lean", "aiohttp", "http2"])
+async def test_a_next_link_in_a_link_field_of_its_own_is_followed(tmp_path: Path, transport: str):
+    """Servers send rel="first" and rel="next" as two Link fields: the chain went on only
+    when next came first. The record's headers keep both, joined as RFC 9110 allows."""
+    from aiohttp import web
+
+    async def page(request: web.Request) -> web.Response:
+        n = int(request.query.get("page", "1"))
+        response = web.json_response({"page": n})
+        response.headers.add("Link", '</p?page=1>; rel="first"')
+        if n < 3:
+            response.headers.add("Link", f'</p?page={n + 1}>; rel="next"')
+        return response
+
+    app = web.Application()
+    app.router.add_get("/p", page)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}/p"
+        result = await run_cli("run", "-", "-q", "--paginate", "link", "--include-headers",
+                               "--transport", transport, stdin=(url + "\n").encode())  # fmt: skip
+    finally:
+        await runner.cleanup()
+    assert result.status == 0, result.stderr
+    records = sorted(result.records, key=lambda r: r["page"])
+    assert [r["body"]["page"] for r in records] == [1, 2, 3]
+    link = {k.lower(): v for k, v in records[0]["headers"].items()}["link"]
+    assert link == '</p?page=1>; rel="first", </p?page=2>; rel="next"'

@@ -19,7 +19,42 @@ from ._exceptions import HTTPStatusError, RequestError, error_from_record
 from ._redact import mask_query
 from ._types import JSONValue, is_success
 
-__all__ = ["MAX_DEPTH", "Attempt", "JSONValue", "Request", "Result", "decode_body", "too_deep"]
+__all__ = [
+    "MAX_DEPTH",
+    "Attempt",
+    "JSONValue",
+    "Request",
+    "Result",
+    "decode_body",
+    "field_values",
+    "headers_record",
+    "too_deep",
+]
+
+
+def field_values(headers: Mapping[str, str], name: str) -> list[str]:
+    """Every value of the header field ``name`` (a server may send a field several times:
+    RFC 9110 section 5.3), from any transport's headers; a plain dict has one."""
+    getall = getattr(headers, "getall", None)
+    if getall is not None:
+        return list(getall(name, []))
+    value = headers.get(name) or headers.get(name.lower())
+    return [] if value is None else [value]
+
+
+def headers_record(headers: Mapping[str, str]) -> dict[str, Any]:
+    """Response headers as a record holds them: each field once, its repeats joined with
+    ``", "`` as RFC 9110 allows, but ``Set-Cookie`` (which no comma can join) as a list."""
+    record: dict[str, Any] = {}
+    spelled: dict[str, str] = {}  # a field's name as first sent: names are case-blind
+    for name, value in headers.items():
+        name = spelled.setdefault(name.lower(), name)
+        known = record.get(name)
+        if name.lower() == "set-cookie":
+            record[name] = [*(known or []), *(value if isinstance(value, list) else [value])]
+        else:
+            record[name] = value if known is None else f"{known}, {value}"
+    return record
 
 
 _TEXT_TYPES = (
@@ -445,7 +480,7 @@ class Result:
             record["redirects"] = self.redirects
             record["final_url"] = mask_query(self.final_url or "") or None
         if include_headers:
-            record["headers"] = dict(self.headers) if self.headers is not None else None
+            record["headers"] = None if self.headers is None else headers_record(self.headers)
         extra = self.extra
         if extra is None or "path" not in extra:  # with --save-dir the body is in a file
             body, encoding = self._raw_json() if for_writing else self._decoded()

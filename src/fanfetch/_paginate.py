@@ -25,7 +25,7 @@ from yarl import URL
 
 from ._config import DEFAULT_MAX_PAGES, compile_select
 from ._exceptions import ConfigError, RequestError
-from ._models import Request, Result
+from ._models import Request, Result, field_values
 from ._records import RecordFormat
 from ._resume import IdSet, ResumeState, id_hash
 from ._urls import derived_url, origin_of
@@ -90,7 +90,7 @@ def next_link(headers: Mapping[str, str] | None) -> str | None:
     """The ``rel="next"`` target of a ``Link`` header (RFC 8288), if any."""
     if not headers:
         return None
-    value = headers.get("Link") or headers.get("link")
+    value = ", ".join(field_values(headers, "Link"))  # rel="next" may be in a field of its own
     if not value or "next" not in value.lower():
         return None
     for match in _LINK.finditer(value):

@@ -116,6 +116,10 @@ class _Headers(Mapping[str, str]):
     def items(self) -> Any:  # every value, as aiohttp's multidict gives them
         return list(self._map.items())
 
+    def getall(self, key: str, default: Any = None) -> Any:  # every value of one field
+        values = self._map.getall(key.lower())
+        return list(values) if values else ([] if default is None else default)
+
 
 class Http2Transport:
     """One pyreqwest client for the run, HTTP/2 offered on every TLS connection."""
