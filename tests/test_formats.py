@@ -346,3 +346,36 @@ async def test_a_csv_output_with_a_field_over_128_kib_resumes_exports_and_report
     assert report.status == 0, report.stderr
     assert sum(api.log.hits.values()) == 2  # the resume asked nothing again
     assert csv.field_size_limit() == before
+
+
+FORMULAS = ["=HYPERLINK(\"http://127.0.0.1/x\",\"click\")", "+1+1", "-2+3", "@SUM(A1)",
+            "\tpad", "\rcr", "'quoted", "''twice", "-5", "+3.25", "plain"]  # fmt: skip
+
+
+async def test_csv_cells_a_spreadsheet_would_run_get_a_leading_quote_and_read_back_whole(
+    api: LoopbackAPI, tmp_path: Path
+):
+    """OWASP's CSV injection: = + - @ tab and CR first. A plain number is left alone, and
+    fanfetch's own readers (resume, export) give every value back as it was."""
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps({"id": f"id{i}", "url": api.url("/echo"), "method": "POST",
+                                       "data": text}) + "\n"
+                           for i, text in enumerate(FORMULAS)))  # fmt: skip
+    out = tmp_path / "out.csv"
+    select = ["--select", "{sent: body}"]  # /echo gives back the text it was sent
+    result = await run_cli("run", str(src), "-o", str(out), "-q", *select)
+    assert result.status == 0, result.stderr
+    cells = {row["id"]: row["sent"] for row in native_rows(out, "csv")}
+    for i, text in enumerate(FORMULAS):
+        left_alone = text in ("-5", "+3.25", "plain")
+        assert cells[f"id{i}"] == (text if left_alone else "'" + text), text
+    back = tmp_path / "back.jsonl"
+    assert (await run_cli("export", str(out), "-o", str(back))).status == 0
+    assert {r["id"]: r["body"]["sent"] for r in read_records(back)} == {
+        f"id{i}": text for i, text in enumerate(FORMULAS)
+    }
+    again = await run_cli("run", str(src), "-o", str(out), "-q", "--resume", *select)
+    assert again.status == 0 and sum(api.log.hits.values()) == len(FORMULAS)
+    raw = tmp_path / "raw.csv"
+    assert (await run_cli("run", str(src), "-o", str(raw), "-q", "--csv-raw", *select)).status == 0
+    assert {row["sent"] for row in native_rows(raw, "csv")} == set(FORMULAS)

@@ -227,6 +227,7 @@ class Config:
     max_pages: int | None = DEFAULT_MAX_PAGES  # None: no limit
     allow_link_local: bool = False  # follow redirects and next links to 169.254/16, fe80::/10
     redact_params: frozenset[str] = frozenset()  # more query parameters records show as ***
+    csv_raw: bool = False  # CSV cells as they are, formulas included (no leading ')
 
     def __post_init__(self) -> None:
         if self.transform_workers is not None and (
@@ -454,6 +455,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("redact_params", None, "A query parameter whose value records show as *** (as "
            "they do api_key, token, key, sig...); repeatable.", ("--redact-param",), list,
            "NAME", coerce=_as_names),
+    Option("csv_raw", False, "CSV outputs: write every cell as it is. By default a cell a "
+           "spreadsheet would run as a formula (= + - @ first) gets a leading ', which "
+           "fanfetch's own readers take off again.", ("--csv-raw",), bool),
     Option("proxy", None, "Send every request through this http://, https:// or socks5:// "
            "proxy; credentials in its URL go to the proxy only, never into records or messages.",
            ("--proxy",), str, "URL", coerce=_as_proxy),
@@ -552,6 +556,7 @@ class Options(TypedDict, total=False):
     max_pages: int | None
     allow_link_local: bool
     redact_params: Sequence[str]
+    csv_raw: bool
 
 
 def make_config(*, transport: str = "auto", **options: Unpack[Options]) -> Config:

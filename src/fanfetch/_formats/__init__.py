@@ -61,6 +61,11 @@ def open_output(
     """``path`` opened in ``record_format`` for a run of ``config`` (its headers setting,
     and the columns its ``--select`` gives)."""
     selected = select_columns(config.select) if config.select is not None else ()
+    if getattr(record_format, "neutralises_cells", False):  # CSV: formulas, or --csv-raw
+        return record_format.open(  # type: ignore[call-arg]
+            path, append=append, include_headers=config.include_headers, selected=selected,
+            raw_cells=config.csv_raw,
+        )  # fmt: skip
     return record_format.open(
         path, append=append, include_headers=config.include_headers, selected=selected
     )

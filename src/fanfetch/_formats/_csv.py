@@ -29,7 +29,33 @@ __all__ = ["CSV", "CsvFormat"]
 _INTS = {"status", "attempts"}
 
 
-def _cell(value: Any) -> Any:
+_FORMULA = ("=", "+", "-", "@", "\t", "\r", "'")  # what a spreadsheet may run (and the mark)
+
+
+def neutralised(text: str) -> str:
+    """A cell a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``, a tab or a
+    carriage return first: OWASP's CSV injection) with a leading ``'``, which spreadsheets
+    show as text; a plain number (``-5``) is left alone. A cell that starts with ``'`` gets
+    one more, so that ``restored`` gives every cell back as it was."""
+    if not text.startswith(_FORMULA) or (text[0] in "+-" and _is_number(text)):
+        return text
+    return "'" + text
+
+
+def restored(text: str) -> str:
+    """``neutralised`` undone: what fanfetch's own readers give back."""
+    return text[1:] if text.startswith("'") else text
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _cell(value: Any, raw: bool = False) -> Any:
     if value is None:
         return ""
     if value is True:
@@ -37,23 +63,38 @@ def _cell(value: Any) -> Any:
     if value is False:
         return "false"
     if isinstance(value, list | dict):
-        return orjson.dumps(value).decode()
+        value = orjson.dumps(value).decode()
+    if isinstance(value, str) and not raw:
+        return neutralised(value)
     return value
 
 
 class _Encoder:
-    def __init__(self, selected: Sequence[str], include_headers: bool) -> None:
+    def __init__(self, selected: Sequence[str], include_headers: bool, raw: bool) -> None:
         self.selected = tuple(selected)
         self.include_headers = include_headers
+        self.raw = raw
         self._buffer = io.StringIO()
         self._writer = csv.writer(self._buffer, lineterminator="\n")
+        # The csv module quotes a field with a line break only when the break is in its
+        # lineterminator: a bare CR would end the row for every reader. A row with one is
+        # written again by this writer (CR quoted), its own CRLF ending made LF.
+        self._cr_writer = csv.writer(self._buffer, lineterminator="\r\n")
 
     def line(self, row: list[Any]) -> bytes:
         buffer = self._buffer
         buffer.seek(0)
         buffer.truncate()
-        self._writer.writerow([_cell(v) for v in row])
-        return buffer.getvalue().encode()
+        raw = self.raw
+        cells = [_cell(v, raw) for v in row]
+        self._writer.writerow(cells)
+        text = buffer.getvalue()
+        if "\r" in text:
+            buffer.seek(0)
+            buffer.truncate()
+            self._cr_writer.writerow(cells)
+            text = buffer.getvalue()[:-2] + "\n"
+        return text.encode()
 
     def result(self, result: Result) -> bytes:
         record = result.to_dict(include_headers=self.include_headers)
@@ -109,6 +150,7 @@ def _rows(path: str) -> Iterator[dict[str, Any]]:
 def _value(column: str, text: str | None) -> Any:
     if text is None or text == "":
         return "" if column == "id" and text == "" else None
+    text = restored(text)
     if column == "ok":
         return text == "true"
     if column in _INTS:
@@ -122,6 +164,7 @@ class CsvFormat:
     """Records as CSV rows under a header; resumable as JSON lines are."""
 
     name = "csv"
+    neutralises_cells = True  # open takes raw_cells
 
     def open(
         self,
@@ -130,7 +173,9 @@ class CsvFormat:
         append: bool = False,
         include_headers: bool = False,
         selected: Sequence[str] = (),
+        raw_cells: bool = False,
     ) -> FdOutput:
+        """``raw_cells``: no cell is ``neutralised`` (``--csv-raw``)."""
         columns = columns_for(selected)
         header = ",".join(columns).encode() + b"\n"
         found = self.columns(path) if append and path else []
@@ -140,7 +185,7 @@ class CsvFormat:
                 "is --select the same?"
             )
         fd, owns = open_fd(path, append=append)
-        output = _CsvOutput(fd, _Encoder(selected, include_headers), owns=owns)
+        output = _CsvOutput(fd, _Encoder(selected, include_headers, raw_cells), owns=owns)
         if not append or os.fstat(fd).st_size == 0:
             output.write([header])
         return output
@@ -177,7 +222,7 @@ class CsvFormat:
         with open(path, "rb") as f:
             header = f.readline()
         columns = header.decode().strip().split(",")
-        encoder = _Encoder((), False)
+        encoder = _Encoder((), False, False)  # read back restored: neutralised again
         directory = os.path.dirname(os.path.abspath(path))
         with tempfile.NamedTemporaryFile("wb", dir=directory, delete=False) as tmp:
             tmp.write(header)
