@@ -379,3 +379,44 @@ async def test_csv_cells_a_spreadsheet_would_run_get_a_leading_quote_and_read_ba
     raw = tmp_path / "raw.csv"
     assert (await run_cli("run", str(src), "-o", str(raw), "-q", "--csv-raw", *select)).status == 0
     assert {row["sent"] for row in native_rows(raw, "csv")} == set(FORMULAS)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "says"),
+    [
+        ("out.parquet", b"not a parquet file at all", "cannot read the records"),
+        ("out.duckdb", b"not a duckdb file, not at all", "cannot read the records"),
+        ("out.jsonl", b"id,url,method\n1,http://127.0.0.1:9/,GET\n", "holds csv records"),
+        ("out.csv", b'{"id": 1, "url": "http://127.0.0.1:9/"}\n', "holds jsonl records"),
+        ("out.sqlite", b'{"id": 1, "url": "http://127.0.0.1:9/"}\n', "holds jsonl records"),
+    ],
+)
+async def test_resume_over_an_output_it_cannot_read_is_one_line_and_touches_nothing(
+    api: LoopbackAPI, tmp_path: Path, name: str, content: bytes, says: str
+):
+    src = tmp_path / "in.txt"
+    src.write_text(api.url("/ok/1") + "\n")
+    out = tmp_path / name
+    out.write_bytes(content)
+    result = await run_cli("run", str(src), "-o", str(out), "--resume")
+    assert result.status == 2, result.stderr
+    assert says in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert out.read_bytes() == content and sum(api.log.hits.values()) == 0
+    for command in (["export", str(out), "-o", str(tmp_path / "e.jsonl")],
+                    ["report", str(out), "-o", str(tmp_path / "r.html")]):  # fmt: skip
+        read = await run_cli(*command)
+        assert read.status == 2 and says in read.stderr, read.stderr
+        assert "Traceback" not in read.stderr
+
+
+async def test_a_journal_line_that_is_no_record_is_one_line_on_resume(
+    api: LoopbackAPI, tmp_path: Path
+):
+    src = tmp_path / "in.txt"
+    src.write_text(api.url("/ok/1") + "\n" + api.url("/ok/2") + "\n")
+    out = tmp_path / "out.parquet"
+    assert (await run_cli("run", str(src), "-o", str(out), "-q")).status == 0
+    (tmp_path / "out.parquet.journal").write_bytes(b"{not a record\n")
+    result = await run_cli("run", str(src), "-o", str(out), "--resume")
+    assert result.status == 2 and "Traceback" not in result.stderr, result.stderr

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from fanfetch import Request, Result
 from tests.conftest import read_records, run_cli
 from tests.servers import LoopbackAPI
 
@@ -391,3 +392,15 @@ async def test_a_next_link_in_a_link_field_of_its_own_is_followed(tmp_path: Path
     assert [r["body"]["page"] for r in records] == [1, 2, 3]
     link = {k.lower(): v for k, v in records[0]["headers"].items()}["link"]
     assert link == '</p?page=1>; rel="first", </p?page=2>; rel="next"'
+
+
+def test_a_page_number_that_is_no_number_ends_the_chain_with_an_error():
+    """A resumed chain whose recorded next is "abc" asked for ?p=abc; counting on from it
+    raised ValueError out of the run."""
+    from fanfetch._paginate import PaginationError, Paginator
+
+    pager = Paginator("page:p", items="items")
+    fetched = Request("http://127.0.0.1:9/list?p=abc")
+    page = Result(fetched, status=200, content=b'{"items": [1]}', content_type="application/json")
+    with pytest.raises(PaginationError, match="not a number"):
+        pager.after(fetched, page, 2)

@@ -9,12 +9,13 @@ have written. With ``select`` the expression is applied to each ok record's JSON
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from itertools import islice
+from typing import Any
 
 from ._config import compile_select, select_columns
 from ._exceptions import UsageError
-from ._formats import format_for
+from ._formats import check_holds, format_for, read_errors, unreadable
 from ._formats._rows import BASE_COLUMNS
 from ._records import JSON_LINES, RecordFormat, encode_record, read_json_lines
 
@@ -31,6 +32,13 @@ def _source_columns(path: str, record_format: RecordFormat) -> tuple[str, ...]:
     )
 
 
+def _next_chunk(records: Iterator[dict[str, Any]], source: str) -> list[dict[str, Any]]:
+    try:
+        return list(islice(records, _BATCH))
+    except read_errors() as exc:  # corrupt, or cut short: one line, not a traceback
+        raise unreadable(source, exc) from None
+
+
 def export(
     source: str,
     output: str,
@@ -44,17 +52,21 @@ def export(
     if not os.path.exists(source):
         raise UsageError(f"cannot read {source!r}: no such file")
     reader = format_for(source, source_format)
+    check_holds(reader, source)
     writer_format = format_for(output, output_format)
     if os.path.exists(output) and os.path.samefile(source, output):
         raise UsageError("the output is the input itself: give another -o")
     compiled = compile_select(select) if select is not None else None
-    selected = select_columns(select) if select is not None else _source_columns(source, reader)
+    try:
+        selected = select_columns(select) if select is not None else _source_columns(source, reader)
+    except read_errors() as exc:
+        raise unreadable(source, exc) from None
     skipped = [0]
     records = read_json_lines(source, skipped) if reader is JSON_LINES else reader.read(source)
     out = writer_format.open(output, selected=selected)
     count = 0
     try:
-        while chunk := list(islice(records, _BATCH)):
+        while chunk := _next_chunk(records, source):
             if compiled is not None:
                 for record in chunk:
                     body = record.get("body")

@@ -79,10 +79,16 @@ def resume_from(
     """What a resumed job skips, for every way in (the command line, the Python API): the
     output repaired and indexed, the ids that need no request, and where each paginated
     chain stands (a chain is done only when its last page says so)."""
-    state = record_format.recover(path, redo_failed=redo_failed, warn=warn)
-    if not paginated:
-        return state, state.done, {}
-    done, chains = chain_states(record_format.read(path))
+    from ._formats import check_holds, read_errors, unreadable
+
+    check_holds(record_format, path)  # a .jsonl holding CSV is refused, not appended to
+    try:
+        state = record_format.recover(path, redo_failed=redo_failed, warn=warn)
+        if not paginated:
+            return state, state.done, {}
+        done, chains = chain_states(record_format.read(path))
+    except read_errors() as exc:  # corrupt, cut short, or a bad journal line
+        raise unreadable(path, exc) from None
     return state, done, chains
 
 
@@ -226,8 +232,13 @@ class Paginator:
         return _Link(url)
 
     def _number(self, request: Request) -> int:
-        query = (request.target or URL(request.url)).query
-        return int(query.get(self._param, self._start))
+        value = (request.target or URL(request.url)).query.get(self._param, self._start)
+        try:
+            return int(value)
+        except ValueError:  # a resumed chain's recorded next, say, that is no number
+            raise PaginationError(
+                f"the page's {self._param}={value!r} is not a number to count on from"
+            ) from None
 
 
 class _Link(str):

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from ._exceptions import UsageError
-from ._formats import format_for
+from ._formats import check_holds, format_for, read_errors, unreadable
 from ._records import JSON_LINES, read_json_lines
 from ._summary import LatencyHistogram
 from ._version import __version__
@@ -266,11 +266,15 @@ def tally(paths: Sequence[str], source_format: str | None = None) -> Tally:
     for path in _expand(paths):
         skipped = [0]
         reader = format_for(path, source_format)
+        check_holds(reader, path)
         records: Iterable[dict[str, Any]] = (
             read_json_lines(path, skipped) if reader is JSON_LINES else reader.read(path)
         )
-        for record in records:
-            counted.add(record)
+        try:
+            for record in records:
+                counted.add(record)
+        except read_errors() as exc:
+            raise unreadable(path, exc) from None
         counted.skipped += skipped[0]
     return counted
 
