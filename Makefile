@@ -34,7 +34,7 @@ test: $(STAMP) $(RAY)
 # The inner loop: no slow (real-time) tests and no Ray; `make test` runs everything.
 test-fast: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/pytest -q -m "not slow" --ignore=tests/test_cluster.py -p no:cacheprovider
+	$(BIN)/pytest -q -m "not slow" --ignore=tests/test_cluster.py -p no:cacheprovider -n 2
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
