@@ -49,6 +49,7 @@ _NO_SUCH_NAME = frozenset(
 )
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+_IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})  # RFC 9110 9.2.2
 _NO_BODY_STATUS = frozenset({204, 304})
 
 
@@ -448,14 +449,18 @@ class LeanTransport:
     def _lost(self, conn: _Connection) -> None:
         self._open -= 1
 
-    async def _connection(self, origin: _Origin, deadline: float | None) -> _Connection:
+    async def _connection(
+        self, origin: _Origin, deadline: float | None, *, reuse: bool = True
+    ) -> tuple[_Connection, bool]:
+        """A connection to ``origin``: a kept-alive one (and True) when there is one, else a
+        new one."""
         idle = origin.idle
-        if idle:
+        if idle and reuse:
             now = time.monotonic()
             while idle:
                 conn = idle.pop()
                 if not conn.closed and now - conn.idle_since < _KEEPALIVE:
-                    return conn
+                    return conn, True
                 conn._close()
         if self._open >= self._pool_size:
             self._close_an_idle_one()
@@ -465,7 +470,7 @@ class LeanTransport:
             timeout = left if timeout is None else min(timeout, left)
         try:
             async with asyncio.timeout(timeout):
-                return await self._connect(origin)
+                return await self._connect(origin), False
         except TimeoutError:
             raise RequestTimeout("connecting timed out") from None
 
@@ -684,16 +689,32 @@ class LeanTransport:
         else:
             body = bytes(data)
         head = self._head(method, target, origin, headers, body, isinstance(data, str))
+        payload = head if body is None else head + body
         deadline = None if timeout is None else loop.time() + timeout
-        conn = await self._connection(origin, deadline)
-        conn.send(head if body is None else head + body, deadline, method == "HEAD")
+        conn, reused = await self._connection(origin, deadline)
+        try:
+            await self._answer(conn, payload, deadline, method)
+        except ConnectError:
+            # Sent on a kept-alive connection that the server closed before a byte came back:
+            # it cannot have been processed. Once more on a new connection, whatever
+            # --retries says, as browsers and curl do, for a method that may be repeated.
+            if not (reused and conn.head_size == 0 and method in _IDEMPOTENT):
+                raise
+            conn, _ = await self._connection(origin, deadline, reuse=False)
+            await self._answer(conn, payload, deadline, method)
+        return _Exchange(conn, parsed, text)
+
+    async def _answer(
+        self, conn: _Connection, payload: bytes, deadline: float | None, method: str
+    ) -> None:
+        """Send ``payload`` on ``conn`` and wait for the answer's head."""
+        conn.send(payload, deadline, method == "HEAD")
         try:
             while not conn.head_done:
                 await conn.wait()
         except BaseException:
             conn.done()
             raise
-        return _Exchange(conn, parsed, text)
 
     async def aclose(self) -> None:
         self._closed = True
