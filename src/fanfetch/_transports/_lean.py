@@ -43,6 +43,8 @@ _MAX_HEAD = 64 * 1024  # bytes of status line and headers
 _MAX_HEADERS = 256  # header fields in one response
 _PAUSE_AT = 1024 * 1024  # body bytes held before reading pauses
 _KEEPALIVE = 15.0  # seconds an idle connection is kept (aiohttp's default too)
+_DNS_KEPT = 10_000  # hosts whose addresses are kept at once
+_ORIGINS_KEPT = 10_000  # origins kept beyond those with idle connections
 _DNS_TTL = 300.0
 _NO_SUCH_NAME = frozenset(
     getattr(socket, name) for name in ("EAI_NONAME", "EAI_NODATA") if hasattr(socket, name)
@@ -407,7 +409,7 @@ class LeanTransport:
         ):
             env = self._env_proxies.get(url.scheme)
             origin.proxy = _Proxy(env) if env else None
-        if len(self._origins) > 10_000:  # a run over very many hosts: forget the idle ones
+        if len(self._origins) > _ORIGINS_KEPT:  # a run over very many hosts: forget idle ones
             for key in [k for k, o in self._origins.items() if not o.idle]:
                 del self._origins[key]
         self._origins[origin.key] = origin
@@ -553,7 +555,7 @@ class LeanTransport:
         family = _ip_family(host)
         if family is not None:
             addresses: list[tuple[int, Any]] = [(family, (host, port))]
-            self._dns[key] = (math.inf, addresses)
+            self._remember(key, math.inf, addresses)
             return addresses
         pending = self._resolving.get(key)
         if pending is None:
@@ -580,10 +582,18 @@ class LeanTransport:
             error.retryable = False
             raise error from None
         addresses: list[tuple[int, Any]] = [(info[0], info[4][:2]) for info in infos]
-        if len(self._dns) > 10_000:
-            self._dns.clear()
-        self._dns[(host, port)] = (time.monotonic() + _DNS_TTL, addresses)
+        self._remember((host, port), time.monotonic() + _DNS_TTL, addresses)
         return addresses
+
+    def _remember(
+        self, key: tuple[str, int], until: float, addresses: list[tuple[int, Any]]
+    ) -> None:
+        """Keep ``key``'s addresses until ``until``, in a cache of at most ``_DNS_KEPT``
+        hosts (an IP address too: a run over a million hosts must not keep a million)."""
+        dns = self._dns
+        if len(dns) >= _DNS_KEPT:
+            dns.clear()  # a run over very many hosts: what it meets again is cheap to redo
+        dns[key] = (until, addresses)
 
     # -- one request ----------------------------------------------------------------------
 
