@@ -376,20 +376,59 @@ async def test_a_key_pool_keeps_each_key_under_its_rate_and_rests_a_throttled_ke
     assert_no_secret(result.stdout, result.stderr)
 
 
-async def test_a_refused_key_leaves_the_pool_with_a_warning_and_costs_no_retry(
+async def test_a_key_refused_for_three_different_urls_leaves_the_pool_and_costs_no_retry(
     api: LoopbackAPI, tmp_path: Path
 ):
     api.keys = {"good": "ok", f"bad-{SECRET}": "refused"}
     pool = tmp_path / "keys.txt"
     pool.write_text(f"bad-{SECRET}\ngood\n")
     lines = "".join(api.url(f"/keyed/{i}") + "\n" for i in range(10)).encode()
-    result = await run_cli("run", "-", "-q", "--key-pool", str(pool), "--key-header",
-                           "X-Api-Key: {key}", "--retries", "0", stdin=lines)  # fmt: skip
+    result = await run_cli("run", "-", "-q", "-c", "1", "--key-pool", str(pool),
+                           "--key-header", "X-Api-Key: {key}", "--retries", "0",
+                           stdin=lines)  # fmt: skip
     assert result.status == 0, result.stderr
     assert {r["key_index"] for r in result.records} == {1}
-    assert "key 0 of the pool was refused (401)" in result.stderr
-    assert len(api.key_times[f"bad-{SECRET}"]) >= 1
+    assert "key 0 of the pool was refused (401) for 3 different URLs" in result.stderr
+    assert len(api.key_times[f"bad-{SECRET}"]) == 3  # then it was out of the pool
     assert_no_secret(result.stdout, result.stderr)
+
+
+async def test_one_url_that_refuses_every_key_does_not_empty_the_pool(
+    api: LoopbackAPI, tmp_path: Path
+):
+    """A resource the keys may not see is no bad key: each key is tried once for it, its
+    answer stands, and the pool goes on for the others (it used to empty the pool)."""
+    api.keys = {"k1": "ok", "k2": "ok"}
+    pool = tmp_path / "keys.txt"
+    pool.write_text("k1\nk2\n")
+    lines = (api.url("/status/403") + "\n") * 4 + "".join(
+        api.url(f"/keyed/{i}") + "\n" for i in range(6)
+    )
+    result = await run_cli("run", "-", "-q", "-c", "1", "--key-pool", str(pool),
+                           "--key-header", "X-Api-Key: {key}", "--retries", "0",
+                           "--include-attempts", stdin=lines.encode())  # fmt: skip
+    assert result.status == 1
+    records = sorted(result.records, key=lambda r: r["id"])
+    assert [r["status"] for r in records] == [403] * 4 + [200] * 6
+    assert all(len(r["history"]) == 2 for r in records[:4])  # each key once, then it stands
+    assert "taken out of the pool" not in result.stderr
+
+
+async def test_a_request_that_no_key_was_left_for_says_it_was_never_sent(
+    api: LoopbackAPI, tmp_path: Path
+):
+    api.keys = {"bad": "refused"}
+    pool = tmp_path / "keys.txt"
+    pool.write_text("bad\n")
+    lines = "".join(api.url(f"/keyed/{i}") + "\n" for i in range(5)).encode()
+    result = await run_cli("run", "-", "-q", "-c", "1", "--key-pool", str(pool), "--key-header",
+                           "X-Api-Key: {key}", "--retries", "0", stdin=lines)  # fmt: skip
+    records = sorted(result.records, key=lambda r: r["id"])
+    assert [r["status"] for r in records[:3]] == [401] * 3  # refused for 3 URLs: retired
+    assert [(r["error"]["type"], r["attempts"], r["started_at"]) for r in records[3:]] == [
+        ("auth", 0, None)
+    ] * 2
+    assert len(api.key_times["bad"]) == 3
 
 
 @pytest.mark.slow

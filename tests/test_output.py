@@ -136,3 +136,28 @@ async def test_a_full_disk_leaves_only_whole_lines_and_resume_finishes_the_job(t
         assert sorted(ids) == list(range(1, 301)) and len(kept) < 300
     finally:
         await api.stop()
+
+
+async def test_a_body_that_cannot_be_saved_is_a_save_error(tmp_path):
+    """A full disk under --save-dir was an undocumented error type "error"."""
+    import resource
+
+    from tests.conftest import run_cli
+    from tests.servers import LoopbackAPI
+
+    api = await LoopbackAPI().start()
+    try:
+        saved = tmp_path / "bodies"
+
+        def small_disk() -> None:  # a file past 10,000 bytes fails (EFBIG), as ENOSPC would
+            resource.setrlimit(resource.RLIMIT_FSIZE, (10_000, 10_000))
+
+        lines = f"{api.url('/big/50000')}\n{api.url('/ok/2')}\n".encode()
+        result = await run_cli("run", "-", "-q", "--retries", "0", "--save-dir", str(saved),
+                               stdin=lines, preexec_fn=small_disk)  # fmt: skip
+        records = sorted(result.records, key=lambda r: r["id"])
+        assert records[0]["error"]["type"] == "save", records[0]
+        assert "cannot save the body" in records[0]["error"]["message"]
+        assert records[1]["ok"] and records[1]["bytes"] > 0
+    finally:
+        await api.stop()

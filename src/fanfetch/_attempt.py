@@ -164,7 +164,9 @@ class Attempts:
         oauth = self._oauth
         keys = self._keys
         key: Key | None = None
+        tried: frozenset[int] = frozenset()  # keys refused (401, 403) for this request
         auth: dict[str, str] | None = None
+        sent = True
         while True:
             attempt += 1
             response: Response | None = None
@@ -172,12 +174,14 @@ class Attempts:
             if not limiter.try_start(host, cost):
                 await limiter.wait_can_start(host, cost)
             began = clock() if history is not None else 0.0
+            sent = False
             try:
                 if oauth is not None:
                     auth = await oauth.header()
                 if keys is not None:  # the key with the most room, once it may start
-                    key = await keys.take(cost)
+                    key = await keys.take(cost, tried)
                     auth = {**(auth or {}), key.header[0]: key.header[1]}
+                sent = True
                 response = await http.send(request, timeout, auth)
             except RequestError as exc:
                 # The result keeps the error for its record, not the frames it came through:
@@ -203,10 +207,17 @@ class Attempts:
                 key is not None
                 and response is not None
                 and keys is not None
-                and keys.answered(key, response.status, response.headers)
-                and free < len(keys.keys)
+                and keys.answered(
+                    key,
+                    response.status,
+                    response.headers,
+                    request.url,
+                    tried | {key.index},
+                )
             )
             if again:  # that key was refused: again with another, no retry spent
+                assert key is not None
+                tried |= {key.index}
                 free += 1
                 if history is not None:
                     entry = _attempt_entry(attempt, response, None, began, clock(), 0.0)
@@ -250,6 +261,8 @@ class Attempts:
                 self._on_retry(Retrying(request, attempt, delay, reason))
             await self._sleep(delay)
         elapsed_ms = (clock() - start) * 1000.0
+        if not sent:  # the last attempt never went out (no token, no key): not counted
+            attempt -= 1
         keyed = {"key_index": key.index} if key is not None else None  # never the key itself
         secret = self._secret_params
         shown = None if secret is None else mask_query(request.url, secret)
@@ -263,7 +276,7 @@ class Attempts:
                 elapsed_ms=elapsed_ms,
                 history=None if history is None else tuple(history),
                 extra=keyed,
-                started_at=self._epoch + start,
+                started_at=self._epoch + start if attempt else None,
             )
         else:
             status = response.status
@@ -293,6 +306,6 @@ class Attempts:
                     "sha256": saved.sha256,
                     **(keyed or {}),
                 },
-                started_at=self._epoch + start,
+                started_at=self._epoch + start if attempt else None,
             )
         return result

@@ -14,6 +14,7 @@
         ├── HTTPStatusError     "http_status": the final response was not 2xx
         ├── BodyTooLarge        "too_large": the body is over the size limit
         ├── DecodeError         "decode": the body's Content-Encoding cannot be undone
+        ├── SaveError           "save": the body could not be written to --save-dir
         └── InvalidResponse     "invalid_response": a 2xx whose body fails --expect/--schema
 
 Each ``RequestError`` subclass carries ``type``, the stable string written into records, and
@@ -39,6 +40,7 @@ __all__ = [
     "InvalidResponse",
     "RequestError",
     "RequestTimeout",
+    "SaveError",
     "TLSError",
     "TooManyRedirects",
     "UsageError",
@@ -85,6 +87,12 @@ class RequestError(FanfetchError):
         super().__init__(message)
         if status is not None:
             self.status = status
+
+
+class SaveError(RequestError):
+    """The body could not be written to its file (``--save-dir``): a full disk, say."""
+
+    type = "save"
 
 
 class InvalidRequest(RequestError):

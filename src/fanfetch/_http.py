@@ -21,8 +21,8 @@ from ._exceptions import (
     BodyTooLarge,
     DecodeError,
     InvalidRequest,
-    RequestError,
     RequestTimeout,
+    SaveError,
     TooManyRedirects,
 )
 from ._files import save_stream
@@ -291,7 +291,7 @@ class HTTP:
                 f"the body is over --max-file {limit:,} bytes", status=resp.status
             ) from None
         except OSError as exc:
-            raise RequestError(f"cannot save the body: {exc.strerror or exc}") from exc
+            raise SaveError(f"cannot save the body: {exc.strerror or exc}") from exc
         response = Response(resp.status, b"", headers=resp.headers, reason=resp.reason)
         response.saved = saved
         return response
