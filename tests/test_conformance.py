@@ -480,3 +480,16 @@ async def test_a_field_sent_several_times_keeps_every_value(http: HTTP):
     record = {k.lower(): v for k, v in headers_record(headers).items()}
     assert record["set-cookie"] == ["a=1; Path=/", "b=2, c=3"]
     assert record["x-many"] == "one, two"
+
+
+async def test_headers_of_forty_kilobytes_are_accepted(http: HTTP):
+    """Up to the 64 KiB every transport allows (--http2 stopped at about 16 KB)."""
+
+    async def answer(conn: Conn) -> None:
+        while await conn.request() is not None:
+            fields = b"".join(b"X-Big-%d: %s\r\n" % (i, b"v" * 500) for i in range(80))
+            conn.write(b"HTTP/1.1 200 OK\r\n" + fields + b"Content-Length: 2\r\n\r\nok")
+
+    async with RawServer(answer) as server:
+        response = await get(http, server.url("/"))
+    assert response.content == b"ok" and len(response.headers.get("X-Big-79", "")) == 500

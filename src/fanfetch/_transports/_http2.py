@@ -32,6 +32,8 @@ from .._version import __version__
 
 __all__ = ["Http2Transport", "map_pyreqwest_error"]
 
+MAX_HEADER_BYTES = 64 * 1024  # as the lean transport's cap on a response's head
+
 _TLS_WORDS = ("certificate", "tls", "handshake", "ssl", "unknownissuer")
 
 
@@ -146,6 +148,9 @@ class Http2Transport:
             .user_agent(f"fanfetch/{__version__}")
             .default_headers({"Accept-Encoding": ACCEPT_ENCODING, "Accept": "*/*"})
             .max_connections(self._pool_size)
+            # the headers a server may send, as the other transports allow (h2's default is
+            # 16 KiB: more was "unable to maintain the header compression context")
+            .http2_max_header_list_size(MAX_HEADER_BYTES)
         )
         if config.timeouts.connect is not None:
             builder = builder.connect_timeout(timedelta(seconds=config.timeouts.connect))
