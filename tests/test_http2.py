@@ -121,8 +121,9 @@ async def test_http2_with_another_transport_is_a_usage_error():
 
 async def test_http2_takes_the_headers_the_other_transports_take(h2: H2Server):
     """40 KB of headers, under the 64 KiB the others allow: pyreqwest stopped at ~16 KB."""
+    stdin = f"{h2.url}/big-headers\n".encode()
     result = await run_cli("run", "-", "-q", "--http2", "--cacert", h2.ca_file,
-                           "--include-headers", stdin=f"{h2.url}/big-headers\n".encode())  # fmt: skip
+                           "--include-headers", stdin=stdin)  # fmt: skip
     assert result.status == 0, result.stderr
     [record] = result.records
     assert record["body"]["version"] == "2" and len(record["headers"]) >= 80
