@@ -153,3 +153,38 @@ async def test_saved_files_are_capped_by_max_file_not_by_max_body(api: LoopbackA
     record = capped.records[0]
     assert record["error"]["type"] == "too_large" and "--max-file" in record["error"]["message"]
     assert not list(out_dir.glob("*.part"))  # the cut-off file is not left half-written
+
+
+@pytest.mark.parametrize("transport", ["lean", "aiohttp", "http2"])
+async def test_a_template_value_of_dot_dot_cannot_climb_the_path(tmp_path: Path, transport: str):
+    """A value is one segment: ``../admin`` is sent as ``..%2Fadmin``; a value of ``.`` or
+    ``..`` is an invalid row, since every URL parser resolves it, quoted or not (aiohttp's
+    yarl and pyreqwest sent GET /x). A raw server shows the request line as sent."""
+    from tests.hostile import Conn, RawServer, response
+
+    async def answer(conn: Conn) -> None:
+        while await conn.request() is not None:
+            conn.write(response(b"{}"))
+
+    src = tmp_path / "rows.jsonl"
+    src.write_text('{"name": ".."}\n{"name": "."}\n{"name": "../admin"}\n')
+    async with RawServer(answer) as server:
+        result = await run_cli("run", str(src), "-q", "--url", server.url("/ok/{name}/x"),
+                               "--transport", transport)  # fmt: skip
+    assert result.status == 1, result.stderr
+    assert [s.line.split()[1] for s in server.seen] == ["/ok/..%2Fadmin/x"]  # one segment
+    invalid = sorted(r["id"] for r in result.records if not r["ok"])
+    assert invalid == [1, 2] and all(
+        "would climb" in r["error"]["message"] for r in result.records if not r["ok"]
+    )
+
+
+async def test_a_byte_order_mark_on_the_first_line_is_no_invalid_line(api: LoopbackAPI, tmp_path):
+    src = tmp_path / "urls.txt"
+    src.write_bytes(b"\xef\xbb\xbf" + (api.url("/ok/1") + "\n" + api.url("/ok/2") + "\n").encode())
+    csv_src = tmp_path / "rows.csv"
+    csv_src.write_bytes(b"\xef\xbb\xbfname\nann\n")
+    plain = await run_cli("run", str(src), "-q")
+    rows = await run_cli("run", str(csv_src), "-q", "--url", api.url("/ok/{name}"))
+    assert plain.status == 0 and rows.status == 0, plain.stderr + rows.stderr
+    assert sorted(r["ok"] for r in plain.records + rows.records) == [True, True, True]

@@ -13,6 +13,7 @@ import ipaddress
 import itertools
 import queue
 import re
+import string
 import sys
 import threading
 from collections.abc import AsyncGenerator, Iterable, Iterator, Mapping
@@ -107,6 +108,9 @@ class Duplicates:
         )
 
 
+_BOM = b"\xef\xbb\xbf"
+
+
 class LineParser:
     """Numbers input lines and makes items of them, one line at a time.
 
@@ -132,6 +136,8 @@ class LineParser:
 
     def feed(self, raw: bytes) -> Item | None:
         self.line += 1
+        if self.line == 1 and raw.startswith(_BOM):  # a UTF-8 byte order mark: no line of it
+            raw = raw[len(_BOM) :]
         if not raw.strip():
             return None
         item = self.parse(raw, self.line, self.seq)
@@ -334,8 +340,8 @@ def _check_url(request: Request) -> str | None:
     if plain is not None:  # no parse needed (the transport checks the same way)
         rest = plain[1].partition("://")[2]
         host = rest if rest[-1] == "]" or ":" not in rest else rest.rpartition(":")[0]
-        if host[-1].isdigit() and _bad_ipv4(host):
-            return f"the host {host!r} is not an IPv4 address (each part is 0 to 255)"
+        if _numeric_host(host) and _bad_ipv4(host):
+            return f"the host {host!r} is not an IPv4 address (four parts, each 0 to 255)"
         if (reason := bad_name(host)) is not None:
             return reason
         # parsed after all: an explicit default port (it goes from the per-host key), or a
@@ -361,8 +367,8 @@ def _check_url(request: Request) -> str | None:
     host = parsed.raw_host  # the raw_ forms: the decoded ones cost twice as much
     if not host:
         return "the URL has no host"
-    if host[-1].isdigit() and _bad_ipv4(host):
-        return f"the host {host!r} is not an IPv4 address (each part is 0 to 255)"
+    if _numeric_host(host) and _bad_ipv4(host):
+        return f"the host {host!r} is not an IPv4 address (four parts, each 0 to 255)"
     if (reason := bad_name(host)) is not None:
         return reason
     if "@" in url and (parsed.raw_user is not None or parsed.raw_password is not None):
@@ -374,12 +380,23 @@ def _check_url(request: Request) -> str | None:
 _IPV4_CHECKED: dict[str, bool] = {}  # a run meets few hosts, each many times
 
 
+def _numeric_host(host: str) -> bool:
+    """Whether a resolver (and a browser, by the WHATWG URL rules) reads ``host`` as an IPv4
+    address: its last label is a number, in decimal or ``0x`` hex (``127.1``, ``0x7f.1``,
+    ``2130706433``). Quick for the usual names: a last character that is no digit, and no
+    ``0x``, settles it."""
+    return host[-1].isdigit() or "0x" in host or "0X" in host
+
+
 def _bad_ipv4(host: str) -> bool:
-    """A host that looks like an IPv4 address (digits and dots) but is not one."""
+    """A host read as an IPv4 address (``_numeric_host``) but not written as one, four
+    decimal parts of 0 to 255: ``127.1`` and ``0x7f.1`` alike (both mean 127.0.0.1)."""
     bad = _IPV4_CHECKED.get(host)
     if bad is None:
+        last = host.rstrip(".").rpartition(".")[2]
+        hexa = last[:2] in ("0x", "0X") and all(c in string.hexdigits for c in last[2:])
         bad = False
-        if host.strip("0123456789.") == "":
+        if last.isdigit() or hexa:
             try:
                 ipaddress.IPv4Address(host)
             except ValueError:

@@ -29,7 +29,7 @@ _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 class UrlTemplate:
     """A URL with ``{field}`` slots, and the method the requests made from it use."""
 
-    __slots__ = ("fields", "method", "template")
+    __slots__ = ("fields", "method", "path_fields", "template")
 
     def __init__(self, template: str, *, method: str = "GET") -> None:
         try:
@@ -37,6 +37,8 @@ class UrlTemplate:
         except ValueError as exc:
             raise ConfigError("url", template, f"the template is malformed: {exc}") from exc
         self.fields = [name for _, name, _, _ in parsed if name is not None]
+        path = template.partition("?")[0]
+        self.path_fields = [name for name in self.fields if f"{{{name}}}" in path]
         if any(not name or not name.isidentifier() for name in self.fields):
             raise ConfigError("url", template, "name each slot, e.g. {user_id}; no {} or {0}")
         method = method.upper()
@@ -49,6 +51,11 @@ class UrlTemplate:
         missing = [name for name in self.fields if name not in row]
         if missing:
             return invalid_item(line, seq, f"the row has no {', '.join(missing)} for the URL")
+        for name in self.path_fields:
+            if str(row[name]) in (".", ".."):  # however it is quoted, a URL parser resolves it
+                return invalid_item(
+                    line, seq, f"{{{name}}} is {row[name]!r}, which would climb the URL's path"
+                )
         values = {name: quote(str(row[name]), safe="") for name in self.fields}
         rid = row.get("id")
         item = checked(

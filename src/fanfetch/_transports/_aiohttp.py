@@ -27,6 +27,7 @@ from .._exceptions import (
     UsageError,
 )
 from .._redact import redact
+from .._types import PLAIN_URL
 from .._version import __version__
 from ._base import tls_context, tls_error
 
@@ -231,6 +232,10 @@ class AiohttpTransport:
         body: Any = data
         if isinstance(data, bytes) and len(data) > _CHUNK:
             body = io.BytesIO(data)  # aiohttp warns of a big body given as bytes
+        if isinstance(url, str) and PLAIN_URL.match(url):
+            # sent as written, as the lean transport sends it: parsed, yarl would decode
+            # %2E%2E and resolve it (a template's ".." would climb the path)
+            url = URL(url, encoded=True)
         try:
             resp = await session.request(
                 method,
