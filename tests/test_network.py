@@ -96,6 +96,37 @@ async def test_the_environment_s_proxy_is_used_only_with_trust_env(
     assert len(proxy.seen) == 3 and all("127.0.0.1" in u for u in proxy.seen)  # NO_PROXY held
 
 
+@pytest.mark.parametrize("transport", ["lean", "aiohttp"])
+@pytest.mark.parametrize(
+    ("no_proxy", "direct"),
+    [("127.0.0.0/30", {"127.0.0.1", "127.0.0.2"}), ("127.0.0.2:{port}", {"127.0.0.2"}),
+     ("127.0.0.2:1", set()), ("[127.0.0.1]", {"127.0.0.1"}), ("*", {"127.0.0.1", "127.0.0.2"}),
+     ("10.0.0.0/8, 127.0.0.1", {"127.0.0.1"})],
+)  # fmt: skip
+async def test_no_proxy_takes_networks_ports_and_brackets_as_curl_does(
+    two_host_api: LoopbackAPI, proxy: ForwardProxy, transport: str, no_proxy: str,
+    direct: set[str],
+):  # fmt: skip
+    env = {"HTTP_PROXY": proxy.url, "NO_PROXY": no_proxy.format(port=two_host_api.port)}
+    lines = urls(two_host_api, 2, "127.0.0.1") + urls(two_host_api, 2, "127.0.0.2")
+    result = await run_cli("run", "-", "-q", "--trust-env", "--transport", transport,
+                           stdin=lines, env=env)  # fmt: skip
+    assert result.status == 0, result.stderr
+    proxied = {u.split("//")[1].split(":")[0] for u in proxy.seen}
+    assert proxied == {"127.0.0.1", "127.0.0.2"} - direct
+
+
+def test_no_proxy_knows_ipv6_in_brackets_and_names_with_their_subdomains():
+    from fanfetch._urls import bypasses_proxy
+
+    assert bypasses_proxy("::1", 80, "[::1]") and bypasses_proxy("[::1]", 8080, "[::1]:8080")
+    assert bypasses_proxy("::1", 80, "::1/128") and not bypasses_proxy("::2", 80, "[::1]")
+    assert bypasses_proxy("api.example.test", 443, ".example.test")
+    assert bypasses_proxy("example.test", 443, "example.test")
+    assert not bypasses_proxy("badexample.test", 443, "example.test")
+    assert not bypasses_proxy("example.test", 443, "example.test:8443")
+
+
 async def test_a_bad_proxy_url_is_a_usage_error_that_does_not_echo_its_password():
     result = await run_cli("run", "-", "--proxy", f"ftp://bob:{SECRET}@127.0.0.1:1080",
                            stdin=b"http://127.0.0.1:9/\n")  # fmt: skip

@@ -18,7 +18,15 @@ from yarl import URL
 
 from ._redact import redact
 
-__all__ = ["Origin", "RefusedURL", "bad_name", "derived_url", "is_link_local", "origin_of"]
+__all__ = [
+    "Origin",
+    "RefusedURL",
+    "bad_name",
+    "bypasses_proxy",
+    "derived_url",
+    "is_link_local",
+    "origin_of",
+]
 
 Origin = tuple[str, str | None, int | None]  # scheme, host, port (the default one filled in)
 
@@ -85,3 +93,44 @@ def derived_url(base: URL, link: str, what: str, *, allow_link_local: bool = Fal
             "lives there); allow_link_local lets it through"
         )
     return url
+
+
+def bypasses_proxy(host: str, port: int | None, no_proxy: str) -> bool:
+    """Whether ``NO_PROXY`` (comma-separated) sends ``host:port`` direct, as curl reads it:
+    ``*``; a name, for itself and its subdomains (``example.com``, ``.example.com``); a
+    name or address with a port (``api.test:8080``, ``[::1]:8080``); an IP address, in
+    brackets or not (``::1``, ``[::1]``); a network (``10.0.0.0/8``, ``fd00::/8``). Python's
+    own reader knows names only."""
+    host = host.strip("[]").lower().rstrip(".")
+    try:
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    for entry in no_proxy.split(","):
+        entry = entry.strip().lower()
+        if entry == "*":
+            return True
+        wanted_port = None
+        if entry.startswith("["):  # [v6], or [v6]:port
+            entry, _, rest = entry[1:].partition("]")
+            if rest[:1] == ":" and rest[1:].isdigit():
+                wanted_port = int(rest[1:])
+        elif entry.count(":") == 1 and entry.partition(":")[2].isdigit():  # name or v4:port
+            entry, _, number = entry.partition(":")
+            wanted_port = int(number)
+        if not entry or (wanted_port is not None and wanted_port != port):
+            continue
+        if address is not None:
+            try:
+                if "/" in entry:
+                    if address in ipaddress.ip_network(entry, strict=False):
+                        return True
+                elif ipaddress.ip_address(entry) == address:
+                    return True
+            except (ValueError, TypeError):  # a name, or a network of the other family
+                pass
+            continue
+        name = entry.strip(".")
+        if name and (host == name or host.endswith("." + name)):
+            return True
+    return False

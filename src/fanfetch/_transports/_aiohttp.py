@@ -11,6 +11,7 @@ import base64
 import io
 import socket
 import ssl
+import urllib.request
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -28,6 +29,7 @@ from .._exceptions import (
 )
 from .._redact import redact
 from .._types import PLAIN_URL
+from .._urls import bypasses_proxy
 from .._version import __version__
 from ._base import tls_context, tls_error
 
@@ -169,6 +171,14 @@ class AiohttpTransport:
                     "a socks proxy needs aiohttp-socks: pip install 'fanfetch[socks]'"
                 ) from None
         self._proxy, self._proxy_headers = _proxy(None if self._socks else config.proxy)
+        # --trust-env: the environment's proxies, chosen here per request (aiohttp's own
+        # reading of NO_PROXY knows names only; _urls.bypasses_proxy knows what curl does)
+        self._env: dict[str, tuple[URL | None, Mapping[str, str] | None]] = {}
+        self._no_proxy = ""
+        if config.trust_env and config.proxy is None:
+            env = urllib.request.getproxies_environment()
+            self._env = {k: _proxy(env[k]) for k in ("http", "https") if env.get(k)}
+            self._no_proxy = env.get("no", "")
         self._ssl = _ssl(config)  # made here: a bad --cacert or --cert stops the run at once
 
     def _open(self) -> aiohttp.ClientSession:
@@ -196,7 +206,7 @@ class AiohttpTransport:
             if self._config.cookies
             else aiohttp.DummyCookieJar(),
             timeout=aiohttp.ClientTimeout(total=None),
-            trust_env=self._config.trust_env,  # off unless asked: the job, not the environment
+            trust_env=False,  # the environment's proxies are chosen in open (--trust-env)
         )
         # aiohttp quietly re-sends an idempotent request once when a kept-alive connection drops
         # before the answer (aio-libs/aiohttp#7363, #10790). fanfetch owns its retries and counts
@@ -225,10 +235,17 @@ class AiohttpTransport:
         timeout: float | None,
     ) -> _Exchange:
         session = self._session or self._open()
-        if self._proxy_headers is not None and not str(url).startswith("https:"):
+        proxy, proxy_headers = self._proxy, self._proxy_headers
+        if self._env:
+            parsed = url if isinstance(url, URL) else URL(url)
+            direct = bypasses_proxy(parsed.raw_host or "", parsed.port, self._no_proxy)
+            proxy, proxy_headers = (None, None) if direct else self._env.get(
+                parsed.scheme, (None, None)
+            )  # fmt: skip
+        if proxy_headers is not None and not str(url).startswith("https:"):
             # plain http through a proxy: the proxy reads the request itself (and must drop
             # the header); https goes through a CONNECT tunnel, whose headers it reads instead
-            headers = {**(headers or {}), **self._proxy_headers}
+            headers = {**(headers or {}), **proxy_headers}
         body: Any = data
         if isinstance(data, bytes) and len(data) > _CHUNK:
             body = io.BytesIO(data)  # aiohttp warns of a big body given as bytes
@@ -245,8 +262,8 @@ class AiohttpTransport:
                 data=body,
                 timeout=self._timeout(timeout),
                 allow_redirects=False,
-                proxy=self._proxy,
-                proxy_headers=self._proxy_headers,
+                proxy=proxy,
+                proxy_headers=proxy_headers,
             )
         except ValueError as exc:  # what aiohttp will not send (a line break in a header)
             raise InvalidRequest(f"the request cannot be sent: {exc}") from None

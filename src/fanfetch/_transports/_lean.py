@@ -34,6 +34,7 @@ from .._decoding import ACCEPT_ENCODING
 from .._exceptions import ConnectError, InvalidRequest, RequestError, RequestTimeout, UsageError
 from .._redact import redact
 from .._types import PLAIN_URL
+from .._urls import bypasses_proxy
 from .._version import __version__
 from ._base import tls_context, tls_error
 
@@ -404,8 +405,8 @@ class LeanTransport:
         known = self._origins.get(origin.key)
         if known is not None:
             return known
-        if self._env_proxies and not urllib.request.proxy_bypass_environment(  # type: ignore[attr-defined]
-            origin.host, self._env_proxies
+        if self._env_proxies and not bypasses_proxy(
+            origin.host, origin.port, self._env_proxies.get("no", "")
         ):
             env = self._env_proxies.get(url.scheme)
             origin.proxy = _Proxy(env) if env else None
