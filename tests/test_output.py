@@ -161,3 +161,28 @@ async def test_a_body_that_cannot_be_saved_is_a_save_error(tmp_path):
         assert records[1]["ok"] and records[1]["bytes"] > 0
     finally:
         await api.stop()
+
+
+async def test_temporary_files_a_killed_run_left_are_cleaned_by_the_next_run(tmp_path):
+    """A kill -9 during a Parquet move or a --save-dir write left them for ever."""
+    from tests.conftest import run_cli
+    from tests.servers import LoopbackAPI
+
+    api = await LoopbackAPI().start()
+    try:
+        src = tmp_path / "in.txt"
+        src.write_text(api.url("/ok/1") + "\n")
+        bodies = tmp_path / "bodies"
+        bodies.mkdir()
+        left = [tmp_path / ".out.parquet.fanfetch-k1x2.parquet", bodies / ".7.0123456789ab.part",
+                tmp_path / ".out.jsonl.fanfetch-abc.tmp"]  # fmt: skip
+        kept = [tmp_path / ".other.parquet.fanfetch-k1x2.parquet", bodies / "keep.part"]
+        for path in left + kept:
+            path.write_bytes(b"half")
+        for args in (["-o", str(tmp_path / "out.parquet"), "--save-dir", str(bodies)],
+                     ["-o", str(tmp_path / "out.jsonl"), "--resume"]):  # fmt: skip
+            result = await run_cli("run", str(src), "-q", *args)
+            assert result.status == 0, result.stderr
+        assert [p for p in left if p.exists()] == [] and all(p.exists() for p in kept)
+    finally:
+        await api.stop()

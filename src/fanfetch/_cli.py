@@ -234,6 +234,9 @@ def _run_checked(options: RunOptions, kw: dict[str, Any]) -> int:
     _check_ids_for_resume(options)
     _allow_open_files(config.limits.concurrency)
     if kw["save_dir"]:
+        from ._files import clean_partials
+
+        clean_partials(kw["save_dir"])  # .part files a killed run left (one run a folder)
         try:
             os.makedirs(kw["save_dir"], exist_ok=True)
         except OSError as exc:

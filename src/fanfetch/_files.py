@@ -16,7 +16,7 @@ import secrets
 from collections.abc import AsyncIterable
 from typing import BinaryIO
 
-__all__ = ["SavedBody", "safe_name", "save_stream"]
+__all__ = ["SavedBody", "clean_partials", "clean_temps", "safe_name", "save_stream", "temp_prefix"]
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 _PLAIN = re.compile(r"[a-z0-9_][a-z0-9._-]{0,99}")  # lower case: the same on every file system
@@ -90,3 +90,41 @@ async def save_stream(
             pass
         raise
     return SavedBody(path, size, digest.hexdigest())
+
+
+def temp_prefix(path: str) -> str:
+    """The name every temporary file made beside ``path`` starts with (a file rewritten
+    then renamed over it): the output's own, so that ``clean_temps`` finds its leftovers."""
+    return f".{os.path.basename(path)}.fanfetch-"
+
+
+def clean_temps(path: str) -> int:
+    """Remove the temporary files a killed run left beside ``path``; how many. (One run
+    writes an output at a time: whatever temporary file it had is nobody's now.)"""
+    directory = os.path.dirname(os.path.abspath(path))
+    prefix = temp_prefix(path)
+    return _remove_matching(directory, lambda name: name.startswith(prefix))
+
+
+_PARTIAL = re.compile(r"\..+\.[0-9a-f]{12}\.part")  # _create_new's names
+
+
+def clean_partials(directory: str) -> int:
+    """Remove the ``.part`` files a killed run left in ``--save-dir``; how many."""
+    return _remove_matching(directory, _PARTIAL.fullmatch)
+
+
+def _remove_matching(directory: str, matches: object) -> int:
+    removed = 0
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return 0
+    for name in names:
+        if matches(name):  # type: ignore[operator]
+            try:
+                os.unlink(os.path.join(directory, name))
+                removed += 1
+            except OSError:
+                pass
+    return removed

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 import orjson
 
 from ._exceptions import UsageError
+from ._files import clean_temps, temp_prefix
 from ._models import Result
 from ._resume import IdSet, ResumeState, id_hash
 
@@ -187,6 +188,7 @@ def _recover(
     """Read ``path`` for ``--resume``: repair it, index its ids, and with ``redo_failed``
     rewrite it (atomically: temp file, fsync, rename) keeping only its ok records.
     """
+    clean_temps(path)  # a rewrite a kill cut short
     try:
         fd = os.open(path, os.O_RDWR)
     except FileNotFoundError:
@@ -207,7 +209,7 @@ def _recover(
     if redo_failed:
         directory = os.path.dirname(os.path.abspath(path))
         tmp = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed below, renamed over path
-            "wb", dir=directory, prefix=".fanfetch-", suffix=".tmp", delete=False
+            "wb", dir=directory, prefix=temp_prefix(path), suffix=".tmp", delete=False
         )
     try:
         with open(path, "rb") as f:

@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from .._exceptions import UsageError
+from .._files import clean_temps
 from .._records import JSON_LINES, FdOutput, open_fd
 from .._resume import IdSet, ResumeState, id_hash
 from ._rows import (
@@ -107,6 +108,7 @@ class Journaled:
         if path is None or path == "-":
             raise UsageError(f"a {self.name} output needs a file: give -o NAME.{self.name}")
         self._check()
+        clean_temps(path)  # a killed run's half-written files beside the output
         journal = journal_path(path)
         if append:
             found = self.columns(path)
@@ -161,6 +163,7 @@ class Journaled:
         self, path: str, *, redo_failed: bool = False, warn: Callable[[str], None] = lambda _: None
     ) -> ResumeState:
         self._check()
+        clean_temps(path)  # a killed run's half-written files beside the output
         journal = journal_path(path)
         dropped = 0
         if os.path.exists(journal):

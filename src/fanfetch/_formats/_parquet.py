@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from .._files import temp_prefix
 from ._journal import BATCH_ROWS, Journaled
 from ._rows import BASE_COLUMNS, ColumnTypes, columns_for
 
@@ -101,7 +102,7 @@ class ParquetFormat(Journaled):
     ) -> None:
         """Write a new file beside ``path`` and rename it into place."""
         directory = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".fanfetch-", suffix=".parquet")
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=temp_prefix(path), suffix=".parquet")
         os.close(fd)
         try:
             with pq.ParquetWriter(tmp, schema) as writer:
