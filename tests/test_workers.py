@@ -277,3 +277,20 @@ async def test_a_worker_that_dies_of_an_exception_has_its_requests_dealt_again(
     assert result.status == 0, result.stderr[-3000:]
     assert "died" in result.stderr
     assert sorted(r["id"] for r in read_records(out)) == list(range(1, 501))
+
+
+@pytest.mark.slow
+async def test_workers_whose_parent_is_killed_end_without_a_traceback(
+    api: LoopbackAPI, tmp_path: Path
+):
+    proc, _, _ = await _start_with_two_workers(api, tmp_path, n=3000, hold=0.005, concurrency=20)
+    await api.wait_hits(200, within=60)
+    pids = _worker_pids(proc.pid)
+    assert len(pids) == 2, pids
+    os.kill(proc.pid, signal.SIGKILL)
+    _, err = await asyncio.wait_for(proc.communicate(), 60)  # the workers hold stderr open
+    for pid in pids:  # they have ended (their pipe to the parent broke)
+        assert not Path(f"/proc/{pid}").exists() or b"zombie" in Path(
+            f"/proc/{pid}/status"
+        ).read_bytes().lower()  # fmt: skip
+    assert "Traceback" not in err.decode() and "BrokenPipe" not in err.decode(), err.decode()

@@ -90,8 +90,11 @@ def _worker_main(config: Config, inbox: Connection, outbox: Connection) -> None:
 
     collect_young_rarely()  # a process of fanfetch's own, as ``fanfetch run`` is
 
-    with asyncio.Runner(loop_factory=loop_factory()) as runner:
-        runner.run(_worker(config, inbox, outbox))
+    try:
+        with asyncio.Runner(loop_factory=loop_factory()) as runner:
+            runner.run(_worker(config, inbox, outbox))
+    except* (BrokenPipeError, ConnectionResetError, EOFError):
+        pass  # the parent is gone (killed): nobody to send records to, nothing to print
 
 
 async def _worker(config: Config, inbox: Connection, outbox: Connection) -> None:
