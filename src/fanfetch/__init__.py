@@ -18,6 +18,7 @@ from ._exceptions import (
     HTTPStatusError,
     InputError,
     InvalidRequest,
+    OutputError,
     RequestError,
     RequestTimeout,
     SaveError,
@@ -26,7 +27,6 @@ from ._exceptions import (
     UsageError,
 )
 from ._models import Request, Result
-from ._output import OutputError
 from ._sync import iter_results, run
 from ._transports import MockTransport, Response, Transport
 from ._version import __version__

@@ -2,6 +2,7 @@
 
     FanfetchError
     ├── WorkerDied              --workers: worker processes kept dying (exit status 1)
+    ├── OutputError             the output cannot be written (a full disk): the run stops
     ├── UsageError              the caller asked for something we cannot do (exit status 2)
     │   ├── ConfigError         a bad option value: names the parameter and the fix
     │   └── InputError          the input as a whole cannot be read (missing file...)
@@ -38,6 +39,7 @@ __all__ = [
     "InputError",
     "InvalidRequest",
     "InvalidResponse",
+    "OutputError",
     "RequestError",
     "RequestTimeout",
     "SaveError",
@@ -65,6 +67,10 @@ class ConfigError(UsageError, ValueError):
         self.value = value
         self.hint = hint
         super().__init__(f"invalid {parameter}={value!r}. HINT: {hint}")
+
+
+class OutputError(FanfetchError):
+    """The output cannot be written (disk full, closed pipe): the run stops, output whole."""
 
 
 class WorkerDied(FanfetchError):

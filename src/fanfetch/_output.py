@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from ._exceptions import FanfetchError
+from ._exceptions import OutputError
 from ._models import Result
 from ._records import FdOutput, Output
 from ._reorder import Reorder
@@ -23,10 +23,6 @@ from ._types import Sink
 __all__ = ["OrderedChains", "OrderedSink", "OutputError", "RecordWriter"]
 
 _OPTS = orjson.OPT_APPEND_NEWLINE
-
-
-class OutputError(FanfetchError):
-    """The output cannot be written (disk full, closed pipe): the run stops, output whole."""
 
 
 class RecordWriter:
