@@ -11,7 +11,8 @@ import base64
 import gzip
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import orjson
@@ -552,3 +553,19 @@ class Socks5Proxy:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+
+
+@asynccontextmanager
+async def serve_routes(routes: dict[str, Handler]) -> AsyncIterator[str]:
+    """A one-off aiohttp server on 127.0.0.1 answering GET ``path`` with ``routes[path]``
+    (a path may hold ``{slots}``); yields its base URL."""
+    app = web.Application()
+    for path, handler in routes.items():
+        app.router.add_get(path, handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()

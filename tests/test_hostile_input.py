@@ -13,6 +13,7 @@ import pytest
 from aiohttp import web
 
 from tests.conftest import read_records, run_cli
+from tests.servers import serve_routes
 
 DEEP = b"[" * 300 + b"]" * 300  # orjson reads this (depth <= 1024) but cannot write it (254)
 
@@ -25,16 +26,8 @@ async def deep_server() -> AsyncIterator[str]:
     async def deep_inside(request: web.Request) -> web.Response:  # a newline: parsed, not copied
         return web.Response(body=b'{"a": ' + DEEP + b',\n "b": 1}', content_type="application/json")
 
-    app = web.Application()
-    app.router.add_get("/deep/{id}", deep)
-    app.router.add_get("/deep-inside/{id}", deep_inside)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
+    async with serve_routes({"/deep/{id}": deep, "/deep-inside/{id}": deep_inside}) as base:
+        yield base
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])
@@ -80,14 +73,9 @@ async def test_a_body_nested_around_every_depth_limit_is_a_record_that_can_be_re
     async def deep(request: web.Request) -> web.Response:
         return web.Response(body=body, content_type="application/json")
 
-    app = web.Application()
-    app.router.add_get("/deep", deep)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    try:
+    async with serve_routes({"/deep": deep}) as base:
         src = tmp_path / "in.txt"
-        src.write_text(f"http://127.0.0.1:{runner.addresses[0][1]}/deep\n")
+        src.write_text(f"{base}/deep\n")
         schema = tmp_path / "schema.json"
         schema.write_text('{"$defs": {"a": {"type": "array", "items": {"$ref": "#/$defs/a"}}},'
                           ' "$ref": "#/$defs/a"}')  # fmt: skip
@@ -106,8 +94,6 @@ async def test_a_body_nested_around_every_depth_limit_is_a_record_that_can_be_re
             assert record["body"] == (orjson.loads(body) if depth <= 253 else body.decode())
         else:
             assert "too deep" in record["error"]["message"]
-    finally:
-        await runner.cleanup()
 
 
 async def test_the_python_api_hands_back_a_too_deep_body_and_can_write_its_record(

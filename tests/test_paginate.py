@@ -376,17 +376,11 @@ async def test_a_next_link_in_a_link_field_of_its_own_is_followed(tmp_path: Path
             response.headers.add("Link", f'</p?page={n + 1}>; rel="next"')
         return response
 
-    app = web.Application()
-    app.router.add_get("/p", page)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    try:
-        url = f"http://127.0.0.1:{runner.addresses[0][1]}/p"
+    from tests.servers import serve_routes
+
+    async with serve_routes({"/p": page}) as base:
         result = await run_cli("run", "-", "-q", "--paginate", "link", "--include-headers",
-                               "--transport", transport, stdin=(url + "\n").encode())  # fmt: skip
-    finally:
-        await runner.cleanup()
+                               "--transport", transport, stdin=f"{base}/p\n".encode())  # fmt: skip
     assert result.status == 0, result.stderr
     records = sorted(result.records, key=lambda r: r["page"])
     assert [r["body"]["page"] for r in records] == [1, 2, 3]
