@@ -563,3 +563,14 @@ async def test_credential_query_values_are_masked_in_records_and_redact_param_ad
     plain = await run_cli("run", "-", "-q", stdin=f"{api.url('/ok/1')}{query}\n".encode())
     [record] = plain.records
     assert f"session={SECRET}" in record["url"]  # not a credential's name unless asked
+
+
+def test_every_credential_name_is_masked_whatever_its_case():
+    from fanfetch._redact import SECRET_PARAMS, mask_query
+
+    for name in sorted(SECRET_PARAMS):
+        for spelled in (name, name.upper()):
+            assert mask_query(f"http://h.test/?a=1&{spelled}=s3cret") == (
+                f"http://h.test/?a=1&{spelled}=***"
+            ), spelled
+    assert mask_query("http://h.test/?design=x&page=2") == "http://h.test/?design=x&page=2"
