@@ -96,6 +96,23 @@ def _mapped(exc: Exception) -> Exception:
     return map_aiohttp_error(exc) or exc
 
 
+_IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})  # RFC 9110 9.2.2
+
+
+class _Sent:
+    """One request's trace context: whether it went out on a kept-alive connection."""
+
+    __slots__ = ("reused",)
+
+    def __init__(self) -> None:
+        self.reused = False
+
+
+async def _reused(session: Any, context: Any, params: Any) -> None:
+    if isinstance(context.trace_request_ctx, _Sent):
+        context.trace_request_ctx.reused = True
+
+
 class _Exchange:
     """An aiohttp response as an ``Exchange``: its errors mapped as they surface."""
 
@@ -196,8 +213,11 @@ class AiohttpTransport:
             connector = ProxyConnector.from_url(self._socks, **options)
         else:
             connector = aiohttp.TCPConnector(**options)
+        reuse = aiohttp.TraceConfig()  # which requests went out on a kept-alive connection
+        reuse.on_connection_reuseconn.append(_reused)
         session = aiohttp.ClientSession(
             connector=connector,
+            trace_configs=[reuse],
             headers={"User-Agent": f"fanfetch/{__version__}", "Accept-Encoding": ACCEPT_ENCODING},
             auto_decompress=False,  # _http decodes, a piece at a time under the cap
             # requests are independent unless --cookies: then a jar scoped as browsers scope
@@ -208,9 +228,10 @@ class AiohttpTransport:
             timeout=aiohttp.ClientTimeout(total=None),
             trust_env=False,  # the environment's proxies are chosen in open (--trust-env)
         )
-        # aiohttp quietly re-sends an idempotent request once when a kept-alive connection drops
-        # before the answer (aio-libs/aiohttp#7363, #10790). fanfetch owns its retries and counts
-        # every attempt the server sees, so that hidden re-send is switched off.
+        # aiohttp quietly re-sends an idempotent request once when any connection drops before
+        # the answer, a new one too (aio-libs/aiohttp#7363, #10790): a server that drops every
+        # request would see each twice. Switched off; open() re-sends only what went out on a
+        # kept-alive connection, as the lean transport does.
         if hasattr(session, "_retry_connection"):
             session._retry_connection = False
         self._session = session
@@ -253,23 +274,35 @@ class AiohttpTransport:
             # sent as written, as the lean transport sends it: parsed, yarl would decode
             # %2E%2E and resolve it (a template's ".." would climb the path)
             url = URL(url, encoded=True)
-        try:
-            resp = await session.request(
-                method,
-                url,
-                headers=headers,
-                params=params,
-                data=body,
-                timeout=self._timeout(timeout),
-                allow_redirects=False,
-                proxy=proxy,
-                proxy_headers=proxy_headers,
-            )
-        except ValueError as exc:  # what aiohttp will not send (a line break in a header)
-            raise InvalidRequest(f"the request cannot be sent: {exc}") from None
-        except Exception as exc:
-            raise _mapped(exc) from exc
-        return _Exchange(resp)
+        for again in (method in _IDEMPOTENT, False):
+            sent = _Sent()
+            try:
+                resp = await session.request(
+                    method,
+                    url,
+                    headers=headers,
+                    params=params,
+                    data=body,
+                    timeout=self._timeout(timeout),
+                    allow_redirects=False,
+                    proxy=proxy,
+                    proxy_headers=proxy_headers,
+                    trace_request_ctx=sent,
+                )
+            except ValueError as exc:  # what aiohttp will not send (a line break in a header)
+                raise InvalidRequest(f"the request cannot be sent: {exc}") from None
+            except aiohttp.ServerDisconnectedError as exc:
+                # dropped unanswered on a kept-alive connection (the server's keep-alive ran
+                # out): it cannot have been processed, so once more, whatever --retries says
+                if again and sent.reused:
+                    if isinstance(body, io.BytesIO):
+                        body.seek(0)
+                    continue
+                raise _mapped(exc) from exc
+            except Exception as exc:
+                raise _mapped(exc) from exc
+            return _Exchange(resp)
+        raise AssertionError("unreachable")  # the second pass returns or raises
 
     async def aclose(self) -> None:
         if self._session is not None:
