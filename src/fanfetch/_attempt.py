@@ -166,7 +166,7 @@ class Attempts:
         key: Key | None = None
         tried: frozenset[int] = frozenset()  # keys refused (401, 403) for this request
         auth: dict[str, str] | None = None
-        sent = True
+        sends = 0  # attempts that went out: no token or no key left means none did
         while True:
             attempt += 1
             response: Response | None = None
@@ -174,14 +174,13 @@ class Attempts:
             if not limiter.try_start(host, cost):
                 await limiter.wait_can_start(host, cost)
             began = clock() if history is not None else 0.0
-            sent = False
             try:
                 if oauth is not None:
                     auth = await oauth.header()
                 if keys is not None:  # the key with the most room, once it may start
                     key = await keys.take(cost, tried)
                     auth = {**(auth or {}), key.header[0]: key.header[1]}
-                sent = True
+                sends += 1
                 response = await http.send(request, timeout, auth)
             except RequestError as exc:
                 # The result keeps the error for its record, not the frames it came through:
@@ -261,8 +260,6 @@ class Attempts:
                 self._on_retry(Retrying(request, attempt, delay, reason))
             await self._sleep(delay)
         elapsed_ms = (clock() - start) * 1000.0
-        if not sent:  # the last attempt never went out (no token, no key): not counted
-            attempt -= 1
         keyed = {"key_index": key.index} if key is not None else None  # never the key itself
         secret = self._secret_params
         shown = None if secret is None else mask_query(request.url, secret)
@@ -272,11 +269,11 @@ class Attempts:
                 url=shown,
                 status=error.status if error is not None else None,
                 error=error,
-                attempts=attempt,
+                attempts=sends,
                 elapsed_ms=elapsed_ms,
                 history=None if history is None else tuple(history),
                 extra=keyed,
-                started_at=self._epoch + start if attempt else None,
+                started_at=self._epoch + start if sends else None,
             )
         else:
             status = response.status
@@ -293,7 +290,7 @@ class Attempts:
                 content_type=response.content_type,
                 charset=response.charset,
                 error=invalid if is_success(status) else status_error(status, response.reason),
-                attempts=attempt,
+                attempts=sends,
                 elapsed_ms=elapsed_ms,
                 redirects=response.redirects,
                 final_url=final_url,
@@ -306,6 +303,6 @@ class Attempts:
                     "sha256": saved.sha256,
                     **(keyed or {}),
                 },
-                started_at=self._epoch + start if attempt else None,
+                started_at=self._epoch + start,
             )
         return result
