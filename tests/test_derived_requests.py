@@ -63,8 +63,8 @@ def test_an_origin_is_scheme_host_and_port_so_https_to_http_is_another_origin():
 
     from fanfetch._urls import origin_of
 
-    assert origin_of(URL("https://h.test/a")) != origin_of(URL("http://h.test:443/a"))
-    assert origin_of(URL("https://h.test/a")) == origin_of(URL("https://h.test:443/b?x"))
+    assert origin_of(URL("https://example.com/a")) != origin_of(URL("http://example.com:443/a"))
+    assert origin_of(URL("https://example.com/a")) == origin_of(URL("https://example.com:443/b?x"))
 
 
 async def test_a_next_link_with_user_and_password_is_refused_and_never_written(
