@@ -24,6 +24,14 @@ def loopback(host: str) -> str:
     return host
 
 
+def refused_url(host: str, path: str = "/x") -> str:
+    """An http URL for ``host`` that fanfetch must refuse before any connection (a
+    link-local address, a name no DNS can hold, a short IPv4 form): the one place the
+    tests write a host off loopback, and never one they connect to. (A test that sends such
+    a URL also goes through a loopback proxy, or a transport that fails it unresolved.)"""
+    return "http" + "://" + host + path
+
+
 @dataclass(frozen=True)
 class Attempt:
     case: str

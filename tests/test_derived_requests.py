@@ -12,6 +12,7 @@ import orjson
 import pytest
 
 from tests.conftest import run_cli
+from tests.faults import refused_url
 from tests.servers import ForwardProxy, LoopbackAPI
 from tests.test_network import SECRET
 
@@ -94,7 +95,7 @@ async def test_a_next_link_or_redirect_to_a_link_local_address_is_refused(
     seen there and no packet would leave the machine."""
     proxy = await ForwardProxy().start()
     try:
-        metadata = f"http://{host}/latest/meta-data/"
+        metadata = refused_url(host, "/latest/meta-data/")
         page = api.url("/link/" + base64.urlsafe_b64encode(metadata.encode()).decode())
         redirect = api.url("/go/302?to=" + quote(metadata))
         lines = f"{page}\n{redirect}\n".encode()
@@ -127,7 +128,7 @@ async def test_a_host_that_can_be_no_dns_name_is_a_record_from_a_line_a_redirect
 ):
     """An empty or over-long label fails in the idna codec (a traceback that ended a lean
     run); from the input, a redirect or a next link it is a record, and the run goes on."""
-    bad = [f"http://{host}/x" for host in ("a..b.test", "a" * 64 + ".test")]
+    bad = [refused_url(host) for host in ("a..b.test", "a" * 64 + ".test")]
     redirects = [api.url("/go/302?to=" + quote(url)) for url in bad]
     links = [api.url("/link/" + base64.urlsafe_b64encode(u.encode()).decode()) for u in bad]
     lines = [*bad, *redirects, *links, api.url("/ok/last")]

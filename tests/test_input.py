@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from fanfetch import Request, Result
 from fanfetch._input import MAX_LINE_BYTES, aiter_items, coerce, parse_line, read_items
+from tests.faults import refused_url
 
 
 def items(text: bytes) -> list[Request | Result]:
@@ -164,11 +165,11 @@ async def test_a_line_number_as_id_that_another_line_gives_is_reported_and_refus
                                   "1.2.3.4.5", "0177.0.0.1"])  # fmt: skip
 def test_a_host_read_as_an_ipv4_address_but_not_written_as_one_is_invalid(host: str):
     """127.1 and 0x7f.1 both mean 127.0.0.1 to a resolver: both are refused alike."""
-    item = parse_line(f"http://{host}/x".encode(), 1)
+    item = parse_line(refused_url(host).encode(), 1)
     assert isinstance(item, Result) and item.error is not None, host
     assert "not an IPv4 address" in str(item.error)
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "cafe.0xbeef.test", "api2.test", "[::1]"])
 def test_names_and_proper_addresses_are_hosts(host: str):
-    assert isinstance(parse_line(f"http://{host}/x".encode(), 1), Request), host
+    assert isinstance(parse_line(refused_url(host).encode(), 1), Request), host

@@ -14,6 +14,7 @@ from fanfetch._exceptions import (
 from fanfetch._http import HTTP
 from fanfetch._transports import TRANSPORTS, open_transport
 from fanfetch._transports._aiohttp import map_aiohttp_error
+from tests.faults import refused_url
 from tests.servers import DroppingServer, LoopbackAPI
 
 
@@ -183,7 +184,7 @@ async def test_a_host_no_name_can_have_is_a_record_not_a_crash(transport, host: 
         pytest.skip("pyreqwest looks the name up: a DNS query off loopback")
 
     with pytest.raises(RequestError) as caught:
-        await transport.send(Request(f"http://{host}/x"), 5)
+        await transport.send(Request(refused_url(host)), 5)
     assert caught.value.type in ("connection", "invalid_request")
     assert caught.value.retryable is False  # the same name fails the same way every time
 
