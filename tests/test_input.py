@@ -104,7 +104,8 @@ def test_coerce_takes_requests_dicts_and_strings():
 def test_arbitrary_bytes_never_crash_and_give_one_item_per_non_blank_line(lines: list[bytes]):
     data = b"\n".join(line.replace(b"\n", b"") for line in lines)
     out = list(read_items(io.BytesIO(data)))
-    expected = sum(1 for line in data.split(b"\n") if line.strip())
+    first_unmarked = data.removeprefix(b"\xef\xbb\xbf")  # a byte order mark is no line
+    expected = sum(1 for line in first_unmarked.split(b"\n") if line.strip())
     assert len(out) == expected
 
 
