@@ -22,13 +22,13 @@ demo: $(STAMP)
 	$(BIN)/fanfetch demo
 
 # Coverage counts the fanfetch processes the tests start too; fail_under is in pyproject.toml.
-# On both cores (pytest-xdist), each test file on one worker, its tests in turn.
+# On both cores (pytest-xdist); the Ray tests in turn on one worker (their xdist_group).
 test: $(STAMP) $(RAY)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 	rm -f .coverage .coverage.*
-	$(BIN)/coverage run -m pytest -n 2 --dist loadfile
+	$(BIN)/coverage run -m pytest -n 2 --dist loadgroup
 	$(BIN)/coverage combine -q
 	$(BIN)/coverage report
 

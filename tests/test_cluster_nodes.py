@@ -25,6 +25,7 @@ ray = pytest.importorskip("ray", reason="the cluster tests need Ray (pip install
 
 pytestmark = [
     pytest.mark.slow,  # a Ray cluster each: make test runs them, test-fast not
+    pytest.mark.xdist_group("ray"),  # one Ray at a time, on one xdist worker (make test)
     # Ray leaves its client server's log files open for the collector to close (Ray's
     # node.py, start_ray_client_server): those, and only those, are not this suite's leaks
     pytest.mark.filterwarnings(
