@@ -141,3 +141,16 @@ def test_http2_without_its_extra_is_a_one_line_error_naming_the_install(monkeypa
     monkeypatch.setitem(sys.modules, "pyreqwest.client", None)  # as if not installed
     with pytest.raises(fanfetch.UsageError, match=r"pip install 'fanfetch\[http2\]'"):
         Http2Transport(fanfetch.make_config(http2=True))
+
+
+async def test_flag_hints_name_only_what_a_flag_takes_and_connect_timeout_is_a_flag(tmp_path):
+    from tests.conftest import run_cli
+
+    zero = await run_cli("run", "-", "--timeout", "0", stdin=b"")
+    assert zero.status == 2 and "None" not in zero.stderr and "--timeout" in zero.stderr
+    pool = await run_cli("run", "-", "--key-pool", str(tmp_path / "nope.txt"), stdin=b"")
+    assert pool.status == 2 and "a file of API keys" in pool.stderr and "PEM" not in pool.stderr
+    ok = await run_cli("run", "-", "-q", "--connect-timeout", "2.5", stdin=b"")
+    assert ok.status == 0, ok.stderr
+    bad = await run_cli("run", "-", "--connect-timeout", "-1", stdin=b"")
+    assert bad.status == 2 and "--connect-timeout" in bad.stderr

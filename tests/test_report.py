@@ -74,6 +74,8 @@ async def test_the_report_shows_what_the_records_hold(api: LoopbackAPI, tmp_path
     for section in ("mix", "throughput", "latency-time", "latency", "slowest", "errors", "hosts"):
         assert f'<section id="{section}">' in page
     assert page.count("<svg") == 4 and page.count('data-kind="5xx"') >= 2
+    for value, name in (("52", "requests"), ("40", "ok"), ("12", "failed")):  # counts as counts
+        assert f'<div class="card"><b>{value}</b><span>{name}</span></div>' in page, name
 
 
 @pytest.mark.slow  # several runs: make test runs it, test-fast not

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Callable
@@ -385,7 +386,11 @@ def _as_flag(exc: ConfigError) -> str:
     option = BY_NAME.get(exc.parameter)
     if option is None or not option.flags:
         return str(exc)
-    return f"invalid value for {option.flags[-1]}: {exc.value!r}. HINT: {exc.hint}"
+    hint = _PYTHON_ONLY.sub("", exc.hint)  # "or None": a keyword's value, no flag's
+    return f"invalid value for {option.flags[-1]}: {exc.value!r}. HINT: {hint}"
+
+
+_PYTHON_ONLY = re.compile(r",? or None\b( for none)?")
 
 
 def _run_in_loop(options: RunOptions, *, announce: str | None = None, call_ms: float = 0.0) -> int:

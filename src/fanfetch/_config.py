@@ -353,7 +353,8 @@ def _as_proxy(value: str | None, values: Mapping[str, Any], name: str) -> str | 
 
 def _as_file(value: str | None, values: Mapping[str, Any], name: str) -> str | None:
     if value is not None and not os.path.isfile(value):
-        raise ConfigError(name, value, "no such file: give a PEM file")
+        what = "a file of API keys, one a line" if name == "key_pool" else "a PEM file"
+        raise ConfigError(name, value, f"no such file: give {what}")
     return value
 
 
@@ -368,7 +369,8 @@ OPTIONS: tuple[Option, ...] = (
            "Per attempt, counted from when it gets its slot (not while queued).",
            ("--timeout",), float, "SECONDS",
            to="timeouts.attempt"),
-    Option("connect_timeout", None, "Seconds to connect, within the attempt's timeout.",
+    Option("connect_timeout", None, "Seconds to connect, within the attempt's timeout.  "
+           "[default: the attempt's]", ("--connect-timeout",), float, "SECONDS",
            to="timeouts.connect"),
     Option("retries", DEFAULT_RETRIES, "Further attempts after the first, for retryable failures.",
            ("--retries",), int, "N",

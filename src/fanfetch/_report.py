@@ -348,6 +348,8 @@ def _e(value: Any) -> str:
 def _num(value: float | None, unit: str = "") -> str:
     if value is None:
         return "-"
+    if isinstance(value, int):  # a count is a count: 7, never 7.00
+        return f"{value:,}{unit}"
     if value == 0 or abs(value) >= 100:
         return f"{value:,.0f}{unit}"
     return f"{value:,.1f}{unit}" if abs(value) >= 10 else f"{value:,.2f}{unit}"
