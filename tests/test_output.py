@@ -13,6 +13,8 @@ from fanfetch import OutputError, Request, Result
 from fanfetch._output import OrderedSink, RecordWriter
 from fanfetch._records import encode_record
 from fanfetch._reorder import Reorder
+from tests.conftest import run_cli
+from tests.servers import LoopbackAPI
 
 
 def result(seq: int) -> Result:
@@ -138,51 +140,38 @@ async def test_a_full_disk_leaves_only_whole_lines_and_resume_finishes_the_job(t
         await api.stop()
 
 
-async def test_a_body_that_cannot_be_saved_is_a_save_error(tmp_path):
+async def test_a_body_that_cannot_be_saved_is_a_save_error(api: LoopbackAPI, tmp_path: Path):
     """A full disk under --save-dir was an undocumented error type "error"."""
     import resource
 
-    from tests.conftest import run_cli
-    from tests.servers import LoopbackAPI
+    def small_disk() -> None:  # a file past 10,000 bytes fails (EFBIG), as ENOSPC would
+        resource.setrlimit(resource.RLIMIT_FSIZE, (10_000, 10_000))
 
-    api = await LoopbackAPI().start()
-    try:
-        saved = tmp_path / "bodies"
-
-        def small_disk() -> None:  # a file past 10,000 bytes fails (EFBIG), as ENOSPC would
-            resource.setrlimit(resource.RLIMIT_FSIZE, (10_000, 10_000))
-
-        lines = f"{api.url('/big/50000')}\n{api.url('/ok/2')}\n".encode()
-        result = await run_cli("run", "-", "-q", "--retries", "0", "--save-dir", str(saved),
-                               stdin=lines, preexec_fn=small_disk)  # fmt: skip
-        records = sorted(result.records, key=lambda r: r["id"])
-        assert records[0]["error"]["type"] == "save", records[0]
-        assert "cannot save the body" in records[0]["error"]["message"]
-        assert records[1]["ok"] and records[1]["bytes"] > 0
-    finally:
-        await api.stop()
+    lines = f"{api.url('/big/50000')}\n{api.url('/ok/2')}\n".encode()
+    saved = str(tmp_path / "bodies")
+    result = await run_cli("run", "-", "-q", "--retries", "0", "--save-dir", saved,
+                           stdin=lines, preexec_fn=small_disk)  # fmt: skip
+    records = sorted(result.records, key=lambda r: r["id"])
+    assert records[0]["error"]["type"] == "save", records[0]
+    assert "cannot save the body" in records[0]["error"]["message"]
+    assert records[1]["ok"] and records[1]["bytes"] > 0
 
 
-async def test_temporary_files_a_killed_run_left_are_cleaned_by_the_next_run(tmp_path):
+async def test_temporary_files_a_killed_run_left_are_cleaned_by_the_next_run(
+    api: LoopbackAPI, tmp_path: Path
+):
     """A kill -9 during a Parquet move or a --save-dir write left them for ever."""
-    from tests.conftest import run_cli
-    from tests.servers import LoopbackAPI
-
-    api = await LoopbackAPI().start()
-    try:
-        src = tmp_path / "in.txt"
-        src.write_text(api.url("/ok/1") + "\n")
-        bodies = tmp_path / "bodies"
-        bodies.mkdir()
-        left = [tmp_path / ".out.parquet.fanfetch-k1x2.parquet", bodies / ".7.0123456789ab.part",
-                tmp_path / ".out.jsonl.fanfetch-abc.tmp"]  # fmt: skip
-        kept = [tmp_path / ".other.parquet.fanfetch-k1x2.parquet", bodies / "keep.part"]
-        for path in left + kept:
-            path.write_bytes(b"half")
-        for args in (["-o", str(tmp_path / "out.parquet"), "--save-dir", str(bodies)],
-                     ["-o", str(tmp_path / "out.jsonl"), "--resume"]):  # fmt: skip
-            result = await run_cli("run", str(src), "-q", *args)
-            assert result.status == 0, result.stderr
-        assert [p for p in left if p.exists()] == [] and all(p.exists() for p in kept)
-    finally:
-        await api.stop()
+    src = tmp_path / "in.txt"
+    src.write_text(api.url("/ok/1") + "\n")
+    bodies = tmp_path / "bodies"
+    bodies.mkdir()
+    left = [tmp_path / ".out.parquet.fanfetch-k1x2.parquet", bodies / ".7.0123456789ab.part",
+            tmp_path / ".out.jsonl.fanfetch-abc.tmp"]  # fmt: skip
+    kept = [tmp_path / ".other.parquet.fanfetch-k1x2.parquet", bodies / "keep.part"]
+    for path in left + kept:
+        path.write_bytes(b"half")
+    for args in (["-o", str(tmp_path / "out.parquet"), "--save-dir", str(bodies)],
+                 ["-o", str(tmp_path / "out.jsonl"), "--resume"]):  # fmt: skip
+        result = await run_cli("run", str(src), "-q", *args)
+        assert result.status == 0, result.stderr
+    assert [p for p in left if p.exists()] == [] and all(p.exists() for p in kept)
