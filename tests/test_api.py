@@ -130,7 +130,7 @@ def test_a_misspelt_option_is_a_config_error_that_names_the_nearest_one():
         fanfetch.run(["http://127.0.0.1/x"], concurency=5)  # type: ignore[call-arg]
     with pytest.raises(fanfetch.ConfigError, match=r"invalid timeout=-1"):
         fanfetch.run(["http://127.0.0.1/x"], timeout=-1)
-    with pytest.raises(fanfetch.ConfigError, match=r"invalid shards=2.*cluster='ray'"):
+    with pytest.raises(fanfetch.ConfigError, match=r"invalid shards=2.*cluster="):
         fanfetch.run(["http://127.0.0.1/x"], shards=2)
     with pytest.raises(fanfetch.ConfigError, match=r"invalid resume=True.*give output="):
         fanfetch.run(["http://127.0.0.1/x"], resume=True)

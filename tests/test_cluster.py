@@ -200,7 +200,7 @@ async def test_cluster_refuses_flags_it_cannot_honour(tmp_path: Path):
     src.write_text("http://127.0.0.1:9/\n")
     for flags, says in [
         (["--ordered"], "--ordered does not go with --cluster"),
-        (["--workers", "2"], "--workers does not go with --cluster"),
+        (["--workers", "2"], "does not go with --cluster"),
         (["--cluster", "dask"], "ray://HOST:PORT"),
         (["--paginate", "link"], "does not follow pages yet"),
     ]:

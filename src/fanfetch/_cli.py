@@ -18,11 +18,20 @@ from typing import Any
 
 import click
 
-from ._config import BY_NAME, DEFAULT_CONCURRENCY, OPTIONS, make_config
+from ._config import BY_NAME, DEFAULT_CONCURRENCY, OPTIONS, Option, make_config
 from ._exceptions import ConfigError, FanfetchError, UsageError
 from ._formats import FORMATS
-from ._job import EXIT_FAILED, EXIT_OK, EXIT_SIGINT, EXIT_USAGE, RunOptions
-from ._template import UrlTemplate
+from ._job import (
+    BY_JOB_NAME,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_SIGINT,
+    EXIT_USAGE,
+    JOB_OPTIONS,
+    JobSpec,
+    RunOptions,
+    job_options,
+)
 from ._types import printable
 from ._version import __version__
 
@@ -52,120 +61,38 @@ def cli() -> None:
     """
 
 
-def _option_flags(f: Callable[..., Any]) -> Callable[..., Any]:
-    """The ``fanfetch run`` flags of every option in the one table (``_config.OPTIONS``)."""
-    for option in reversed(OPTIONS):
-        if not option.flags:
-            continue
-        shown = option.cli_default if option.cli_default is not None else option.default
-        if option.kind is bool:
-            f = click.option(*option.flags, option.name, is_flag=True, help=option.help)(f)
-        elif option.kind is list:
-            f = click.option(
-                *option.flags, option.name, multiple=True, metavar=option.metavar,
-                help=option.help,
-            )(f)  # fmt: skip
-        else:
-            f = click.option(
-                *option.flags,
-                option.name,
-                type=click.INT if option.kind is int else click.FLOAT if option.kind is float
-                else click.STRING,
-                default=shown,
-                show_default=shown is not None,
-                metavar=option.metavar,
-                help=option.help,
-            )(f)  # fmt: skip
-    return f
+def _option_flags(options: tuple[Option, ...]) -> Callable[[Callable[..., Any]], Any]:
+    """The ``fanfetch run`` flags of every row of an option table (``_config.OPTIONS``,
+    ``_job.JOB_OPTIONS``)."""
+
+    def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            if option.flags:
+                f = click.option(*option.flags, option.name, **_click_settings(option))(f)
+        return f
+
+    return decorate
+
+
+def _click_settings(option: Option) -> dict[str, Any]:
+    if option.kind is bool:
+        if "/" in option.flags[0]:  # --progress/--no-progress: unset unless given
+            return {"default": option.default, "help": option.help}
+        return {"is_flag": True, "help": option.help}
+    if option.kind is list:
+        return {"multiple": True, "metavar": option.metavar, "help": option.help}
+    shown = option.cli_default if option.cli_default is not None else option.default
+    kind: Any = click.Choice(option.choices) if option.choices else (
+        click.INT if option.kind is int else click.FLOAT if option.kind is float else click.STRING
+    )  # fmt: skip
+    return {"type": kind, "default": shown, "show_default": shown is not None,
+            "metavar": option.metavar, "help": option.help}  # fmt: skip
 
 
 @cli.command(epilog=EXAMPLES)
 @click.argument("source", metavar="INPUT")
-@click.option(
-    "-o",
-    "--output",
-    metavar="FILE",
-    help="Write records here (default: stdout); the name's ending picks the format: .jsonl, "
-    ".csv, .parquet, .sqlite/.db, .duckdb (anything else: JSON lines).",
-)
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(list(FORMATS)),
-    help="The output's format, whatever its name (stdout takes jsonl or csv).",
-)
-@click.option(
-    "--url",
-    "url_template",
-    metavar="TEMPLATE",
-    help="Make each request from this URL, its {field}s filled from the input row "
-    "(a JSON object, or a CSV line under a header).",
-)
-@click.option(
-    "--method",
-    default="GET",
-    show_default=True,
-    help="With --url: the method; POST, PUT and PATCH send the row as the JSON body.",
-)
-@click.option(
-    "--csv",
-    "csv_rows",
-    is_flag=True,
-    help="With --url: the input is CSV with a header (automatic for *.csv).",
-)
-@_option_flags
-@click.option("--resume", is_flag=True, help="Skip ids already in --output; append the rest.")
-@click.option(
-    "--redo-failed",
-    is_flag=True,
-    help="With --resume: also do again the requests whose record is not ok.",
-)
-@click.option("--ordered", is_flag=True, help="Write records in input order.")
-@click.option(
-    "--workers",
-    default="1",
-    show_default=True,
-    metavar="N|auto",
-    help="Processes, each with its own event loop, sharing the limits; one writer.",
-)
-@click.option(
-    "--cluster",
-    metavar="ray|ray://HOST:PORT",
-    help="Run on Ray: 'ray' joins the cluster at $RAY_ADDRESS, else starts one here; "
-    "ray://HOST:PORT through Ray Client. -o is then a directory of parts.",
-)
-@click.option(
-    "--shards",
-    type=click.IntRange(min=1),
-    metavar="N",
-    help="With --cluster: how many parts to cut the input into.  [default: 4 per CPU]",
-)
-@click.option("--summary-json", metavar="FILE", help="Also write the end summary as JSON.")
-@click.option(
-    "--metrics-port",
-    type=click.IntRange(1, 65535),
-    metavar="PORT",
-    help="Serve Prometheus metrics of the run on this port (needs fanfetch[metrics]).",
-)
-@click.option(
-    "--metrics-host",
-    default="127.0.0.1",
-    show_default=True,
-    metavar="ADDRESS",
-    help="With --metrics-port: the address to listen on.",
-)
-@click.option(
-    "--progress/--no-progress",
-    default=None,
-    help="Show the progress bar.  [default: when stderr is a terminal]",
-)
-@click.option(
-    "--dashboard",
-    is_flag=True,
-    help="A live full-terminal view instead of the progress bar: rate over time, latency, "
-    "the status and error mix, the busiest hosts.",
-)
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar, no summary.")
+@_option_flags(JOB_OPTIONS)
+@_option_flags(OPTIONS)
 def run(**kw: Any) -> int:
     """Make one request per INPUT line (a file, or - for stdin); write one record per request.
 
@@ -175,9 +102,7 @@ def run(**kw: Any) -> int:
     """
     try:
         config = make_config(**{o.name: o.from_cli(kw[o.name]) for o in OPTIONS if o.flags})
-        template = (
-            UrlTemplate(kw["url_template"], method=kw["method"]) if kw["url_template"] else None
-        )
+        options = job_options(kw, source=kw["source"], config=config)
     except ConfigError as exc:
         raise click.UsageError(_as_flag(exc)) from exc
     except FanfetchError as exc:
@@ -191,36 +116,11 @@ def run(**kw: Any) -> int:
             load_function(kw["transform"])
         except FanfetchError as exc:
             raise click.UsageError(str(exc)) from exc
-    if kw["resume"] and not kw["output"]:
-        raise click.UsageError("--resume needs -o/--output FILE: it reads what that file holds")
-    if kw["redo_failed"] and not kw["resume"]:
-        raise click.UsageError("--redo-failed goes with --resume")
     if not config.verify_tls:
         click.echo("fanfetch: warning: --insecure: TLS certificates are not verified", err=True)
-    options = RunOptions(
-        source=kw["source"],
-        output=kw["output"],
-        format=kw["output_format"],
-        config=config,
-        ordered=kw["ordered"],
-        resume=kw["resume"],
-        redo_failed=kw["redo_failed"],
-        quiet=kw["quiet"],
-        summary_json=kw["summary_json"],
-        metrics_port=kw["metrics_port"],
-        metrics_host=kw["metrics_host"],
-        progress=kw["progress"],
-        dashboard=kw["dashboard"],
-        url_template=template,
-        csv_rows=kw["csv_rows"] or kw["source"].lower().endswith(".csv"),
-        workers=_parse_workers(kw["workers"]),
-        cluster=kw["cluster"],
-        shards=kw["shards"],
-    )
-    if config.paginate is not None and options.workers > 1:
-        raise click.UsageError("--workers does not go with --paginate yet")
     try:
-        if options.cluster is not None:
+        options.job.check(config)
+        if options.job.cluster is not None:
             return _run_on_cluster(options)
         return _run_checked(options, kw)
     except ConfigError as exc:  # found once the run is built (a transport's name, --select)
@@ -229,8 +129,6 @@ def run(**kw: Any) -> int:
 
 def _run_checked(options: RunOptions, kw: dict[str, Any]) -> int:
     config = options.config
-    if kw["method"].upper() != "GET" and options.url_template is None:
-        raise click.UsageError("--method goes with --url; give the method in each JSON line")
     _check_paths(options)
     _check_ids_for_resume(options)
     _allow_open_files(config.limits.concurrency)
@@ -252,7 +150,7 @@ def _check_ids_for_resume(options: RunOptions) -> None:
     """A resume skips every id the output holds: two lines with one id (a line without an
     id takes its number) would leave one of them without a record, so say so first."""
     source = options.source
-    if not options.resume or options.url_template is not None or not os.path.isfile(source):
+    if not options.job.resume or options.url_template is not None or not os.path.isfile(source):
         return
     from ._input import find_repeated_ids
 
@@ -357,37 +255,30 @@ def _run_on_cluster(options: RunOptions) -> int:
     from ._runner import run_cluster_job
     from ._scale._cluster import cluster_address
 
-    address = cluster_address(options.cluster or "")
-    if not options.output or options.source == "-":
-        raise click.UsageError("--cluster reads a file every node can see and needs -o DIR")
-    if options.ordered:
-        raise click.UsageError(
-            "--ordered does not go with --cluster: each part is written as "
-            "its results finish (sort the parts by id afterwards)"
-        )
-    if options.workers > 1:
-        raise click.UsageError(
-            "--workers does not go with --cluster: Ray already runs a "
-            "shard on each CPU of every node"
-        )
+    address = cluster_address(options.job.cluster or "")
+    if options.source == "-":
+        raise click.UsageError("--cluster reads a file every node can see, not stdin")
     return run_cluster_job(options, address=address)
-
-
-def _parse_workers(text: str) -> int:
-    if text == "auto":
-        return os.cpu_count() or 1
-    if not text.isdigit() or int(text) < 1:
-        raise click.BadParameter(f"{text!r}: give a number >= 1, or auto", param_hint="--workers")
-    return int(text)
 
 
 def _as_flag(exc: ConfigError) -> str:
     """A ``ConfigError`` as the command line says it: in terms of the flag, not the keyword."""
-    option = BY_NAME.get(exc.parameter)
-    if option is None or not option.flags:
+    flag = _flag(exc.parameter)
+    if not flag.startswith("-"):
         return str(exc)
-    hint = _PYTHON_ONLY.sub("", exc.hint)  # "or None": a keyword's value, no flag's
-    return f"invalid value for {option.flags[-1]}: {exc.value!r}. HINT: {hint}"
+    hint = _PYTHON_ONLY.sub("", exc.spoken(_flag))  # "or None": a keyword's value, no flag's
+    option = BY_NAME.get(exc.parameter) or BY_JOB_NAME.get(exc.parameter)
+    if option is not None and option.kind is bool and exc.value is True:  # a switch: no value
+        return f"{flag} {hint}"
+    return f"invalid value for {flag}: {exc.value!r}. HINT: {hint}"
+
+
+def _flag(name: str) -> str:
+    """An option's name as the command line says it: its long flag (else the keyword)."""
+    option = BY_NAME.get(name) or BY_JOB_NAME.get(name)
+    if option is None or not option.flags:
+        return f"{name}="
+    return option.flags[-1].partition("/")[0]
 
 
 _PYTHON_ONLY = re.compile(r",? or None\b( for none)?")
@@ -510,8 +401,8 @@ def demo(
             )
         config = make_config(concurrency=concurrency, retries=3, backoff_base=0.1,
                              paginate="link" if pages else None)  # fmt: skip
-        options = RunOptions(source=str(source), output=output, config=config, quiet=quiet,
-                             dashboard=dashboard)  # fmt: skip
+        options = RunOptions(source=str(source), config=config, job=JobSpec(output=output),
+                             quiet=quiet, dashboard=dashboard)  # fmt: skip
         status = _run_in_loop(options, announce=output, call_ms=latency_ms)
     return status
 

@@ -290,6 +290,8 @@ class Option:
     cli_default: Any = None  # the flag's default as text, when the API's is not text
     to: str | None = None  # default: the field of Config with the option's name
     coerce: Callable[[Any, Mapping[str, Any], str], Any] | None = None
+    choices: tuple[str, ...] = ()  # the only values the flag takes
+    api: bool = True  # also a keyword of the Python API (job options: some are flags only)
 
     def from_cli(self, value: Any) -> Any:
         """The API's value for what the command line read."""

@@ -26,7 +26,8 @@ large or undecodable still had its status line).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from typing import Any
 
 __all__ = [
@@ -60,13 +61,27 @@ class UsageError(FanfetchError):
 
 
 class ConfigError(UsageError, ValueError):
-    """An option has a bad value. The message names the parameter, the value and the fix."""
+    """An option has a bad value. The message names the parameter, the value and the fix.
+
+    The hint names other options as `name`: the message says them as Python keywords
+    (``name=``), and the command line as its flags (``spoken``)."""
 
     def __init__(self, parameter: str, value: object, hint: str) -> None:
         self.parameter = parameter
         self.value = value
         self.hint = hint
-        super().__init__(f"invalid {parameter}={value!r}. HINT: {hint}")
+        super().__init__(f"invalid {parameter}={value!r}. HINT: {self.spoken(_as_keyword)}")
+
+    def spoken(self, name: Callable[[str], str]) -> str:
+        """The hint with each option it names as ``name`` says it."""
+        return _NAMED.sub(lambda m: name(m.group(1)), self.hint)
+
+
+_NAMED = re.compile(r"`(\w+)`")
+
+
+def _as_keyword(name: str) -> str:
+    return f"{name}="
 
 
 class OutputError(FanfetchError):

@@ -10,25 +10,17 @@ import os
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ._events import Finished, RunEnded, RunStarted
 from ._exceptions import FanfetchError, InputError, WorkerDied
-from ._formats import format_for, open_output
-from ._input import Duplicates, aiter_items, count_requests, open_source
+from ._input import Duplicates, LineParser, aiter_items, count_requests, open_source
 from ._job import EXIT_FAILED, EXIT_OK, GRACE_SECONDS, RunOptions, signal_exit_status
-from ._models import Result
-from ._output import OrderedChains, OrderedSink, OutputError, RecordWriter
-from ._paginate import ChainState, resume_from
-from ._records import encode_result
-from ._reorder import Reorder
-from ._resume import IdSet
-from ._scheduler import Engine
+from ._output import OutputError
+from ._pipeline import Pipeline
 from ._summary import Stats, summary_lines
-from ._types import Item, printable
+from ._types import printable
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -44,30 +36,22 @@ async def run_job(options: RunOptions, *, announce: str | None = None, call_ms: 
     show_progress = _shows_progress(options)
     err = _Stderr(rich=show_progress)
     source = open_source(options.source)
-    record_format = format_for(options.output, options.format)
-    done_ids: IdSet | None = None
-    chains: dict[int, ChainState] = {}
-    already = 0
-    if options.resume and options.output:
-        state, done_ids, chains = resume_from(
-            record_format,
-            options.output,
-            paginated=config.paginate is not None,
-            redo_failed=options.redo_failed,
-            warn=lambda message: err.print(f"fanfetch: {message}"),
-        )
-        already = state.records
-        if not options.quiet:
-            redo = (
-                f", {state.dropped_failed:,} failed ones to do again" if options.redo_failed else ""
-            )
-            err.print(f"fanfetch: resuming: {already:,} requests already recorded{redo}")
-    output = open_output(record_format, options.output, config, append=options.resume)
     stats = Stats()
-    metrics = None
     try:
-        engine = Engine(config, listeners=[stats], chains=chains)
-        if options.metrics_port is not None:
+        pipeline = Pipeline(options.job, config, stats=stats,
+                            warn=lambda message: err.print(f"fanfetch: {message}"))  # fmt: skip
+    except BaseException:
+        _close_source(source)
+        raise
+    if options.job.resume and not options.quiet:
+        redo = ""
+        if options.job.redo_failed and pipeline.resumed is not None:
+            redo = f", {pipeline.resumed.dropped_failed:,} failed ones to do again"
+        err.print(f"fanfetch: resuming: {pipeline.already:,} requests already recorded{redo}")
+    engine = pipeline.engine
+    metrics = None
+    if options.metrics_port is not None:
+        try:
             from ._metrics import MetricsServer
 
             metrics = MetricsServer(
@@ -75,96 +59,29 @@ async def run_job(options: RunOptions, *, announce: str | None = None, call_ms: 
                 in_flight=lambda: engine.in_flight, paused_hosts=engine.paused_hosts,
                 queued=engine.queued,
             )  # fmt: skip
-    except BaseException:
-        output.close()
-        raise
-    writer = RecordWriter(output)
-    sink = writer.put
-    if options.ordered and config.paginate is not None:
-        paged = OrderedChains(writer.put, window=4 * config.limits.concurrency,
-                              pages=16 * config.limits.concurrency)  # fmt: skip
-        engine.chain_ended = paged.chain_ended
-        reorder: OrderedSink | OrderedChains | None = paged
-        sink = paged.put
-    elif options.ordered:
-        reorder = OrderedSink(writer.put, window=4 * config.limits.concurrency)
-        sink = reorder.put
-    else:
-        reorder = None
+        except BaseException:
+            await pipeline.aclose()
+            _close_source(source)
+            raise
     received: list[int] = []
-
-    work: list[asyncio.Future[None]] = []  # with --workers: the task that runs them
-
-    def on_signal(signum: int) -> None:
-        if work:  # the workers stop themselves, with their own grace period
-            if not received:
-                err.print("\nfanfetch: stopping: the workers finish what is in flight...")
-            received.append(signum)
-            work[0].cancel()  # a second time: the workers cancel what is in flight
-            return
-        if received:  # a second Ctrl-C: stop waiting for the grace period
-            engine.stop(grace=0)
-            return
-        received.append(signum)
-        err.print(
-            f"\nfanfetch: stopping: finishing requests in flight (up to {GRACE_SECONDS:g} s)..."
-        )
-        engine.stop(grace=GRACE_SECONDS)
-
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal, sig)
-
-    def dump_state() -> None:
-        """SIGUSR1: say where every task is waiting (for a run that seems stuck)."""
-        sys.stderr.write(f"fanfetch: {engine!r} {engine._limiter!r} {stats!r}\n")
-        for task in asyncio.all_tasks():
-            task.print_stack(limit=6, file=sys.stderr)
-        sys.stderr.flush()
-
-    loop.add_signal_handler(signal.SIGUSR1, dump_state)
-    done = asyncio.Event()
-    output_failed: BaseException | None = None
+    _handle_signals(loop, pipeline, received, err)
     duplicates = Duplicates()
-    parser = None
-    if options.url_template is not None:
-        from ._template import RowParser
-
-        parser = RowParser(
-            options.url_template, csv_rows=options.csv_rows, done=done_ids, duplicates=duplicates
-        )
-    items = aiter_items(source, done=done_ids, duplicates=duplicates, parser=parser)
+    parser = _parser(options, pipeline, duplicates)
+    items = aiter_items(source, duplicates=duplicates, parser=parser)
+    output_failed: BaseException | None = None
     try:
         async with asyncio.TaskGroup() as tg:
-            tg.create_task(writer.keep_syncing(done))
-            if show_progress and options.dashboard:
-                from ._dashboard import Dashboard
-
-                view = Dashboard(stats, in_flight=lambda: engine.in_flight, console=err.console(),
-                                 hosts=engine.busiest_hosts, queued=engine.queued)  # fmt: skip
-                tg.create_task(view.run(done))
-            elif show_progress:
-                from ._progress import ProgressBar
-
-                bar = ProgressBar(stats, in_flight=lambda: engine.in_flight, console=err.console())
-                tg.create_task(bar.run(done))
-            if show_progress and _small_enough_to_count(options.source):
-                counting = tg.create_task(asyncio.to_thread(count_requests, options.source))
-                counting.add_done_callback(
-                    lambda t: setattr(stats, "total", max(0, t.result() or 0) - already)
-                )
+            views = asyncio.Event()
+            if show_progress:
+                _show_progress(tg, options, pipeline, stats, err, views)
             try:
                 async with contextlib.aclosing(items):
-                    if options.workers > 1:
-                        await _run_workers(options, items, writer, stats, work)
-                    else:
-                        await engine.run(items, sink)
-                        if reorder is not None and not engine.interrupted:
-                            reorder.check_empty()
+                    await pipeline.run(items)
             finally:
-                done.set()
+                views.set()
     except* OutputError:
-        output_failed = writer.failed  # the writer is where every OutputError comes from
+        output_failed = pipeline.writer.failed if pipeline.writer is not None else None
     except* WorkerDied as group:
         output_failed = _first_leaf(group)
     except* InputError as group:
@@ -172,21 +89,104 @@ async def run_job(options: RunOptions, *, announce: str | None = None, call_ms: 
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
             loop.remove_signal_handler(sig)
-        await engine.aclose()
-        if metrics is not None:
-            metrics.close()
         try:
-            writer.close()  # a format that finishes its file at the end does it here
+            await pipeline.aclose()  # a format that finishes its file at the end does it here
         except OutputError:
-            output_failed = output_failed or writer.failed
-        if source is not sys.stdin.buffer:
-            source.close()
+            output_failed = output_failed or (pipeline.writer.failed if pipeline.writer else None)
+        finally:
+            if metrics is not None:
+                metrics.close()
+            _close_source(source)
+    return _ended(options, stats, pipeline, duplicates, err, output_failed, received,
+                  announce=announce, call_ms=call_ms)  # fmt: skip
 
+
+def _parser(options: RunOptions, pipeline: Pipeline, duplicates: Duplicates) -> LineParser:
+    """Input lines as requests (or rows filled into ``--url``), without those done."""
+    if options.url_template is None:
+        return LineParser(done=pipeline.done, duplicates=duplicates)
+    from ._template import RowParser
+
+    return RowParser(options.url_template, csv_rows=options.csv_rows, done=pipeline.done,
+                     duplicates=duplicates)  # fmt: skip
+
+
+def _handle_signals(
+    loop: asyncio.AbstractEventLoop, pipeline: Pipeline, received: list[int], err: _Stderr
+) -> None:
+    """Ctrl-C and SIGTERM stop the run, leaving the output whole (a second one at once);
+    SIGUSR1 says where every task is waiting, for a run that seems stuck."""
+    workers = pipeline.spec.workers > 1
+
+    def on_signal(signum: int) -> None:
+        if not received:
+            err.print("\nfanfetch: stopping: the workers finish what is in flight..." if workers
+                      else "\nfanfetch: stopping: finishing requests in flight (up to "
+                      f"{GRACE_SECONDS:g} s)...")  # fmt: skip
+        received.append(signum)
+        pipeline.stop(grace=GRACE_SECONDS if len(received) == 1 else 0)
+
+    def dump_state() -> None:
+        engine = pipeline.engine
+        sys.stderr.write(f"fanfetch: {engine!r} {engine._limiter!r} {pipeline.stats!r}\n")
+        for task in asyncio.all_tasks():
+            task.print_stack(limit=6, file=sys.stderr)
+        sys.stderr.flush()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal, sig)
+    loop.add_signal_handler(signal.SIGUSR1, dump_state)
+
+
+def _show_progress(
+    tg: asyncio.TaskGroup,
+    options: RunOptions,
+    pipeline: Pipeline,
+    stats: Stats,
+    err: _Stderr,
+    done: asyncio.Event,
+) -> None:
+    """The progress bar or the dashboard, until ``done``; and the input's lines counted
+    (off the loop) for the total."""
+    engine = pipeline.engine
+    if options.dashboard:
+        from ._dashboard import Dashboard
+
+        view = Dashboard(stats, in_flight=lambda: engine.in_flight, console=err.console(),
+                         hosts=engine.busiest_hosts, queued=engine.queued)  # fmt: skip
+        tg.create_task(view.run(done))
+    else:
+        from ._progress import ProgressBar
+
+        bar = ProgressBar(stats, in_flight=lambda: engine.in_flight, console=err.console())
+        tg.create_task(bar.run(done))
+    if _small_enough_to_count(options.source):
+        already = pipeline.already
+        counting = tg.create_task(asyncio.to_thread(count_requests, options.source))
+        counting.add_done_callback(
+            lambda t: setattr(stats, "total", max(0, t.result() or 0) - already)
+        )
+
+
+def _ended(
+    options: RunOptions,
+    stats: Stats,
+    pipeline: Pipeline,
+    duplicates: Duplicates,
+    err: _Stderr,
+    output_failed: BaseException | None,
+    received: list[int],
+    *,
+    announce: str | None,
+    call_ms: float,
+) -> int:
+    """The run's last words (warnings, the summary) and its exit status."""
     if (warning := duplicates.message()) is not None:
         err.print(f"fanfetch: {warning}")
-    if engine.chains_capped:
-        err.print(f"fanfetch: warning: {engine.chains_capped:,} chain(s) stopped at --max-pages "
-                  f"{config.max_pages:,} while their last page named another")  # fmt: skip
+    if pipeline.engine.chains_capped:
+        err.print(f"fanfetch: warning: {pipeline.engine.chains_capped:,} chain(s) stopped at "
+                  f"--max-pages {options.config.max_pages:,} while their last page named "
+                  "another")  # fmt: skip
     if isinstance(output_failed, WorkerDied):
         err.print(f"fanfetch: error: {output_failed}")
         return EXIT_FAILED
@@ -203,6 +203,11 @@ async def run_job(options: RunOptions, *, announce: str | None = None, call_ms: 
     if received:
         return signal_exit_status(received[0])
     return EXIT_OK if stats.failed == 0 else EXIT_FAILED
+
+
+def _close_source(source: Any) -> None:
+    if source is not sys.stdin.buffer:
+        source.close()
 
 
 def run_cluster_job(options: RunOptions, *, address: str | None) -> int:
@@ -235,8 +240,8 @@ def run_cluster_job(options: RunOptions, *, address: str | None) -> int:
             options.output,
             options.config,
             address=address,
-            shards=options.shards,
-            resume=options.resume,
+            shards=options.job.shards,
+            resume=options.job.resume,
             template=options.url_template,
             csv_rows=options.csv_rows,
             on_progress=on_progress,
@@ -257,70 +262,6 @@ def run_cluster_job(options: RunOptions, *, address: str | None) -> int:
     if options.summary_json:
         _write_summary(options.summary_json, stats)
     return EXIT_OK if stats.failed == 0 else EXIT_FAILED
-
-
-async def _run_workers(
-    options: RunOptions,
-    items: AsyncIterator[Item],
-    writer: RecordWriter,
-    stats: Stats,
-    work: list[asyncio.Future[None]],
-) -> None:
-    """The same job spread over ``options.workers`` processes (see ``_workers``)."""
-    from ._scale._workers import BATCH, WorkerRecord, run_workers
-
-    ordered = None
-    if options.ordered:  # wide enough for every worker to hold a few batches
-        window = max(4 * options.config.limits.concurrency, 4 * BATCH * options.workers)
-        ordered = Reorder[bytes](window=window)
-
-    async def write(records: list[WorkerRecord], counts: dict[str, Any]) -> None:
-        if ordered is None:
-            writer.write_lines([line for _, line in records])
-        else:
-            for seq, line in records:
-                ordered.add(seq, line)
-            if due := ordered.take_due():
-                writer.write_lines(due)
-        stats.add(counts)  # what the worker's own Stats counted, from its engine's events
-
-    async def write_invalid(result: Result) -> None:
-        if ordered is None:
-            await writer.put(result)
-        else:
-            line = encode_result(result, include_headers=options.config.include_headers)
-            ordered.add(result.request.seq, line)
-            if due := ordered.take_due():
-                writer.write_lines(due)
-        stats(Finished(result))
-
-    stats(RunStarted(None))
-    work.append(
-        asyncio.ensure_future(
-            run_workers(
-                options.workers,
-                options.config,
-                items,
-                write,
-                write_invalid,
-                ordered,
-                warn=_warn,
-            )
-        )
-    )
-    try:
-        await work[0]
-        if ordered is not None:
-            ordered.check_empty()
-    except asyncio.CancelledError:
-        if asyncio.current_task().cancelling():  # type: ignore[union-attr]
-            raise  # we are being cancelled ourselves, not only the workers by a signal
-    finally:
-        stats(RunEnded(work[0].cancelled()))
-
-
-def _warn(message: str) -> None:
-    sys.stderr.write(f"fanfetch: {message}\n")
 
 
 def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:

@@ -12,19 +12,26 @@ import contextlib
 import os
 import queue
 import threading
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sized
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    Callable,
+    Coroutine,
+    Iterable,
+    Iterator,
+    Sized,
+)
 from typing import TYPE_CHECKING, Any, Unpack
 
-from ._client import Fetcher, RequestLike, resolve_config
+from ._client import RequestLike, resolve_config
 from ._config import Config, Options
 from ._exceptions import ConfigError
 from ._input import coerce
+from ._job import JobSpec
 from ._loop import new_event_loop
 from ._models import Result
 from ._notebook import in_notebook
-from ._output import RecordWriter
-from ._paginate import ChainState
-from ._scheduler import Engine
+from ._pipeline import Pipeline
 from ._summary import Stats
 from ._transports import Transport
 from ._types import Item
@@ -45,8 +52,10 @@ def iter_results(
     on_result: Callable[[Result], None] | None = None,
     cluster: str | None = None,
     output: str | os.PathLike[str] | None = None,
+    format: str | None = None,
     shards: int | None = None,
     resume: bool = False,
+    redo_failed: bool = False,
     config: Config | None = None,
     transport: Transport | str | None = None,
     progress: bool | None = None,
@@ -58,9 +67,11 @@ def iter_results(
     run: requests in flight are cancelled and the thread is joined before this returns.
 
     ``output="results.parquet"`` also writes every record there, in the format its name says
-    (as ``fanfetch run -o`` does, each record stored before its result is yielded), and
-    ``resume=True`` then skips the requests whose id the output already holds (ids not given
-    are the position in ``requests``, from 1, as line numbers are for the command line).
+    (or ``format=``), as ``fanfetch run -o`` does, each record stored before its result is
+    yielded; ``resume=True`` then skips the requests whose id the output already holds (ids
+    not given are the position in ``requests``, from 1, as line numbers are for the command
+    line), and goes on with each paginated chain after its last recorded page;
+    ``redo_failed=True`` also makes again those whose record is not ok.
 
     ``progress=True`` shows the run's progress as it goes and its summary at the end: in
     place in a Jupyter notebook (the default there), else as the progress bar on stderr.
@@ -70,142 +81,172 @@ def iter_results(
     ``output`` is the directory of part files (required), ``shards`` and ``resume`` as the
     flags. The results are then read back from the parts once the job is done.
     """
+    spec = JobSpec(
+        output=None if output is None else os.fspath(output), format=format, ordered=ordered,
+        resume=resume, redo_failed=redo_failed, cluster=cluster, shards=shards,
+    )  # fmt: skip
     if cluster is not None:
-        yield from _cluster_results(
-            requests,
-            cluster,
-            output,
-            shards,
-            resume,
-            ordered,
-            on_result,
-            config,
-            transport,
-            options,
-        )
+        yield from _cluster_results(requests, spec, on_result, config, transport, options)
         return
     if isinstance(requests, str | os.PathLike):
         raise ConfigError(
             "requests", requests, "give an iterable of requests (a path only with cluster=)"
         )
-    if shards is not None:
-        raise ConfigError("shards", shards, "shards= goes with cluster='ray'")
-    if resume and output is None:
-        raise ConfigError("resume", resume, "resume= reads what output= holds: give output=")
     config = resolve_config(config, options, transport)
-    if isinstance(transport, str):
-        transport = None
-    items: Any = requests  # Result items (invalid requests, numbered) pass through
-    chains: dict[int, ChainState] = {}
-    if output is not None:
-        items, chains = _skipping_done(
-            requests, os.fspath(output), resume=resume, paginated=config.paginate is not None
-        )
+    spec.check(config)
     stats: Stats | None = None
     if progress if progress is not None else in_notebook():
         stats = Stats()
         if isinstance(requests, Sized) and not resume:
             stats.total = len(requests)
-    engines: list[Engine] = []
-    handoff: queue.Queue[Any] = queue.Queue(maxsize=1024)
-    started: queue.Queue[tuple[asyncio.AbstractEventLoop, asyncio.Task[None]]] = queue.Queue()
+    handoff = _Handoff()
+    engine_transport = None if isinstance(transport, str) else transport
 
-    wanted = threading.Event()  # the engine waits for room in ``handoff``
-    room: list[asyncio.Event] = []  # made on the engine's loop, set from this thread
+    async def run() -> None:
+        pipeline = Pipeline(spec, config, stats=stats, transport=engine_transport)
+        handoff.pipeline = pipeline
 
-    async def pump() -> None:
-        room.append(asyncio.Event())
-        writer = None
-        if output is not None:
-            writer = _open_writer(os.fspath(output), config, append=resume)
+        async def deliver(result: Result) -> None:
+            if on_result is not None:
+                on_result(result)
+            await handoff.put(result)
+
         try:
-            await _pump(writer)
+            items = _numbered(requests, pipeline.wanted)
+            async with contextlib.aclosing(items):
+                await pipeline.run(items, deliver)
         finally:
-            if writer is not None:
-                writer.close()
+            await pipeline.aclose()
 
-    async def _pump(writer: RecordWriter | None) -> None:
-        listeners = [stats] if stats else ()
-        fetcher = Fetcher(config, transport=transport, listeners=listeners, chains=chains)
-        engines.append(fetcher._engine)
-        async with (
-            fetcher,
-            contextlib.aclosing(
-                fetcher.stream(items, ordered=ordered, on_result=on_result)
-            ) as results,
-        ):
-            async for result in results:
-                if writer is not None:
-                    await writer.put(result)
-                while True:  # hand over without blocking the engine's loop
-                    try:
-                        handoff.put_nowait(result)
-                        break
-                    except queue.Full:
-                        room[0].clear()
-                        wanted.set()  # then try once more: the reader may have just made room
-                    try:
-                        handoff.put_nowait(result)
-                        break
-                    except queue.Full:
-                        await room[0].wait()
+    yield from handoff.results(run, stats)
 
-    def main() -> None:
-        loop = new_event_loop()
-        try:
-            task = loop.create_task(pump())
-            started.put((loop, task))
+
+async def _numbered(
+    requests: Iterable[RequestLike] | AsyncIterable[RequestLike], wanted: Callable[[Item], bool]
+) -> AsyncGenerator[Item, None]:
+    """``requests`` as items, numbered as they come (their position, from 1, is their line,
+    and the id of one that gives none, as for the command line), without those ``wanted``
+    says are done: ``seq`` counts the items kept, so an ordered run has no gaps to wait for."""
+    kept = 0
+    position = 0
+
+    def numbered(request: RequestLike) -> Item | None:
+        nonlocal kept, position
+        position += 1
+        item = request if isinstance(request, Result) else coerce(
+            request, seq=kept, line=position
+        )  # fmt: skip
+        if not wanted(item):
+            return None
+        kept += 1
+        return item
+
+    if isinstance(requests, AsyncIterable):
+        async for request in requests:
+            if (item := numbered(request)) is not None:
+                yield item
+    else:
+        for request in requests:
+            if (item := numbered(request)) is not None:
+                yield item
+
+
+class _Handoff:
+    """Results from the engine's loop, on a thread of its own, to the caller's thread,
+    through a bounded queue: the engine waits for room without blocking its loop."""
+
+    def __init__(self) -> None:
+        self.queue: queue.Queue[Any] = queue.Queue(maxsize=1024)
+        self.pipeline: Pipeline | None = None
+        self._wanted = threading.Event()  # the engine waits for room in the queue
+        self._room: asyncio.Event | None = None  # made on the engine's loop, set from here
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def put(self, result: Result) -> None:
+        while True:  # hand over without blocking the engine's loop
             try:
-                loop.run_until_complete(task)
-            except asyncio.CancelledError:
-                pass
-            except BaseException as exc:
-                handoff.put(exc)
+                self.queue.put_nowait(result)
                 return
-            finally:
-                loop.run_until_complete(loop.shutdown_asyncgens())
-        finally:
-            loop.close()
-            handoff.put(_END)
+            except queue.Full:
+                assert self._room is not None
+                self._room.clear()
+                self._wanted.set()  # then try once more: the reader may have just made room
+            try:
+                self.queue.put_nowait(result)
+                return
+            except queue.Full:
+                await self._room.wait()
 
-    thread = threading.Thread(target=main, name="fanfetch-engine", daemon=True)
-    thread.start()
-    loop, task = started.get()
-    view = None
-    if stats is not None:
-        view = _progress_view(stats, in_flight=lambda: engines[0].in_flight if engines else 0)
-    try:
-        while True:
-            if view is None:
-                item = handoff.get()
-            else:  # redrawn on this thread (a notebook's output belongs to it)
+    def results(
+        self, run: Callable[[], Coroutine[Any, Any, None]], stats: Stats | None
+    ) -> Iterator[Result]:
+        """Run ``run`` on a new loop on a thread; yield what it hands over, here."""
+        started: queue.Queue[tuple[asyncio.AbstractEventLoop, asyncio.Task[None]]] = queue.Queue()
+
+        async def main() -> None:
+            self._room = asyncio.Event()
+            await run()
+
+        def thread_main() -> None:
+            loop = new_event_loop()
+            try:
+                task = loop.create_task(main())
+                started.put((loop, task))
                 try:
-                    item = handoff.get(timeout=view.every)
-                except queue.Empty:
-                    view.refresh()
-                    continue
+                    loop.run_until_complete(task)
+                except asyncio.CancelledError:
+                    pass
+                except BaseException as exc:
+                    self.queue.put(exc)
+                    return
+                finally:
+                    loop.run_until_complete(loop.shutdown_asyncgens())
+            finally:
+                loop.close()
+                self.queue.put(_END)
+
+        thread = threading.Thread(target=thread_main, name="fanfetch-engine", daemon=True)
+        thread.start()
+        loop, task = started.get()
+        view = None
+        if stats is not None:
+            view = _progress_view(stats, in_flight=self._in_flight)
+        try:
+            while (item := self._next(view)) is not _END:
+                if self._wanted.is_set():
+                    self._wanted.clear()
+                    with contextlib.suppress(RuntimeError):  # the loop may have just closed
+                        loop.call_soon_threadsafe(self._room.set)  # type: ignore[union-attr]
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            if thread.is_alive():
+                # the thread may be past its loop already (closing after an error): then the
+                # cancel has nothing left to stop
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(task.cancel)
+                while thread.is_alive():  # drain: the engine thread never stuck on a full queue
+                    with contextlib.suppress(queue.Empty):
+                        self.queue.get(timeout=0.05)
+            thread.join()
+            if view is not None:
+                view.finish()
+
+    def _next(self, view: NotebookProgress | CalledProgressBar | None) -> Any:
+        if view is None:
+            return self.queue.get()
+        while True:  # redrawn on this thread (a notebook's output belongs to it)
+            try:
+                item = self.queue.get(timeout=view.every)
+            except queue.Empty:
                 view.refresh()
-            if item is _END:
-                break
-            if wanted.is_set():
-                wanted.clear()
-                with contextlib.suppress(RuntimeError):  # the engine's loop may have just closed
-                    loop.call_soon_threadsafe(room[0].set)
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        if thread.is_alive():
-            # the thread may be past its loop already (closing after an error): then the
-            # cancel has nothing left to stop
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(task.cancel)
-            while thread.is_alive():  # drain so the engine thread is never stuck on a full queue
-                with contextlib.suppress(queue.Empty):
-                    handoff.get(timeout=0.05)
-        thread.join()
-        if view is not None:
-            view.finish()
+                continue
+            view.refresh()
+            return item
+
+    def _in_flight(self) -> int:
+        return self.pipeline.engine.in_flight if self.pipeline is not None else 0
 
 
 def _progress_view(
@@ -228,8 +269,10 @@ def run(
     on_result: Callable[[Result], None] | None = None,
     cluster: str | None = None,
     output: str | os.PathLike[str] | None = None,
+    format: str | None = None,
     shards: int | None = None,
     resume: bool = False,
+    redo_failed: bool = False,
     config: Config | None = None,
     transport: Transport | str | None = None,
     progress: bool | None = None,
@@ -239,7 +282,8 @@ def run(
     inside Jupyter.
 
     This holds every result in memory: for large runs iterate ``iter_results`` instead.
-    ``cluster=``, ``output=``, ``shards=``, ``resume=`` and ``progress=`` (on by default in
+    ``cluster=``, ``output=``, ``format=``, ``shards=``, ``resume=``, ``redo_failed=`` and
+    ``progress=`` (on by default in
     a notebook): see ``iter_results``.
     """
     results = list(
@@ -249,8 +293,10 @@ def run(
             on_result=on_result,
             cluster=cluster,
             output=output,
+            format=format,
             shards=shards,
             resume=resume,
+            redo_failed=redo_failed,
             config=config,
             transport=transport,
             progress=progress,
@@ -262,55 +308,9 @@ def run(
     return results
 
 
-def _open_writer(output: str, config: Config, *, append: bool) -> RecordWriter:
-    from ._formats import format_for, open_output
-
-    return RecordWriter(open_output(format_for(output), output, config, append=append))
-
-
-def _skipping_done(
-    requests: Iterable[RequestLike] | AsyncIterable[RequestLike],
-    output: str,
-    *,
-    resume: bool,
-    paginated: bool,
-) -> tuple[Iterable[Item] | AsyncIterable[Item], dict[int, ChainState]]:
-    """``requests`` made into requests (numbered as they come), without those ``output``
-    already holds a record for (a paginated one: whose chain ended there); and where the
-    other chains stand."""
-    from ._formats import format_for
-    from ._paginate import resume_from
-    from ._resume import IdSet, id_hash
-
-    done, chains = IdSet(), dict[int, ChainState]()
-    if resume:
-        _, done, chains = resume_from(format_for(output), output, paginated=paginated)
-
-    def wanted(item: Item) -> bool:
-        return isinstance(item, Result) or id_hash(item.id) not in done
-
-    if isinstance(requests, AsyncIterable):
-
-        async def aitems() -> AsyncIterator[Item]:
-            seq = 0
-            async for request in requests:
-                item = coerce(request, seq=seq)
-                seq += 1
-                if wanted(item):
-                    yield item
-
-        return aitems(), chains
-    items = (item for seq, r in enumerate(requests) if wanted(item := coerce(r, seq=seq)))
-    return items, chains
-
-
 def _cluster_results(
     requests: Iterable[RequestLike] | AsyncIterable[RequestLike] | str | os.PathLike[str],
-    cluster: str,
-    output: str | os.PathLike[str] | None,
-    shards: int | None,
-    resume: bool,
-    ordered: bool,
+    spec: JobSpec,
     on_result: Callable[[Result], None] | None,
     config: Config | None,
     transport: Transport | str | None,
@@ -318,10 +318,6 @@ def _cluster_results(
 ) -> Iterator[Result]:
     from ._scale._cluster import cluster_results
 
-    if output is None:
-        raise ConfigError("output", None, "a cluster job writes part files: give output='DIR'")
-    if ordered:
-        raise ConfigError("ordered", True, "a cluster job's parts are not in input order")
     if isinstance(requests, AsyncIterable):
         raise ConfigError("requests", requests, "a cluster job takes a path or a plain iterable")
     if transport is not None and not isinstance(transport, str):
@@ -329,9 +325,12 @@ def _cluster_results(
             "transport", transport, "a cluster job's nodes open their own: give a name"
         )
     config = resolve_config(config, options, transport)
+    spec.check(config)
+    assert spec.output is not None and spec.cluster is not None  # JobSpec's rules
     for result in cluster_results(
-        requests, cluster=cluster, output=output, config=config, shards=shards, resume=resume
-    ):
+        requests, cluster=spec.cluster, output=spec.output, config=config, shards=spec.shards,
+        resume=spec.resume,
+    ):  # fmt: skip
         if on_result is not None:
             on_result(result)
         yield result
