@@ -55,9 +55,10 @@ LAYERS: list[set[str]] = [
     {"_http"},
     {"_attempt"},
     {"_scheduler"},
+    {"_job", "_pipeline"},
     {"_client", "_mockapi"},
     {"_scale._workers", "_scale._cluster", "_scale"},  # scale-out
-    {"_sync", "_job", "_pipeline", "_runner", "_export", "_report", "_metrics"},
+    {"_sync", "_runner", "_export", "_report", "_metrics"},
     {"_cli", "_bench", "__main__", "__init__"},
 ]
 LAYER = {module: n for n, layer in enumerate(LAYERS) for module in layer}

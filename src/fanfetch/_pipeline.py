@@ -11,12 +11,12 @@ The entries add only their own edge: the command line its signals, views and exi
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Protocol
 
 from ._config import Config
-from ._events import Finished, Listener, RunEnded, RunStarted
+from ._events import Listener
+from ._exceptions import ConfigError
 from ._job import JobSpec
 from ._models import Result
 from ._output import OrderedChains, OrderedSink, RecordWriter
@@ -29,18 +29,27 @@ from ._types import Item, Sink
 
 if TYPE_CHECKING:
     from ._records import RecordFormat
-    from ._reorder import Reorder
 
-__all__ = ["Pipeline", "reorder_window"]
+__all__ = ["Pipeline", "Spread", "reorder_window"]
 
 
-def reorder_window(config: Config, workers: int = 1) -> int:
+def reorder_window(config: Config) -> int:
     """How many results ahead of the one due an ordered output holds: a few times the
-    concurrency, and with worker processes a few of each one's batches."""
-    from ._scale._workers import BATCH
+    concurrency (worker processes hold a few of each one's batches more: ``Workers``)."""
+    return 4 * config.limits.concurrency
 
-    window = 4 * config.limits.concurrency
-    return window if workers <= 1 else max(window, 4 * BATCH * workers)
+
+class Spread(Protocol):
+    """What runs a job's requests instead of its one engine: ``--workers``' processes
+    (``_scale._workers.Workers``), given by the entry that offers them."""
+
+    async def run(self, pipeline: Pipeline, items: AsyncIterator[Item]) -> None:
+        """Every item's record into ``pipeline.writer``, counted in ``pipeline.stats``."""
+        ...
+
+    def stop(self) -> None:
+        """Ask the processes to stop (a second time: at once)."""
+        ...
 
 
 class Pipeline:
@@ -59,16 +68,20 @@ class Pipeline:
         stats: Stats | None = None,
         listeners: Sequence[Listener] = (),
         transport: Transport | None = None,
+        spread: Spread | None = None,
         warn: Callable[[str], None] = lambda _: None,
     ) -> None:
         spec.check(config)
+        if spec.workers > 1 and spread is None:
+            raise ConfigError("workers", spec.workers, "worker processes are for the command "
+                              "line's jobs")  # fmt: skip
         self.spec = spec
+        self.spread = spread
         self.config = config
         self.stats = stats
         self.resumed: ResumeState | None = None  # what the output held when resumed
         self.done: IdSet | None = None  # the ids that need no request
-        self._warn = warn
-        self._work: asyncio.Future[None] | None = None  # worker processes, while they run
+        self.warn = warn
         self.writer: RecordWriter | None = None
         chains: dict[int, ChainState] = {}
         record_format = self._format()
@@ -120,8 +133,8 @@ class Pipeline:
             if self.writer is not None:
                 tg.create_task(self.writer.keep_syncing(done))
             try:
-                if self.spec.workers > 1:
-                    await self._run_workers(items)
+                if self.spread is not None:
+                    await self.spread.run(self, _aiter(items))
                 else:
                     await self._run_engine(items, deliver)
             finally:
@@ -159,71 +172,13 @@ class Pipeline:
 
         return stored_then_delivered
 
-    async def _run_workers(self, items: AsyncIterable[Item]) -> None:
-        """The engine's part done by ``spec.workers`` processes (``_scale._workers``)."""
-        from ._records import encode_result
-        from ._reorder import Reorder
-        from ._scale._workers import WorkerRecord, run_workers
-
-        writer, stats = self.writer, self.stats
-        assert writer is not None, "worker processes write records: a job with an output"
-        ordered: Reorder[bytes] | None = None
-        if self.spec.ordered:
-            ordered = Reorder[bytes](window=reorder_window(self.config, self.spec.workers))
-
-        def put_lines(lines: list[bytes]) -> None:
-            if ordered is None:
-                writer.write_lines(lines)
-            elif due := ordered.take_due():
-                writer.write_lines(due)
-
-        async def write(records: list[WorkerRecord], counts: dict[str, Any]) -> None:
-            if ordered is not None:
-                for seq, line in records:
-                    ordered.add(seq, line)
-            put_lines([line for _, line in records])
-            if stats is not None:
-                stats.add(counts)  # what the worker's own Stats counted from its events
-
-        async def write_invalid(result: Result) -> None:
-            if ordered is not None:
-                line = encode_result(result, include_headers=self.config.include_headers)
-                ordered.add(result.request.seq, line)
-                put_lines([])
-            else:
-                await writer.put(result)
-            if stats is not None:
-                stats(Finished(result))
-
-        if stats is not None:
-            stats(RunStarted(None))
-        aitems = items if isinstance(items, AsyncIterator) else _aiter(items)
-        self._work = asyncio.ensure_future(
-            run_workers(self.spec.workers, self.config, aitems, write, write_invalid, ordered,
-                        warn=self._warn)
-        )  # fmt: skip
-        try:
-            await self._work
-            if ordered is not None:
-                ordered.check_empty()
-        except asyncio.CancelledError:
-            if asyncio.current_task().cancelling():  # type: ignore[union-attr]
-                raise  # this run is being cancelled itself, not only the workers by stop()
-        finally:
-            if stats is not None:
-                stats(RunEnded(self._work.cancelled()))
-
     def stop(self, grace: float) -> None:
         """Take no new requests; what is in flight gets ``grace`` seconds. Worker processes
         keep their own grace: each call asks them once more (the second cuts it short)."""
-        if self._work is not None:
-            self._work.cancel()
+        if self.spread is not None:
+            self.spread.stop()
         else:
             self.engine.stop(grace=grace)
-
-    @property
-    def interrupted(self) -> bool:
-        return self.engine.interrupted or (self._work is not None and self._work.cancelled())
 
     async def aclose(self) -> None:
         try:
@@ -243,7 +198,7 @@ async def _discard(result: Result) -> None:
     pass
 
 
-async def _aiter(items: AsyncIterable[Item]) -> AsyncIterator[Item]:
-    async with contextlib.aclosing(aiter(items)) as it:  # type: ignore[type-var]
-        async for item in it:
-            yield item
+def _aiter(items: AsyncIterable[Item]) -> AsyncIterator[Item]:
+    if isinstance(items, AsyncIterator):
+        return items
+    return aiter(items)

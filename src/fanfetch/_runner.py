@@ -18,7 +18,7 @@ from ._exceptions import FanfetchError, InputError, WorkerDied
 from ._input import Duplicates, LineParser, aiter_items, count_requests, open_source
 from ._job import EXIT_FAILED, EXIT_OK, GRACE_SECONDS, RunOptions, signal_exit_status
 from ._output import OutputError
-from ._pipeline import Pipeline
+from ._pipeline import Pipeline, Spread
 from ._summary import Stats, summary_lines
 from ._types import printable
 
@@ -38,7 +38,7 @@ async def run_job(options: RunOptions, *, announce: str | None = None, call_ms: 
     source = open_source(options.source)
     stats = Stats()
     try:
-        pipeline = Pipeline(options.job, config, stats=stats,
+        pipeline = Pipeline(options.job, config, stats=stats, spread=_spread(options),
                             warn=lambda message: err.print(f"fanfetch: {message}"))  # fmt: skip
     except BaseException:
         _close_source(source)
@@ -99,6 +99,19 @@ async def run_job(options: RunOptions, *, announce: str | None = None, call_ms: 
             _close_source(source)
     return _ended(options, stats, pipeline, duplicates, err, output_failed, received,
                   announce=announce, call_ms=call_ms)  # fmt: skip
+
+
+def _spread(options: RunOptions) -> Spread | None:
+    """``--workers N``: the job's requests done by N processes."""
+    if options.job.workers <= 1:
+        return None
+    from ._scale._workers import Workers
+
+    return Workers(options.job.workers, warn=lambda message: _say(f"fanfetch: {message}"))
+
+
+def _say(message: str) -> None:
+    sys.stderr.write(message + "\n")
 
 
 def _parser(options: RunOptions, pipeline: Pipeline, duplicates: Duplicates) -> LineParser:

@@ -284,31 +284,40 @@ def _run_shard(shard: Shard, config: Config, board: Any, rows: Rows | None) -> d
 
 
 async def _shard(shard: Shard, config: Config, board: Any, rows: Rows | None) -> dict[str, Any]:
+    """The job pipeline over one shard's lines, resumed from its part file (JSON lines),
+    with this shard's share of the limits; its progress reported to the board."""
     from .._input import LineParser, aiter_items
-    from .._output import RecordWriter
+    from .._job import JobSpec
+    from .._pipeline import Pipeline
     from .._scheduler import Engine
     from .._summary import Stats
     from .._template import RowParser
     from .._transports import open_transport
     from ._workers import share
 
-    state = JSON_LINES.recover(shard.part)
     stats = Stats()
-    stats.add_earlier(state)  # the whole job's summary counts every record once
     divisor = await board.report.remote(shard.index, None)
+    # the connection pool is sized for the largest share this shard may grow to
+    transport = open_transport(config, pool_size=config.limits.concurrency)
+    spec = JobSpec(output=shard.part, format="jsonl", resume=True)
+    try:
+        pipeline = Pipeline(spec, share(config, divisor), stats=stats, transport=transport)
+    except BaseException:
+        await transport.aclose()
+        raise
+    if pipeline.resumed is not None:
+        stats.add_earlier(pipeline.resumed)  # the whole job's summary counts every record once
     parser = (
-        LineParser(done=state.done, start_line=shard.first_line - 1)
+        LineParser(done=pipeline.done, start_line=shard.first_line - 1)
         if rows is None
         else RowParser(
             rows.template,
             csv_rows=rows.csv_rows,
             header=rows.header,
-            done=state.done,
+            done=pipeline.done,
             start_line=shard.first_line - 1,
         )
     )
-    fd = os.open(shard.part, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    writer = RecordWriter(fd, include_headers=config.include_headers)
 
     async def keep_reporting(engine: Engine) -> None:
         """Tell the board how far this shard is and which share it keeps; take on the share
@@ -331,24 +340,21 @@ async def _shard(shard: Shard, config: Config, board: Any, rows: Rows | None) ->
                 if now < keeps or engine.fits():
                     keeps = now  # a larger share is kept at once
 
-    # the connection pool is sized for the largest share this shard may grow to
-    transport = open_transport(config, pool_size=config.limits.concurrency)
     try:
-        async with Engine(share(config, divisor), transport=transport, listeners=[stats]) as engine:
-            reporter = asyncio.create_task(keep_reporting(engine))
-            try:
-                await engine.run(
-                    aiter_items(shard_lines(shard.path, shard.start, shard.end), parser=parser),
-                    writer.put,
-                )
-            finally:
-                reporter.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await reporter
+        reporter = asyncio.create_task(keep_reporting(pipeline.engine))
+        try:
+            await pipeline.run(
+                aiter_items(shard_lines(shard.path, shard.start, shard.end), parser=parser)
+            )
+        finally:
+            reporter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reporter
     finally:
-        await transport.aclose()
-        writer.close()
-        os.close(fd)
+        try:
+            await pipeline.aclose()
+        finally:
+            await transport.aclose()
     return stats.counts()
 
 

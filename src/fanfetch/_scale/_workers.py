@@ -26,9 +26,10 @@ import signal
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._config import Config, Limits, Rate
+from .._events import Finished, RunEnded, RunStarted
 from .._exceptions import WorkerDied
 from .._input import coerce
 from .._models import Result
@@ -36,7 +37,10 @@ from .._records import encode_result
 from .._reorder import Reorder
 from .._types import Item
 
-__all__ = ["WorkerRecord", "max_parts", "run_workers", "share"]
+if TYPE_CHECKING:
+    from .._pipeline import Pipeline
+
+__all__ = ["WorkerRecord", "Workers", "max_parts", "run_workers", "share"]
 
 BATCH = 256
 WorkerRecord = tuple[int, bytes]  # (seq, record line)
@@ -98,17 +102,19 @@ def _worker_main(config: Config, inbox: Connection, outbox: Connection) -> None:
 
 
 async def _worker(config: Config, inbox: Connection, outbox: Connection) -> None:
-    from .._scheduler import Engine
+    """One worker: the job pipeline without an output, its records sent down the pipe."""
+    from .._job import JobSpec
+    from .._pipeline import Pipeline
     from .._summary import Stats
 
     loop = asyncio.get_running_loop()
     tally = [Stats()]  # counted from the engine's events, as a single process counts
-    engine = Engine(config, listeners=[lambda event: tally[0](event)])
+    pipeline = Pipeline(JobSpec(), config, listeners=[lambda event: tally[0](event)])
     signals: list[int] = []
 
     def on_signal() -> None:  # the parent's first word stops taking work; a second cuts the grace
         signals.append(1)
-        engine.stop(grace=5.0 if len(signals) == 1 else 0.0)
+        pipeline.stop(grace=5.0 if len(signals) == 1 else 0.0)
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
@@ -168,12 +174,12 @@ async def _worker(config: Config, inbox: Connection, outbox: Connection) -> None
         async with asyncio.TaskGroup() as tg:
             tg.create_task(keep_sending(done))
             try:
-                await engine.run(items(), sink)
+                await pipeline.run(items(), sink)
             finally:
                 done.set()
         await send()
     finally:
-        await engine.aclose()
+        await pipeline.aclose()
     # Done only after a clean end: a worker that raised says nothing more, so the parent
     # reads its pipe's end as a death and deals its unanswered requests again.
     with contextlib.suppress(OSError):
@@ -418,3 +424,71 @@ async def run_workers(
             if worker.process.is_alive():
                 worker.process.kill()
             worker.close()
+
+
+class Workers:
+    """A job's requests done by ``n`` worker processes (``run_workers``), their records put
+    into the pipeline's writer (in input order with ``ordered``) and counted in its stats:
+    the ``Spread`` that ``fanfetch run --workers`` gives its ``Pipeline``."""
+
+    def __init__(self, n: int, *, warn: Callable[[str], None] | None = None) -> None:
+        self.n = n
+        self._warn = warn
+        self._work: asyncio.Future[None] | None = None
+
+    async def run(self, pipeline: Pipeline, items: AsyncIterator[Item]) -> None:
+        writer, stats, config = pipeline.writer, pipeline.stats, pipeline.config
+        assert writer is not None, "worker processes write records: a job with an output"
+        ordered: Reorder[bytes] | None = None
+        if pipeline.spec.ordered:  # wide enough for every worker to hold a few batches
+            window = max(4 * config.limits.concurrency, 4 * BATCH * self.n)
+            ordered = Reorder[bytes](window=window)
+
+        def put_lines(lines: list[bytes]) -> None:
+            if ordered is None:
+                writer.write_lines(lines)
+            elif due := ordered.take_due():
+                writer.write_lines(due)
+
+        async def write(records: list[WorkerRecord], counts: dict[str, Any]) -> None:
+            if ordered is not None:
+                for seq, line in records:
+                    ordered.add(seq, line)
+            put_lines([line for _, line in records])
+            if stats is not None:
+                stats.add(counts)  # what the worker's own Stats counted from its events
+
+        async def write_invalid(result: Result) -> None:
+            if ordered is not None:
+                line = encode_result(result, include_headers=config.include_headers)
+                ordered.add(result.request.seq, line)
+                put_lines([])
+            else:
+                await writer.put(result)
+            if stats is not None:
+                stats(Finished(result))
+
+        if stats is not None:
+            stats(RunStarted(None))
+        self._work = work = asyncio.ensure_future(
+            run_workers(self.n, config, items, write, write_invalid, ordered, warn=self._warn)
+        )
+        try:
+            await work
+            if ordered is not None:
+                ordered.check_empty()
+        except asyncio.CancelledError:
+            if asyncio.current_task().cancelling():  # type: ignore[union-attr]
+                raise  # this run is being cancelled itself, not only the workers by stop()
+        finally:
+            if stats is not None:
+                stats(RunEnded(work.cancelled()))
+
+    def stop(self) -> None:
+        """Each worker stops taking work and finishes what it holds; a second time, it
+        cancels that too (``run_workers`` cancelled)."""
+        if self._work is not None:
+            self._work.cancel()
+
+    def __repr__(self) -> str:
+        return f"<Workers n={self.n}>"
