@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import orjson
 import pytest
 
@@ -85,12 +87,32 @@ def test_an_error_type_this_version_does_not_know_keeps_its_name():
     assert Result.from_record(record).to_dict()["error"] == {"type": "quota", "message": "spent"}
 
 
-def test_an_error_class_defined_after_the_first_record_is_read_back_is_still_found():
-    Result.from_record({"id": 1, "url": "http://127.0.0.1/", "error": {"type": "timeout"}})
-    from fanfetch._transform import TransformError  # imported late, as a run with --transform
+def test_every_error_class_lives_in_the_tree_is_drawn_exported_and_has_its_own_type():
+    import fanfetch
+    from fanfetch import _exceptions
 
-    record = {"id": 2, "url": "http://127.0.0.1/", "error": {"type": "transform", "message": "x"}}
-    assert type(Result.from_record(record).error) is TransformError
+    def below(cls: type[Exception]) -> list[type[Exception]]:
+        found = [cls]
+        for direct in cls.__subclasses__():
+            found += below(direct)
+        return found
+
+    for module in ("_keys", "_oauth", "_paginate", "_select", "_transform", "_scale._workers"):
+        __import__(f"fanfetch.{module}")  # every module that raises one, imported
+    classes = [
+        cls for cls in below(fanfetch.FanfetchError) if cls.__module__.startswith("fanfetch")
+    ]
+    drawing = _exceptions.__doc__ or ""
+    for cls in classes:
+        assert cls.__module__ == "fanfetch._exceptions", cls
+        assert re.search(rf"[ ─]{cls.__name__}\b", drawing), cls
+        assert getattr(fanfetch, cls.__name__) is cls, cls
+    types = [cls.type for cls in classes if issubclass(cls, fanfetch.RequestError)]
+    assert len(types) == len(set(types)), sorted(types)
+    for cls in classes:
+        if issubclass(cls, fanfetch.RequestError) and cls is not fanfetch.RequestError:
+            record = {"id": 1, "url": "http://127.0.0.1/", "error": {"type": cls.type}}
+            assert type(Result.from_record(record).error) is cls  # read back as itself
 
 
 def test_attempt_history_is_typed_and_comes_back_from_its_record():

@@ -457,7 +457,7 @@ async def test_a_request_that_no_key_was_left_for_says_it_was_never_sent(
     records = sorted(result.records, key=lambda r: r["id"])
     assert [r["status"] for r in records[:3]] == [401] * 3  # refused for 3 URLs: retired
     assert [(r["error"]["type"], r["attempts"], r["started_at"]) for r in records[3:]] == [
-        ("auth", 0, None)
+        ("no_key", 0, None)
     ] * 2
     assert len(api.key_times["bad"]) == 3
 

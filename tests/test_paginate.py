@@ -391,7 +391,8 @@ async def test_a_next_link_in_a_link_field_of_its_own_is_followed(tmp_path: Path
 def test_a_page_number_that_is_no_number_ends_the_chain_with_an_error():
     """A resumed chain whose recorded next is "abc" asked for ?p=abc; counting on from it
     raised ValueError out of the run."""
-    from fanfetch._paginate import PaginationError, Paginator
+    from fanfetch._exceptions import PaginationError
+    from fanfetch._paginate import Paginator
 
     pager = Paginator("page:p", items="items")
     fetched = Request("http://127.0.0.1:9/list?p=abc")

@@ -10,6 +10,7 @@ from ._client import Fetcher, RequestLike, stream
 from ._config import Config, Limits, Options, Rate, RetryPolicy, Timeouts, make_config
 from ._events import Event, Finished, Listener, Retrying, RunEnded, RunStarted
 from ._exceptions import (
+    AuthError,
     BodyTooLarge,
     ConfigError,
     ConnectError,
@@ -18,13 +19,19 @@ from ._exceptions import (
     HTTPStatusError,
     InputError,
     InvalidRequest,
+    InvalidResponse,
+    NoKeyLeft,
     OutputError,
+    PaginationError,
     RequestError,
     RequestTimeout,
     SaveError,
+    SelectError,
     TLSError,
     TooManyRedirects,
+    TransformError,
     UsageError,
+    WorkerDied,
 )
 from ._models import Request, Result
 from ._sync import iter_results, run
@@ -45,6 +52,7 @@ def __getattr__(name: str) -> _Any:
 
 
 __all__ = [
+    "AuthError",
     "BodyTooLarge",
     "Config",
     "ConfigError",
@@ -57,12 +65,15 @@ __all__ = [
     "HTTPStatusError",
     "InputError",
     "InvalidRequest",
+    "InvalidResponse",
     "Limits",
     "Listener",
     "MockAPI",
     "MockTransport",
+    "NoKeyLeft",
     "Options",
     "OutputError",
+    "PaginationError",
     "Rate",
     "Request",
     "RequestError",
@@ -75,11 +86,14 @@ __all__ = [
     "RunEnded",
     "RunStarted",
     "SaveError",
+    "SelectError",
     "TLSError",
     "Timeouts",
     "TooManyRedirects",
+    "TransformError",
     "Transport",
     "UsageError",
+    "WorkerDied",
     "__version__",
     "iter_results",
     "make_config",

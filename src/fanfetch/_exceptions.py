@@ -16,7 +16,12 @@
         ├── BodyTooLarge        "too_large": the body is over the size limit
         ├── DecodeError         "decode": the body's Content-Encoding cannot be undone
         ├── SaveError           "save": the body could not be written to --save-dir
-        └── InvalidResponse     "invalid_response": a 2xx whose body fails --expect/--schema
+        ├── InvalidResponse     "invalid_response": a 2xx whose body fails --expect/--schema
+        ├── PaginationError     "pagination": a chain's next page repeats one, or is refused
+        ├── SelectError         "select": --select could not be applied to the body
+        ├── TransformError      "transform": --transform raised on the record
+        ├── AuthError           "auth": no OAuth2 token could be had (tried again)
+        └── NoKeyLeft           "no_key": every key of --key-pool was refused
 
 Each ``RequestError`` subclass carries ``type``, the stable string written into records, and
 ``retryable``: whether another attempt could go otherwise (a timeout may; a refused
@@ -31,6 +36,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 __all__ = [
+    "AuthError",
     "BodyTooLarge",
     "ConfigError",
     "ConnectError",
@@ -40,12 +46,16 @@ __all__ = [
     "InputError",
     "InvalidRequest",
     "InvalidResponse",
+    "NoKeyLeft",
     "OutputError",
+    "PaginationError",
     "RequestError",
     "RequestTimeout",
     "SaveError",
+    "SelectError",
     "TLSError",
     "TooManyRedirects",
+    "TransformError",
     "UsageError",
     "WorkerDied",
     "error_from_record",
@@ -158,28 +168,59 @@ class InvalidResponse(RequestError):
     retryable = True
 
 
-_ERROR_CLASSES: dict[str, type[RequestError]] = {}  # record ``type`` -> class, filled on use
+class PaginationError(RequestError):
+    """``"pagination"``: the chain cannot go on (its next page repeats one already fetched,
+    or is a URL fanfetch does not follow)."""
+
+    type = "pagination"
+
+
+class SelectError(RequestError):
+    """``"select"``: the expression could not be applied to the body (a function given the
+    wrong type, say). The record keeps the whole body, so it can be looked at."""
+
+    type = "select"
+
+
+class TransformError(RequestError):
+    """``"transform"``: the ``--transform`` function raised on the record."""
+
+    type = "transform"
+
+
+class AuthError(RequestError):
+    """``"auth"``: no token could be had from the token endpoint (tried again like a 5xx)."""
+
+    type = "auth"
+    retryable = True
+
+
+class NoKeyLeft(RequestError):
+    """``"no_key"``: every key of the pool was refused (401 or 403)."""
+
+    type = "no_key"
+
+
+def _error_classes() -> dict[str, type[RequestError]]:
+    """Every ``RequestError`` class by its record ``type`` (each type names one class)."""
+    classes: dict[str, type[RequestError]] = {}
+    todo = [RequestError]
+    while todo:
+        cls = todo.pop()
+        classes[cls.type] = cls
+        todo.extend(cls.__subclasses__())
+    return classes
+
+
+_ERROR_CLASSES = _error_classes()  # record ``type`` -> class
 
 
 def error_from_record(error: Mapping[str, Any]) -> RequestError:
     """The error a record's ``error`` field names, rebuilt (message and ``type`` kept)."""
     kind, message = str(error.get("type", "error")), str(error.get("message", ""))
     found = _ERROR_CLASSES.get(kind)
-    if found is None:  # a class defined since (``_transform`` is imported late), or unknown
-        _ERROR_CLASSES.update(_error_classes())
-        found = _ERROR_CLASSES.get(kind)
     if found is not None:
         return found(message)
     exc = RequestError(message)
     exc.type = kind  # a type this version does not know: keep its name all the same
     return exc
-
-
-def _error_classes() -> dict[str, type[RequestError]]:
-    classes: dict[str, type[RequestError]] = {}
-    todo = [RequestError]
-    while todo:
-        cls = todo.pop()
-        classes.setdefault(cls.type, cls)
-        todo.extend(cls.__subclasses__())
-    return classes

@@ -18,18 +18,12 @@ import sys
 import time
 
 from ._config import Rate
-from ._exceptions import ConfigError, RequestError
+from ._exceptions import ConfigError, NoKeyLeft
 from ._limits import GCRA
 from ._retry import parse_retry_after
 from ._types import Clock, Sleep
 
-__all__ = ["Key", "KeyPool", "NoKeyLeft"]
-
-
-class NoKeyLeft(RequestError):
-    """``"auth"``: every key of the pool was refused (401 or 403)."""
-
-    type = "auth"
+__all__ = ["Key", "KeyPool"]
 
 
 RETIRE_AFTER = 3  # different URLs that refuse a key, with no success between, to retire it

@@ -19,21 +19,14 @@ from urllib.parse import urlencode
 import orjson
 from yarl import URL
 
-from ._exceptions import ConfigError, RequestError
+from ._exceptions import AuthError, ConfigError, RequestError
 from ._models import Request
 from ._redact import redact
 from ._types import Clock, is_success
 
-__all__ = ["SECRET_ENV", "AuthError", "OAuth2"]
+__all__ = ["SECRET_ENV", "OAuth2"]
 
 SECRET_ENV = "FANFETCH_OAUTH2_CLIENT_SECRET"
-
-
-class AuthError(RequestError):
-    """``"auth"``: no token could be had from the token endpoint (tried again like a 5xx)."""
-
-    type = "auth"
-    retryable = True
 
 
 class OAuth2:

@@ -24,21 +24,15 @@ import orjson
 from yarl import URL
 
 from ._config import DEFAULT_MAX_PAGES, compile_select
-from ._exceptions import ConfigError, RequestError
+from ._exceptions import ConfigError, PaginationError
 from ._models import Request, Result, field_values
 from ._records import RecordFormat
 from ._resume import IdSet, ResumeState, id_hash
 from ._urls import derived_url, origin_of
 
-__all__ = ["ChainState", "PaginationError", "Paginator", "chain_states", "resume_from"]
+__all__ = ["ChainState", "Paginator", "chain_states", "resume_from"]
 
 _LINK = re.compile(r"<([^>]*)>\s*((?:;\s*[^;,]*)*)")
-
-
-class PaginationError(RequestError):
-    """``"pagination"``: the chain cannot go on (its next page repeats one already fetched)."""
-
-    type = "pagination"
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,13 +18,14 @@ from ._attempt import Attempts
 from ._channel import Channel
 from ._config import Config
 from ._events import Finished, Listener, RunEnded, RunStarted
+from ._exceptions import PaginationError, TransformError
 from ._http import HTTP
 from ._limits import HostView, Limiter
 from ._models import Request, Result
-from ._paginate import ChainState, PaginationError, Paginator
+from ._paginate import ChainState, Paginator
 from ._resume import id_hash
 from ._select import Selector
-from ._transform import Transformer, TransformError
+from ._transform import Transformer
 from ._transports import Transport, open_transport
 from ._types import Clock, Item, Sink, Sleep
 

@@ -8,17 +8,10 @@ import orjson
 from jmespath.exceptions import JMESPathError
 
 from ._config import compile_select
-from ._exceptions import RequestError
+from ._exceptions import SelectError
 from ._models import Result
 
-__all__ = ["SelectError", "Selector"]
-
-
-class SelectError(RequestError):
-    """``"select"``: the expression could not be applied to the body (a function given the
-    wrong type, say). The record keeps the whole body, so it can be looked at."""
-
-    type = "select"
+__all__ = ["Selector"]
 
 
 class Selector:

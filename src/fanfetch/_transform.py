@@ -18,15 +18,11 @@ from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from ._exceptions import ConfigError, RequestError
+from ._exceptions import ConfigError, TransformError
 
-__all__ = ["TransformError", "Transformer", "load_function"]
+__all__ = ["Transformer", "load_function"]
 
 TransformFunction = Callable[[dict[str, Any]], Any]
-
-
-class TransformError(RequestError):
-    type = "transform"
 
 
 def load_function(spec: str) -> TransformFunction:
