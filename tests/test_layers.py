@@ -55,7 +55,7 @@ LAYERS: list[set[str]] = [
     {"_http"},
     {"_attempt"},
     {"_scheduler"},
-    {"_job", "_pipeline"},
+    {"_job", "_jobspec", "_pipeline"},
     {"_client", "_mockapi"},
     {"_scale._workers", "_scale._cluster", "_scale"},  # scale-out
     {"_sync", "_runner", "_export", "_report", "_metrics"},

@@ -28,10 +28,10 @@ from ._job import (
     EXIT_SIGINT,
     EXIT_USAGE,
     JOB_OPTIONS,
-    JobSpec,
     RunOptions,
     job_options,
 )
+from ._jobspec import JobSpec
 from ._types import printable
 from ._version import __version__
 

@@ -21,10 +21,9 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from ._limits import HostView
 from ._progress import redraw_until
 from ._summary import LatencyHistogram, Stats, kind_counts, kinds
-from ._types import Clock, printable
+from ._types import Clock, HostView, printable
 
 __all__ = ["Dashboard"]
 

@@ -10,10 +10,9 @@ import asyncio
 import heapq
 import time
 from collections import deque
-from typing import NamedTuple
 
 from ._config import Rate
-from ._types import Clock, Sleep
+from ._types import Clock, HostView, Sleep
 
 __all__ = ["GCRA", "Clock", "HostGate", "HostView", "Limiter", "Sleep"]
 
@@ -39,18 +38,6 @@ class _Host:
         self.why = ""
         self.waiters: deque[asyncio.Future[None]] = deque()
         self.timer: asyncio.TimerHandle | None = None
-
-
-class HostView(NamedTuple):
-    """One host's state now, for the dashboard."""
-
-    host: str
-    in_flight: int
-    waiting: int
-    window: float | None  # None: not narrowed (the per-host limit, or none)
-    resting: float  # seconds until it may be asked again; 0 when it is not resting
-    throttles: int  # times it asked us to slow down (while it was kept)
-    why: str  # how it asked, the last time
 
 
 class HostGate:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 from ._config import Config
 from ._events import Listener
 from ._exceptions import ConfigError
-from ._job import JobSpec
+from ._jobspec import JobSpec
 from ._models import Result
 from ._output import OrderedChains, OrderedSink, RecordWriter
 from ._paginate import ChainState

@@ -27,7 +27,7 @@ from ._client import RequestLike, resolve_config
 from ._config import Config, Options
 from ._exceptions import ConfigError
 from ._input import coerce
-from ._job import JobSpec
+from ._jobspec import JobSpec
 from ._loop import new_event_loop
 from ._models import Result
 from ._notebook import in_notebook

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias
 
 if TYPE_CHECKING:
     from ._models import Request, Result
 
-__all__ = ["PLAIN_URL", "Clock", "Item", "JSONValue", "Sink", "Sleep", "is_success", "printable"]
+__all__ = [
+    "PLAIN_URL",
+    "Clock",
+    "HostView",
+    "Item",
+    "JSONValue",
+    "Sink",
+    "Sleep",
+    "is_success",
+    "printable",
+]
 
 Clock: TypeAlias = Callable[[], float]
 """Seconds from an arbitrary start, never going back (``time.monotonic``)."""
@@ -50,3 +60,15 @@ def printable(text: str) -> str:
     if text.isascii() and text.isprintable():  # the common case, at C speed
         return text
     return text.translate(_CONTROLS)
+
+
+class HostView(NamedTuple):
+    """One host's state now, for the dashboard."""
+
+    host: str
+    in_flight: int
+    waiting: int
+    window: float | None  # None: not narrowed (the per-host limit, or none)
+    resting: float  # seconds until it may be asked again; 0 when it is not resting
+    throttles: int  # times it asked us to slow down (while it was kept)
+    why: str  # how it asked, the last time

@@ -287,7 +287,7 @@ async def _shard(shard: Shard, config: Config, board: Any, rows: Rows | None) ->
     """The job pipeline over one shard's lines, resumed from its part file (JSON lines),
     with this shard's share of the limits; its progress reported to the board."""
     from .._input import LineParser, aiter_items
-    from .._job import JobSpec
+    from .._jobspec import JobSpec
     from .._pipeline import Pipeline
     from .._scheduler import Engine
     from .._summary import Stats

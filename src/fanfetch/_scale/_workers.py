@@ -103,7 +103,7 @@ def _worker_main(config: Config, inbox: Connection, outbox: Connection) -> None:
 
 async def _worker(config: Config, inbox: Connection, outbox: Connection) -> None:
     """One worker: the job pipeline without an output, its records sent down the pipe."""
-    from .._job import JobSpec
+    from .._jobspec import JobSpec
     from .._pipeline import Pipeline
     from .._summary import Stats
 
