@@ -25,6 +25,7 @@ demo: $(STAMP)
 # On both cores (pytest-xdist); the Ray tests in turn on one worker (their xdist_group).
 test: $(STAMP) $(RAY)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/mypy
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 	rm -f .coverage .coverage.*
@@ -35,6 +36,7 @@ test: $(STAMP) $(RAY)
 # The inner loop: no slow (real-time) tests and no Ray; `make test` runs everything.
 test-fast: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/pytest -q -m "not slow" --ignore=tests/test_cluster.py -p no:cacheprovider -n 2
 
 lint: $(STAMP)

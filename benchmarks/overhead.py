@@ -20,12 +20,12 @@ import tempfile
 import time
 
 from fanfetch import Config, Limits, MockTransport, Request, Response
-from fanfetch._input import aiter_items, open_source
-from fanfetch._loop import loop_factory
-from fanfetch._output import RecordWriter
-from fanfetch._scheduler import Engine
-from fanfetch._summary import Stats
-from fanfetch._tuning import collect_young_rarely
+from fanfetch._core._loop import loop_factory
+from fanfetch._core._tuning import collect_young_rarely
+from fanfetch._engine._scheduler import Engine
+from fanfetch._io._input import aiter_items, open_source
+from fanfetch._io._output import RecordWriter
+from fanfetch._observe._summary import Stats
 
 BODY = b'{"id": 1, "name": "item", "price": 9.5, "tags": ["a", "b"]}\n'  # as nginx serves it
 HEADERS = {"Content-Type": "application/json", "Content-Length": str(len(BODY))}

@@ -128,10 +128,10 @@ def per_redraw(rounds: int = 200) -> tuple[float, float]:
     from prometheus_client import CollectorRegistry, generate_latest
     from rich.console import Console
 
-    from fanfetch._dashboard import Dashboard
-    from fanfetch._limits import HostGate
-    from fanfetch._metrics import _Collector
-    from fanfetch._summary import Stats
+    from fanfetch._engine._limits import HostGate
+    from fanfetch._observe._dashboard import Dashboard
+    from fanfetch._observe._metrics import _Collector
+    from fanfetch._observe._summary import Stats
 
     stats = Stats()
     stats.total = 1_000_000

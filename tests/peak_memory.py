@@ -19,6 +19,6 @@ def _report(path: str) -> None:
 
 if __name__ == "__main__":
     atexit.register(_report, sys.argv[1])
-    from fanfetch._cli import main
+    from fanfetch._cli._main import main
 
     main(sys.argv[2:])

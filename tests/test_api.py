@@ -137,7 +137,7 @@ def test_a_misspelt_option_is_a_config_error_that_names_the_nearest_one():
 
 
 async def test_a_reorder_window_that_ends_holding_results_raises():
-    from fanfetch._output import OrderedSink
+    from fanfetch._io._output import OrderedSink
 
     written: list[int] = []
 

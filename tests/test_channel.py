@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from fanfetch._channel import Channel
+from fanfetch._engine._channel import Channel
 
 
 async def test_items_come_out_in_order_and_none_once_ended_and_empty():

@@ -45,8 +45,8 @@ def test_config_objects_are_frozen():
 def test_the_api_s_keywords_and_the_command_line_s_flags_come_from_one_table():
     import inspect
 
-    from fanfetch._cli import run
-    from fanfetch._config import OPTIONS
+    from fanfetch._cli._main import run
+    from fanfetch._core._config import OPTIONS
 
     signature = inspect.signature(fanfetch.make_config).parameters
     assert sorted(signature) == sorted(o.name for o in OPTIONS)
@@ -62,7 +62,7 @@ def test_the_api_s_keywords_and_the_command_line_s_flags_come_from_one_table():
 def test_every_option_lands_in_a_field_of_the_config_and_keeps_its_value():
     import dataclasses
 
-    from fanfetch._config import OPTIONS
+    from fanfetch._core._config import OPTIONS
 
     config = fanfetch.make_config()
     for option in OPTIONS:
@@ -121,7 +121,7 @@ async def test_a_transport_is_chosen_by_name_and_a_wrong_name_lists_the_names(tm
 
 
 def test_auto_is_the_lean_transport_unless_the_run_needs_what_only_aiohttp_does():
-    from fanfetch._transports import transport_name
+    from fanfetch._net._transports import transport_name
 
     assert transport_name(fanfetch.make_config()) == "lean"
     assert transport_name(fanfetch.make_config(proxy="http://127.0.0.1:3128")) == "lean"
@@ -136,7 +136,7 @@ def test_auto_is_the_lean_transport_unless_the_run_needs_what_only_aiohttp_does(
 
 
 def test_http2_without_its_extra_is_a_one_line_error_naming_the_install(monkeypatch):
-    from fanfetch._transports._http2 import Http2Transport
+    from fanfetch._net._transports._http2 import Http2Transport
 
     monkeypatch.setitem(sys.modules, "pyreqwest.client", None)  # as if not installed
     with pytest.raises(fanfetch.UsageError, match=r"pip install 'fanfetch\[http2\]'"):

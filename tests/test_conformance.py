@@ -20,15 +20,15 @@ import pytest
 import trustme
 
 from fanfetch import Config, Request, Response, Timeouts
-from fanfetch._exceptions import (
+from fanfetch._core._exceptions import (
     BodyTooLarge,
     ConnectError,
     InvalidRequest,
     RequestTimeout,
     TooManyRedirects,
 )
-from fanfetch._http import HTTP
-from fanfetch._transports import TRANSPORTS, open_transport
+from fanfetch._net._http import HTTP
+from fanfetch._net._transports import TRANSPORTS, open_transport
 from tests.hostile import Conn, RawServer, response
 
 MAX_BODY = 1024 * 1024
@@ -464,7 +464,7 @@ async def test_a_header_with_a_line_break_is_never_sent(http: HTTP):
 async def test_a_field_sent_several_times_keeps_every_value(http: HTTP):
     """RFC 9110 section 5.3: several fields of one name are one list. A Link field of its
     own for rel="next" ended a chain early when only the first was kept."""
-    from fanfetch._models import field_values, headers_record
+    from fanfetch._core._models import field_values, headers_record
 
     async def answer(conn: Conn) -> None:
         while await conn.request() is not None:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from fanfetch._dashboard import Dashboard, sparkline
-from fanfetch._limits import HostGate
-from fanfetch._summary import Stats
+from fanfetch._engine._limits import HostGate
+from fanfetch._observe._dashboard import Dashboard, sparkline
+from fanfetch._observe._summary import Stats
 
 from .conftest import run_cli
 from .servers import LoopbackAPI

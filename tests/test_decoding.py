@@ -9,7 +9,7 @@ import brotli
 import pytest
 from backports import zstd
 
-from fanfetch._decoding import ACCEPT_ENCODING, UnknownEncoding, decoder_for
+from fanfetch._net._decoding import ACCEPT_ENCODING, UnknownEncoding, decoder_for
 
 PLAIN = b"".join(b"line %d of a body that compresses well\n" % i for i in range(3_000))
 

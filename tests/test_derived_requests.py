@@ -62,7 +62,7 @@ async def test_a_next_page_on_another_origin_gets_none_of_the_user_s_credentials
 def test_an_origin_is_scheme_host_and_port_so_https_to_http_is_another_origin():
     from yarl import URL
 
-    from fanfetch._urls import origin_of
+    from fanfetch._core._urls import origin_of
 
     assert origin_of(URL("https://example.com/a")) != origin_of(URL("http://example.com:443/a"))
     assert origin_of(URL("https://example.com/a")) == origin_of(URL("https://example.com:443/b?x"))
@@ -111,7 +111,7 @@ async def test_a_next_link_or_redirect_to_a_link_local_address_is_refused(
 
 
 def test_link_local_addresses_are_known_in_every_spelling_a_resolver_reads():
-    from fanfetch._urls import is_link_local
+    from fanfetch._core._urls import is_link_local
 
     for host in ("169.254.0.1", "169.254.169.254", "2852039166", "0xa9fea9fe", "[fe80::1]",
                  "fe80::abcd", "::ffff:169.254.1.1", "0251.0376.0251.0376"):  # fmt: skip

@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 import pytest
 
-from fanfetch._cli import cli
+from fanfetch._cli._main import cli
 
 ROOT = Path(__file__).parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]

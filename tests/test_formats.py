@@ -279,7 +279,7 @@ async def test_a_missing_extra_is_a_one_line_error_naming_the_pip_install(
 ):
     code = (
         f"import sys; sys.modules[{module!r}] = None\n"
-        "from fanfetch._cli import main\n"
+        "from fanfetch._cli._main import main\n"
         f"main(['run', '-', '-o', {str(tmp_path / ('out' + SUFFIX[fmt]))!r}])"
     )
     proc = await asyncio.create_subprocess_exec(

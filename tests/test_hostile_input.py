@@ -100,7 +100,7 @@ async def test_the_python_api_hands_back_a_too_deep_body_and_can_write_its_recor
     deep_server: str,
 ):
     import fanfetch
-    from fanfetch._records import encode_result
+    from fanfetch._io._records import encode_result
 
     async with fanfetch.Fetcher() as f:
         result = await f.fetch(f"{deep_server}/deep-inside/1")
@@ -249,7 +249,7 @@ async def test_no_server_text_reaches_the_terminal_as_a_command(tmp_path: Path, 
 
 
 def test_what_is_drawn_on_a_terminal_shows_control_characters_escaped():
-    from fanfetch._types import printable
+    from fanfetch._core._types import printable
 
     assert printable("host\x1bc\u009b2J\x07\x7f\tok\n") == "host\\x1bc\\x9b2J\\x07\\x7f\tok\n"
     assert printable("plain text, é and ✓") == "plain text, é and ✓"

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fanfetch import Request, Result
-from fanfetch._input import MAX_LINE_BYTES, aiter_items, coerce, parse_line, read_items
+from fanfetch._io._input import MAX_LINE_BYTES, aiter_items, coerce, parse_line, read_items
 from tests.faults import refused_url
 
 

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from fanfetch import Rate
-from fanfetch._limits import GCRA, LATE_WAKEUP, HostGate, Limiter
+from fanfetch._engine._limits import GCRA, LATE_WAKEUP, HostGate, Limiter
 
 EARLY = LATE_WAKEUP  # a meter lets a waiter in this much early (timers fire late)
 
@@ -192,7 +192,7 @@ async def test_raising_the_per_host_limit_lets_waiters_in_at_once():
 
 
 async def test_state_of_hosts_that_went_quiet_is_forgotten_and_the_table_stays_bounded():
-    from fanfetch._limits import Limiter
+    from fanfetch._engine._limits import Limiter
 
     clock = FakeClock()
     limiter = Limiter(per_host=4, rate_per_host=Rate(count=10), clock=clock, sleep=clock.sleep)

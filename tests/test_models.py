@@ -8,8 +8,8 @@ import orjson
 import pytest
 
 from fanfetch import Request, Result
-from fanfetch._exceptions import HTTPStatusError, RequestTimeout
-from fanfetch._models import decode_body
+from fanfetch._core._exceptions import HTTPStatusError, RequestTimeout
+from fanfetch._core._models import decode_body
 
 
 @pytest.mark.parametrize(
@@ -89,7 +89,7 @@ def test_an_error_type_this_version_does_not_know_keeps_its_name():
 
 def test_every_error_class_lives_in_the_tree_is_drawn_exported_and_has_its_own_type():
     import fanfetch
-    from fanfetch import _exceptions
+    from fanfetch._core import _exceptions
 
     def below(cls: type[Exception]) -> list[type[Exception]]:
         found = [cls]
@@ -97,14 +97,14 @@ def test_every_error_class_lives_in_the_tree_is_drawn_exported_and_has_its_own_t
             found += below(direct)
         return found
 
-    for module in ("_keys", "_oauth", "_paginate", "_select", "_transform", "_scale._workers"):
+    for module in ("_engine._keys", "_engine._oauth", "_engine._paginate", "_scale._workers"):
         __import__(f"fanfetch.{module}")  # every module that raises one, imported
     classes = [
         cls for cls in below(fanfetch.FanfetchError) if cls.__module__.startswith("fanfetch")
     ]
     drawing = _exceptions.__doc__ or ""
     for cls in classes:
-        assert cls.__module__ == "fanfetch._exceptions", cls
+        assert cls.__module__ == "fanfetch._core._exceptions", cls
         assert re.search(rf"[ ─]{cls.__name__}\b", drawing), cls
         assert getattr(fanfetch, cls.__name__) is cls, cls
     types = [cls.type for cls in classes if issubclass(cls, fanfetch.RequestError)]
@@ -116,7 +116,7 @@ def test_every_error_class_lives_in_the_tree_is_drawn_exported_and_has_its_own_t
 
 
 def test_attempt_history_is_typed_and_comes_back_from_its_record():
-    from fanfetch._models import Attempt
+    from fanfetch._core._models import Attempt
 
     result = Result(Request("http://127.0.0.1/1", id=1), status=200, attempts=2)
     result.history = (Attempt(1, 503, None, 12.5, 250.0), Attempt(2, 200, None, 3.0, None))

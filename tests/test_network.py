@@ -117,7 +117,7 @@ async def test_no_proxy_takes_networks_ports_and_brackets_as_curl_does(
 
 
 def test_no_proxy_knows_ipv6_in_brackets_and_names_with_their_subdomains():
-    from fanfetch._urls import bypasses_proxy
+    from fanfetch._core._urls import bypasses_proxy
 
     assert bypasses_proxy("::1", 80, "[::1]") and bypasses_proxy("[::1]", 8080, "[::1]:8080")
     assert bypasses_proxy("::1", 80, "::1/128") and not bypasses_proxy("::2", 80, "[::1]")
@@ -503,7 +503,7 @@ async def test_a_socks5_proxy_carries_every_connection_and_its_password_stays_se
 async def test_a_socks_proxy_without_its_extra_is_a_one_line_error(tmp_path: Path):
     code = (
         "import sys; sys.modules['aiohttp_socks'] = None\n"
-        "from fanfetch._cli import main\n"
+        "from fanfetch._cli._main import main\n"
         "main(['run', '-', '--proxy', 'socks5://127.0.0.1:1080'])"
     )
     import asyncio
@@ -524,8 +524,8 @@ async def test_a_token_that_says_it_lives_no_time_is_kept_until_the_api_refuses_
     monkeypatch: pytest.MonkeyPatch,
 ):
     """expires_in <= 0 would have made every request fetch a token of its own (fake clock)."""
-    from fanfetch._oauth import SECRET_ENV, OAuth2
-    from fanfetch._transports._base import Response
+    from fanfetch._engine._oauth import SECRET_ENV, OAuth2
+    from fanfetch._net._transports._base import Response
 
     asked = []
 
@@ -566,7 +566,7 @@ async def test_credential_query_values_are_masked_in_records_and_redact_param_ad
 
 
 def test_every_credential_name_is_masked_whatever_its_case():
-    from fanfetch._redact import SECRET_PARAMS, mask_query
+    from fanfetch._core._redact import SECRET_PARAMS, mask_query
 
     for name in sorted(SECRET_PARAMS):
         for spelled in (name, name.upper()):

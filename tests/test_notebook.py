@@ -13,8 +13,8 @@ from nbclient import NotebookClient
 from rich.console import Console
 
 import fanfetch
-from fanfetch._progress import CalledProgressBar
-from fanfetch._summary import Stats
+from fanfetch._observe._progress import CalledProgressBar
+from fanfetch._observe._summary import Stats
 
 from .servers import LoopbackAPI
 

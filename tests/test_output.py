@@ -10,9 +10,9 @@ import orjson
 import pytest
 
 from fanfetch import OutputError, Request, Result
-from fanfetch._output import OrderedSink, RecordWriter
-from fanfetch._records import encode_record
-from fanfetch._reorder import Reorder
+from fanfetch._io._output import OrderedSink, RecordWriter
+from fanfetch._io._records import encode_record
+from fanfetch._io._reorder import Reorder
 from tests.conftest import run_cli
 from tests.servers import LoopbackAPI
 

@@ -153,7 +153,7 @@ async def test_max_pages_caps_each_chain(api: LoopbackAPI, tmp_path: Path):
 def test_a_chain_has_a_page_limit_unless_none_is_asked_for():
     """An endless chain of ever-new cursors (about 220 bytes a page) must end by itself."""
     from fanfetch import Config
-    from fanfetch._config import DEFAULT_MAX_PAGES
+    from fanfetch._core._config import DEFAULT_MAX_PAGES
 
     assert Config().max_pages == DEFAULT_MAX_PAGES == 10_000
     assert Config(max_pages=None).max_pages is None
@@ -334,7 +334,7 @@ def test_resume_goes_on_with_a_chain_whose_first_page_alone_was_recorded(
     ],
 )
 def test_the_next_link_is_read_as_rfc_8288_writes_it(header: str, target: str | None):
-    from fanfetch._paginate import next_link
+    from fanfetch._engine._paginate import next_link
 
     assert next_link({"Link": header}) == target
 
@@ -391,8 +391,8 @@ async def test_a_next_link_in_a_link_field_of_its_own_is_followed(tmp_path: Path
 def test_a_page_number_that_is_no_number_ends_the_chain_with_an_error():
     """A resumed chain whose recorded next is "abc" asked for ?p=abc; counting on from it
     raised ValueError out of the run."""
-    from fanfetch._exceptions import PaginationError
-    from fanfetch._paginate import Paginator
+    from fanfetch._core._exceptions import PaginationError
+    from fanfetch._engine._paginate import Paginator
 
     pager = Paginator("page:p", items="items")
     fetched = Request("http://127.0.0.1:9/list?p=abc")

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import fanfetch
-from fanfetch._formats import format_for
+from fanfetch._io._formats import format_for
 
 TIMING = ("elapsed_ms", "started_at")  # when, not what: the only fields that may differ
 
@@ -190,7 +190,7 @@ def test_a_local_ray_writes_the_same_records_and_resumes_a_cut_part(base: str, t
 def test_the_python_api_takes_the_job_options_the_table_says_with_the_same_defaults():
     import inspect
 
-    from fanfetch._job import JOB_OPTIONS
+    from fanfetch._cli._options import JOB_OPTIONS
 
     for function in (fanfetch.run, fanfetch.iter_results):
         parameters = inspect.signature(function).parameters

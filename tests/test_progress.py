@@ -8,10 +8,10 @@ import io
 from rich.console import Console
 
 from fanfetch import Request, Result
-from fanfetch._events import Finished, Retrying, RunStarted
-from fanfetch._exceptions import RequestTimeout
-from fanfetch._progress import ProgressBar
-from fanfetch._summary import Stats
+from fanfetch._core._events import Finished, Retrying, RunStarted
+from fanfetch._core._exceptions import RequestTimeout
+from fanfetch._observe._progress import ProgressBar
+from fanfetch._observe._summary import Stats
 
 
 class Clock:
@@ -57,8 +57,8 @@ def test_the_bar_shows_done_of_total_the_rate_in_flight_errors_and_retries():
 
 
 def test_the_bar_counts_each_request_once_by_kind():
-    from fanfetch._models import status_error
-    from fanfetch._summary import kinds
+    from fanfetch._core._models import status_error
+    from fanfetch._observe._summary import kinds
 
     stats = Stats(clock=Clock())
     request = Request("http://127.0.0.1/")

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import pytest
 
-from fanfetch._report import KINDS, Tally, kind_of, render
+from fanfetch._cli._report import KINDS, Tally, kind_of, render
 
 from .conftest import read_records, run_cli
 from .servers import LoopbackAPI

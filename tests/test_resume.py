@@ -14,8 +14,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from fanfetch._records import JSON_LINES
-from fanfetch._resume import IdSet, id_hash
+from fanfetch._core._resume import IdSet, id_hash
+from fanfetch._io._records import JSON_LINES
 from tests.conftest import read_records, run_cli
 from tests.servers import LoopbackAPI
 

@@ -8,8 +8,8 @@ from email.utils import format_datetime
 import pytest
 
 from fanfetch import RetryPolicy
-from fanfetch._exceptions import ConnectError, InvalidRequest, RequestTimeout
-from fanfetch._retry import backoff, next_delay, parse_retry_after
+from fanfetch._core._exceptions import ConnectError, InvalidRequest, RequestTimeout
+from fanfetch._engine._retry import backoff, next_delay, parse_retry_after
 
 POLICY = RetryPolicy(retries=3, backoff_base=1.0, backoff_max=5.0, max_retry_after=60)
 
@@ -49,7 +49,7 @@ def test_retry_after_may_be_an_http_date():
 
 
 def test_throttle_reads_retry_after_and_ratelimit_headers():
-    from fanfetch._retry import throttle_delay
+    from fanfetch._engine._retry import throttle_delay
 
     assert throttle_delay(POLICY, 429, {"Retry-After": "3"}) == 3.0
     assert throttle_delay(POLICY, 429, {}) == 0.0  # no time given: narrow, do not pause
@@ -64,7 +64,7 @@ def test_throttle_reads_retry_after_and_ratelimit_headers():
 
 
 def test_redact_masks_secret_looking_query_values_only():
-    from fanfetch._redact import redact
+    from fanfetch._core._redact import redact
 
     text = redact("GET http://127.0.0.1/x?api_key=abc&page=2&X-Amz-Signature=qq&access_token=t")
     assert text == (
@@ -83,7 +83,7 @@ def test_redact_masks_secret_looking_query_values_only():
     ],
 )
 def test_openai_style_rate_limit_headers_rest_the_host_until_their_reset(headers, rest):
-    from fanfetch._retry import throttle_delay
+    from fanfetch._engine._retry import throttle_delay
 
     assert throttle_delay(RetryPolicy(), 200, headers) == (pytest.approx(rest) if rest else None)
 
@@ -92,7 +92,7 @@ def test_cost_and_usage_read_the_request_and_the_answer():
     import orjson
 
     from fanfetch import Request
-    from fanfetch._cost import Costs
+    from fanfetch._engine._cost import Costs
 
     costs = Costs("sum([json.max_tokens, tokens(json.prompt)])", "usage.total_tokens")
     request = Request("http://127.0.0.1/", json={"max_tokens": 100, "prompt": "x" * 41})

@@ -8,10 +8,10 @@ import os
 from collections import Counter
 
 from fanfetch import Config, Limits, MockTransport, Request, Response, Result, RetryPolicy
-from fanfetch._events import Finished, Retrying, RunEnded, RunStarted
-from fanfetch._exceptions import ConnectError
-from fanfetch._input import coerce
-from fanfetch._scheduler import Engine
+from fanfetch._core._events import Finished, Retrying, RunEnded, RunStarted
+from fanfetch._core._exceptions import ConnectError
+from fanfetch._engine._scheduler import Engine
+from fanfetch._io._input import coerce
 
 
 async def no_sleep(seconds: float) -> None:
@@ -229,7 +229,7 @@ async def test_a_run_through_the_library_leaves_the_garbage_collector_alone():
 
 
 def test_fanfetch_s_own_processes_collect_young_garbage_rarely_unless_told_otherwise():
-    from fanfetch._tuning import YOUNG_THRESHOLD, collect_young_rarely
+    from fanfetch._core._tuning import YOUNG_THRESHOLD, collect_young_rarely
 
     before = gc.get_threshold()
     try:
@@ -247,8 +247,8 @@ def test_fanfetch_s_own_processes_collect_young_garbage_rarely_unless_told_other
 
 
 async def test_the_hot_path_leaves_no_reference_cycles_for_the_collector(tmp_path):
-    from fanfetch._output import RecordWriter
-    from fanfetch._summary import Stats
+    from fanfetch._io._output import RecordWriter
+    from fanfetch._observe._summary import Stats
 
     body = b'{"id": 1, "tags": ["a"]}\n'
     transport = MockTransport(lambda r: Response(200, body, content_type="application/json"))

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from fanfetch import Request, Result
-from fanfetch._events import Finished, Retrying, RunEnded, RunStarted
-from fanfetch._exceptions import RequestTimeout
-from fanfetch._models import status_error
-from fanfetch._summary import LatencyHistogram, Stats, summary_lines
+from fanfetch._core._events import Finished, Retrying, RunEnded, RunStarted
+from fanfetch._core._exceptions import RequestTimeout
+from fanfetch._core._models import status_error
+from fanfetch._observe._summary import LatencyHistogram, Stats, summary_lines
 
 
 def test_histogram_quantiles_are_within_one_percent():
@@ -47,7 +47,7 @@ def test_counts_travel_as_json_and_add_up_with_what_an_output_already_held():
 
     import orjson
 
-    from fanfetch._resume import IdSet, ResumeState
+    from fanfetch._core._resume import IdSet, ResumeState
 
     shard = Stats(clock=lambda: 0.0)
     shard.add_earlier(

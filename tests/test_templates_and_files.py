@@ -9,8 +9,8 @@ import orjson
 import pytest
 
 from fanfetch import ConfigError
-from fanfetch._files import safe_name
-from fanfetch._template import UrlTemplate
+from fanfetch._core._files import safe_name
+from fanfetch._io._template import UrlTemplate
 from tests.conftest import run_cli
 from tests.servers import LoopbackAPI
 

@@ -6,14 +6,14 @@ import aiohttp
 import pytest
 
 from fanfetch import Config, Request
-from fanfetch._exceptions import (
+from fanfetch._core._exceptions import (
     BodyTooLarge,
     ConnectError,
     RequestTimeout,
 )
-from fanfetch._http import HTTP
-from fanfetch._transports import TRANSPORTS, open_transport
-from fanfetch._transports._aiohttp import map_aiohttp_error
+from fanfetch._net._http import HTTP
+from fanfetch._net._transports import TRANSPORTS, open_transport
+from fanfetch._net._transports._aiohttp import map_aiohttp_error
 from tests.faults import refused_url
 from tests.servers import DroppingServer, LoopbackAPI
 
@@ -62,7 +62,7 @@ async def test_no_transport_quietly_resends_on_a_dropped_connection(
 
 
 async def test_a_url_no_transport_can_use_is_an_invalid_request(transport):
-    from fanfetch._exceptions import InvalidRequest
+    from fanfetch._core._exceptions import InvalidRequest
 
     for url in ("http://127.0.0.1:99999/", "http://127.0.0.1:99999/?q=1"):
         with pytest.raises(InvalidRequest):  # not a ValueError out of the run
@@ -178,7 +178,7 @@ async def test_a_host_no_name_can_have_is_a_record_not_a_crash(transport, host: 
     come from any server (a redirect, a next link), so it must be an ordinary error. (The
     input and ``_urls.derived_url`` refuse such names before any transport; http2 would look
     the name up, a query that leaves the machine, so it is not asked here.)"""
-    from fanfetch._exceptions import RequestError
+    from fanfetch._core._exceptions import RequestError
 
     if type(transport._transport).__name__ == "Http2Transport":
         pytest.skip("pyreqwest looks the name up: a DNS query off loopback")
@@ -195,7 +195,7 @@ async def test_the_lean_transport_keeps_a_bounded_number_of_hosts():
     against 52 for 20,000. Now what it keeps is bounded, whatever the number of hosts (its
     figures at a million: the issue 23 note). The hosts are loopback addresses nobody listens
     on: each attempt is refused at once."""
-    from fanfetch._transports._lean import _DNS_KEPT, _ORIGINS_KEPT
+    from fanfetch._net._transports._lean import _DNS_KEPT, _ORIGINS_KEPT
 
     transport = open_transport(Config(transport="lean"), pool_size=10)
     try:

@@ -241,7 +241,7 @@ async def test_the_summary_with_workers_counts_as_one_process_does(
 BREAK_A_WORKER = """
 import os, sys
 if "spawn_main" in " ".join(getattr(sys, "orig_argv", [])):
-    import fanfetch._scheduler as scheduler
+    import fanfetch._engine._scheduler as scheduler
     real = scheduler.Engine.run
 
     async def run(self, items, sink):  # the first worker to start breaks on its first batch

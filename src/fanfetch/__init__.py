@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any as _Any
 
 from ._client import Fetcher, RequestLike, stream
-from ._config import Config, Limits, Options, Rate, RetryPolicy, Timeouts, make_config
-from ._events import Event, Finished, Listener, Retrying, RunEnded, RunStarted
-from ._exceptions import (
+from ._core._config import Config, Limits, Options, Rate, RetryPolicy, Timeouts, make_config
+from ._core._events import Event, Finished, Listener, Retrying, RunEnded, RunStarted
+from ._core._exceptions import (
     AuthError,
     BodyTooLarge,
     ConfigError,
@@ -33,9 +33,9 @@ from ._exceptions import (
     UsageError,
     WorkerDied,
 )
-from ._models import Request, Result
+from ._core._models import Request, Result
+from ._net._transports import MockTransport, Response, Transport
 from ._sync import iter_results, run
-from ._transports import MockTransport, Response, Transport
 from ._version import __version__
 
 if _TYPE_CHECKING:

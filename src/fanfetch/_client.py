@@ -18,17 +18,17 @@ from collections.abc import (
 )
 from typing import Any, Unpack
 
-from ._channel import Channel
-from ._config import Config, Options, make_config
-from ._events import Listener
-from ._exceptions import ConfigError
-from ._input import coerce
-from ._models import Request, Result
-from ._output import OrderedChains, OrderedSink
-from ._paginate import ChainState
-from ._scheduler import Engine
-from ._transports import Transport
-from ._types import Item
+from ._core._config import Config, Options, make_config
+from ._core._events import Listener
+from ._core._exceptions import ConfigError
+from ._core._models import Request, Result
+from ._core._types import Item
+from ._engine._channel import Channel
+from ._engine._paginate import ChainState
+from ._engine._scheduler import Engine
+from ._io._input import coerce
+from ._io._output import OrderedChains, OrderedSink
+from ._net._transports import Transport
 
 __all__ = ["Fetcher", "RequestLike", "resolve_config", "stream"]
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import orjson
 from aiohttp import web
 
-from ._exceptions import FanfetchError, UsageError
+from ._core._exceptions import FanfetchError, UsageError
 
 __all__ = ["MockAPI", "MockAPIConfig", "create_app", "mock_api_process", "serve"]
 

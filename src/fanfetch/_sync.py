@@ -24,21 +24,21 @@ from collections.abc import (
 from typing import TYPE_CHECKING, Any, Unpack
 
 from ._client import RequestLike, resolve_config
-from ._config import Config, Options
-from ._exceptions import ConfigError
-from ._input import coerce
-from ._jobspec import JobSpec
-from ._loop import new_event_loop
-from ._models import Result
-from ._notebook import in_notebook
-from ._pipeline import Pipeline
-from ._summary import Stats
-from ._transports import Transport
-from ._types import Item
+from ._core._config import Config, Options
+from ._core._exceptions import ConfigError
+from ._core._job import JobSpec
+from ._core._loop import new_event_loop
+from ._core._models import Result
+from ._core._types import Item
+from ._engine._pipeline import Pipeline
+from ._io._input import coerce
+from ._net._transports import Transport
+from ._observe._notebook import in_notebook
+from ._observe._summary import Stats
 
 if TYPE_CHECKING:
-    from ._notebook import NotebookProgress
-    from ._progress import CalledProgressBar
+    from ._observe._notebook import NotebookProgress
+    from ._observe._progress import CalledProgressBar
 
 __all__ = ["iter_results", "run"]
 
@@ -254,10 +254,10 @@ def _progress_view(
 ) -> NotebookProgress | CalledProgressBar:
     """Progress in place in a notebook, else the progress bar on stderr."""
     if in_notebook():
-        from ._notebook import NotebookProgress
+        from ._observe._notebook import NotebookProgress
 
         return NotebookProgress(stats)
-    from ._progress import CalledProgressBar  # rich, imported only when shown
+    from ._observe._progress import CalledProgressBar  # rich, imported only when shown
 
     return CalledProgressBar(stats, in_flight=in_flight)
 

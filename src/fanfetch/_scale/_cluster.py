@@ -36,11 +36,11 @@ from typing import Any
 
 import orjson
 
-from .._config import Config
-from .._exceptions import ConfigError, FanfetchError, UsageError
-from .._models import Request, Result
-from .._records import JSON_LINES
-from .._template import UrlTemplate, csv_header
+from .._core._config import Config
+from .._core._exceptions import ConfigError, FanfetchError, UsageError
+from .._core._models import Request, Result
+from .._io._records import JSON_LINES
+from .._io._template import UrlTemplate, csv_header
 
 __all__ = [
     "Board",
@@ -265,7 +265,7 @@ def _run_shard(shard: Shard, config: Config, board: Any, rows: Rows | None) -> d
     """One shard, on a Ray worker: resume from the part file, run the engine, mark it done."""
     import ray
 
-    from .._loop import loop_factory
+    from .._core._loop import loop_factory
 
     stem = shard.part.removesuffix(".jsonl")
     with open(stem + ".pid", "w") as f:  # an operator (or a test) can find who runs a shard
@@ -286,13 +286,13 @@ def _run_shard(shard: Shard, config: Config, board: Any, rows: Rows | None) -> d
 async def _shard(shard: Shard, config: Config, board: Any, rows: Rows | None) -> dict[str, Any]:
     """The job pipeline over one shard's lines, resumed from its part file (JSON lines),
     with this shard's share of the limits; its progress reported to the board."""
-    from .._input import LineParser, aiter_items
-    from .._jobspec import JobSpec
-    from .._pipeline import Pipeline
-    from .._scheduler import Engine
-    from .._summary import Stats
-    from .._template import RowParser
-    from .._transports import open_transport
+    from .._core._job import JobSpec
+    from .._engine._pipeline import Pipeline
+    from .._engine._scheduler import Engine
+    from .._io._input import LineParser, aiter_items
+    from .._io._template import RowParser
+    from .._net._transports import open_transport
+    from .._observe._summary import Stats
     from ._workers import share
 
     stats = Stats()
@@ -429,7 +429,7 @@ def run_on_ray(
             "--cluster ray needs Ray: pip install 'fanfetch[ray]' (on every node)"
         ) from None
 
-    from .._input import open_source
+    from .._io._input import open_source
 
     open_source(source).close()  # unreadable input: say so before starting a cluster
     try:

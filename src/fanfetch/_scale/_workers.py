@@ -28,17 +28,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
-from .._config import Config, Limits, Rate
-from .._events import Finished, RunEnded, RunStarted
-from .._exceptions import WorkerDied
-from .._input import coerce
-from .._models import Result
-from .._records import encode_result
-from .._reorder import Reorder
-from .._types import Item
+from .._core._config import Config, Limits, Rate
+from .._core._events import Finished, RunEnded, RunStarted
+from .._core._exceptions import WorkerDied
+from .._core._models import Result
+from .._core._types import Item
+from .._io._input import coerce
+from .._io._records import encode_result
+from .._io._reorder import Reorder
 
 if TYPE_CHECKING:
-    from .._pipeline import Pipeline
+    from .._engine._pipeline import Pipeline
 
 __all__ = ["WorkerRecord", "Workers", "max_parts", "run_workers", "share"]
 
@@ -89,8 +89,8 @@ def share(config: Config, n: int) -> Config:
 
 
 def _worker_main(config: Config, inbox: Connection, outbox: Connection) -> None:
-    from .._loop import loop_factory
-    from .._tuning import collect_young_rarely
+    from .._core._loop import loop_factory
+    from .._core._tuning import collect_young_rarely
 
     collect_young_rarely()  # a process of fanfetch's own, as ``fanfetch run`` is
 
@@ -103,9 +103,9 @@ def _worker_main(config: Config, inbox: Connection, outbox: Connection) -> None:
 
 async def _worker(config: Config, inbox: Connection, outbox: Connection) -> None:
     """One worker: the job pipeline without an output, its records sent down the pipe."""
-    from .._jobspec import JobSpec
-    from .._pipeline import Pipeline
-    from .._summary import Stats
+    from .._core._job import JobSpec
+    from .._engine._pipeline import Pipeline
+    from .._observe._summary import Stats
 
     loop = asyncio.get_running_loop()
     tally = [Stats()]  # counted from the engine's events, as a single process counts

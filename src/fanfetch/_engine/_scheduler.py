@@ -1,0 +1,365 @@
+"""The engine: items in -> limits -> retry -> transport -> one result out for each.
+
+A fixed pool of worker coroutines pulls from a bounded queue that one feeder fills from the
+(lazy) input, so memory stays flat however many requests there are. Nothing here makes a task
+per request: that is the pattern fanfetch exists to replace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+import time
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from .._core._config import Config
+from .._core._events import Finished, Listener, RunEnded, RunStarted
+from .._core._exceptions import PaginationError, TransformError
+from .._core._models import Request, Result
+from .._core._resume import id_hash
+from .._core._types import Clock, Item, Sink, Sleep
+from .._net._http import HTTP
+from .._net._transports import Transport, open_transport
+from ._attempt import Attempts
+from ._channel import Channel
+from ._limits import HostView, Limiter
+from ._paginate import ChainState, Paginator
+from ._select import Selector
+from ._transform import Transformer
+
+__all__ = ["Engine"]
+
+
+def _as_event(listener: Listener, result: Result) -> None:
+    listener(Finished(result))
+
+
+class Engine:
+    """Runs items through a pool of ``config.limits.concurrency`` workers.
+
+    ``stop()`` (Ctrl-C, SIGTERM) stops taking new items; attempts in flight get ``grace``
+    seconds to finish and be recorded, then are cancelled. What was not finished has no
+    record, so a ``--resume`` run picks it up.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        transport: Transport | None = None,
+        listeners: Sequence[Listener] = (),
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+        chains: Mapping[int, ChainState] | None = None,
+    ) -> None:
+        self.config = config
+        self._owns_transport = transport is None
+        self._transport: Transport = transport or open_transport(config)
+        self._listeners = tuple(listeners)
+        # Per request, each listener is told its result: directly where it has a ``finished``
+        # method (``Stats``: no event object, no dispatch), else as a ``Finished`` event.
+        self._tell_finished = tuple(
+            getattr(listener, "finished", None) or functools.partial(_as_event, listener)
+            for listener in self._listeners
+        )
+        self._clock = clock
+        self._sleep = sleep
+        self._limiter = limiter = Limiter(
+            per_host=config.limits.per_host,
+            ceiling=config.limits.concurrency,
+            rate=config.rate,
+            rate_per_host=config.rate_per_host,
+            budget=config.budget,
+            clock=clock,
+            sleep=sleep,
+        )
+        self._attempts = Attempts(
+            config,
+            HTTP(config, self._transport),
+            limiter,
+            clock=clock,
+            sleep=sleep,
+            stopping=lambda: self._stopping,
+            on_retry=self._emit if self._listeners else None,
+        )
+        self._selector = Selector(config.select) if config.select is not None else None
+        self._paginator = (
+            Paginator(
+                config.paginate,
+                items=config.items,
+                page_start=config.page_start,
+                page_size=config.page_size,
+                max_pages=config.max_pages,
+                allow_link_local=config.allow_link_local,
+            )
+            if config.paginate is not None
+            else None
+        )
+        self._chains = chains or {}
+        self.chain_ended: Callable[[int], Awaitable[None]] | None = None  # --ordered pages
+        self._transformer = (
+            Transformer(config.transform, workers=config.transform_workers)
+            if config.transform is not None
+            else None
+        )
+        self._stopping = False
+        self._handoff: Channel[Item] | None = None
+        self._workers: list[asyncio.Task[None]] = []
+        self._feeder: asyncio.Task[None] | None = None
+        self._spawn: Callable[[], None] | None = None  # one more worker, mid-run
+        self.in_flight = 0
+        self.interrupted = False
+        self._pool_max = config.limits.concurrency  # workers beyond this end (a resize)
+
+    # -- control -----------------------------------------------------------------------------
+
+    def stop(self, grace: float = 5.0) -> None:
+        """Take no new items; cancel whatever is still in flight after ``grace`` seconds.
+
+        Called again with a shorter grace (a second Ctrl-C), it cuts the wait short.
+        """
+        if self._stopping:
+            if grace <= 0:
+                self._cancel_workers()
+            return
+        self._stopping = True
+        self.interrupted = True
+        if self._feeder is not None:
+            self._feeder.cancel()  # it may be blocked on a slow input, such as an idle stdin
+        if self._handoff is not None:
+            self._handoff.end(drop=True)
+        asyncio.get_running_loop().call_later(grace, self._cancel_workers)
+
+    def resize(self, config: Config) -> None:
+        """Take on ``config``'s limits mid-run: a cluster shard whose share of the job changed.
+
+        The pool grows as requests come that can use more workers, and shrinks as workers
+        finish their request (none is taken away mid-request: ``fits`` says when the smaller
+        limits are kept); the per-host limit, rates and budget move at once.
+        """
+        limits = config.limits
+        self.config = dataclasses.replace(
+            self.config,
+            limits=limits,
+            rate=config.rate,
+            rate_per_host=config.rate_per_host,
+            budget=config.budget,
+        )
+        self._limiter.resize(
+            per_host=limits.per_host,
+            ceiling=limits.concurrency,
+            rate=config.rate,
+            rate_per_host=config.rate_per_host,
+            budget=config.budget,
+        )
+        self._attempts.config = self.config
+        self._pool_max = limits.concurrency
+        handoff, spawn = self._handoff, self._spawn
+        if spawn is None or handoff is None or self._stopping:
+            return  # not running, or stopping
+        for _ in range(min(limits.concurrency - len(self._workers), len(handoff))):
+            spawn()  # for the queued requests that the larger pool can take now
+
+    def fits(self) -> bool:
+        """Whether what is in flight now keeps within the limits (after a ``resize`` that
+        made them smaller, once enough requests have finished)."""
+        per_host = self.config.limits.per_host
+        return self.in_flight <= self._pool_max and (
+            per_host is None or self._limiter.gate.most_in_use() <= per_host
+        )
+
+    def _cancel_workers(self) -> None:
+        for task in self._workers:
+            task.cancel()
+
+    # -- running -----------------------------------------------------------------------------
+
+    async def run(
+        self,
+        items: Iterable[Item] | AsyncIterable[Item],
+        sink: Sink,
+        *,
+        total: int | None = None,
+    ) -> None:
+        """Make every request in ``items``, handing each result to ``sink`` as it finishes."""
+        if self._stopping:  # stopped before it began (a very early Ctrl-C): nothing to do
+            return
+        handoff = self._handoff = Channel[Item](2 * self.config.limits.concurrency)
+        self._emit(RunStarted(total))
+        try:
+            async with asyncio.TaskGroup() as tg:
+
+                def spawn() -> None:
+                    self._workers.append(tg.create_task(self._work(handoff, sink)))
+
+                self._spawn = spawn
+                self._feeder = tg.create_task(self._feed(items, handoff, spawn))
+        finally:
+            self._spawn = None
+            self._workers = []
+            self._feeder = None
+            self._handoff = None
+            self._emit(RunEnded(self.interrupted))
+
+    async def _feed(
+        self,
+        items: Iterable[Item] | AsyncIterable[Item],
+        handoff: Channel[Item],
+        spawn: Callable[[], None],
+    ) -> None:
+        """Hand the items out, starting a worker with each of the first ``concurrency``: the
+        pool is never larger than the requests can use (two requests at ``-c 100000000``
+        start two workers), and a long run has its whole pool after its first requests."""
+        put = handoff.put
+        workers = self._workers
+        try:
+            if isinstance(items, AsyncIterable):
+                async for item in items:
+                    if self._stopping:
+                        return
+                    await put(item)
+                    if len(workers) < self.config.limits.concurrency:
+                        spawn()
+            else:
+                for item in items:
+                    if self._stopping:
+                        return
+                    await put(item)
+                    if len(workers) < self.config.limits.concurrency:
+                        spawn()
+        finally:
+            handoff.end()  # the input ran out, failed or was cancelled: the workers stop
+
+    async def _work(self, handoff: Channel[Item], sink: Sink) -> None:
+        tell_finished = self._tell_finished
+        attempts = self._attempts.run
+        get = handoff.get
+        workers = self._workers
+        while (item := await get()) is not None:
+            if self._stopping:
+                return
+            if isinstance(item, Result):
+                result = item
+            elif self._paginator is not None:
+                await self._chain(item, sink)
+                if self.chain_ended is not None:
+                    await self.chain_ended(item.seq)
+                await asyncio.sleep(0)
+                continue
+            else:
+                self.in_flight += 1
+                try:
+                    result = await attempts(item)
+                finally:
+                    self.in_flight -= 1
+                if self._selector is not None and result.ok:
+                    result = self._selector.apply(result)
+                if self._transformer is not None and result.ok:
+                    result = await self._transform(result)
+            await sink(result)
+            for tell in tell_finished:
+                tell(result)
+            # Let the loop run everything else that is ready before this worker starts its
+            # next request: a quarter less CPU per request (benchmarks/FINDINGS.md).
+            await asyncio.sleep(0)
+            if len(workers) > self._pool_max:  # the pool was made smaller: this one ends
+                workers.remove(asyncio.current_task())  # type: ignore[arg-type]
+                return
+
+    async def _finish(self, result: Result) -> Result:
+        if self._selector is not None and result.ok:
+            result = self._selector.apply(result)
+        if self._transformer is not None and result.ok:
+            result = await self._transform(result)
+        return result
+
+    async def _chain(self, origin: Request, sink: Sink) -> None:
+        """Every page of one request, in turn: a record each, with ``page`` and ``next``."""
+        pager = self._paginator
+        assert pager is not None
+        request, page = pager.first(origin, self._chains.get(id_hash(origin.id)))
+        fetched: dict[tuple[str, str], int] = {}
+        while True:
+            key = (request.url, repr(sorted((request.params or {}).items())))
+            if key in fetched:
+                message = f"page {page} would fetch page {fetched[key]} again: a loop"
+                result = Result(request, error=PaginationError(message), attempts=0)
+                value = None
+            else:
+                fetched[key] = page
+                self.in_flight += 1
+                try:
+                    result = await self._attempts.run(request)
+                finally:
+                    self.in_flight -= 1
+                if page > 1 and pager.ends_quietly(result):
+                    return  # past the last page: not a page of its own
+                try:
+                    value = pager.after(request, result, page)
+                except PaginationError as exc:  # its next link is no URL: the chain ends here
+                    result, value = result.replace(error=exc), None
+            extra = {**(result.extra or {}), "page": page, "next": value}
+            result = await self._finish(result.replace(extra=extra))
+            await self._sink_and_tell(result, sink)
+            if value is None or self._stopping:
+                return
+            request, page = pager.following(origin, value), page + 1
+            await asyncio.sleep(0)  # as between requests: let the loop run what is ready
+
+    async def _sink_and_tell(self, result: Result, sink: Sink) -> None:
+        await sink(result)
+        for tell in self._tell_finished:
+            tell(result)
+
+    @property
+    def chains_capped(self) -> int:
+        """Chains ended by ``max_pages`` while their last page named another."""
+        return self._paginator.capped if self._paginator is not None else 0
+
+    def paused_hosts(self) -> int:
+        """Hosts resting after a throttle now (for --metrics-port, from its thread)."""
+        return self._limiter.gate.paused()
+
+    def busiest_hosts(self, most: int) -> list[HostView]:
+        """The hosts with the most attempts in flight or waiting (for --dashboard)."""
+        return self._limiter.gate.busiest(most)
+
+    def queued(self) -> int:
+        """Requests read and waiting for a worker."""
+        handoff = self._handoff
+        return len(handoff) if handoff is not None else 0
+
+    async def call(self, request: Request) -> Result:
+        """One request, through the limits and retries, outside any run."""
+        return await self._attempts.run(request)
+
+    async def _transform(self, result: Result) -> Result:
+        assert self._transformer is not None
+        try:
+            value = await self._transformer.apply(result.to_dict())
+        except TransformError as exc:
+            return result.replace(error=exc)
+        return result.replace(extra={**(result.extra or {}), "transformed": value})
+
+    async def aclose(self) -> None:
+        """Close the transport (if the engine made it) and the transform pool."""
+        if self._transformer is not None:
+            await self._transformer.aclose()
+        if self._owns_transport:
+            await self._transport.aclose()
+
+    async def __aenter__(self) -> Engine:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def _emit(self, event: Any) -> None:
+        for listener in self._listeners:
+            listener(event)
+
+    def __repr__(self) -> str:
+        state = "stopping" if self._stopping else "running" if self._workers else "idle"
+        return f"<Engine {state} workers={len(self._workers)} in_flight={self.in_flight}>"

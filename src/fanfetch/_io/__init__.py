@@ -1,0 +1,1 @@
+"""_io: see docs/development.md."""

@@ -1,0 +1,1 @@
+"""_net: see docs/development.md."""

@@ -1,0 +1,1 @@
+"""_observe: see docs/development.md."""
