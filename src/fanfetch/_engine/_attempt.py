@@ -6,22 +6,20 @@ engine's business, the attempts of one request are this module's.
 
 from __future__ import annotations
 
-import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
-from .._core._config import Config, Rate
+from .._core._config import Config, Rate, RetryPolicy
 from .._core._events import Retrying
-from .._core._exceptions import InvalidRequest, InvalidResponse, RequestError
+from .._core._exceptions import InvalidRequest, RequestError
 from .._core._models import Attempt, Request, Result, status_error
 from .._core._redact import SECRET_PARAMS, mask_query, redact_url
 from .._core._types import Clock, Sleep, is_success
 from .._net._http import HTTP, Response
 from ._cost import Costs
-from ._expect import Validator
-from ._keys import Key, KeyPool
+from ._hooks import AGAIN, Try, Verdict, hooks_for
 from ._limits import Limiter
-from ._oauth import OAuth2
 from ._retry import next_delay, throttle_delay
 
 __all__ = ["Attempts", "host_key", "over_budget"]
@@ -85,7 +83,9 @@ def _attempt_entry(
 
 
 class Attempts:
-    """Makes all the attempts of a request under one set of limits and one retry policy.
+    """Makes all the attempts of a request under one set of limits and one retry policy,
+    with the run's attempt hooks (``_hooks``: tokens, pool keys, body checks, usage) around
+    each send.
 
     ``stopping()`` true (Ctrl-C) ends a request after its current attempt instead of
     waiting to retry; ``on_retry`` hears of every retry.
@@ -110,62 +110,25 @@ class Attempts:
         self._sleep = sleep
         self._stopping = stopping
         self._on_retry = on_retry
-        self._oauth = (
-            OAuth2(config.oauth2_token_url, config.oauth2_client_id, config.oauth2_scope,
-                   functools.partial(http.send, bare=True), timeout=config.timeouts.attempt,
-                   clock=clock)
-            if config.oauth2_token_url is not None
-            else None
-        )  # fmt: skip
-        self._keys = (
-            KeyPool(config.key_pool, config.key_header or "Authorization: Bearer {key}",
-                    rate=config.rate_per_key, budget=config.budget_per_key, clock=clock,
-                    sleep=sleep)
-            if config.key_pool is not None
-            else None
-        )  # fmt: skip
-        self._costs = (
-            Costs(config.cost, config.usage)
-            if config.cost is not None or config.usage is not None
-            else None
-        )
+        self._hooks = hooks_for(config, http, limiter, clock=clock, sleep=sleep)
+        self._after = tuple(reversed(self._hooks))  # answers go back out as middlewares nest
+        self._costs = Costs(config.cost, None) if config.cost is not None else None
         # --redact-param: records show these too as *** (the usual names are masked anyway)
         self._secret_params = SECRET_PARAMS | config.redact_params if config.redact_params else None
-        self._validator = (
-            Validator(config.expect, config.schema)
-            if config.expect is not None or config.schema is not None
-            else None
-        )
 
     async def run(self, request: Request) -> Result:
         """All the attempts of one request, and its one final result."""
-        clock = self._clock
-        limiter = self.limiter
-        config = self.config
-        policy = config.retry
-        http = self._http
-        timeout = request.timeout or config.timeouts.attempt
-        host = _host_of(request)
-        cost = request.cost
-        costs = self._costs
-        if costs is not None:
-            found = costs.cost_of(request)
-            if isinstance(found, str):  # --cost gave no number for this one
-                return Result(request, error=InvalidRequest(found), attempts=0)
-            cost = found
-        budget = config.budget
-        if cost is not None and budget is not None and cost > budget.count:
+        cost = request.cost if self._costs is None else self._costs.cost_of(request)
+        if isinstance(cost, str):  # --cost gave no number for this one
+            return Result(request, error=InvalidRequest(cost), attempts=0)
+        if cost is not None and (budget := self.config.budget) and cost > budget.count:
             return over_budget(request, budget)
-        history: list[Attempt] | None = [] if config.include_attempts else None
-        start = clock()
-        attempt = 0
-        free = 0  # attempts repeated after a refused token: they spend no retry
-        oauth = self._oauth
-        keys = self._keys
-        key: Key | None = None
-        tried: frozenset[int] = frozenset()  # keys refused (401, 403) for this request
-        auth: dict[str, str] | None = None
-        sends = 0  # attempts that went out: no token or no key left means none did
+        clock, limiter, policy = self._clock, self.limiter, self.config.retry
+        timeout = request.timeout or self.config.timeouts.attempt
+        host = _host_of(request)
+        history: list[Attempt] | None = [] if self.config.include_attempts else None
+        tries = Try(request, cost) if self._hooks else None  # what the hooks keep
+        start, attempt, sends = clock(), 0, 0  # sends: attempts that went out
         while True:
             attempt += 1
             response: Response | None = None
@@ -174,13 +137,9 @@ class Attempts:
                 await limiter.wait_can_start(host, cost)
             began = clock() if history is not None else 0.0
             try:
-                if oauth is not None:
-                    auth = await oauth.header()
-                if keys is not None:  # the key with the most room, once it may start
-                    key = await keys.take(cost, tried)
-                    auth = {**(auth or {}), key.header[0]: key.header[1]}
+                headers = await self._before(tries) if tries is not None else None
                 sends += 1
-                response = await http.send(request, timeout, auth)
+                response = await self._http.send(request, timeout, headers)
             except RequestError as exc:
                 # The result keeps the error for its record, not the frames it came through:
                 # they hold the attempt's locals (a body read so far) in a reference cycle
@@ -188,120 +147,116 @@ class Attempts:
                 error = exc.with_traceback(None)
                 error.__cause__ = error.__context__ = None
             finally:
-                if response is None:  # an error, or cancelled
-                    limiter.notify_finished(host, ok=False)
-                else:
-                    status = response.status
-                    limiter.notify_finished(
-                        host,
-                        ok=is_success(status),
-                        status=status,
-                        # with a key pool a 429 is about its key, which rests alone
-                        throttle=None
-                        if key is not None and status == 429
-                        else throttle_delay(policy, status, response.headers),
-                    )
-            again = (
-                key is not None
-                and response is not None
-                and keys is not None
-                and keys.answered(
-                    key,
-                    response.status,
-                    response.headers,
-                    request.url,
-                    tried | {key.index},
-                )
-            )
-            if again:  # that key was refused: again with another, no retry spent
-                assert key is not None
-                tried |= {key.index}
-                free += 1
-                if history is not None:
-                    entry = _attempt_entry(attempt, response, None, began, clock(), 0.0)
-                    history.append(entry)
-                continue
-            refused = response is not None and response.status == 401 and auth is not None
-            if oauth is not None and refused and free == 0:  # its token was refused:
-                oauth.refused(auth)  # type: ignore[arg-type]  # once more, with a new one,
-                free += 1  # and no retry spent
-                if history is not None:
-                    history.append(_attempt_entry(attempt, response, None, began, clock(), 0.0))
-                continue
-            invalid: InvalidResponse | None = None
-            if response is not None and is_success(response.status) and self._validator:
-                problem = await self._validator.check(response.content)
-                if problem is not None:
-                    invalid = InvalidResponse(problem)
-            if costs is not None and response is not None and budget is not None:
-                used = costs.used(response.content)
-                if used is not None:  # --usage: what it really cost, against what was charged
-                    limiter.correct_budget(used - (cost or 0.0))
-            if response is not None and is_success(response.status) and invalid is None:
+                _finished(limiter, host, response, policy, tries)
+            invalid: RequestError | None = None
+            if tries is not None and response is not None:
+                verdict = await self._verdict(tries, response)
+                if verdict is AGAIN:  # a token or key refused: again, no retry spent
+                    tries.free += 1
+                    if history is not None:
+                        history.append(_attempt_entry(attempt, response, None, began, clock(), 0.0))
+                    continue
+                invalid = verdict if isinstance(verdict, RequestError) else None
+            failed = error or invalid
+            if response is not None and is_success(response.status) and failed is None:
                 delay = None
             else:
-                delay = next_delay(
-                    policy,
-                    attempt - free,
-                    status=response.status if response is not None else None,
-                    # a key's Retry-After is its own: the retry takes another key meanwhile
-                    headers=response.headers if response is not None and key is None else None,
-                    error=error or invalid,
-                )
+                free = tries.free if tries is not None else 0
+                status = response.status if response is not None else None
+                answered = _retry_headers(response, tries)
+                delay = next_delay(policy, attempt - free, status=status, headers=answered,
+                                   error=failed)  # fmt: skip
             if history is not None:
-                entry = _attempt_entry(attempt, response, error or invalid, began, clock(), delay)
-                history.append(entry)
+                history.append(_attempt_entry(attempt, response, failed, began, clock(), delay))
             if delay is None or self._stopping():
                 break
             if self._on_retry is not None:
-                failed = error or invalid
                 reason = failed.type if failed is not None else f"status {response.status}"  # type: ignore[union-attr]
                 self._on_retry(Retrying(request, attempt, delay, reason))
             await self._sleep(delay)
-        elapsed_ms = (clock() - start) * 1000.0
-        keyed = {"key_index": key.index} if key is not None else None  # never the key itself
+        return self._result(request, response, error, invalid, sends, start, history, tries)
+
+    async def _before(self, tries: Try) -> dict[str, str] | None:
+        """The headers the hooks add to this attempt (each attempt asks them afresh)."""
+        tries.headers = None
+        for hook in self._hooks:
+            await hook.before(tries)
+        return tries.headers
+
+    async def _verdict(self, tries: Try, response: Response) -> Verdict:
+        """What the hooks say of an answer: ``AGAIN`` from the first that says so, else the
+        first error one gives (every hook hears the answer: ``--usage`` counts a bad one)."""
+        failed: RequestError | None = None
+        for hook in self._after:
+            verdict = await hook.after(tries, response)
+            if verdict is AGAIN:
+                return AGAIN
+            if isinstance(verdict, RequestError) and failed is None:
+                failed = verdict
+        return failed
+
+    def _result(
+        self,
+        request: Request,
+        response: Response | None,
+        error: RequestError | None,
+        invalid: RequestError | None,
+        sends: int,
+        start: float,
+        history: list[Attempt] | None,
+        tries: Try | None,
+    ) -> Result:
+        """The request's one result, from its last attempt."""
+        elapsed_ms = (self._clock() - start) * 1000.0
+        key = tries.key_index if tries is not None else None
+        extra: dict[str, Any] | None = None if key is None else {"key_index": key}  # no key
         secret = self._secret_params
         shown = None if secret is None else mask_query(request.url, secret)
+        steps = None if history is None else tuple(history)
         if response is None:
-            result = Result(
-                request,
-                url=shown,
-                status=error.status if error is not None else None,
-                error=error,
-                attempts=sends,
-                elapsed_ms=elapsed_ms,
-                history=None if history is None else tuple(history),
-                extra=keyed,
-                started_at=self._epoch + start if sends else None,
-            )
-        else:
-            status = response.status
-            saved = response.saved
-            final_url = redact_url(response.url or "") if response.redirects else None
-            if final_url is not None and secret is not None:
-                final_url = mask_query(final_url, secret)
-            result = Result(
-                request,
-                url=shown,
-                status=status,
-                headers=response.headers,
-                content=response.content,
-                content_type=response.content_type,
-                charset=response.charset,
-                error=invalid if is_success(status) else status_error(status, response.reason),
-                attempts=sends,
-                elapsed_ms=elapsed_ms,
-                redirects=response.redirects,
-                final_url=final_url,
-                history=None if history is None else tuple(history),
-                extra=keyed
-                if saved is None
-                else {
-                    "path": saved.path,
-                    "bytes": saved.size,
-                    "sha256": saved.sha256,
-                    **(keyed or {}),
-                },
-                started_at=self._epoch + start,
-            )
-        return result
+            status = error.status if error is not None else None
+            began = self._epoch + start if sends else None
+            return Result(request, url=shown, status=status, error=error, attempts=sends,
+                          elapsed_ms=elapsed_ms, history=steps, extra=extra,
+                          started_at=began)  # fmt: skip
+        status = response.status
+        saved = response.saved
+        if saved is not None:
+            extra = {
+                "path": saved.path,
+                "bytes": saved.size,
+                "sha256": saved.sha256,
+                **(extra or {}),
+            }
+        final_url = redact_url(response.url or "") if response.redirects else None
+        if final_url is not None and secret is not None:
+            final_url = mask_query(final_url, secret)
+        return Result(
+            request, url=shown, status=status, headers=response.headers,
+            content=response.content, content_type=response.content_type,
+            charset=response.charset,
+            error=invalid if is_success(status) else status_error(status, response.reason),
+            attempts=sends, elapsed_ms=elapsed_ms, redirects=response.redirects,
+            final_url=final_url, history=steps, extra=extra, started_at=self._epoch + start,
+        )  # fmt: skip
+
+
+def _finished(
+    limiter: Limiter, host: str, response: Response | None, policy: RetryPolicy, tries: Try | None
+) -> None:
+    """Tell the limits how the attempt ended (a 429 about a pool key rests that key alone)."""
+    if response is None:  # an error, or cancelled
+        limiter.notify_finished(host, ok=False)
+        return
+    status = response.status
+    own = tries is not None and tries.own_throttle and status == 429
+    throttle = None if own else throttle_delay(policy, status, response.headers)
+    limiter.notify_finished(host, ok=is_success(status), status=status, throttle=throttle)
+
+
+def _retry_headers(response: Response | None, tries: Try | None) -> Mapping[str, str] | None:
+    """The headers a retry's wait may follow (``Retry-After``): not a pool key's, whose
+    wait is its own while the retry takes another key."""
+    if response is None or (tries is not None and tries.own_throttle):
+        return None
+    return response.headers

@@ -11,7 +11,7 @@ that downloads a vocabulary. ``--usage`` is JMESPath over the answer's JSON body
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jmespath
 import orjson
@@ -20,7 +20,12 @@ from jmespath import functions
 from .._core._exceptions import ConfigError
 from .._core._models import Request
 
-__all__ = ["Costs"]
+if TYPE_CHECKING:
+    from .._net._http import Response
+    from ._hooks import Try, Verdict
+    from ._limits import Limiter
+
+__all__ = ["Costs", "UsageHook"]
 
 
 class _Functions(functions.Functions):
@@ -73,4 +78,22 @@ class Costs:
             return None
         if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
             return float(value)
+        return None
+
+
+class UsageHook:
+    """The attempt hook of ``--usage``: after each answer, the budget's meter corrected by
+    what the answer says it cost, against what was charged before the send."""
+
+    def __init__(self, usage: str, limiter: Limiter) -> None:
+        self._costs = Costs(None, usage)
+        self._limiter = limiter
+
+    async def before(self, attempt: Try) -> None:
+        pass
+
+    async def after(self, attempt: Try, response: Response) -> Verdict:
+        used = self._costs.used(response.content)
+        if used is not None:
+            self._limiter.correct_budget(used - (attempt.cost or 0.0))
         return None

@@ -9,12 +9,17 @@ body does not stall the other requests.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from .._core._config import compile_select
-from .._core._exceptions import ConfigError
+from .._core._exceptions import ConfigError, InvalidResponse
+from .._core._types import is_success
+
+if TYPE_CHECKING:
+    from .._net._http import Response
+    from ._hooks import Try, Verdict
 
 __all__ = ["Validator"]
 
@@ -22,7 +27,8 @@ _BIG = 64 * 1024
 
 
 class Validator:
-    """What a body must be; ``check`` says what is wrong with one, or None."""
+    """What a body must be; ``check`` says what is wrong with one, or None. As an attempt
+    hook, a 2xx whose body fails is a failed attempt (``invalid_response``)."""
 
     def __init__(self, expect: str | None, schema: str | None) -> None:
         self._expect = compile_select(expect, "expect") if expect is not None else None
@@ -30,6 +36,15 @@ class Validator:
         self._schema: Any = None
         if schema is not None:
             self._schema = _load_schema(schema)
+
+    async def before(self, attempt: Try) -> None:
+        pass
+
+    async def after(self, attempt: Try, response: Response) -> Verdict:
+        if not is_success(response.status):
+            return None
+        problem = await self.check(response.content)
+        return None if problem is None else InvalidResponse(problem)
 
     async def check(self, content: bytes | None) -> str | None:
         try:

@@ -16,12 +16,18 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from typing import TYPE_CHECKING
 
 from .._core._config import Rate
 from .._core._exceptions import ConfigError, NoKeyLeft
 from .._core._types import Clock, Sleep
+from ._hooks import AGAIN
 from ._limits import GCRA
 from ._retry import parse_retry_after
+
+if TYPE_CHECKING:
+    from .._net._http import Response
+    from ._hooks import Try, Verdict
 
 __all__ = ["Key", "KeyPool"]
 
@@ -84,6 +90,24 @@ class KeyPool:
             for i, key in enumerate(keys)
         ]  # fmt: skip
         self._changed = asyncio.Event()
+
+    async def before(self, attempt: Try) -> None:
+        """The attempt hook: the attempt goes with the key with the most room; its 429 and
+        Retry-After are that key's (it rests alone), not the host's."""
+        key = await self.take(attempt.cost, attempt.tried)
+        attempt.key_index = key.index
+        attempt.own_throttle = True
+        attempt.add_headers({key.header[0]: key.header[1]})
+
+    async def after(self, attempt: Try, response: Response) -> Verdict:
+        """A key refused (401, 403): the attempt made again with another, no retry spent."""
+        assert attempt.key_index is not None
+        key = self.keys[attempt.key_index]
+        tried = attempt.tried | {key.index}
+        if self.answered(key, response.status, response.headers, attempt.request.url, tried):
+            attempt.tried = tried
+            return AGAIN
+        return None
 
     async def take(self, cost: float | None, avoid: frozenset[int] = frozenset()) -> Key:
         """The key with the most room (of those not in ``avoid``: keys already refused for

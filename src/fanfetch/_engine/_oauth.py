@@ -14,6 +14,7 @@ import base64
 import math
 import os
 import time
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 import orjson
@@ -23,6 +24,11 @@ from .._core._exceptions import AuthError, ConfigError, RequestError
 from .._core._models import Request
 from .._core._redact import redact
 from .._core._types import Clock, is_success
+from ._hooks import AGAIN
+
+if TYPE_CHECKING:
+    from .._net._http import Response
+    from ._hooks import Try, Verdict
 
 __all__ = ["SECRET_ENV", "OAuth2"]
 
@@ -91,6 +97,18 @@ class OAuth2:
         self._refresh = None
         if not done.cancelled():
             done.exception()  # retrieved: when every asker was cancelled, none would
+
+    async def before(self, attempt: Try) -> None:
+        """The attempt hook: each attempt carries a good token."""
+        attempt.add_headers(await self.header())
+
+    async def after(self, attempt: Try, response: Response) -> Verdict:
+        """A 401 to the first try's token: that token dropped, the attempt made again with a
+        new one, no retry spent (once: a second 401 is the API's answer)."""
+        if response.status == 401 and attempt.headers is not None and attempt.free == 0:
+            self.refused(attempt.headers)
+            return AGAIN
+        return None
 
     def refused(self, header: dict[str, str]) -> None:
         """The API answered 401 to ``header``: that token is done with."""

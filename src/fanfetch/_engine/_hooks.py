@@ -1,0 +1,91 @@
+"""Per-attempt features as hooks, in the spirit of httpx's ``Auth.auth_flow`` and aiohttp's
+client middlewares: before the send a hook adds headers (or says the attempt cannot go, by
+raising a ``RequestError``); after the answer it gives a verdict: nothing to say, ``AGAIN``
+(make the attempt once more without spending a retry: a refused token or key), or an error
+that fails the attempt (a body that fails ``--expect``), which the retry policy then weighs.
+
+Hooks run before the send in their order and after the answer in the reverse order, as
+middlewares nest. The attempt loop (``_attempt``) knows limits, hooks, the transport and the
+retry policy, nothing else. A new per-attempt feature is a hook in its own module and one
+line in ``hooks_for``.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING, Final, Literal, Protocol
+
+from .._core._exceptions import RequestError
+from .._core._models import Request
+
+if TYPE_CHECKING:
+    from .._core._config import Config
+    from .._core._types import Clock, Sleep
+    from .._net._http import HTTP, Response
+    from ._limits import Limiter
+
+__all__ = ["AGAIN", "AttemptHook", "Try", "Verdict", "hooks_for"]
+
+AGAIN: Final = "again"
+Verdict = Literal["again"] | RequestError | None
+
+
+class Try:
+    """One request's attempts, as its hooks see them (made per request, only when a run
+    has hooks)."""
+
+    __slots__ = ("cost", "free", "headers", "key_index", "own_throttle", "request", "tried")
+
+    def __init__(self, request: Request, cost: float | None) -> None:
+        self.request = request
+        self.cost = cost
+        self.headers: dict[str, str] | None = None  # what the hooks add to this attempt
+        self.free = 0  # attempts made again without spending a retry
+        self.key_index: int | None = None  # the pool key of the last attempt (records show it)
+        self.tried: frozenset[int] = frozenset()  # pool keys refused for this request
+        self.own_throttle = False  # a 429 and its Retry-After are the credential's, not the host's
+
+    def add_headers(self, headers: dict[str, str]) -> None:
+        self.headers = headers if self.headers is None else {**self.headers, **headers}
+
+    def __repr__(self) -> str:
+        return f"<Try {self.request.id!r} free={self.free} key={self.key_index}>"
+
+
+class AttemptHook(Protocol):
+    async def before(self, attempt: Try) -> None:
+        """Before each send: add headers to ``attempt``; raise a ``RequestError`` when the
+        attempt cannot go (no token, no key left)."""
+        ...
+
+    async def after(self, attempt: Try, response: Response) -> Verdict:
+        """After each answer: None, ``AGAIN``, or the error that fails the attempt."""
+        ...
+
+
+def hooks_for(
+    config: Config, http: HTTP, limiter: Limiter, *, clock: Clock, sleep: Sleep
+) -> tuple[AttemptHook, ...]:
+    """The hooks a run's options ask for, in their order before the send."""
+    hooks: list[AttemptHook] = []
+    if config.usage is not None and config.budget is not None:
+        from ._cost import UsageHook
+
+        hooks.append(UsageHook(config.usage, limiter))
+    if config.expect is not None or config.schema is not None:
+        from ._expect import Validator
+
+        hooks.append(Validator(config.expect, config.schema))
+    if config.oauth2_token_url is not None:
+        from ._oauth import OAuth2
+
+        hooks.append(OAuth2(config.oauth2_token_url, config.oauth2_client_id,
+                            config.oauth2_scope, functools.partial(http.send, bare=True),
+                            timeout=config.timeouts.attempt, clock=clock))  # fmt: skip
+    if config.key_pool is not None:
+        from ._keys import KeyPool
+
+        hooks.append(KeyPool(config.key_pool, config.key_header or "Authorization: Bearer {key}",
+                             rate=config.rate_per_key, budget=config.budget_per_key,
+                             clock=clock, sleep=sleep))  # fmt: skip
+    return tuple(hooks)
