@@ -94,7 +94,7 @@ async def test_each_attempt_takes_the_key_with_the_most_room_and_waits_only_when
     for _ in range(4):
         attempt = a_try()
         await pool.before(attempt)
-        seen.append((attempt.headers, clock.now))
+        seen.append((attempt.headers or {}, clock.now))
         assert attempt.own_throttle  # its 429 is the key's, not the host's
     assert [headers["X-Api-Key"] for headers, _ in seen] == ["k0", "k1", "k0", "k1"]
     # the other key had room: no wait; both spent: about a second's wait (GCRA lets a start

@@ -104,19 +104,7 @@ def iter_results(
 
     async def run() -> None:
         pipeline = Pipeline(spec, config, stats=stats, transport=engine_transport)
-        handoff.pipeline = pipeline
-
-        async def deliver(result: Result) -> None:
-            if on_result is not None:
-                on_result(result)
-            await handoff.put(result)
-
-        try:
-            items = _numbered(requests, pipeline.wanted)
-            async with contextlib.aclosing(items):
-                await pipeline.run(items, deliver)
-        finally:
-            await pipeline.aclose()
+        await handoff.run(pipeline, _numbered(requests, pipeline.wanted), on_result)
 
     yield from handoff.results(run, stats)
 
@@ -161,6 +149,27 @@ class _Handoff:
         self._wanted = threading.Event()  # the engine waits for room in the queue
         self._room: asyncio.Event | None = None  # made on the engine's loop, set from here
         self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def run(
+        self,
+        pipeline: Pipeline,
+        items: AsyncGenerator[Item, None],
+        on_result: Callable[[Result], None] | None,
+    ) -> None:
+        """``pipeline`` run over ``items``, each result handed over (``on_result`` told
+        first), on the engine's loop."""
+        self.pipeline = pipeline
+
+        async def deliver(result: Result) -> None:
+            if on_result is not None:
+                on_result(result)
+            await self.put(result)
+
+        try:
+            async with contextlib.aclosing(items):
+                await pipeline.run(items, deliver)
+        finally:
+            await pipeline.aclose()
 
     async def put(self, result: Result) -> None:
         while True:  # hand over without blocking the engine's loop

@@ -25,6 +25,8 @@ from ._options import EXIT_FAILED, EXIT_OK, GRACE_SECONDS, RunOptions, signal_ex
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from .._observe._metrics import MetricsServer
+
 __all__ = ["run_job"]
 
 _COUNT_LIMIT_BYTES = 2 * 1024**3  # count lines for the progress total only below this size
@@ -44,25 +46,13 @@ async def run_job(options: RunOptions, *, announce: str | None = None, call_ms: 
         _close_source(source)
         raise
     if options.job.resume and not options.quiet:
-        redo = ""
-        if options.job.redo_failed and pipeline.resumed is not None:
-            redo = f", {pipeline.resumed.dropped_failed:,} failed ones to do again"
-        err.print(f"fanfetch: resuming: {pipeline.already:,} requests already recorded{redo}")
-    engine = pipeline.engine
-    metrics = None
-    if options.metrics_port is not None:
-        try:
-            from .._observe._metrics import MetricsServer
-
-            metrics = MetricsServer(
-                stats, port=options.metrics_port, host=options.metrics_host,
-                in_flight=lambda: engine.in_flight, paused_hosts=engine.paused_hosts,
-                queued=engine.queued,
-            )  # fmt: skip
-        except BaseException:
-            await pipeline.aclose()
-            _close_source(source)
-            raise
+        err.print(_resuming(options, pipeline))
+    try:
+        metrics = _metrics(options, pipeline, stats)
+    except BaseException:
+        await pipeline.aclose()
+        _close_source(source)
+        raise
     received: list[int] = []
     loop = asyncio.get_running_loop()
     _handle_signals(loop, pipeline, received, err)
@@ -99,6 +89,25 @@ async def run_job(options: RunOptions, *, announce: str | None = None, call_ms: 
             _close_source(source)
     return _ended(options, stats, pipeline, duplicates, err, output_failed, received,
                   announce=announce, call_ms=call_ms)  # fmt: skip
+
+
+def _resuming(options: RunOptions, pipeline: Pipeline) -> str:
+    redo = ""
+    if options.job.redo_failed and pipeline.resumed is not None:
+        redo = f", {pipeline.resumed.dropped_failed:,} failed ones to do again"
+    return f"fanfetch: resuming: {pipeline.already:,} requests already recorded{redo}"
+
+
+def _metrics(options: RunOptions, pipeline: Pipeline, stats: Stats) -> MetricsServer | None:
+    """``--metrics-port``: the run's Prometheus endpoint."""
+    if options.metrics_port is None:
+        return None
+    from .._observe._metrics import MetricsServer
+
+    engine = pipeline.engine
+    return MetricsServer(stats, port=options.metrics_port, host=options.metrics_host,
+                         in_flight=lambda: engine.in_flight, paused_hosts=engine.paused_hosts,
+                         queued=engine.queued)  # fmt: skip
 
 
 def _spread(options: RunOptions) -> Spread | None:
