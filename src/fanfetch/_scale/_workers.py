@@ -105,11 +105,10 @@ async def _worker(config: Config, inbox: Connection, outbox: Connection) -> None
     """One worker: the job pipeline without an output, its records sent down the pipe."""
     from .._core._job import JobSpec
     from .._engine._pipeline import Pipeline
-    from .._observe._summary import Stats
 
     loop = asyncio.get_running_loop()
-    tally = [Stats()]  # counted from the engine's events, as a single process counts
-    pipeline = Pipeline(JobSpec(), config, listeners=[lambda event: tally[0](event)])
+    pipe = _Pipe(config, inbox, outbox, loop)
+    pipeline = Pipeline(JobSpec(), config, listeners=[pipe.hear])
     signals: list[int] = []
 
     def on_signal() -> None:  # the parent's first word stops taking work; a second cuts the grace
@@ -118,72 +117,84 @@ async def _worker(config: Config, inbox: Connection, outbox: Connection) -> None
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
-
-    batches: asyncio.Queue[Any] = asyncio.Queue()
-
-    def read_inbox() -> None:
-        """On a daemon thread (an executor thread blocked in ``recv`` would hold up the
-        loop's shutdown when a signal stops the run before the input is over)."""
-        while True:
-            try:
-                batch = inbox.recv()
-            except (EOFError, OSError):  # the parent is gone: no more work will come
-                batch = None
-            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits
-                loop.call_soon_threadsafe(batches.put_nowait, batch)
-            if batch is None:
-                return
-
-    threading.Thread(target=read_inbox, name="fanfetch-inbox", daemon=True).start()
-
-    async def items() -> AsyncIterator[Item]:
-        while (batch := await batches.get()) is not None:
-            for request, line, seq in batch:
-                yield coerce(request, seq=seq, line=line)
-
-    pending: list[WorkerRecord] = []
-    include = config.include_headers
-
-    sending = asyncio.Lock()
-
-    async def send() -> None:
-        """The records so far, with what this worker's ``Stats`` counted since the last.
-
-        One send at a time: ``Connection.send`` from two executor threads at once interleaves
-        their bytes, and the parent, reading a message it cannot unpickle, takes the worker
-        for dead (seen with 140 KB bodies, where a batch takes long to send)."""
-        async with sending:
-            batch, pending[:] = list(pending), []
-            counts, tally[0] = tally[0].counts(), Stats()
-            if batch or counts["done"] or counts["retries"]:
-                await loop.run_in_executor(None, outbox.send, (batch, counts))
-
-    async def sink(result: Result) -> None:
-        pending.append((result.request.seq, encode_result(result, include_headers=include)))
-        if len(pending) >= 64:
-            await send()
-
-    async def keep_sending(done: asyncio.Event) -> None:
-        while not done.is_set():  # records never wait long in a quiet worker
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(done.wait(), 0.05)
-            await send()
-
+    threading.Thread(target=pipe.read_inbox, name="fanfetch-inbox", daemon=True).start()
     done = asyncio.Event()
     try:
         async with asyncio.TaskGroup() as tg:
-            tg.create_task(keep_sending(done))
+            tg.create_task(pipe.keep_sending(done))
             try:
-                await pipeline.run(items(), sink)
+                await pipeline.run(pipe.items(), pipe.sink)
             finally:
                 done.set()
-        await send()
+        await pipe.send()
     finally:
         await pipeline.aclose()
     # Done only after a clean end: a worker that raised says nothing more, so the parent
     # reads its pipe's end as a death and deals its unanswered requests again.
     with contextlib.suppress(OSError):
         await loop.run_in_executor(None, outbox.send, _DONE)
+
+
+class _Pipe:
+    """A worker's two pipes: batches of requests in, records and counts out."""
+
+    def __init__(
+        self, config: Config, inbox: Connection, outbox: Connection, loop: asyncio.AbstractEventLoop
+    ) -> None:
+        from .._observe._summary import Stats
+
+        self._inbox, self._outbox, self._loop = inbox, outbox, loop
+        self._include = config.include_headers
+        self._batches: asyncio.Queue[Any] = asyncio.Queue()
+        self._pending: list[WorkerRecord] = []
+        self._sending = asyncio.Lock()
+        self._new_stats = Stats
+        self._tally = Stats()  # counted from the engine's events, as a single process counts
+
+    def hear(self, event: Any) -> None:
+        self._tally(event)
+
+    def read_inbox(self) -> None:
+        """On a daemon thread (an executor thread blocked in ``recv`` would hold up the
+        loop's shutdown when a signal stops the run before the input is over)."""
+        while True:
+            try:
+                batch = self._inbox.recv()
+            except (EOFError, OSError):  # the parent is gone: no more work will come
+                batch = None
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits
+                self._loop.call_soon_threadsafe(self._batches.put_nowait, batch)
+            if batch is None:
+                return
+
+    async def items(self) -> AsyncIterator[Item]:
+        while (batch := await self._batches.get()) is not None:
+            for request, line, seq in batch:
+                yield coerce(request, seq=seq, line=line)
+
+    async def send(self) -> None:
+        """The records so far, with what this worker's ``Stats`` counted since the last.
+
+        One send at a time: ``Connection.send`` from two executor threads at once interleaves
+        their bytes, and the parent, reading a message it cannot unpickle, takes the worker
+        for dead (seen with 140 KB bodies, where a batch takes long to send)."""
+        async with self._sending:
+            batch, self._pending = self._pending, []
+            counts, self._tally = self._tally.counts(), self._new_stats()
+            if batch or counts["done"] or counts["retries"]:
+                await self._loop.run_in_executor(None, self._outbox.send, (batch, counts))
+
+    async def sink(self, result: Result) -> None:
+        line = encode_result(result, include_headers=self._include)
+        self._pending.append((result.request.seq, line))
+        if len(self._pending) >= 64:
+            await self.send()
+
+    async def keep_sending(self, done: asyncio.Event) -> None:
+        while not done.is_set():  # records never wait long in a quiet worker
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), 0.05)
+            await self.send()
 
 
 # -- in the parent ------------------------------------------------------------------------------
@@ -278,149 +289,178 @@ async def run_workers(
     Cancelling this (Ctrl-C) asks the workers to stop (cancelling again, at once); their
     records still in flight are written before it returns.
     """
-    n = min(n, max_parts(config))  # more workers than slots would each get one: too many
-    context = multiprocessing.get_context("spawn")
-    part = share(config, n)
-    loop = asyncio.get_running_loop()
-    events = _Events(loop)
-    workers = [_Worker(context, part, i, events) for i in range(n)]
-    cap = max(2 * BATCH, 2 * part.limits.concurrency)  # requests dealt to one, unanswered
-    room = asyncio.Event()
-    input_over = False
-    restarts = 0
+    dealer = _Dealer(n, config, write, write_invalid, ordered, warn)
+    await dealer.run(items)
 
-    async def deal(batch: list[Dealt]) -> None:
+
+class _Dealer:
+    """The parent's side of ``run_workers``: deals batches, reads records back, replaces a
+    worker that dies, and stops them all when asked."""
+
+    def __init__(
+        self,
+        n: int,
+        config: Config,
+        write: Callable[[list[WorkerRecord], dict[str, Any]], Awaitable[None]],
+        write_invalid: Callable[[Result], Awaitable[None]],
+        ordered: Reorder[bytes] | None,
+        warn: Callable[[str], None] | None,
+    ) -> None:
+        self.n = n = min(n, max_parts(config))  # more workers than slots: each would get one
+        self._context = multiprocessing.get_context("spawn")
+        self._part = share(config, n)
+        self._loop = asyncio.get_running_loop()
+        self._events = _Events(self._loop)
+        self._write, self._write_invalid = write, write_invalid
+        self._ordered = ordered
+        self._warn = warn
+        self.workers = [_Worker(self._context, self._part, i, self._events) for i in range(n)]
+        self._cap = max(2 * BATCH, 2 * self._part.limits.concurrency)  # dealt, unanswered
+        self._room = asyncio.Event()
+        self._input_over = False
+        self._restarts = 0
+        self._stopping = False
+
+    async def _deal(self, batch: list[Dealt]) -> None:
         while True:
-            live = [w for w in workers if not w.dead]
+            live = [w for w in self.workers if not w.dead]
             worker = min(live, key=lambda w: len(w.dealt))
-            if len(worker.dealt) < cap:
+            if len(worker.dealt) < self._cap:
                 break
-            room.clear()
-            await room.wait()
+            self._room.clear()
+            await self._room.wait()
         for dealt in batch:
             worker.dealt[dealt[2]] = dealt
         await worker.send(batch)
 
-    async def feed() -> None:
-        nonlocal input_over
+    async def _feed(self, items: AsyncIterator[Item]) -> None:
+        ordered = self._ordered
         batch: list[Dealt] = []
         async for item in items:
             if ordered is not None:
                 seq = item.request.seq if isinstance(item, Result) else item.seq
                 if ordered.holds(seq):
                     if batch:  # the record due next may be in it
-                        await deal(batch)
+                        await self._deal(batch)
                         batch = []
                     await ordered.admitted(seq)
             if isinstance(item, Result):
-                await write_invalid(item)
+                await self._write_invalid(item)
                 continue
             batch.append((item.to_dict(), item.line, item.seq))
             if len(batch) >= BATCH:
-                await deal(batch)
+                await self._deal(batch)
                 batch = []
         if batch:
-            await deal(batch)
-        input_over = True
-        for worker in workers:
+            await self._deal(batch)
+        self._input_over = True
+        for worker in self.workers:
             if not worker.dead:
                 await worker.send(None)
 
-    async def replace(dead: _Worker) -> None:
+    async def _replace(self, dead: _Worker) -> None:
         """A new worker in the dead one's place, given what the dead one left unanswered."""
-        nonlocal restarts
-        restarts += 1
+        self._restarts += 1
         left = list(dead.dealt.values())
-        if restarts > _RESTARTS_PER_WORKER * n:
+        if self._restarts > _RESTARTS_PER_WORKER * self.n:
             raise WorkerDied(
-                f"worker processes died {restarts} times ({len(left):,} requests unanswered "
-                "by the last); the records so far are whole: run again with --resume"
+                f"worker processes died {self._restarts} times ({len(left):,} requests "
+                "unanswered by the last); the records so far are whole: run again with --resume"
             )
-        if warn is not None:
-            await loop.run_in_executor(None, dead.process.join, 5)  # its pipe closed: reap it
+        if self._warn is not None:
+            await self._loop.run_in_executor(None, dead.process.join, 5)  # its pipe closed
             code = dead.process.exitcode
             why = f"signal {-code}" if code is not None and code < 0 else f"exit status {code}"
-            warn(
+            self._warn(
                 f"warning: worker process {dead.index} died ({why}); its "
                 f"{len(left):,} unfinished requests go to a new worker"
             )
         await dead.aclose()  # its pipes: EOF was read, nothing more will come
-        fresh = _Worker(context, part, dead.index, events)
-        workers[workers.index(dead)] = fresh
+        fresh = _Worker(self._context, self._part, dead.index, self._events)
+        self.workers[self.workers.index(dead)] = fresh
         for start in range(0, len(left), BATCH):
             batch = left[start : start + BATCH]
             for dealt in batch:
                 fresh.dealt[dealt[2]] = dealt
             await fresh.send(batch)
-        if input_over:
+        if self._input_over:
             await fresh.send(None)
 
-    stopping = False
-
-    def stop() -> None:
+    def _stop(self) -> None:
         """The first time, each worker stops taking work, finishes and reports; the second
         time, it cancels what is still in flight."""
-        for worker in workers:
+        for worker in self.workers:
             pid = worker.process.pid
             if not worker.dead and worker.process.is_alive() and pid is not None:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGTERM)
 
-    async def consume() -> None:
-        while not all(w.finished or (w.dead and stopping) for w in workers):
-            worker, message = await events.queue.get()
+    async def _consume(self) -> None:
+        workers = self.workers
+        while not all(w.finished or (w.dead and self._stopping) for w in workers):
+            worker, message = await self._events.queue.get()
             if worker not in workers:
                 continue  # a message from a worker already replaced
             if message is None:  # its pipe closed: exited after DONE, or died
-                worker.dead = True
-                if not worker.finished and not stopping and (worker.dealt or not input_over):
-                    await replace(worker)
-                elif not worker.finished:
-                    worker.finished = not worker.dealt
-                room.set()
+                await self._ended(worker)
             elif message == _DONE:
-                if worker.dealt and not stopping:  # done, with requests still unanswered:
+                if worker.dealt and not self._stopping:  # done, with requests unanswered:
                     worker.dead = True  # as good as dead (they would be lost), so
-                    await replace(worker)  # they are dealt again
-                    room.set()
+                    await self._replace(worker)  # they are dealt again
+                    self._room.set()
                 else:
                     worker.finished = True
             else:
                 records, counts = message
                 dealt = worker.dealt
                 fresh = [record for record in records if dealt.pop(record[0], None) is not None]
-                await write(fresh, counts)
-                room.set()
+                await self._write(fresh, counts)
+                self._room.set()
 
-    feeder = asyncio.ensure_future(feed())
-    consumer = asyncio.ensure_future(consume())
-    try:
-        done, _ = await asyncio.wait({feeder, consumer}, return_when=asyncio.FIRST_EXCEPTION)
-        if feeder in done:
-            feeder.result()  # raise what the input raised
-        await consumer
-    except asyncio.CancelledError:
-        stopping = True
-        feeder.cancel()
-        stop()
-        while not consumer.done():
-            try:
-                await asyncio.shield(consumer)
-            except asyncio.CancelledError:
-                if consumer.done():
-                    break
-                stop()  # cancelled again: a second Ctrl-C
-        raise
-    finally:
-        stopping = True
+    async def _ended(self, worker: _Worker) -> None:
+        """``worker``'s pipe closed: after it said DONE, or it died (then it is replaced,
+        unless the run is stopping or it had nothing left to do)."""
+        worker.dead = True
+        unanswered = worker.dealt or not self._input_over
+        if not worker.finished and not self._stopping and unanswered:
+            await self._replace(worker)
+        elif not worker.finished:
+            worker.finished = not worker.dealt
+        self._room.set()
+
+    async def run(self, items: AsyncIterator[Item]) -> None:
+        feeder = asyncio.ensure_future(self._feed(items))
+        consumer = asyncio.ensure_future(self._consume())
+        try:
+            done, _ = await asyncio.wait({feeder, consumer}, return_when=asyncio.FIRST_EXCEPTION)
+            if feeder in done:
+                feeder.result()  # raise what the input raised
+            await consumer
+        except asyncio.CancelledError:
+            self._stopping = True
+            feeder.cancel()
+            self._stop()
+            while not consumer.done():
+                try:
+                    await asyncio.shield(consumer)
+                except asyncio.CancelledError:
+                    if consumer.done():
+                        break
+                    self._stop()  # cancelled again: a second Ctrl-C
+            raise
+        finally:
+            self._stopping = True
+            await self._close(feeder, consumer)
+
+    async def _close(self, feeder: asyncio.Future[None], consumer: asyncio.Future[None]) -> None:
         feeder.cancel()
         consumer.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await consumer
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await feeder
-        for worker in workers:
-            await loop.run_in_executor(None, worker.process.join, 10)
+        for worker in self.workers:
+            await self._loop.run_in_executor(None, worker.process.join, 10)
             if worker.process.is_alive():
                 worker.process.kill()
             worker.close()
