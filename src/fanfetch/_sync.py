@@ -94,11 +94,7 @@ def iter_results(
         )
     config = resolve_config(config, options, transport)
     spec.check(config)
-    stats: Stats | None = None
-    if progress if progress is not None else in_notebook():
-        stats = Stats()
-        if isinstance(requests, Sized) and not resume:
-            stats.total = len(requests)
+    stats = _stats_for(requests, progress, resume=resume)
     handoff = _Handoff()
     engine_transport = None if isinstance(transport, str) else transport
 
@@ -107,6 +103,16 @@ def iter_results(
         await handoff.run(pipeline, _numbered(requests, pipeline.wanted), on_result)
 
     yield from handoff.results(run, stats)
+
+
+def _stats_for(requests: object, progress: bool | None, *, resume: bool) -> Stats | None:
+    """The counts a progress view shows (``progress=``: by default in a notebook)."""
+    if not (progress if progress is not None else in_notebook()):
+        return None
+    stats = Stats()
+    if isinstance(requests, Sized) and not resume:
+        stats.total = len(requests)
+    return stats
 
 
 async def _numbered(

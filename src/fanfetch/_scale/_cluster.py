@@ -32,7 +32,7 @@ import socket
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -53,6 +53,11 @@ __all__ = [
     "run_on_ray",
     "shard_lines",
 ]
+
+if TYPE_CHECKING:
+    from .._core._resume import IdSet
+    from .._engine._pipeline import Pipeline
+    from .._io._input import LineParser
 
 REPORT_EVERY = 0.5  # seconds between a shard's reports to the board
 ASK_WITHIN = 60.0  # seconds the driver waits for the board to answer before giving up
@@ -288,9 +293,7 @@ async def _shard(shard: Shard, config: Config, board: Any, rows: Rows | None) ->
     with this shard's share of the limits; its progress reported to the board."""
     from .._core._job import JobSpec
     from .._engine._pipeline import Pipeline
-    from .._engine._scheduler import Engine
-    from .._io._input import LineParser, aiter_items
-    from .._io._template import RowParser
+    from .._io._input import aiter_items
     from .._net._transports import open_transport
     from .._observe._summary import Stats
     from ._workers import share
@@ -307,55 +310,59 @@ async def _shard(shard: Shard, config: Config, board: Any, rows: Rows | None) ->
         raise
     if pipeline.resumed is not None:
         stats.add_earlier(pipeline.resumed)  # the whole job's summary counts every record once
-    parser = (
-        LineParser(done=pipeline.done, start_line=shard.first_line - 1)
-        if rows is None
-        else RowParser(
-            rows.template,
-            csv_rows=rows.csv_rows,
-            header=rows.header,
-            done=pipeline.done,
-            start_line=shard.first_line - 1,
-        )
-    )
-
-    async def keep_reporting(engine: Engine) -> None:
-        """Tell the board how far this shard is and which share it keeps; take on the share
-        it gives (larger as shards finish, smaller when nodes join)."""
-        nonlocal divisor
-        keeps = divisor
-        while True:
-            await asyncio.sleep(REPORT_EVERY)
-            progress = _progress_counts(stats.counts())
-            progress["in_flight"] = engine.in_flight
-            if keeps != divisor and engine.fits():
-                keeps = divisor  # what was in flight beyond the smaller share has finished
-            try:
-                now = await board.report.remote(shard.index, progress, keeps)
-            except Exception:  # the driver is gone or busy: run on with the share we have
-                continue
-            if now != divisor:
-                divisor = now
-                engine.resize(share(config, divisor))
-                if now < keeps or engine.fits():
-                    keeps = now  # a larger share is kept at once
-
+    lines = shard_lines(shard.path, shard.start, shard.end)
     try:
-        reporter = asyncio.create_task(keep_reporting(pipeline.engine))
-        try:
-            await pipeline.run(
-                aiter_items(shard_lines(shard.path, shard.start, shard.end), parser=parser)
-            )
-        finally:
-            reporter.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reporter
+        async with asyncio.TaskGroup() as tg:
+            reporter = tg.create_task(_keep_reporting(board, shard, config, pipeline, divisor))
+            try:
+                await pipeline.run(aiter_items(lines, parser=_parser(shard, rows, pipeline.done)))
+            finally:
+                reporter.cancel()
     finally:
         try:
             await pipeline.aclose()
         finally:
             await transport.aclose()
     return stats.counts()
+
+
+def _parser(shard: Shard, rows: Rows | None, done: IdSet | None) -> LineParser:
+    """The shard's lines as requests (rows filled into the template), numbered as lines of
+    the whole input, without those its part holds."""
+    from .._io._input import LineParser
+    from .._io._template import RowParser
+
+    if rows is None:
+        return LineParser(done=done, start_line=shard.first_line - 1)
+    return RowParser(rows.template, csv_rows=rows.csv_rows, header=rows.header, done=done,
+                     start_line=shard.first_line - 1)  # fmt: skip
+
+
+async def _keep_reporting(
+    board: Any, shard: Shard, config: Config, pipeline: Pipeline, divisor: int
+) -> None:
+    """Tell the board how far this shard is and which share it keeps; take on the share it
+    gives (larger as shards finish, smaller when nodes join)."""
+    from ._workers import share
+
+    engine, stats = pipeline.engine, pipeline.stats
+    assert stats is not None
+    keeps = divisor
+    while True:
+        await asyncio.sleep(REPORT_EVERY)
+        progress = _progress_counts(stats.counts())
+        progress["in_flight"] = engine.in_flight
+        if keeps != divisor and engine.fits():
+            keeps = divisor  # what was in flight beyond the smaller share has finished
+        try:
+            now = await board.report.remote(shard.index, progress, keeps)
+        except Exception:  # the driver is gone or busy: run on with the share we have
+            continue
+        if now != divisor:
+            divisor = now
+            engine.resize(share(config, divisor))
+            if now < keeps or engine.fits():
+                keeps = now  # a larger share is kept at once
 
 
 @contextlib.contextmanager
@@ -421,17 +428,27 @@ def run_on_ray(
     target = address or os.environ.get("RAY_ADDRESS") or None  # None: start a local one
     if target is not None and target != "auto":
         _check_reachable(target)
-    loopback = target is None or _is_loopback(target)
     try:
         import ray
     except ImportError:
         raise UsageError(
             "--cluster ray needs Ray: pip install 'fanfetch[ray]' (on every node)"
         ) from None
-
     from .._io._input import open_source
 
     open_source(source).close()  # unreadable input: say so before starting a cluster
+    _prepare_parts(out_dir, resume=resume)
+    _start_ray(ray, address, target)
+    try:
+        job = _Job(ray, source, out_dir, config, shards=shards, resume=resume,
+                   template=template, csv_rows=csv_rows, warn=warn)  # fmt: skip
+        return job.drive(on_progress, every)
+    finally:
+        ray.shutdown()
+
+
+def _prepare_parts(out_dir: str, *, resume: bool) -> None:
+    """The parts' directory, made; a new job's old parts removed."""
     try:
         os.makedirs(out_dir, exist_ok=True)
     except OSError as exc:
@@ -440,10 +457,15 @@ def run_on_ray(
         for name in os.listdir(out_dir):
             if name.startswith("part-"):
                 os.unlink(os.path.join(out_dir, name))
+
+
+def _start_ray(ray: Any, address: str | None, target: str | None) -> None:
+    """Join the cluster at ``target``, or start a local one that talks over loopback only."""
+    loopback = target is None or _is_loopback(target)
     local: dict[str, Any] = {"_node_ip_address": "127.0.0.1"} if loopback and not address else {}
     try:
         with _on_loopback(ray, loopback and not (target or "").startswith("ray://")):
-            ray.init(  # a local cluster talks over loopback only
+            ray.init(
                 # "local": a Ray of its own, never the cluster last started on this machine,
                 # which ray.init() would join (or wait for, when it has gone)
                 address=address or ("local" if target is None else None),
@@ -457,31 +479,50 @@ def run_on_ray(
         where = target or "a new local Ray"
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise FanfetchError(f"Ray could not be joined ({where}): {message}") from None
-    try:
+
+
+class _Job:
+    """The driver's side of one cluster job: its shards planned and counted, the board
+    made, then the shards run (``drive``), no more at once than the limits can be cut."""
+
+    def __init__(
+        self,
+        ray: Any,
+        source: str,
+        out_dir: str,
+        config: Config,
+        *,
+        shards: int | None,
+        resume: bool,
+        template: UrlTemplate | None,
+        csv_rows: bool,
+        warn: Callable[[str], None] | None,
+    ) -> None:
+        self._ray, self._config, self._warn = ray, config, warn
         # shards running at once: one per CPU, and no more than the limits have slots for
-        slots = _slots(ray, config)
-        rows, skip, before = None, 0, 0
+        self.slots = slots = _slots(ray, config)
+        self.rows, skip, before = None, 0, 0
         if template is not None:
-            rows = Rows(template, csv_rows)
+            self.rows = Rows(template, csv_rows)
             if csv_rows:  # shards start after the header, and each is given it
                 header, before, skip = csv_header(source)
-                rows = Rows(template, True, header)
+                self.rows = Rows(template, True, header)
         plan = plan_shards(source, shards or 4 * slots, start=skip)
-        finished: dict[int, Any] = {}
+        self.finished: dict[int, Any] = {}
         for i in range(len(plan)):
             done = os.path.join(out_dir, f"part-{i:05d}.done")
             if resume and os.path.exists(done):
                 with open(done, "rb") as f:
-                    finished[i] = orjson.loads(f.read())
+                    self.finished[i] = orjson.loads(f.read())
         # The board lives on the driver's node, so that losing any other node loses no
         # more than the shards it ran; its process starts while the lines are counted.
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
-        board: Any = (
+        self.board: Any = (
             ray.remote(num_cpus=0)(Board)
             .options(scheduling_strategy=here)
-            .remote(len(plan), slots, finished)
+            .remote(len(plan), slots, self.finished)
         )
         count = ray.remote(max_retries=5)(_count)
         sizes = _wait_all(
@@ -489,29 +530,32 @@ def run_on_ray(
             warn,
         )  # fmt: skip
         firsts = [1 + before + sum(lines for lines, _ in sizes[:i]) for i in range(len(plan))]
-        board.set_total.remote(sum(requests for _, requests in sizes))
-        run = ray.remote(max_retries=5, retry_exceptions=False)(_run_shard)
-        todo = [
+        self.board.set_total.remote(sum(requests for _, requests in sizes))
+        self.todo = [
             Shard(i, source, s, e, first, os.path.join(out_dir, f"part-{i:05d}.jsonl"))
             for i, ((s, e), first) in enumerate(zip(plan, firsts, strict=True))
-            if i not in finished
+            if i not in self.finished
         ]
-        todo.reverse()  # popped from the end: in order
-        results: list[Any] = list(finished.values())
+        self.todo.reverse()  # popped from the end: in order
+
+    def drive(
+        self, on_progress: Callable[[JobProgress], None] | None, every: float
+    ) -> list[dict[str, Any]]:
+        """Run every shard to its end (Ray runs a shard again on a node lost); each shard's
+        counts, those finished before a resume included."""
+        ray, board, todo = self._ray, self.board, self.todo
+        run = ray.remote(max_retries=5, retry_exceptions=False)(_run_shard)
+        results: list[Any] = list(self.finished.values())
         pending: list[Any] = []
         last: tuple[int, int] | None = None
         quiet_since = time.monotonic()
-        room, looked = slots, time.monotonic()
+        room, looked = self.slots, time.monotonic()
         while todo or pending:
             if todo and time.monotonic() - looked > CPUS_EVERY:  # nodes may have joined
                 looked = time.monotonic()
-                more = _slots(ray, config)
-                if more > slots:
-                    slots = more
-                    board.add_slots.remote(slots)
-                room = _ask(ray, board.room.remote(), "asking the job's board for room")
+                room = self._room()
             while todo and len(pending) < room:  # no more at once than the limits can be cut
-                pending.append(run.remote(todo.pop(), config, board, rows))
+                pending.append(run.remote(todo.pop(), self._config, board, self.rows))
             ready, pending = ray.wait(pending, num_returns=1, timeout=every)
             results.extend(ray.get(ready))
             progress = _ask(ray, board.progress.remote(), "asking the job's board how far it is")
@@ -520,13 +564,19 @@ def run_on_ray(
             now = (progress.done, len(results))
             if now != last:
                 last, quiet_since = now, time.monotonic()
-            elif time.monotonic() - quiet_since > STALL_AFTER and warn is not None:
-                warn(f"no request has finished for {STALL_AFTER:g} s ({len(pending)} "
-                     "shard(s) running, or waiting for Ray to place them)")  # fmt: skip
+            elif time.monotonic() - quiet_since > STALL_AFTER and self._warn is not None:
+                self._warn(f"no request has finished for {STALL_AFTER:g} s ({len(pending)} "
+                           "shard(s) running, or waiting for Ray to place them)")  # fmt: skip
                 quiet_since = time.monotonic()
         return results
-    finally:
-        ray.shutdown()
+
+    def _room(self) -> int:
+        """How many shards may run at once now (more when nodes joined)."""
+        more = _slots(self._ray, self._config)
+        if more > self.slots:
+            self.slots = more
+            self.board.add_slots.remote(more)
+        return int(_ask(self._ray, self.board.room.remote(), "asking the job's board for room"))
 
 
 def cluster_results(
