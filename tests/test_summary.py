@@ -6,7 +6,7 @@ from fanfetch import Request, Result
 from fanfetch._core._events import Finished, Retrying, RunEnded, RunStarted
 from fanfetch._core._exceptions import RequestTimeout
 from fanfetch._core._models import status_error
-from fanfetch._observe._summary import LatencyHistogram, Stats, summary_lines
+from fanfetch._observe._summary import LatencyHistogram, Stats, kind_counts, summary_lines
 
 
 def test_histogram_quantiles_are_within_one_percent():
@@ -66,3 +66,33 @@ def test_counts_travel_as_json_and_add_up_with_what_an_output_already_held():
     assert summary["statuses"] == {"200": 5, "500": 1}
     assert summary["errors"] == {"http_status": 1}
     assert summary["latency_ms"]["max"] == 12.0
+
+
+def test_the_summary_the_report_and_the_metrics_classify_outcomes_alike():
+    from fanfetch._cli._report import Tally
+    from fanfetch._observe._metrics import _Collector
+
+    results = [
+        Result(Request("http://127.0.0.1/a", id=1), status=200),
+        Result(Request("http://127.0.0.1/b", id=2), status=304, error=status_error(304, None)),
+        Result(Request("http://127.0.0.1/c", id=3), status=404, error=status_error(404, None)),
+        Result(Request("http://127.0.0.1/d", id=4), status=429, error=status_error(429, None)),
+        Result(Request("http://127.0.0.1/e", id=5), status=503, error=status_error(503, None)),
+        Result(Request("http://127.0.0.1/f", id=6), error=RequestTimeout("slow")),
+    ]
+    stats = Stats()
+    tally = Tally()
+    for result in results:
+        stats(Finished(result))
+        tally.add(result.to_dict())
+    summary = dict(kind_counts(stats))
+    assert summary == {"2xx": 1, "3xx": 1, "4xx": 1, "429": 1, "5xx": 1, "timeout": 1}
+    assert dict(tally.kinds) == {"2xx": 1, "3xx": 1, "4xx": 1, "429": 1, "5xx": 1, "error": 1}
+    (requests,) = [m for m in _Collector(stats, {}).collect() if m.name == "fanfetch_requests"]
+    metrics = {
+        (s.labels["status_class"], s.labels["error_type"]): s.value for s in requests.samples
+    }
+    assert {k: v for k, v in metrics.items() if v} == {
+        ("2xx", "none"): 1, ("3xx", "http_status"): 1, ("4xx", "http_status"): 1,
+        ("429", "http_status"): 1, ("5xx", "http_status"): 1, ("none", "timeout"): 1,
+    }  # fmt: skip

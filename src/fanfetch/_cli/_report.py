@@ -25,7 +25,7 @@ import orjson
 from .._core._exceptions import UsageError
 from .._io._formats import check_holds, format_for, read_errors, unreadable
 from .._io._records import JSON_LINES, read_json_lines
-from .._observe._summary import LatencyHistogram
+from .._observe._summary import LatencyHistogram, outcome_kind
 from .._version import __version__
 
 __all__ = ["KINDS", "Tally", "render", "write_report"]
@@ -39,16 +39,16 @@ _COLORS = {"2xx": "#3a9d5d", "3xx": "#7a8b99", "4xx": "#e0a030", "429": "#9b59b6
 
 
 def kind_of(record: Mapping[str, Any]) -> str:
-    """The kind (one of ``KINDS``) of one record."""
-    if record.get("ok"):
-        return "2xx"
+    """The kind (one of ``KINDS``) of one record, by the summary's rule (``outcome_kind``):
+    every error that is not a failed status is ``error`` here."""
     error = record.get("error")
     status = record.get("status")
-    if isinstance(error, Mapping) and error.get("type") == "http_status" and status:
-        if status == 429:
-            return "429"
-        return f"{min(max(status // 100, 3), 5)}xx" if status >= 300 else "error"
-    return "error"
+    error_type = error.get("type") if isinstance(error, Mapping) else None
+    if error_type is None and not record.get("ok"):
+        error_type = "error"  # a record that is not ok and says no more
+    kind = outcome_kind(bool(record.get("ok")), status if isinstance(status, int) else None,
+                        error_type)  # fmt: skip
+    return kind if kind in KINDS else "error"
 
 
 class _Host:

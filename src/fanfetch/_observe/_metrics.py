@@ -13,15 +13,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from .._core._exceptions import UsageError
-from ._summary import LatencyHistogram, Stats
+from ._summary import LatencyHistogram, Stats, failed_statuses
 
 __all__ = ["MetricsServer"]
 
 _BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
-
-
-def _class(status: int) -> str:
-    return "429" if status == 429 else f"{status // 100}xx"
 
 
 class _Collector:
@@ -37,18 +33,14 @@ class _Collector:
         )
 
         stats = self._stats
-        statuses, errors = dict(stats.statuses), dict(stats.errors)  # copied at once, in C
+        errors = dict(stats.errors)  # copied at once, in C
         requests = CounterMetricFamily(
             "fanfetch_requests", "Finished requests: ok ones as 2xx/none, failed statuses by "
             "class with error_type http_status, other errors by type with status_class none.",
             labels=["status_class", "error_type"],
         )  # fmt: skip
         requests.add_metric(["2xx", "none"], stats.ok)
-        failed: dict[str, int] = {}
-        for status, n in statuses.items():
-            if status >= 400:
-                failed[_class(status)] = failed.get(_class(status), 0) + n
-        for name, n in sorted(failed.items()):
+        for name, n in sorted(failed_statuses(stats).items()):
             requests.add_metric([name, "http_status"], n)
         for kind, n in sorted(errors.items()):
             if kind != "http_status":

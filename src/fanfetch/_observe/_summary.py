@@ -19,7 +19,17 @@ from .._core._types import Clock
 if TYPE_CHECKING:
     from .._core._models import Result
 
-__all__ = ["LatencyHistogram", "Stats", "kind_counts", "kinds", "summary_lines", "summary_rows"]
+__all__ = [
+    "STATUS_KINDS",
+    "LatencyHistogram",
+    "Stats",
+    "failed_statuses",
+    "kind_counts",
+    "kinds",
+    "outcome_kind",
+    "summary_lines",
+    "summary_rows",
+]
 
 
 class LatencyHistogram:
@@ -182,18 +192,36 @@ class Stats:
         return f"<Stats done={self.done} ok={self.ok} retries={self.retries}>"
 
 
+STATUS_KINDS = ("3xx", "4xx", "429", "5xx")  # the classes of a final status that failed
+
+
+def outcome_kind(ok: bool, status: int | None, error_type: str | None) -> str:
+    """What one request came to, the one rule the summary, the report and the metrics share:
+    ``2xx`` when ok; a final status that failed by its class (``3xx``, ``4xx``, ``429``
+    apart as the API asking for less, ``5xx``); else its error's type."""
+    if ok:
+        return "2xx"
+    if status is not None and status >= 300 and error_type in (None, "http_status"):
+        return "429" if status == 429 else f"{min(status // 100, 5)}xx"
+    return error_type or "error"
+
+
+def failed_statuses(stats: Stats) -> dict[str, int]:
+    """The final statuses that failed, by kind (``outcome_kind``)."""
+    kinds: dict[str, int] = {}
+    for status, n in dict(stats.statuses).items():  # a copy: a notebook reads from its thread
+        if status >= 300 and n:
+            kind = outcome_kind(False, status, "http_status")
+            kinds[kind] = kinds.get(kind, 0) + n
+    return kinds
+
+
 def kind_counts(stats: Stats) -> list[tuple[str, int]]:
     """What the finished requests came to, by kind: the ok ones (``2xx``), the final statuses
     that failed by class (``429`` apart: it says the API wants less), then every other error
     by type; each request counted once, kinds with none left out."""
-    classes = {"2xx": stats.ok, "4xx": 0, "429": 0, "5xx": 0}
-    for status, n in dict(stats.statuses).items():  # a copy: a notebook reads from its thread
-        if status == 429:
-            classes["429"] += n
-        elif 400 <= status < 500:
-            classes["4xx"] += n
-        elif status >= 500:
-            classes["5xx"] += n
+    failed = failed_statuses(stats)
+    classes = {"2xx": stats.ok, **{kind: failed.get(kind, 0) for kind in STATUS_KINDS}}
     others = {kind: n for kind, n in dict(stats.errors).items() if n and kind != "http_status"}
     counts = [(name, n) for name, n in classes.items() if n] + sorted(others.items())
     told = sum(classes.values()) - stats.ok + sum(others.values())
