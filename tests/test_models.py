@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import orjson
 import pytest
 
 from fanfetch import Request, Result
-from fanfetch._core._exceptions import HTTPStatusError, RequestTimeout
+from fanfetch._core._exceptions import HTTPStatusError, RequestError, RequestTimeout
 from fanfetch._core._models import decode_body
 
 
@@ -157,8 +158,8 @@ def test_replace_makes_a_changed_copy_and_leaves_the_original():
     result = Result(Request("http://127.0.0.1/x", id=1), status=200, content=b'{"a": 1}',
                     content_type="application/json")  # fmt: skip
     assert result.body == {"a": 1}
-    copy = result.replace(extra={"transformed": 2})
-    assert copy.extra == {"transformed": 2} and result.extra is None
+    copy = result.replace(transformed=2)
+    assert copy.transformed == 2 and copy.extra == {"transformed": 2} and result.extra is None
     assert copy.body == {"a": 1} and copy.status == 200 and copy.request is result.request
 
 
@@ -169,3 +170,73 @@ def test_a_copied_request_has_every_field_of_the_original():
     clone = request.copy()
     assert clone is not request and clone == request
     assert all(getattr(clone, n) is getattr(request, n) for n in Request.__slots__)
+
+
+def _results() -> Any:
+    """Results of every shape a run makes: each optional field there or not."""
+    from hypothesis import strategies as st
+
+    from fanfetch._core._files import SavedBody
+    from fanfetch._core._models import UNSET, Attempt, status_error
+
+    json_values = st.recursive(
+        st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=20),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
+                                                                     max_size=3),
+        max_leaves=8,
+    )  # fmt: skip
+    bodies = st.one_of(
+        st.just((None, "")),
+        json_values.map(lambda v: (orjson.dumps(v), "application/json")),
+        st.text(max_size=30).map(lambda t: (t.encode(), "text/plain")),
+        st.binary(min_size=1, max_size=30).map(lambda b: (b"\xff" + b, "image/png")),
+    )
+    attempts = st.builds(Attempt, st.integers(1, 5), st.none() | st.integers(200, 599),
+                         st.none() | st.sampled_from(["timeout", "connection"]),
+                         st.floats(0, 1e4).map(lambda f: round(f, 3)),
+                         st.none() | st.floats(0, 1e4).map(lambda f: round(f, 3)))  # fmt: skip
+
+    @st.composite
+    def result(draw: Any) -> Result:
+        status = draw(st.none() | st.sampled_from([200, 201, 304, 404, 429, 503]))
+        content, content_type = draw(bodies)
+        error: RequestError | None = None
+        if status is not None and status >= 300:
+            error = status_error(status, None)
+        elif status is None:
+            error = RequestTimeout(draw(st.text(max_size=10)))
+        saved = draw(st.none() | st.builds(SavedBody, st.just("/tmp/x"), st.integers(0, 99),
+                                           st.just("ab" * 32)))  # fmt: skip
+        page = draw(st.none() | st.integers(1, 99))
+        request = Request("http://127.0.0.1/r", id=draw(st.integers(1, 99) | st.text(max_size=5)),
+                          meta=draw(json_values))  # fmt: skip
+        redirects = draw(st.integers(0, 3))
+        return Result(
+            request, status=status, content=content, content_type=content_type, error=error,
+            attempts=draw(st.integers(0, 5)), elapsed_ms=round(draw(st.floats(0, 1e6)), 3),
+            redirects=redirects, final_url="http://127.0.0.1/f" if redirects else None,
+            history=draw(st.none() | st.lists(attempts, max_size=3).map(tuple)),
+            started_at=draw(st.none() | st.integers(0, 2**40).map(lambda ms: ms / 1000.0)),
+            saved=saved, key_index=draw(st.none() | st.integers(0, 9)), page=page,
+            next=draw(st.none() | st.text(max_size=10)) if page is not None else None,
+            transformed=draw(st.just(UNSET) | json_values),
+        )  # fmt: skip
+
+    return result()
+
+
+def test_every_record_reads_back_as_the_same_result_and_writes_the_same_record():
+    from hypothesis import given, settings
+
+    @settings(max_examples=300, deadline=None)
+    @given(_results())
+    def round_trip(result: Result) -> None:
+        record = orjson.loads(orjson.dumps(result.to_dict(for_writing=True)))
+        again = Result.from_record(record)
+        assert again.to_dict() == record
+        assert (again.key_index, again.page, again.next) == (
+            result.key_index, result.page, result.next,
+        )  # fmt: skip
+        assert again.extra == result.extra
+
+    round_trip()

@@ -16,11 +16,13 @@ import orjson
 from yarl import URL
 
 from ._exceptions import HTTPStatusError, RequestError, error_from_record
+from ._files import SavedBody
 from ._redact import mask_query
 from ._types import JSONValue, is_success
 
 __all__ = [
     "MAX_DEPTH",
+    "UNSET",
     "Attempt",
     "JSONValue",
     "Request",
@@ -30,6 +32,21 @@ __all__ = [
     "headers_record",
     "too_deep",
 ]
+
+
+class _Unset:
+    """``Result.transformed`` when no ``--transform`` ran (its value may be None)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+    def __reduce__(self) -> str:
+        return "UNSET"  # one object, in every process a result is pickled to
+
+
+UNSET: Any = _Unset()
 
 
 def field_values(headers: Mapping[str, str], name: str) -> list[str]:
@@ -259,13 +276,13 @@ class Result:
 
     __slots__ = (
         "_body",
+        "_more",
         "attempts",
         "charset",
         "content",
         "content_type",
         "elapsed_ms",
         "error",
-        "extra",
         "final_url",
         "headers",
         "history",
@@ -292,8 +309,12 @@ class Result:
         redirects: int = 0,
         final_url: str | None = None,
         history: tuple[Attempt, ...] | None = None,
-        extra: Mapping[str, Any] | None = None,
         started_at: float | None = None,
+        saved: SavedBody | None = None,
+        key_index: int | None = None,
+        page: int | None = None,
+        next: Any = None,
+        transformed: Any = UNSET,
     ) -> None:
         self.request = request
         self.status = status
@@ -308,8 +329,12 @@ class Result:
         self.redirects = redirects  # redirects followed to the final response
         self.final_url = final_url  # where that response came from, when redirected
         self.history = history
-        self.extra = extra  # saved file's path, bytes, sha256; the transform's value
         self.started_at = started_at  # epoch seconds of the first attempt; None if never sent
+        # what some runs add (most have none: one slot, not five, to set and to look at)
+        if saved is None and key_index is None and page is None and transformed is UNSET:
+            self._more: _More | None = None
+        else:
+            self._more = _More(saved, key_index, page, next, transformed)
         self._body: tuple[Any, str | None] | None = None
 
     def replace(self, **changes: Any) -> Result:
@@ -332,11 +357,52 @@ class Result:
         copy.redirects = get("redirects", self.redirects)
         copy.final_url = get("final_url", self.final_url)
         copy.history = get("history", self.history)
-        copy.extra = get("extra", self.extra)
         copy.started_at = get("started_at", self.started_at)
+        more = self._more
+        if _MORE_FIELDS.isdisjoint(changes):
+            copy._more = more
+        else:
+            old = more or _NO_MORE
+            copy._more = _More(get("saved", old.saved), get("key_index", old.key_index),
+                               get("page", old.page), get("next", old.next),
+                               get("transformed", old.transformed))  # fmt: skip
         body = {"content", "content_type", "charset"} & changes.keys()
         copy._body = None if body else self._body
         return copy
+
+    @property
+    def saved(self) -> SavedBody | None:
+        """With ``--save-dir``: the file the body went to (the record says where)."""
+        return None if self._more is None else self._more.saved
+
+    @property
+    def key_index(self) -> int | None:
+        """With ``--key-pool``: which key answered (never the key itself)."""
+        return None if self._more is None else self._more.key_index
+
+    @property
+    def page(self) -> int | None:
+        """With ``--paginate``: this page's number in its chain, from 1."""
+        return None if self._more is None else self._more.page
+
+    @property
+    def next(self) -> Any:
+        """With ``--paginate``: what the next page is (a URL, a cursor; None: the end)."""
+        return None if self._more is None else self._more.next
+
+    @property
+    def transformed(self) -> Any:
+        """With ``--transform``: its value (``UNSET`` when none ran)."""
+        return UNSET if self._more is None else self._more.transformed
+
+    @property
+    def extra(self) -> dict[str, Any] | None:
+        """The record's fields beyond the common ones (saved file, key, page, transform), as
+        the record holds them; None when there are none."""
+        extra: dict[str, Any] = {}
+        if self._more is not None:
+            self._more.add_to(extra)
+        return extra or None
 
     @property
     def ok(self) -> bool:
@@ -432,7 +498,8 @@ class Result:
             content, content_type = orjson.dumps(body), "application/json"
         error = record.get("error")
         history = record.get("history")
-        extra = {k: record[k] for k in ("path", "bytes", "sha256", "transformed") if k in record}
+        path = record.get("path")
+        saved = None if path is None else SavedBody(path, record["bytes"], record["sha256"])
         result = cls(
             request,
             status=record.get("status"),
@@ -445,8 +512,12 @@ class Result:
             redirects=record.get("redirects", 0),
             final_url=record.get("final_url"),
             history=None if history is None else tuple(Attempt(**h) for h in history),
-            extra=extra or None,
             started_at=record.get("started_at"),
+            saved=saved,
+            key_index=record.get("key_index"),
+            page=record.get("page"),
+            next=record.get("next"),
+            transformed=record.get("transformed", UNSET),
         )
         result._body = (body, encoding)  # the body exactly as the record kept it
         return result
@@ -481,8 +552,8 @@ class Result:
             record["final_url"] = mask_query(self.final_url or "") or None
         if include_headers:
             record["headers"] = None if self.headers is None else headers_record(self.headers)
-        extra = self.extra
-        if extra is None or "path" not in extra:  # with --save-dir the body is in a file
+        more = self._more
+        if more is None or more.saved is None:  # with --save-dir the body is in a file
             body, encoding = self._raw_json() if for_writing else self._decoded()
             record["body"] = body
             if encoding is not None:
@@ -491,8 +562,8 @@ class Result:
         record["meta"] = request.meta
         if self.history is not None:
             record["history"] = [attempt.to_dict() for attempt in self.history]
-        if extra:
-            record.update(extra)
+        if more is not None:
+            more.add_to(record)
         return record
 
     def __repr__(self) -> str:
@@ -500,6 +571,35 @@ class Result:
         return f"<Result id={self.request.id!r} {what} attempts={self.attempts}>"
 
 
+class _More:
+    """The fields of a result that only some runs give it (see ``Result``)."""
+
+    __slots__ = ("key_index", "next", "page", "saved", "transformed")
+
+    def __init__(
+        self, saved: SavedBody | None, key_index: int | None, page: int | None, next: Any,
+        transformed: Any,
+    ) -> None:  # fmt: skip
+        self.saved = saved
+        self.key_index = key_index
+        self.page = page
+        self.next = next
+        self.transformed = transformed
+
+    def add_to(self, record: dict[str, Any]) -> None:
+        saved = self.saved
+        if saved is not None:
+            record["path"], record["bytes"], record["sha256"] = saved.path, saved.size, saved.sha256
+        if self.key_index is not None:
+            record["key_index"] = self.key_index
+        if self.page is not None:
+            record["page"], record["next"] = self.page, self.next
+        if self.transformed is not UNSET:
+            record["transformed"] = self.transformed
+
+
+_NO_MORE = _More(None, None, None, None, UNSET)
+_MORE_FIELDS = frozenset(_More.__slots__)
 _RESULT_FIELDS = frozenset(tuple(inspect.signature(Result.__init__).parameters)[1:])
 
 

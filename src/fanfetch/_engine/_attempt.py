@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
 
 from .._core._config import Config, Rate, RetryPolicy
 from .._core._events import Retrying
@@ -208,8 +207,7 @@ class Attempts:
     ) -> Result:
         """The request's one result, from its last attempt."""
         elapsed_ms = (self._clock() - start) * 1000.0
-        key = tries.key_index if tries is not None else None
-        extra: dict[str, Any] | None = None if key is None else {"key_index": key}  # no key
+        key = tries.key_index if tries is not None else None  # which key: never the key
         secret = self._secret_params
         shown = None if secret is None else mask_query(request.url, secret)
         steps = None if history is None else tuple(history)
@@ -217,17 +215,9 @@ class Attempts:
             status = error.status if error is not None else None
             began = self._epoch + start if sends else None
             return Result(request, url=shown, status=status, error=error, attempts=sends,
-                          elapsed_ms=elapsed_ms, history=steps, extra=extra,
+                          elapsed_ms=elapsed_ms, history=steps, key_index=key,
                           started_at=began)  # fmt: skip
         status = response.status
-        saved = response.saved
-        if saved is not None:
-            extra = {
-                "path": saved.path,
-                "bytes": saved.size,
-                "sha256": saved.sha256,
-                **(extra or {}),
-            }
         final_url = redact_url(response.url or "") if response.redirects else None
         if final_url is not None and secret is not None:
             final_url = mask_query(final_url, secret)
@@ -237,7 +227,8 @@ class Attempts:
             charset=response.charset,
             error=invalid if is_success(status) else status_error(status, response.reason),
             attempts=sends, elapsed_ms=elapsed_ms, redirects=response.redirects,
-            final_url=final_url, history=steps, extra=extra, started_at=self._epoch + start,
+            final_url=final_url, history=steps, started_at=self._epoch + start,
+            saved=response.saved, key_index=key,
         )  # fmt: skip
 
 

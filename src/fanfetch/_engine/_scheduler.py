@@ -300,8 +300,7 @@ class Engine:
                     value = pager.after(request, result, page)
                 except PaginationError as exc:  # its next link is no URL: the chain ends here
                     result, value = result.replace(error=exc), None
-            extra = {**(result.extra or {}), "page": page, "next": value}
-            result = await self._finish(result.replace(extra=extra))
+            result = await self._finish(result.replace(page=page, next=value))
             await self._sink_and_tell(result, sink)
             if value is None or self._stopping:
                 return
@@ -341,7 +340,7 @@ class Engine:
             value = await self._transformer.apply(result.to_dict())
         except TransformError as exc:
             return result.replace(error=exc)
-        return result.replace(extra={**(result.extra or {}), "transformed": value})
+        return result.replace(transformed=value)
 
     async def aclose(self) -> None:
         """Close the transport (if the engine made it) and the transform pool."""

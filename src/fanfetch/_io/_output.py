@@ -197,7 +197,7 @@ class OrderedChains:
                 await self._room.wait()
         self._partial.setdefault(seq, []).append(result)
         self._held += 1
-        if result.extra is None or "page" not in result.extra:  # no chain: a bad line
+        if result.page is None:  # no chain: a bad line
             await self.chain_ended(seq)
         else:
             await self._drain()
