@@ -25,11 +25,13 @@ demo: $(STAMP)
 # On both cores (pytest-xdist); the Ray tests in turn on one worker (their xdist_group).
 test: $(STAMP) $(RAY)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 	rm -f .coverage .coverage.*
 	$(BIN)/coverage run -m pytest -n 2 --dist loadgroup
+	$(BIN)/python tests/torn_coverage.py
 	$(BIN)/coverage combine -q
 	$(BIN)/coverage report
 
@@ -42,6 +44,7 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
