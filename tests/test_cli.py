@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -461,3 +462,34 @@ async def test_a_concurrency_over_the_open_file_limit_raises_it_or_says_so(
 
     capped = await run_cli("run", str(src), "-c", "300", "-q", preexec_fn=low_hard_limit)
     assert "needs about 364 open files, but the limit is 128" in capped.stderr
+
+
+def test_run_help_lists_the_flags_under_the_headings_of_docs_flags_md():
+    import re
+
+    from fanfetch._cli._main import HELP_SECTIONS
+    from fanfetch._cli._options import JOB_OPTIONS
+    from fanfetch._core._config import OPTIONS
+
+    by_flag = {part: o.name for o in (*OPTIONS, *JOB_OPTIONS) for f in o.flags
+               for part in f.split("/")}  # fmt: skip
+    docs: dict[str, list[str]] = {}
+    title = ""
+    for line in (Path(__file__).parent.parent / "docs" / "flags.md").read_text().splitlines():
+        if line.startswith("## "):
+            title = line[3:].strip()
+            docs[title] = []
+        elif line.startswith("| `-") and title:
+            cell = line.split("|")[1]
+            docs[title] += [by_flag[f] for f in re.findall(r"--?[a-z][a-z0-9-]*", cell)
+                            if f in by_flag and by_flag[f] not in docs[title]]  # fmt: skip
+    sections = dict(HELP_SECTIONS)
+    assert list(sections) == list(docs)
+    for heading, names in docs.items():
+        assert set(names) <= set(sections[heading]), heading
+    every = {o.name for o in (*OPTIONS, *JOB_OPTIONS) if o.flags}
+    assert {name for names in sections.values() for name in names} == every
+    shown = subprocess.run([sys.executable, "-m", "fanfetch", "run", "--help"],
+                           capture_output=True, text=True, timeout=60).stdout  # fmt: skip
+    headings = [line[:-1] for line in shown.splitlines() if line.endswith(":") and line[0] != " "]
+    assert headings == [*sections, "Other"]
