@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import itertools
 import os
 from collections import Counter
+
+import pytest
 
 from fanfetch import Config, Limits, MockTransport, Request, Response, Result, RetryPolicy
 from fanfetch._core._events import Finished, Retrying, RunEnded, RunStarted
@@ -281,3 +284,57 @@ async def test_the_pool_never_starts_more_workers_than_the_requests_can_use():
     results = await collect(engine, items)
     assert len(results) == 2
     assert tasks_seen <= 4  # this test, the feeder and a worker for each of the two requests
+
+
+class FakeClock:
+    """Time that moves only when the engine sleeps (a rate's wait, a retry's backoff)."""
+
+    def __init__(self) -> None:
+        self.now = 500.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        await asyncio.sleep(0)
+
+
+async def test_started_at_is_the_first_send_and_waits_for_a_rate_before_it_are_not_elapsed():
+    from fanfetch import Rate
+    from fanfetch._observe._summary import Stats
+
+    clock, stats = FakeClock(), Stats()
+    engine = Engine(
+        Config(limits=Limits(concurrency=1), rate=Rate(count=2.0)),
+        transport=MockTransport(lambda request: Response(200)),
+        listeners=[stats], clock=clock, sleep=clock.sleep,
+    )  # fmt: skip
+    results = await collect(engine, [coerce(f"http://127.0.0.1/{i}", seq=i) for i in range(5)])
+    starts = sorted(r.started_at for r in results if r.started_at is not None)
+    assert len(starts) == 5
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert gaps == pytest.approx([0.5] * 4, abs=0.006)  # GCRA may wake a start 5 ms early
+    assert [r.elapsed_ms for r in results] == [0.0] * 5  # a 2/s rate's waits are before the send
+    assert stats.latency.quantile(0.5) == 0.0
+
+
+async def test_elapsed_covers_every_attempt_and_backoff_while_latency_counts_each_attempt():
+    from fanfetch._observe._summary import Stats
+
+    clock, stats, seen = FakeClock(), Stats(), Counter[str]()
+
+    def handler(request: Request) -> Response:
+        seen[request.url] += 1
+        clock.now += 0.010  # each attempt takes 10 ms
+        return Response(500 if seen[request.url] == 1 else 200)
+
+    engine = Engine(
+        Config(limits=Limits(concurrency=1),
+               retry=RetryPolicy(retries=1, retry_on=frozenset({500}), backoff_base=0.001)),
+        transport=MockTransport(handler), listeners=[stats], clock=clock, sleep=clock.sleep,
+    )  # fmt: skip
+    (result,) = await collect(engine, [coerce("http://127.0.0.1/flaky", seq=0)])
+    assert result.ok and result.attempts == 2
+    assert 20.0 <= result.elapsed_ms <= 21.0  # two attempts of 10 ms, the backoff (<1 ms) between
+    assert stats.latency.count == 2 and stats.latency.quantile(0.99) < 11.0  # per attempt

@@ -23,12 +23,14 @@ class RunStarted:
 
 @dataclass(frozen=True, slots=True)
 class Retrying:
-    """Attempt ``attempt`` of ``request`` failed with ``reason``; the next starts in ``delay`` s."""
+    """Attempt ``attempt`` of ``request`` failed with ``reason`` after ``ms`` milliseconds of
+    its own; the next starts in ``delay`` s."""
 
     request: Request
     attempt: int
     delay: float
     reason: str
+    ms: float | None = None
 
 
 @dataclass(slots=True)  # not frozen: one is made per request, and frozen costs twice as much

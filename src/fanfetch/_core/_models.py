@@ -277,6 +277,7 @@ class Result:
     __slots__ = (
         "_body",
         "_more",
+        "attempt_ms",
         "attempts",
         "charset",
         "content",
@@ -315,6 +316,7 @@ class Result:
         page: int | None = None,
         next: Any = None,
         transformed: Any = UNSET,
+        attempt_ms: float | None = None,
     ) -> None:
         self.request = request
         self.status = status
@@ -329,7 +331,8 @@ class Result:
         self.redirects = redirects  # redirects followed to the final response
         self.final_url = final_url  # where that response came from, when redirected
         self.history = history
-        self.started_at = started_at  # epoch seconds of the first attempt; None if never sent
+        self.started_at = started_at  # epoch seconds of the first send; None if never sent
+        self.attempt_ms = attempt_ms  # the last attempt's own time (the summary's latency)
         # what some runs add (most have none: one slot, not five, to set and to look at)
         if saved is None and key_index is None and page is None and transformed is UNSET:
             self._more: _More | None = None
@@ -358,6 +361,7 @@ class Result:
         copy.final_url = get("final_url", self.final_url)
         copy.history = get("history", self.history)
         copy.started_at = get("started_at", self.started_at)
+        copy.attempt_ms = get("attempt_ms", self.attempt_ms)
         more = self._more
         if _MORE_FIELDS.isdisjoint(changes):
             copy._more = more

@@ -134,9 +134,12 @@ class Attempts:
             error: RequestError | None = None
             if not limiter.try_start(host, cost):
                 await limiter.wait_can_start(host, cost)
-            began = clock() if history is not None else 0.0
+            began = clock()
             try:
-                headers = await self._before(tries) if tries is not None else None
+                headers = None if tries is None else await self._before(tries)
+                if tries is not None:
+                    began = clock()  # after a wait for a token or a key
+                start = start if sends else began  # the first send: earlier waits not counted
                 sends += 1
                 response = await self._http.send(request, timeout, headers)
             except RequestError as exc:
@@ -147,33 +150,27 @@ class Attempts:
                 error.__cause__ = error.__context__ = None
             finally:
                 _finished(limiter, host, response, policy, tries)
+            ended = clock()
             invalid: RequestError | None = None
             if tries is not None and response is not None:
                 verdict = await self._verdict(tries, response)
                 if verdict is AGAIN:  # a token or key refused: again, no retry spent
                     tries.free += 1
                     if history is not None:
-                        history.append(_attempt_entry(attempt, response, None, began, clock(), 0.0))
+                        history.append(_attempt_entry(attempt, response, None, began, ended, 0.0))
                     continue
                 invalid = verdict if isinstance(verdict, RequestError) else None
             failed = error or invalid
-            if response is not None and is_success(response.status) and failed is None:
-                delay = None
-            else:
-                free = tries.free if tries is not None else 0
-                status = response.status if response is not None else None
-                answered = _retry_headers(response, tries)
-                delay = next_delay(policy, attempt - free, status=status, headers=answered,
-                                   error=failed)  # fmt: skip
+            delay = _delay(policy, attempt, response, failed, tries)
             if history is not None:
-                history.append(_attempt_entry(attempt, response, failed, began, clock(), delay))
+                history.append(_attempt_entry(attempt, response, failed, began, ended, delay))
             if delay is None or self._stopping():
                 break
             if self._on_retry is not None:
-                reason = failed.type if failed is not None else f"status {response.status}"  # type: ignore[union-attr]
-                self._on_retry(Retrying(request, attempt, delay, reason))
+                self._on_retry(_retrying(request, attempt, delay, failed, response, began, ended))
             await self._sleep(delay)
-        return self._result(request, response, error, invalid, sends, start, history, tries)
+        took = (ended - began) * 1000.0
+        return self._result(request, response, error, invalid, sends, start, history, tries, took)
 
     async def _before(self, tries: Try) -> dict[str, str] | None:
         """The headers the hooks add to this attempt (each attempt asks them afresh)."""
@@ -204,8 +201,9 @@ class Attempts:
         start: float,
         history: list[Attempt] | None,
         tries: Try | None,
+        attempt_ms: float,
     ) -> Result:
-        """The request's one result, from its last attempt."""
+        """The request's one result, from its last attempt (``attempt_ms``: its own time)."""
         elapsed_ms = (self._clock() - start) * 1000.0
         key = tries.key_index if tries is not None else None  # which key: never the key
         secret = self._secret_params
@@ -216,7 +214,7 @@ class Attempts:
             began = self._epoch + start if sends else None
             return Result(request, url=shown, status=status, error=error, attempts=sends,
                           elapsed_ms=elapsed_ms, history=steps, key_index=key,
-                          started_at=began)  # fmt: skip
+                          started_at=began, attempt_ms=attempt_ms if sends else None)  # fmt: skip
         status = response.status
         final_url = redact_url(response.url or "") if response.redirects else None
         if final_url is not None and secret is not None:
@@ -228,7 +226,7 @@ class Attempts:
             error=invalid if is_success(status) else status_error(status, response.reason),
             attempts=sends, elapsed_ms=elapsed_ms, redirects=response.redirects,
             final_url=final_url, history=steps, started_at=self._epoch + start,
-            saved=response.saved, key_index=key,
+            saved=response.saved, key_index=key, attempt_ms=attempt_ms,
         )  # fmt: skip
 
 
@@ -243,6 +241,36 @@ def _finished(
     own = tries is not None and tries.own_throttle and status == 429
     throttle = None if own else throttle_delay(policy, status, response.headers)
     limiter.notify_finished(host, ok=is_success(status), status=status, throttle=throttle)
+
+
+def _delay(
+    policy: RetryPolicy,
+    attempt: int,
+    response: Response | None,
+    failed: RequestError | None,
+    tries: Try | None,
+) -> float | None:
+    """How long to wait before the next attempt; None: this one was the last (a success,
+    or the policy says no more). Attempts made again for free do not count."""
+    if response is not None and is_success(response.status) and failed is None:
+        return None
+    free = tries.free if tries is not None else 0
+    status = response.status if response is not None else None
+    headers = _retry_headers(response, tries)
+    return next_delay(policy, attempt - free, status=status, headers=headers, error=failed)
+
+
+def _retrying(
+    request: Request,
+    attempt: int,
+    delay: float,
+    failed: RequestError | None,
+    response: Response | None,
+    began: float,
+    ended: float,
+) -> Retrying:
+    reason = failed.type if failed is not None else f"status {response.status}"  # type: ignore[union-attr]
+    return Retrying(request, attempt, delay, reason, ms=(ended - began) * 1000.0)
 
 
 def _retry_headers(response: Response | None, tries: Try | None) -> Mapping[str, str] | None:

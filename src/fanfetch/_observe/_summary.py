@@ -82,7 +82,8 @@ class Stats:
     def count(
         self, ok: bool, status: int | None, error: str | None, attempts: int, elapsed_ms: float
     ) -> None:
-        """One finished request."""
+        """One finished request; ``elapsed_ms``: its last attempt's own time (the latency
+        percentiles are per attempt: a retried one's earlier attempts come as ``Retrying``)."""
         self.done += 1
         if status is not None:
             self.statuses[status] += 1
@@ -101,7 +102,7 @@ class Stats:
             result.status,
             None if error is None else error.type,
             result.attempts,
-            result.elapsed_ms,
+            result.elapsed_ms if result.attempt_ms is None else result.attempt_ms,
         )
 
     def __call__(self, event: Event) -> None:
@@ -109,6 +110,8 @@ class Stats:
             self.finished(event.result)
         elif isinstance(event, Retrying):
             self.retries += 1
+            if event.ms is not None:
+                self.latency.add(event.ms)
         elif isinstance(event, RunStarted):
             self.started = self._clock()
             if event.total is not None:  # else keep one known beforehand (a list's length)
