@@ -46,7 +46,7 @@ async def test_the_metrics_endpoint_counts_what_the_records_hold_while_the_run_g
     port = free_port()
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "fanfetch", "run", str(src), "-o", str(out), "-q",
-        "--metrics-port", str(port), stderr=asyncio.subprocess.PIPE,
+        "--metrics-port", str(port), "--metrics-linger", "0", stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     try:
         await api.wait_hits(len(lines))
@@ -86,3 +86,34 @@ async def test_a_port_in_use_is_a_usage_error(tmp_path: Path):
         _, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 2 and "--metrics-port" in err.decode()
     assert "Traceback" not in err.decode()
+
+
+async def test_the_endpoint_serves_the_final_counts_after_the_run_until_scraped_once_more(
+    api: LoopbackAPI, tmp_path: Path
+):
+    src = tmp_path / "in.txt"
+    src.write_text("".join(api.url(f"/ok/{i}") + "\n" for i in range(12)))
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "fanfetch", "run", str(src), "-o", str(tmp_path / "out.jsonl"),
+        "--no-progress", "--metrics-port", str(port), "--metrics-linger", "60",
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    told = []
+    try:
+        while line := await asyncio.wait_for(proc.stderr.readline(), 30):  # the run is over
+            told.append(line.decode())
+            if "final counts are served" in told[-1]:
+                break
+        assert "final counts are served" in told[-1], told
+        seen = await scrape(port)  # after the run: the last scrape sees every request
+        assert seen["fanfetch_requests_total{error_type=none,status_class=2xx}"] == 12
+        assert seen["fanfetch_in_flight"] == 0
+        await asyncio.wait_for(proc.wait(), 30)  # scraped: it goes, without its 60 s
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 0
+    assert any(line.split() == ["ok", "12"] for line in told), told  # the summary came first

@@ -110,7 +110,7 @@ HELP_SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Files and processing", ("save_dir", "max_file", "transform", "transform_workers")),
     ("More than one process", ("workers", "cluster", "shards")),
     ("What you see", ("progress", "dashboard", "quiet", "summary_json", "metrics_port",
-                      "metrics_host")),
+                      "metrics_host", "metrics_linger")),
 )  # fmt: skip
 
 

@@ -83,6 +83,9 @@ JOB_OPTIONS: tuple[Option, ...] = (
            to="run", api=False),
     Option("metrics_host", "127.0.0.1", "With --metrics-port: the address to listen on.",
            flags=("--metrics-host",), metavar="ADDRESS", to="run", api=False),
+    Option("metrics_linger", 5.0, "With --metrics-port: after the run, serve the final counts "
+           "until they are scraped once more, or this long.", flags=("--metrics-linger",),
+           kind=float, metavar="SECONDS", to="run", api=False),
     Option("progress", None, "Show the progress bar.  [default: when stderr is a terminal]",
            flags=("--progress/--no-progress",), kind=bool, to="run"),
     Option("dashboard", False, "A live full-terminal view instead of the progress bar: rate "
@@ -107,6 +110,7 @@ class RunOptions:
     summary_json: str | None = None
     metrics_port: int | None = None  # a Prometheus endpoint for the run
     metrics_host: str = "127.0.0.1"
+    metrics_linger: float = 5.0  # after the run: until scraped once more, or this long
     progress: bool | None = None  # None: when stderr is a terminal
     dashboard: bool = False  # the full-terminal view instead of the progress line
     url_template: UrlTemplate | None = None
@@ -116,6 +120,8 @@ class RunOptions:
     def __post_init__(self) -> None:
         if self.metrics_port is not None and not 1 <= self.metrics_port <= 65535:
             raise ConfigError("metrics_port", self.metrics_port, "give a port, 1 to 65535")
+        if not self.metrics_linger >= 0:
+            raise ConfigError("metrics_linger", self.metrics_linger, "give seconds >= 0")
         if self.method.upper() != "GET" and self.url_template is None:
             raise ConfigError("method", self.method, "it goes with `url_template`; give the "
                               "method in each JSON line")  # fmt: skip

@@ -10,7 +10,7 @@ import os
 import signal
 import sys
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 
@@ -34,46 +34,57 @@ _COUNT_LIMIT_BYTES = 2 * 1024**3  # count lines for the progress total only belo
 
 async def run_job(options: RunOptions, *, announce: str | None = None, call_ms: float = 0.0) -> int:
     """Run one job; return the exit status (see ``_cli``)."""
-    config = options.config
-    show_progress = _shows_progress(options)
-    err = _Stderr(rich=show_progress)
+    err = _Stderr(rich=_shows_progress(options))
     source = open_source(options.source)
     stats = Stats()
+    metrics: MetricsServer | None = None
     try:
-        pipeline = Pipeline(options.job, config, stats=stats, spread=_spread(options),
+        pipeline = Pipeline(options.job, options.config, stats=stats, spread=_spread(options),
                             warn=lambda message: err.print(f"fanfetch: {message}"))  # fmt: skip
-    except BaseException:
+        if options.job.resume and not options.quiet:
+            err.print(_resuming(options, pipeline))
+        try:
+            metrics = _metrics(options, pipeline, stats)
+        except BaseException:
+            await pipeline.aclose()
+            raise
+        received: list[int] = []
+        outcome = await _run(options, pipeline, source, err, received)
+        status = _ended(options, stats, pipeline, err, outcome, received, announce=announce,
+                        call_ms=call_ms)  # fmt: skip
+        if metrics is not None and not received:  # a signal: go at once
+            await _linger(metrics, options, err)
+        return status
+    finally:
+        if metrics is not None:
+            metrics.close()
         _close_source(source)
-        raise
-    if options.job.resume and not options.quiet:
-        err.print(_resuming(options, pipeline))
-    try:
-        metrics = _metrics(options, pipeline, stats)
-    except BaseException:
-        await pipeline.aclose()
-        _close_source(source)
-        raise
-    received: list[int] = []
+
+
+async def _run(
+    options: RunOptions, pipeline: Pipeline, source: Any, err: _Stderr, received: list[int]
+) -> _Outcome:
+    """The pipeline over the input, with signals handled and the views shown."""
     loop = asyncio.get_running_loop()
     _handle_signals(loop, pipeline, received, err)
     duplicates = Duplicates()
     parser = _parser(options, pipeline, duplicates)
     items = aiter_items(source, duplicates=duplicates, parser=parser)
-    output_failed: BaseException | None = None
+    failed: BaseException | None = None
     try:
         async with asyncio.TaskGroup() as tg:
             views = asyncio.Event()
-            if show_progress:
-                _show_progress(tg, options, pipeline, stats, err, views)
+            if _shows_progress(options):
+                _show_progress(tg, options, pipeline, pipeline.stats, err, views)  # type: ignore[arg-type]
             try:
                 async with contextlib.aclosing(items):
                     await pipeline.run(items)
             finally:
                 views.set()
     except* OutputError:
-        output_failed = pipeline.writer.failed if pipeline.writer is not None else None
+        failed = pipeline.writer.failed if pipeline.writer is not None else None
     except* WorkerDied as group:
-        output_failed = _first_leaf(group)
+        failed = _first_leaf(group)
     except* InputError as group:
         raise _first_leaf(group) from None
     finally:
@@ -82,13 +93,22 @@ async def run_job(options: RunOptions, *, announce: str | None = None, call_ms: 
         try:
             await pipeline.aclose()  # a format that finishes its file at the end does it here
         except OutputError:
-            output_failed = output_failed or (pipeline.writer.failed if pipeline.writer else None)
-        finally:
-            if metrics is not None:
-                metrics.close()
-            _close_source(source)
-    return _ended(options, stats, pipeline, duplicates, err, output_failed, received,
-                  announce=announce, call_ms=call_ms)  # fmt: skip
+            failed = failed or (pipeline.writer.failed if pipeline.writer else None)
+    return _Outcome(duplicates, failed)
+
+
+async def _linger(metrics: MetricsServer, options: RunOptions, err: _Stderr) -> None:
+    """The final counts served until Prometheus scrapes them once more (or a while)."""
+    linger = options.metrics_linger
+    if not options.quiet and linger > 0:
+        err.print(f"fanfetch: metrics: the final counts are served until scraped once more, "
+                  f"up to {linger:g} s (--metrics-linger)")  # fmt: skip
+    await asyncio.to_thread(metrics.linger, linger)
+
+
+class _Outcome(NamedTuple):
+    duplicates: Duplicates
+    failed: BaseException | None  # the output (or the workers) failed: the run stopped
 
 
 def _resuming(options: RunOptions, pipeline: Pipeline) -> str:
@@ -194,15 +214,15 @@ def _ended(
     options: RunOptions,
     stats: Stats,
     pipeline: Pipeline,
-    duplicates: Duplicates,
     err: _Stderr,
-    output_failed: BaseException | None,
+    outcome: _Outcome,
     received: list[int],
     *,
     announce: str | None,
     call_ms: float,
 ) -> int:
     """The run's last words (warnings, the summary) and its exit status."""
+    duplicates, output_failed = outcome
     if (warning := duplicates.message()) is not None:
         err.print(f"fanfetch: {warning}")
     if pipeline.engine.chains_capped:

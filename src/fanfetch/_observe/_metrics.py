@@ -9,6 +9,7 @@ good to about 1%.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -24,6 +25,7 @@ class _Collector:
     def __init__(self, stats: Stats, gauges: dict[str, tuple[str, Callable[[], int]]]) -> None:
         self._stats = stats
         self._gauges = gauges
+        self.scraped = threading.Event()  # set by each scrape (``MetricsServer.linger``)
 
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import (
@@ -32,6 +34,7 @@ class _Collector:
             HistogramMetricFamily,
         )
 
+        self.scraped.set()
         stats = self._stats
         errors = dict(stats.errors)  # copied at once, in C
         requests = CounterMetricFamily(
@@ -85,7 +88,7 @@ class MetricsServer:
             ) from None
         registry = CollectorRegistry(auto_describe=False)
         registry.register(
-            _Collector(
+            collector := _Collector(
                 stats,
                 {
                     "fanfetch_in_flight": ("Requests in flight now.", in_flight),
@@ -97,10 +100,17 @@ class MetricsServer:
                 },
             )
         )
+        self._collector = collector
         try:
             self._server, self._thread = start_http_server(port, addr=host, registry=registry)
         except OSError as exc:
             raise UsageError(f"--metrics-port {port}: cannot listen: {exc.strerror}") from None
+
+    def linger(self, seconds: float) -> bool:
+        """After the run: serve the final counts until they are scraped once more (so
+        Prometheus sees the end), or ``seconds`` pass; blocking. Whether it was scraped."""
+        self._collector.scraped.clear()
+        return self._collector.scraped.wait(seconds)
 
     def close(self) -> None:
         self._server.shutdown()
