@@ -236,6 +236,12 @@ class Figure:
         return min(values), max(values)
 
     @property
+    def complete(self) -> bool:
+        """Whether every run answered every request ok: a figure from a run that was not
+        all ok is no figure (a client failing fast looks fastest)."""
+        return bool(self.runs) and all(r.ok >= self.requests for r in self.runs)
+
+    @property
     def rate(self) -> float:
         return self.requests / self.median("wall")
 
@@ -432,9 +438,9 @@ def report(figures: list[Figure], repeats: int) -> str:
     for fig in figures:
         by_scenario.setdefault(fig.scenario, []).append(fig)
     for scenario, figs in by_scenario.items():
-        ref = next((f for f in figs if f.client == "aiohttp_pool"), None)
+        ref = next((f for f in figs if f.client == "aiohttp_pool" and f.complete), None)
         if ref is None:  # the output formats: each against JSON lines, in CPU per request
-            ref = next((f for f in figs if f.client == "fanfetch_cli"), None)
+            ref = next((f for f in figs if f.client == "fanfetch_cli" and f.complete), None)
         lines += [f"## {scenario}", ""]
         pinned = "pinned" in scenario  # CPU per request is the figure: its ratio, its spread
         against = (
@@ -447,6 +453,11 @@ def report(figures: list[Figure], repeats: int) -> str:
             "|---|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for f in figs:
+            if not f.complete:
+                ok = min((r.ok for r in f.runs), default=0)
+                lines.append(f"| {f.client} | {f.requests:,} | failed | - | - | - | {ok:,} | "
+                             f"not all ok: no figure |")  # fmt: skip
+                continue
             lo, hi = f.spread("wall")
             cpu = f"{f.cpu_us:,.0f}"
             if pinned and ref is not None and ref.runs:
@@ -508,7 +519,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="fewer requests, one run each")
-    parser.add_argument("--out", default=str(HERE), help="where RESULTS.md etc. go")
+    parser.add_argument(
+        "--out", help="where RESULTS.md etc. go (default: benchmarks/, or with --quick "
+        "benchmarks/quick/, which git ignores: a quick run never replaces the results)",
+    )  # fmt: skip
     parser.add_argument(
         "--only",
         choices=["client-bound", "output-formats", "transports"],
@@ -518,7 +532,8 @@ def main() -> None:
     compile_fanfetch()
     repeats = 1 if args.quick else args.repeats
     figures = run_suite(repeats, args.quick, args.only)
-    out = Path(args.out)
+    out = Path(args.out) if args.out else HERE / "quick" if args.quick else HERE
+    out.mkdir(parents=True, exist_ok=True)
     if args.only:
         table = report(figures, repeats).split("\n## ", 1)[1]
         with (out / "RESULTS.md").open("a") as f:
