@@ -420,3 +420,38 @@ async def test_a_journal_line_that_is_no_record_is_one_line_on_resume(
     (tmp_path / "out.parquet.journal").write_bytes(b"{not a record\n")
     result = await run_cli("run", str(src), "-o", str(out), "--resume")
     assert result.status == 2 and "Traceback" not in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("name", ["out.parquet", "out.duckdb"])
+async def test_export_and_report_read_a_whole_file_format_output_while_its_run_goes(
+    api: LoopbackAPI, tmp_path: Path, name: str
+):
+    pytest.importorskip("pyarrow" if name.endswith("parquet") else "duckdb")
+    src = tmp_path / "in.txt"
+    lines = [api.url(f"/ok/{i}") for i in range(5)] + [api.url("/hang/last")]
+    src.write_text("".join(line + "\n" for line in lines))
+    out = tmp_path / name
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "fanfetch", "run", str(src), "-o", str(out), "-q",
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        await api.wait_hits(len(lines))
+        journal = tmp_path / (name + ".journal")
+        for _ in range(200):  # the five answered are in its journal: the file is not made yet
+            if journal.exists() and len(journal.read_bytes().splitlines()) == 5:
+                break
+            await asyncio.sleep(0.05)
+        if name.endswith(".parquet"):
+            assert not out.exists()  # a Parquet file is made at the end
+        exported = await run_cli("export", str(out), "-o", str(tmp_path / "so-far.jsonl"))
+        assert exported.status == 0, exported.stderr
+        assert sorted(r["id"] for r in read_records(tmp_path / "so-far.jsonl")) == [1, 2, 3, 4, 5]
+        reported = await run_cli("report", str(out), "-o", str(tmp_path / "so-far.html"))
+        assert reported.status == 0 and "5 records" in reported.stderr, reported.stderr
+    finally:
+        api.release.set()
+        await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0
+    finished = await run_cli("export", str(out), "-o", str(tmp_path / "all.jsonl"))
+    assert finished.status == 0 and len(read_records(tmp_path / "all.jsonl")) == 6

@@ -15,7 +15,7 @@ from typing import Any
 
 from .._core._config import compile_select, select_columns
 from .._core._exceptions import UsageError
-from .._io._formats import check_holds, format_for, read_errors, unreadable
+from .._io._formats import check_holds, format_for, has_records, read_errors, unreadable
 from .._io._formats._rows import BASE_COLUMNS
 from .._io._records import JSON_LINES, RecordFormat, encode_record, read_json_lines
 
@@ -49,12 +49,12 @@ def export(
     warn: Callable[[str], None] = lambda _: None,
 ) -> int:
     """Write every record of ``source`` to ``output``; return how many."""
-    if not os.path.exists(source):
+    if not has_records(source):
         raise UsageError(f"cannot read {source!r}: no such file")
     reader = format_for(source, source_format)
     check_holds(reader, source)
     writer_format = format_for(output, output_format)
-    if os.path.exists(output) and os.path.samefile(source, output):
+    if os.path.exists(output) and os.path.exists(source) and os.path.samefile(source, output):
         raise UsageError("the output is the input itself: give another -o")
     compiled = compile_select(select) if select is not None else None
     try:

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from .._core._exceptions import UsageError
-from .._io._formats import check_holds, format_for, read_errors, unreadable
+from .._io._formats import check_holds, format_for, has_records, read_errors, unreadable
 from .._io._records import JSON_LINES, read_json_lines
 from .._observe._summary import LatencyHistogram, outcome_kind
 from .._version import __version__
@@ -286,7 +286,7 @@ def _expand(paths: Sequence[str]) -> Iterator[str]:
             if not parts:
                 raise UsageError(f"{path!r} holds no .jsonl parts")
             yield from (os.path.join(path, n) for n in parts)
-        elif os.path.exists(path):
+        elif has_records(path):  # a Parquet or DuckDB output's journal, during a run, counts
             yield path
         else:
             raise UsageError(f"cannot read {path!r}: no such file")
@@ -297,7 +297,7 @@ def write_report(paths: Sequence[str], output: str, *, source_format: str | None
     """Read ``paths``' records and write the page to ``output`` (replaced whole, never
     half-written); return what was counted."""
     for path in _expand(paths):
-        if os.path.exists(output) and os.path.samefile(path, output):
+        if os.path.exists(output) and os.path.exists(path) and os.path.samefile(path, output):
             raise UsageError("the report would replace its input: give another -o")
     counted = tally(paths, source_format)
     page = render(counted, title=title or ", ".join(os.path.basename(p) for p in paths))

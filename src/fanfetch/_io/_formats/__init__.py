@@ -20,6 +20,7 @@ __all__ = [
     "check_holds",
     "format_for",
     "format_named",
+    "has_records",
     "held_format",
     "open_output",
     "unreadable",
@@ -100,6 +101,12 @@ def held_format(path: str) -> str | None:
     if first == b"id" or first.startswith(b"id,"):
         return "csv"
     return None
+
+
+def has_records(path: str) -> bool:
+    """Whether ``path`` holds records, or will: a Parquet or DuckDB output during its run (or
+    after a kill) is only its journal so far, which its format reads too."""
+    return os.path.exists(path) or os.path.exists(path + ".journal")
 
 
 def check_holds(record_format: RecordFormat, path: str) -> None:
