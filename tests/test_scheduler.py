@@ -338,3 +338,51 @@ async def test_elapsed_covers_every_attempt_and_backoff_while_latency_counts_eac
     assert result.ok and result.attempts == 2
     assert 20.0 <= result.elapsed_ms <= 21.0  # two attempts of 10 ms, the backoff (<1 ms) between
     assert stats.latency.count == 2 and (stats.latency.quantile(0.99) or 0.0) < 11.0  # per attempt
+
+
+def pages(request: Request) -> Response:
+    """Chains of pages: /link/N/... follows Link headers for N pages; /page/N/... answers
+    ?p=1..N and then a 404, past the end, which is no page of its own."""
+    from urllib.parse import parse_qs, urlsplit
+
+    parts = urlsplit(request.url)
+    kind, n = parts.path.split("/")[1], int(parts.path.split("/")[2])
+    query = {**parse_qs(parts.query), **{k: [str(v)] for k, v in (request.params or {}).items()}}
+    k = int(query.get("page", query.get("p", ["1"]))[0])
+    if kind == "page" and k > n:
+        return Response(404)
+    headers = {"Content-Type": "application/json"}
+    if kind == "link" and k < n:
+        headers["Link"] = f'<http://127.0.0.1{parts.path}?page={k + 1}>; rel="next"'
+    return Response(200, b'{"items": [1]}', headers=headers, content_type="application/json")
+
+
+@pytest.mark.parametrize("mode", ["link", "page:p"])
+async def test_progress_counts_requests_against_a_total_that_grows_as_pages_are_found(mode: str):
+    from fanfetch._observe._progress import ProgressBar
+    from fanfetch._observe._summary import Stats
+
+    kind = mode.split(":")[0]
+    urls = [f"http://127.0.0.1/{kind}/{n}/c{n}" for n in (1, 3, 5)]
+    stats = Stats()
+    stats.total = len(urls)  # what the command line counts: the lines read
+    seen: list[tuple[int, int | None]] = []
+    engine = Engine(
+        Config(limits=Limits(concurrency=2), paginate=mode, items="items"),
+        transport=MockTransport(pages),
+        listeners=[stats, lambda event: seen.append((stats.done, stats.total))],
+    )  # fmt: skip
+    results = await collect(engine, [coerce(url, seq=i) for i, url in enumerate(urls)])
+    assert len(results) == 9  # 1 + 3 + 5 pages (page: mode's 404s past the end are no pages)
+    assert all(total is not None and done <= total for done, total in seen)  # never over 100%
+    assert (stats.done, stats.total, stats.chains_done, stats.chains) == (9, 9, 3, 3)
+    from io import StringIO
+
+    from rich.console import Console
+
+    out = StringIO()
+    bar = ProgressBar(stats, in_flight=lambda: 0, console=Console(file=out, width=160))
+    bar.start()
+    bar.refresh()
+    bar.stop()
+    assert "9/9" in out.getvalue() and "chains 3/3" in out.getvalue()

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from ._models import Request, Result
 
-__all__ = ["Event", "Finished", "Listener", "Retrying", "RunEnded", "RunStarted"]
+__all__ = ["ChainEnded", "Event", "Finished", "Listener", "Retrying", "RunEnded", "RunStarted"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,11 +41,21 @@ class Finished:
 
 
 @dataclass(frozen=True, slots=True)
+class ChainEnded:
+    """``--paginate``: the chain of pages of ``request`` is over. ``unrecorded``: its last
+    record named a next page that has no record (past the end, or the run stopping), so the
+    total the views count towards is one less than that record promised."""
+
+    request: Request
+    unrecorded: bool
+
+
+@dataclass(frozen=True, slots=True)
 class RunEnded:
     """The run is over; ``interrupted`` when it was stopped before the input ran out."""
 
     interrupted: bool
 
 
-Event = RunStarted | Retrying | Finished | RunEnded
+Event = RunStarted | Retrying | Finished | ChainEnded | RunEnded
 Listener = Callable[[Event], None]

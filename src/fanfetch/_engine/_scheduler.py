@@ -15,7 +15,7 @@ from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mappin
 from typing import Any
 
 from .._core._config import Config
-from .._core._events import Finished, Listener, RunEnded, RunStarted
+from .._core._events import ChainEnded, Finished, Listener, RunEnded, RunStarted
 from .._core._exceptions import PaginationError, TransformError
 from .._core._models import Request, Result
 from .._core._resume import id_hash
@@ -295,6 +295,7 @@ class Engine:
                 finally:
                     self.in_flight -= 1
                 if page > 1 and pager.ends_quietly(result):
+                    self._chain_over(origin, unrecorded=True)
                     return  # past the last page: not a page of its own
                 try:
                     value = pager.after(request, result, page)
@@ -303,6 +304,7 @@ class Engine:
             result = await self._finish(result.replace(page=page, next=value))
             await self._sink_and_tell(result, sink)
             if value is None or self._stopping:
+                self._chain_over(origin, unrecorded=value is not None)
                 return
             request, page = pager.following(origin, value), page + 1
             await asyncio.sleep(0)  # as between requests: let the loop run what is ready
@@ -354,6 +356,10 @@ class Engine:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+    def _chain_over(self, origin: Request, *, unrecorded: bool) -> None:
+        if self._listeners:
+            self._emit(ChainEnded(origin, unrecorded))
 
     def _emit(self, event: Any) -> None:
         for listener in self._listeners:

@@ -23,7 +23,7 @@ from rich.text import Text
 
 from .._core._types import Clock, HostView, printable
 from ._progress import redraw_until
-from ._summary import LatencyHistogram, Stats, kind_counts, kinds
+from ._summary import LatencyHistogram, Stats, chains_done, kind_counts, kinds
 
 __all__ = ["Dashboard"]
 
@@ -136,7 +136,8 @@ class Dashboard:
             eta = f"  eta {_duration((total - stats.done) / rate)}"
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append("fanfetch ", style="bold")
-        text.append(f"{done}  {rate:,.0f}/s  in flight {self._in_flight():,}  ")
+        chains = f"  {chains_done(stats)}" if stats.paginated else ""
+        text.append(f"{done}{chains}  {rate:,.0f}/s  in flight {self._in_flight():,}  ")
         text.append(f"queued {self._queued():,}  elapsed {_duration(wall)}{eta}  ")
         text.append(kinds(stats))
         text.append(f"  retries {stats.retries:,}", style="yellow")

@@ -52,6 +52,13 @@ class _Collector:
         yield CounterMetricFamily("fanfetch_retries", "Attempts made again.", value=stats.retries)
         for name, (text, read) in self._gauges.items():
             yield GaugeMetricFamily(name, text, value=read())
+        if (total := stats.total) is not None:
+            yield GaugeMetricFamily("fanfetch_requests_expected", "Requests to make in all, as "
+                                    "known now (with --paginate it grows as pages name more).",
+                                    value=total)  # fmt: skip
+        if stats.paginated:
+            yield GaugeMetricFamily("fanfetch_chains_done", "With --paginate: chains of pages "
+                                    "over.", value=stats.chains_done)  # fmt: skip
         yield _histogram(stats.latency, HistogramMetricFamily)
 
 
@@ -67,7 +74,7 @@ def _histogram(latency: LatencyHistogram, family: Any) -> Any:
     cumulative.append(("+Inf", count))
     return family(
         "fanfetch_request_duration_seconds",
-        "Each request's whole time, all attempts and waits included.",
+        "Each attempt's own time (a retried request's backoff is not latency).",
         buckets=cumulative,
         sum_value=total,
     )

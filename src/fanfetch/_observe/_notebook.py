@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from .._core._types import Clock
-from ._summary import Stats, kinds, summary_rows
+from ._summary import Stats, chains_done, kinds, summary_rows
 
 __all__ = ["NotebookProgress", "in_notebook"]
 
@@ -72,7 +72,8 @@ class NotebookProgress:
         wall = stats.wall
         rate = done / wall if wall > 0 else 0.0
         of = f"{done:,}/{total:,} ({100 * done / total:.0f}%)" if total else f"{done:,}"
-        line = f"fanfetch {of}  {rate:,.0f}/s  {kinds(stats)}  retries {stats.retries:,}"
+        chains = f"  {chains_done(stats)}" if stats.paginated else ""
+        line = f"fanfetch {of}{chains}  {rate:,.0f}/s  {kinds(stats)}  retries {stats.retries:,}"
         bar = (
             f'<progress value="{done}" max="{total}" style="width:40%"></progress> '
             if total

@@ -21,7 +21,7 @@ from rich.progress import (
 )
 
 from .._core._types import printable
-from ._summary import Stats, kinds, summary_lines
+from ._summary import Stats, chains_done, kinds, summary_lines
 
 __all__ = ["CalledProgressBar", "ProgressBar", "redraw_until"]
 
@@ -80,7 +80,7 @@ class ProgressBar:
             completed=stats.done,
             rate=stats.done / wall if wall > 0 else 0.0,
             in_flight=self._in_flight(),
-            kinds=kinds(stats),
+            kinds=" ".join(part for part in (kinds(stats), chains_done(stats)) if part),
             retries=stats.retries,
         )
         self._progress.refresh()

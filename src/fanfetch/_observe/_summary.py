@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from .._core._events import Event, Finished, Retrying, RunEnded, RunStarted
+from .._core._events import ChainEnded, Event, Finished, Retrying, RunEnded, RunStarted
 from .._core._resume import ResumeState
 from .._core._types import Clock
 
@@ -23,6 +23,7 @@ __all__ = [
     "STATUS_KINDS",
     "LatencyHistogram",
     "Stats",
+    "chains_done",
     "failed_statuses",
     "kind_counts",
     "kinds",
@@ -70,7 +71,10 @@ class Stats:
         self._clock = clock
         self.started = clock()
         self.ended: float | None = None
-        self.total: int | None = None
+        self._total: int | None = None
+        self.ahead = 0  # --paginate: pages a record named, beyond the requests read
+        self.chains_done = 0  # --paginate: chains of pages over
+        self.paginated = False
         self.done = 0
         self.ok = 0
         self.errors: Counter[str] = Counter()
@@ -94,8 +98,28 @@ class Stats:
         if attempts:
             self.latency.add(elapsed_ms)
 
+    @property
+    def total(self) -> int | None:
+        """Requests to make in all, when known: those read, and with ``--paginate`` the
+        pages found so far (so it grows as pages name more; never under what is done)."""
+        total = self._total
+        return None if total is None else max(total + self.ahead, self.done)
+
+    @total.setter
+    def total(self, value: int | None) -> None:
+        self._total = value
+
+    @property
+    def chains(self) -> int | None:
+        """``--paginate``: the chains of pages, one per request read (when known)."""
+        return self._total if self.paginated else None
+
     def finished(self, result: Result) -> None:
         """One request finished: what the engine calls per request, without an event."""
+        if result.page is not None:  # a page of a chain: the next it names is one more
+            self.paginated = True
+            if result.next is not None:
+                self.ahead += 1
         error = result.error
         self.count(
             result.ok,
@@ -108,6 +132,10 @@ class Stats:
     def __call__(self, event: Event) -> None:
         if type(event) is Finished:
             self.finished(event.result)
+        elif isinstance(event, ChainEnded):
+            self.chains_done += 1
+            if event.unrecorded:
+                self.ahead -= 1
         elif isinstance(event, Retrying):
             self.retries += 1
             if event.ms is not None:
@@ -231,6 +259,14 @@ def kind_counts(stats: Stats) -> list[tuple[str, int]]:
     if stats.failed > told:  # failures known only as a count (a cluster's shards report so)
         counts.append(("failed", stats.failed - told))
     return counts
+
+
+def chains_done(stats: Stats) -> str:
+    """``chains 3/4`` with ``--paginate`` (every view shows it beside requests done/total)."""
+    if not stats.paginated:
+        return ""
+    chains = stats.chains
+    return f"chains {stats.chains_done:,}/{chains:,}" if chains else f"chains {stats.chains_done:,}"
 
 
 def kinds(stats: Stats) -> str:
