@@ -493,3 +493,25 @@ def test_run_help_lists_the_flags_under_the_headings_of_docs_flags_md():
                            capture_output=True, text=True, timeout=60).stdout  # fmt: skip
     headings = [line[:-1] for line in shown.splitlines() if line.endswith(":") and line[0] != " "]
     assert headings == [*sections, "Other"]
+
+
+async def test_a_dry_run_checks_the_whole_input_says_what_it_would_send_and_sends_nothing(
+    api: LoopbackAPI, tmp_path: Path
+):
+    src = tmp_path / "in.jsonl"
+    src.write_text(
+        api.url("/ok/1?api_key=s3cret-value") + "\n"
+        + '{"url": "' + api.url("/ok/2") + '", "headers": {"Authorization": "Bearer t0ken"}}\n'
+        + "{not json\n"
+        + "".join(api.url(f"/ok/{i}") + "\n" for i in range(3, 10))
+    )  # fmt: skip
+    out = tmp_path / "out.jsonl"
+    result = await run_cli("run", str(src), "-o", str(out), "--dry-run")
+    said = result.stdout.decode()
+    assert result.status == 1, result.stderr  # one line is no request
+    assert "9 request(s)" in said and "1 line(s) that are no request" in said
+    assert f"9  127.0.0.1:{api.port}" in said
+    assert "api_key=***" in said and "headers Authorization" in said
+    assert "s3cret-value" not in said and "t0ken" not in said
+    assert "line 3: malformed JSON" in said
+    assert sum(api.log.hits.values()) == 0 and not out.exists()  # nothing sent, nothing written

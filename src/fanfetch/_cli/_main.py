@@ -94,7 +94,7 @@ def _click_settings(option: Option) -> dict[str, Any]:
 HELP_SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Input and output", ("output", "format", "url_template", "method", "csv_rows", "ordered",
                           "expect", "schema", "select", "include_headers", "include_attempts",
-                          "resume", "redo_failed")),
+                          "dry_run", "resume", "redo_failed")),
     ("Pages", ("paginate", "items", "page_start", "page_size", "max_pages")),
     ("How many, how fast", ("concurrency", "per_host", "rate", "rate_per_host", "burst",
                             "budget", "cost", "usage")),
@@ -163,6 +163,10 @@ def run(**kw: Any) -> int:
         click.echo("fanfetch: warning: --insecure: TLS certificates are not verified", err=True)
     try:
         options.job.check(config)
+        if options.dry_run:
+            from ._dry_run import dry_run
+
+            return dry_run(options)
         if options.job.cluster is not None:
             return _run_on_cluster(options)
         return _run_checked(options, kw)

@@ -62,6 +62,9 @@ JOB_OPTIONS: tuple[Option, ...] = (
            "JSON body.", flags=("--method",), to="run", api=False),
     Option("csv_rows", False, "With --url: the input is CSV with a header (automatic for "
            "*.csv).", flags=("--csv",), kind=bool, to="run", api=False),
+    Option("dry_run", False, "Read and check the whole input and say what would be requested "
+           "(how many, to which hosts, the first few, secrets masked); send nothing.",
+           flags=("--dry-run",), kind=bool, to="run", api=False),
     Option("resume", False, "Skip ids already in --output; append the rest.",
            flags=("--resume",), kind=bool, to="job"),
     Option("redo_failed", False, "With --resume: also do again the requests whose record is "
@@ -111,6 +114,7 @@ class RunOptions:
     metrics_port: int | None = None  # a Prometheus endpoint for the run
     metrics_host: str = "127.0.0.1"
     metrics_linger: float = 5.0  # after the run: until scraped once more, or this long
+    dry_run: bool = False  # read and check the input, say what would be sent, send nothing
     progress: bool | None = None  # None: when stderr is a terminal
     dashboard: bool = False  # the full-terminal view instead of the progress line
     url_template: UrlTemplate | None = None
