@@ -117,3 +117,95 @@ async def test_run_dashboard_leaves_its_last_view_with_the_real_host(
     assert "requests per second" in result.stderr and "busiest hosts" in result.stderr
     assert "30/30" in result.stderr and re.search(r"2xx\s+30\s+100\.0%", result.stderr)
     assert "Summary" in result.stderr  # and the summary after it
+
+
+def render_at(width: int, height: int = 24) -> list[str]:
+    """A run's dashboard in a terminal ``width`` columns wide, with hosts whose names are
+    long and whose ports matter."""
+    from rich.cells import cell_len
+
+    from fanfetch._core._types import HostView
+
+    clock = Clock()
+    stats, _, _, _ = a_run(clock)
+    hosts = [HostView("127.0.0.1:48213", 12, 3, None, 0.0, 0, ""),
+             HostView("api.a-rather-long-host-name.example.com:8443", 4, 0, 2.5, 1.2, 3, "429"),
+             HostView("[::1]:49152", 1, 0, None, 0.0, 0, "")]  # fmt: skip
+    out = io.StringIO()
+    console = Console(file=out, width=width, height=height, force_terminal=True,
+                      color_system=None)  # fmt: skip
+    view = Dashboard(stats, in_flight=lambda: 16, hosts=lambda n: hosts[:n], console=console,
+                     clock=clock)  # fmt: skip
+    console.print(view.render())
+    lines = out.getvalue().splitlines()
+    assert all(cell_len(line) <= width for line in lines)
+    return lines
+
+
+def test_the_dashboard_lays_out_for_every_width_from_80_without_wrapping_or_cutting_a_port():
+    for width in (80, 90, 100, 110, 120, 140, 160):
+        lines = render_at(width)
+        screen = "\n".join(lines)
+        assert len(lines) <= 24, width  # a 24-line terminal holds it
+        header = [line for line in lines if "p50" in line]
+        assert len(header) == 1 and "max" in header[0], width  # the latency columns unwrapped
+        assert sum("≤" in line and " ms " in line for line in lines) >= 2, width
+        assert ":48213" in screen and "[::1]:49152" in screen and ":8443 " in screen, width
+        assert not re.search(r":\d*…", screen), width  # a host is cut in its name, not its port
+        busiest = [line for line in lines if "busiest hosts" in line]
+        assert len(busiest) == 1 and "status and errors" in busiest[0], width  # side by side
+
+
+async def test_in_a_real_terminal_of_80_100_120_and_160_columns_the_panels_hold_together(
+    api: LoopbackAPI, tmp_path: Path
+):
+    import asyncio
+    import shutil
+    import subprocess
+    import sys
+
+    import pytest
+
+    if shutil.which("tmux") is None:
+        pytest.skip("tmux is not installed (.ci/run installs it)")
+    src = tmp_path / "in.txt"
+    src.write_text("".join(api.url(f"/ok/{n}") + "\n" for n in range(20)) + api.url("/hang/x\n"))
+    socket = f"fanfetch-test-{id(tmp_path)}"
+
+    async def tmux(*args: str) -> str:
+        done = await asyncio.to_thread(
+            subprocess.run,
+            ["tmux", "-L", socket, *args],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+        return done.stdout  # fmt: skip
+
+    try:
+        for width in (80, 100, 120, 160):
+            out = tmp_path / f"out-{width}.jsonl"
+            command = f"{sys.executable} -m fanfetch run {src} -o {out} --dashboard; sleep 60"
+            await tmux(
+                "new-session", "-d", "-s", f"w{width}", "-x", str(width), "-y", "30", command
+            )
+            screen = ""
+            for _ in range(200):  # until the view shows the twenty answered
+                screen = await tmux("capture-pane", "-p", "-t", f"w{width}")
+                if "20/21" in screen and "busiest hosts" in screen:
+                    break
+                await asyncio.sleep(0.05)
+            lines = screen.splitlines()
+            assert "busiest hosts" in screen, screen
+            boxed = [line.rstrip() for line in lines if line.startswith("│")]
+            broken = [line for line in boxed if not line.endswith(("│", "╯", "╮"))]
+            assert boxed and not broken, (width, broken)
+            assert sum("p50" in line and "max" in line for line in lines) == 1, (width, screen)
+            assert f"127.0.0.1:{api.port}" in screen, (width, screen)  # the host, port whole
+            await tmux("kill-session", "-t", f"w{width}")
+    finally:
+        api.release.set()
+        await asyncio.to_thread(
+            subprocess.run, ["tmux", "-L", socket, "kill-server"], capture_output=True, timeout=30
+        )

@@ -28,6 +28,10 @@ from ._summary import LatencyHistogram, Stats, chains_done, kind_counts, kinds
 __all__ = ["Dashboard"]
 
 MIN_WIDTH, MIN_HEIGHT = 80, 24
+LATENCY_WIDTH = 46  # its columns: a name, p50, p90, p99, max; its bars and their counts
+MIX_WIDTH = 35  # a kind, its count (to 100 million), its share
+_HOST_COLUMNS = 19  # in flight, waiting, their spaces
+_WHY = 36  # the window, and why a host rests ("for 1.2 s: 429 Retry-After")
 """Below this the view does not fit: the progress line is drawn instead."""
 
 _SPARKS = "▁▂▃▄▅▆▇█"
@@ -111,16 +115,18 @@ class Dashboard:
         if not self.fits():
             return line
         width = self._console.size.width
-        left = width * 3 // 5  # fixed widths: rich then need not measure what the panels hold
+        # Fixed widths (rich then need not measure what the panels hold): the latency and
+        # the mix panels get what their columns need, the rate and the hosts the rest.
+        left = min(width - LATENCY_WIDTH, width * 3 // 5)
         top = Table.grid(padding=0)
         top.add_column(width=left)
         top.add_column(width=width - left)
         top.add_row(self._rate_panel(left - 4), self._latency_panel())
-        left = max(38, width // 3)
+        left = MIX_WIDTH if width < 120 else max(MIX_WIDTH, width // 3)
         bottom = Table.grid(padding=0)
         bottom.add_column(width=left)
         bottom.add_column(width=width - left)
-        bottom.add_row(self._mix_panel(), self._hosts_panel())
+        bottom.add_row(self._mix_panel(), self._hosts_panel(width - left - 4))
         return Group(line, top, bottom)
 
     def _line(self) -> Text:
@@ -203,22 +209,30 @@ class Dashboard:
         for name, n in kind_counts(stats):
             style = "green" if name == "2xx" else "magenta" if name == "429" else "red"
             text.append(f"{name:<12}", style=style)
-            text.append(f"{n:>12,} {100 * n / done:6.1f}%\n")
-        text.append(f"{'retries':<12}{stats.retries:>12,}")
+            text.append(f"{n:>11,} {100 * n / done:6.1f}%\n")
+        text.append(f"{'retries':<12}{stats.retries:>11,}")
         return Panel(text, title="status and errors", title_align="left")
 
-    def _hosts_panel(self, most: int = 8) -> Panel:
-        width = self._console.size.width
-        name_w = max(12, width - max(38, width // 3) - 4 - 29 - 24)  # what the rest leave
-        text = Text(f"{'host':<{name_w}} {'in flight':>9} {'waiting':>8} {'window':>7}  "
-                    "throttled", style="bold", no_wrap=True, overflow="ellipsis")  # fmt: skip
+    def _hosts_panel(self, inner: int, most: int = 8) -> Panel:
+        """The busiest hosts in ``inner`` columns: a narrow panel keeps the host, in flight
+        and waiting, and says only whether a host rests; a host is shortened in its name,
+        never in its port."""
         views = self._hosts(most)
+        full = inner >= 16 + _HOST_COLUMNS + _WHY  # room for the window and why it rests
+        name_w = max(12, inner - _HOST_COLUMNS - (_WHY if full else 6))
+        head = f"{'host':<{name_w}} {'in flight':>9} {'waiting':>8}"
+        text = Text(head + (f" {'window':>7}  throttled" if full else "  rest"), style="bold",
+                    no_wrap=True, overflow="ellipsis")  # fmt: skip
         for view in views:
-            host = printable(view.host)
-            host = host if len(host) <= name_w else host[: name_w - 1] + "…"
+            host = fit_host(printable(view.host), name_w)
+            text.append(f"\n{host:<{name_w}} {view.in_flight:>9,} {view.waiting:>8,}",
+                        style="default")  # fmt: skip
+            if not full:
+                text.append(f" {view.resting:>4.0f}s" if view.resting > 0 else "     -",
+                            style="magenta" if view.resting > 0 else "default")  # fmt: skip
+                continue
             window = "-" if view.window is None else f"{view.window:.1f}"
-            text.append(f"\n{host:<{name_w}} {view.in_flight:>9,} {view.waiting:>8,} "
-                        f"{window:>7}  ", style="default")  # fmt: skip
+            text.append(f" {window:>7}  ", style="default")
             if view.resting > 0:
                 text.append(f"for {view.resting:.1f} s: {printable(view.why)}", style="magenta")
             elif view.throttles:
@@ -242,6 +256,17 @@ class Dashboard:
 
     def __repr__(self) -> str:
         return f"<Dashboard done={self._stats.done} every={self._every}s>"
+
+
+def fit_host(host: str, width: int) -> str:
+    """``host`` (``name:port``) in ``width`` characters: the name shortened, never the port
+    (``127.0.0.1:4…`` would read as another port)."""
+    if len(host) <= width:
+        return host
+    name, sep, port = host.rpartition(":")
+    if not sep or not port.isdigit() or width < len(port) + 3:
+        return host[: width - 1] + "…"
+    return name[: width - len(port) - 2] + "…:" + port
 
 
 def _duration(seconds: float) -> str:
