@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,34 +18,10 @@ from fanfetch._io._formats import format_for
 TIMING = ("elapsed_ms", "started_at")  # when, not what: the only fields that may differ
 
 
-@pytest.fixture(scope="module")
-def base() -> Iterator[str]:
-    """One loopback API for the module, on a thread (the API's calls block)."""
-    import asyncio
-    import threading
-
-    from tests.servers import LoopbackAPI
-
-    loop = asyncio.new_event_loop()
-    ready = threading.Event()
-    holder: list[LoopbackAPI] = []
-
-    def serve() -> None:
-        asyncio.set_event_loop(loop)
-        holder.append(loop.run_until_complete(LoopbackAPI().start()))
-        ready.set()
-        loop.run_forever()
-        loop.run_until_complete(holder[0].stop())
-        loop.close()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    assert ready.wait(10)
-    try:
-        yield f"http://127.0.0.1:{holder[0].port}"
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
+@pytest.fixture
+def base(api_in_thread: str) -> str:
+    """A loopback API on a thread of its own (the API's calls block)."""
+    return api_in_thread
 
 
 def plain(base: str) -> list[str]:
