@@ -169,8 +169,8 @@ class Attempts:
             if self._on_retry is not None:
                 self._on_retry(_retrying(request, attempt, delay, failed, response, began, ended))
             await self._sleep(delay)
-        took = (ended - began) * 1000.0
-        return self._result(request, response, error, invalid, sends, start, history, tries, took)
+        spans = (start, began, ended)
+        return self._result(request, response, error, invalid, sends, spans, history, tries)
 
     async def _before(self, tries: Try) -> dict[str, str] | None:
         """The headers the hooks add to this attempt (each attempt asks them afresh)."""
@@ -198,13 +198,15 @@ class Attempts:
         error: RequestError | None,
         invalid: RequestError | None,
         sends: int,
-        start: float,
+        spans: tuple[float, float, float],
         history: list[Attempt] | None,
         tries: Try | None,
-        attempt_ms: float,
     ) -> Result:
-        """The request's one result, from its last attempt (``attempt_ms``: its own time)."""
-        elapsed_ms = (self._clock() - start) * 1000.0
+        """The request's one result, from its last attempt; ``spans``: when the first was
+        sent, when the last began and ended (the final answer)."""
+        start, began_last, ended = spans
+        elapsed_ms = (ended - start) * 1000.0
+        attempt_ms = (ended - began_last) * 1000.0
         key = tries.key_index if tries is not None else None  # which key: never the key
         secret = self._secret_params
         shown = None if secret is None else mask_query(request.url, secret)
