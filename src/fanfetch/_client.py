@@ -21,13 +21,14 @@ from typing import Any, Unpack
 from ._core._config import Config, Options, make_config
 from ._core._events import Listener
 from ._core._exceptions import ConfigError
+from ._core._job import JobSpec
 from ._core._models import Request, Result
 from ._core._types import Item
 from ._engine._channel import Channel
 from ._engine._paginate import ChainState
+from ._engine._pipeline import Pipeline
 from ._engine._scheduler import Engine
 from ._io._input import coerce
-from ._io._output import OrderedChains, OrderedSink
 from ._net._transports import Transport
 
 __all__ = ["Fetcher", "RequestLike", "resolve_config", "stream"]
@@ -117,31 +118,22 @@ class Fetcher:
         ``requests`` is consumed lazily: at most about twice the concurrency is read ahead,
         and a slow consumer holds the workers back rather than results piling up.
         """
-        window = self.config.limits.concurrency
-        results: Channel[Result] = Channel(window)
+        results: Channel[Result] = Channel(self.config.limits.concurrency)
 
         async def put(result: Result) -> None:
             if on_result is not None:
                 on_result(result)
             await results.put(result)
 
-        reorder: OrderedSink | OrderedChains | None = None
-        if ordered and self.config.paginate is not None:  # pages in order within requests
-            reorder = OrderedChains(put, window=2 * window, pages=16 * window)
-            self._engine.chain_ended = reorder.chain_ended
-        elif ordered:
-            reorder = OrderedSink(put, window=2 * window)
-        sink = reorder.put if reorder is not None else put
+        # the job pipeline over this fetcher's engine: no output, results handed on here
+        pipeline = Pipeline(JobSpec(ordered=ordered), self.config, engine=self._engine)
         items = _coerced(requests)
 
         async def produce() -> None:
             try:
                 async with contextlib.aclosing(items):
-                    await self._engine.run(items, sink)
-                if reorder is not None and not self._engine.interrupted:
-                    reorder.check_empty()
+                    await pipeline.run(items, put)
             finally:
-                self._engine.chain_ended = None
                 results.end()
 
         producer = asyncio.create_task(produce())

@@ -68,6 +68,7 @@ class Pipeline:
         stats: Stats | None = None,
         listeners: Sequence[Listener] = (),
         transport: Transport | None = None,
+        engine: Engine | None = None,
         spread: Spread | None = None,
         warn: Callable[[str], None] = lambda _: None,
     ) -> None:
@@ -98,8 +99,10 @@ class Pipeline:
             output = open_output(record_format, spec.output, config, append=spec.resume)
             self.writer = RecordWriter(output)
         heard: list[Listener] = [*listeners] if stats is None else [stats, *listeners]
+        self._owns_engine = engine is None  # a Fetcher's engine outlives its streams
         try:
-            self.engine = Engine(config, transport=transport, listeners=heard, chains=chains)
+            self.engine = engine or Engine(config, transport=transport, listeners=heard,
+                                           chains=chains)  # fmt: skip
         except BaseException:
             self.close_output()
             raise
@@ -182,7 +185,8 @@ class Pipeline:
 
     async def aclose(self) -> None:
         try:
-            await self.engine.aclose()
+            if self._owns_engine:
+                await self.engine.aclose()
         finally:
             self.close_output()
 
