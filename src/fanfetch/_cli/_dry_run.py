@@ -13,7 +13,7 @@ from .._core._models import Request, Result
 from .._core._redact import mask_query, redact_url
 from .._core._types import Item, printable
 from .._engine._attempt import host_key
-from .._io._input import Duplicates, LineParser, bounded_lines, open_source
+from .._io._input import Duplicates, LineParser, bounded_lines, open_source, read_items
 from ._options import RunOptions
 
 __all__ = ["dry_run"]
@@ -76,9 +76,7 @@ def _items(options: RunOptions, duplicates: Duplicates) -> Iterator[Item]:
                            duplicates=duplicates)  # fmt: skip
     source = open_source(options.source)
     try:
-        for raw in bounded_lines(source):
-            if (item := parser.feed(raw)) is not None:
-                yield item
+        yield from read_items(bounded_lines(source), parser=parser)
     finally:
         if source is not sys.stdin.buffer:
             source.close()

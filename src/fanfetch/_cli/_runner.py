@@ -75,7 +75,7 @@ async def _run(
         async with asyncio.TaskGroup() as tg:
             views = asyncio.Event()
             if _shows_progress(options):
-                _show_progress(tg, options, pipeline, pipeline.stats, err, views)  # type: ignore[arg-type]
+                _show_progress(tg, options, pipeline, err, views)
             try:
                 async with contextlib.aclosing(items):
                     await pipeline.run(items)
@@ -184,12 +184,13 @@ def _show_progress(
     tg: asyncio.TaskGroup,
     options: RunOptions,
     pipeline: Pipeline,
-    stats: Stats,
     err: _Stderr,
     done: asyncio.Event,
 ) -> None:
     """The progress bar or the dashboard, until ``done``; and the input's lines counted
     (off the loop) for the total."""
+    stats = pipeline.stats
+    assert stats is not None, "fanfetch run's pipeline counts in a Stats of its own"
     engine = pipeline.engine
     if options.dashboard:
         from .._observe._dashboard import Dashboard

@@ -168,9 +168,12 @@ def read_items(
     start_seq: int = 0,
     done: IdSet | None = None,
     duplicates: Duplicates | None = None,
+    parser: LineParser | None = None,
 ) -> Iterator[Item]:
-    """The items of ``lines``, lazily (see ``LineParser``)."""
-    parser = LineParser(start_seq=start_seq, done=done, duplicates=duplicates)
+    """The items of ``lines``, lazily (see ``LineParser``; ``parser``: another, such as a
+    ``RowParser`` for ``--url``)."""
+    if parser is None:
+        parser = LineParser(start_seq=start_seq, done=done, duplicates=duplicates)
     for raw in lines:
         item = parser.feed(raw)
         if item is not None:

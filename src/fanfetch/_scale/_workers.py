@@ -148,7 +148,6 @@ class _Pipe:
         self._batches: asyncio.Queue[Any] = asyncio.Queue()
         self._pending: list[WorkerRecord] = []
         self._sending = asyncio.Lock()
-        self._new_stats = Stats
         self._tally = Stats()  # counted from the engine's events, as a single process counts
 
     def hear(self, event: Any) -> None:
@@ -180,7 +179,7 @@ class _Pipe:
         for dead (seen with 140 KB bodies, where a batch takes long to send)."""
         async with self._sending:
             batch, self._pending = self._pending, []
-            counts, self._tally = self._tally.counts(), self._new_stats()
+            counts, self._tally = self._tally.counts(), type(self._tally)()
             if batch or counts["done"] or counts["retries"]:
                 await self._loop.run_in_executor(None, self._outbox.send, (batch, counts))
 
