@@ -66,17 +66,29 @@ def test_every_option_lands_in_a_field_of_the_config_and_keeps_its_value():
 
     config = fanfetch.make_config()
     for option in OPTIONS:
-        to = option.name if option.to is None else option.to
-        if to:  # "" is read by another option (burst by the rates)
-            owner = config
-            *parts, name = to.split(".")
-            for part in parts:
-                owner = getattr(owner, part)
+        if option.to:  # "" is read by another option (burst by the rates)
+            part, name = option.to.split(".")
+            owner = getattr(config, part)
             assert name in {f.name for f in dataclasses.fields(owner)}, option.name
     given = fanfetch.make_config(per_host=3, retries=0, connect_timeout=2.0, max_file=9)
     assert (given.limits.per_host, given.retry.retries) == (3, 0)
-    assert (given.timeouts.connect, given.max_file) == (2.0, 9)
-    assert fanfetch.make_config(rate="10/s", burst=4).rate == fanfetch.Rate(count=10, burst=4)
+    assert (given.timeouts.connect, given.http.max_file) == (2.0, 9)
+    assert fanfetch.make_config(rate="10/s", burst=4).limits.rate == fanfetch.Rate(
+        count=10, burst=4
+    )
+
+
+def test_each_part_of_the_config_is_a_frozen_value_and_every_field_has_an_option():
+    import dataclasses
+
+    from fanfetch._core._config import OPTIONS, PARTS
+
+    routed = {option.to for option in OPTIONS if option.to}
+    for part, kind in PARTS.items():
+        assert kind.__dataclass_params__.frozen, part  # type: ignore[attr-defined]
+        for field in dataclasses.fields(kind):
+            assert f"{part}.{field.name}" in routed, f"{part}.{field.name} has no option"
+    assert [f.name for f in dataclasses.fields(fanfetch.Config)] == list(PARTS)
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ import orjson
 import pytest
 import trustme
 
-from fanfetch import Config, Request, Response, Timeouts
+from fanfetch import Request, Response, make_config
 from fanfetch._core._exceptions import (
     BodyTooLarge,
     ConnectError,
@@ -36,10 +36,10 @@ MAX_BODY = 1024 * 1024
 
 @pytest.fixture(params=sorted(TRANSPORTS))
 async def http(request: pytest.FixtureRequest) -> AsyncIterator[HTTP]:
-    config = Config(transport=request.param, max_body=MAX_BODY, max_redirects=5)
+    config = make_config(transport=request.param, max_body=MAX_BODY, max_redirects=5)
     transport = open_transport(config, pool_size=4)
     try:
-        yield HTTP(config, transport)
+        yield HTTP(config.http, transport)
     finally:
         await transport.aclose()
 
@@ -228,11 +228,11 @@ async def test_ipv6_loopback_is_reached():
     except OSError:
         pytest.skip("no IPv6 loopback here")
     for name in sorted(TRANSPORTS):
-        config = Config(transport=name)
+        config = make_config(transport=name)
         transport = open_transport(config)
         try:
             async with RawServer(lambda c: answer_each(c, response(b"six")), "::1") as server:
-                got = await HTTP(config, transport).send(Request(server.url("/")), 5)
+                got = await HTTP(config.http, transport).send(Request(server.url("/")), 5)
                 assert got.content == b"six" and server.seen[0].headers["host"].startswith("[::1]")
         finally:
             await transport.aclose()
@@ -349,11 +349,11 @@ def black_hole() -> Iterator[str]:
 async def test_the_connect_timeout_ends_a_connection_that_is_never_accepted(
     name: str, black_hole: str
 ):
-    config = Config(transport=name, timeouts=Timeouts(attempt=60, connect=0.3))
+    config = make_config(transport=name, timeout=60, connect_timeout=0.3)
     transport = open_transport(config)
     try:
         with pytest.raises(RequestTimeout):  # long before the attempt's 60 s
-            await asyncio.wait_for(HTTP(config, transport).send(Request(black_hole), 60), 10)
+            await asyncio.wait_for(HTTP(config.http, transport).send(Request(black_hole), 60), 10)
     finally:
         await transport.aclose()
 
@@ -441,10 +441,10 @@ async def test_a_redirect_from_https_down_to_http_drops_the_user_headers(tmp_pat
 
         async with RawServer(answer, tls=server_tls) as secure:
             for name in sorted(TRANSPORTS):
-                config = Config(transport=name, cacert=str(ca_file))
+                config = make_config(transport=name, cacert=str(ca_file))
                 transport = open_transport(config)
                 try:
-                    got = await HTTP(config, transport).send(
+                    got = await HTTP(config.http, transport).send(
                         Request(secure.url("/"), headers={"Authorization": "Bearer s3cret"}), 5
                     )
                 finally:

@@ -152,11 +152,11 @@ async def test_max_pages_caps_each_chain(api: LoopbackAPI, tmp_path: Path):
 
 def test_a_chain_has_a_page_limit_unless_none_is_asked_for():
     """An endless chain of ever-new cursors (about 220 bytes a page) must end by itself."""
-    from fanfetch import Config
+    from fanfetch import Config, make_config
     from fanfetch._core._config import DEFAULT_MAX_PAGES
 
-    assert Config().max_pages == DEFAULT_MAX_PAGES == 10_000
-    assert Config(max_pages=None).max_pages is None
+    assert Config().pages.max_pages == DEFAULT_MAX_PAGES == 10_000
+    assert make_config(max_pages=None).pages.max_pages is None
 
 
 async def test_select_keeps_what_it_picks_while_the_next_link_is_read_from_the_whole_body(

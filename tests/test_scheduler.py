@@ -10,7 +10,16 @@ from collections import Counter
 
 import pytest
 
-from fanfetch import Config, Limits, MockTransport, Request, Response, Result, RetryPolicy
+from fanfetch import (
+    Config,
+    Limits,
+    MockTransport,
+    Request,
+    Response,
+    Result,
+    RetryPolicy,
+    make_config,
+)
 from fanfetch._core._events import Finished, Retrying, RunEnded, RunStarted
 from fanfetch._core._exceptions import ConnectError
 from fanfetch._engine._scheduler import Engine
@@ -306,7 +315,7 @@ async def test_started_at_is_the_first_send_and_waits_for_a_rate_before_it_are_n
 
     clock, stats = FakeClock(), Stats()
     engine = Engine(
-        Config(limits=Limits(concurrency=1), rate=Rate(count=2.0)),
+        Config(limits=Limits(concurrency=1, rate=Rate(count=2.0))),
         transport=MockTransport(lambda request: Response(200)),
         listeners=[stats], clock=clock, sleep=clock.sleep,
     )  # fmt: skip
@@ -368,7 +377,7 @@ async def test_progress_counts_requests_against_a_total_that_grows_as_pages_are_
     stats.total = len(urls)  # what the command line counts: the lines read
     seen: list[tuple[int, int | None]] = []
     engine = Engine(
-        Config(limits=Limits(concurrency=2), paginate=mode, items="items"),
+        make_config(concurrency=2, paginate=mode, items="items"),
         transport=MockTransport(pages),
         listeners=[stats, lambda event: seen.append((stats.done, stats.total))],
     )  # fmt: skip

@@ -5,7 +5,7 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from fanfetch import Config, Request
+from fanfetch import Request, make_config
 from fanfetch._core._exceptions import (
     BodyTooLarge,
     ConnectError,
@@ -21,10 +21,10 @@ from tests.servers import DroppingServer, LoopbackAPI
 @pytest.fixture(params=sorted(TRANSPORTS))
 async def transport(request):
     """Each transport under fanfetch's HTTP layer (redirects, bodies), as a run has it."""
-    config = Config(max_body=1000, transport=request.param)
+    config = make_config(max_body=1000, transport=request.param)
     t = open_transport(config)
     try:
-        yield HTTP(config, t)
+        yield HTTP(config.http, t)
     finally:
         await t.aclose()
 
@@ -197,7 +197,7 @@ async def test_the_lean_transport_keeps_a_bounded_number_of_hosts():
     on: each attempt is refused at once."""
     from fanfetch._net._transports._lean import _DNS_KEPT, _ORIGINS_KEPT
 
-    transport = open_transport(Config(transport="lean"), pool_size=10)
+    transport = open_transport(make_config(transport="lean"), pool_size=10)
     try:
         for i in range(_DNS_KEPT + 2_000):
             with pytest.raises(ConnectError):

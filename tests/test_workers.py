@@ -10,24 +10,21 @@ from pathlib import Path
 
 import pytest
 
-from fanfetch import Config, Limits, Rate
+from fanfetch import Config, Limits, Rate, make_config
 from fanfetch._scale._workers import max_parts, share
 from tests.conftest import read_records, run_cli
 from tests.servers import LoopbackAPI
 
 
 def test_each_worker_gets_its_share_of_every_limit():
-    config = Config(
-        limits=Limits(concurrency=100, per_host=10),
-        rate=Rate(count=90),
-        rate_per_host=Rate(count=30, period=60),
-        budget=Rate(count=9000, period=60),
+    config = make_config(
+        concurrency=100, per_host=10, rate="90/s", rate_per_host="30/min", budget="9000/min"
     )
     part = share(config, 3)
-    assert part.limits == Limits(concurrency=33, per_host=3)  # rounded down: 3 x 33 <= 100
-    assert part.rate == Rate(count=30)
-    assert part.rate_per_host is not None and part.rate_per_host.count == 10
-    assert part.budget is not None and part.budget.count == 3000
+    assert part.limits.concurrency == 33 and part.limits.per_host == 3  # 3 x 33 <= 100
+    assert part.limits.rate == Rate(count=30)
+    assert part.limits.rate_per_host is not None and part.limits.rate_per_host.count == 10
+    assert part.costs.budget is not None and part.costs.budget.count == 3000
 
 
 def test_limits_are_cut_into_no_more_parts_than_they_have_slots():

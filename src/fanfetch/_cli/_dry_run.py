@@ -44,7 +44,7 @@ def dry_run(options: RunOptions, out: TextIO = sys.stdout) -> int:
     nothing = "nothing sent, nothing written"
     lines = f", and {invalid:,} line(s) that are no request" if invalid else ""
     say(f"fanfetch dry run: {requests:,} request(s) from {options.source}{lines}; {nothing}")
-    if options.config.paginate is not None:
+    if options.config.pages.paginate is not None:
         say("  --paginate: these are each chain's first page; the rest follow from the answers")
     if options.job.resume:
         say(f"  --resume: those whose id {options.output} already holds would be skipped")

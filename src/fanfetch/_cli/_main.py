@@ -159,7 +159,7 @@ def run(**kw: Any) -> int:
             load_function(kw["transform"])
         except FanfetchError as exc:
             raise click.UsageError(str(exc)) from exc
-    if not config.verify_tls:
+    if not config.network.verify_tls:
         click.echo("fanfetch: warning: --insecure: TLS certificates are not verified", err=True)
     try:
         options.job.check(config)
@@ -267,13 +267,13 @@ def _check_paths(options: RunOptions) -> None:
                 raise click.BadParameter(
                     f"{path!r} is also {other!r}, which fanfetch writes too", param_hint=flag
                 )
-    if options.config.save_dir:
-        folder = os.path.realpath(options.config.save_dir)
+    if options.config.http.save_dir:
+        folder = os.path.realpath(options.config.http.save_dir)
         held = [(options.source, "the input")] if options.source != "-" else []
         for path, what in [*held, *files]:
             if os.path.dirname(os.path.realpath(path)) == folder:
                 raise click.BadParameter(
-                    f"{options.config.save_dir!r} holds {path!r} ({what}): a request whose id "
+                    f"{options.config.http.save_dir!r} holds {path!r} ({what}): a request whose id "
                     "is its name would replace it; save into a folder of its own",
                     param_hint="--save-dir",
                 )

@@ -228,7 +228,7 @@ def _ended(
         err.print(f"fanfetch: {warning}")
     if pipeline.engine.chains_capped:
         err.print(f"fanfetch: warning: {pipeline.engine.chains_capped:,} chain(s) stopped at "
-                  f"--max-pages {options.config.max_pages:,} while their last page named "
+                  f"--max-pages {options.config.pages.max_pages:,} while their last page named "
                   "another")  # fmt: skip
     if isinstance(output_failed, WorkerDied):
         err.print(f"fanfetch: error: {output_failed}")

@@ -30,11 +30,19 @@ __all__ = [
     "DEFAULT_RETRY_ON",
     "DEFAULT_TIMEOUTS",
     "OPTIONS",
+    "PARTS",
+    "Auth",
+    "Checks",
     "Config",
+    "Costs",
+    "Http",
     "Limits",
+    "Network",
     "Option",
     "Options",
+    "Pages",
     "Rate",
+    "Records",
     "RetryPolicy",
     "Timeouts",
     "make_config",
@@ -57,10 +65,13 @@ DEFAULT_MAX_RETRY_AFTER = 120.0
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Limits:
-    """How many requests may be in flight: in all (``concurrency``) and to one host."""
+    """How many requests may be in flight (``concurrency``, ``per_host``) and how often
+    attempts may start (``rate``, ``rate_per_host``): what the scheduler holds to."""
 
     concurrency: int = DEFAULT_CONCURRENCY
     per_host: int | None = None
+    rate: Rate | None = None
+    rate_per_host: Rate | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.concurrency, int) or self.concurrency < 1:
@@ -182,73 +193,149 @@ DEFAULT_RETRY = RetryPolicy()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Config:
-    """Everything one run needs to know, in one immutable object shared by CLI and API."""
+class Network:
+    """How the transports reach a host: which client, through which proxy, trusting which
+    certificates, keeping cookies or not."""
 
-    limits: Limits = DEFAULT_LIMITS
-    timeouts: Timeouts = DEFAULT_TIMEOUTS
-    retry: RetryPolicy = DEFAULT_RETRY
-    rate: Rate | None = None
-    rate_per_host: Rate | None = None
-    headers: Mapping[str, str] = field(default_factory=dict)
-    budget: Rate | None = None
-    include_headers: bool = False
-    include_attempts: bool = False
-    max_body: int = DEFAULT_MAX_BODY
-    max_redirects: int = DEFAULT_MAX_REDIRECTS
-    verify_tls: bool = True
-    transform: str | Callable[[dict[str, Any]], Any] | None = None
-    transform_workers: int | None = None  # None: one per core; 0: on the loop itself
-    save_dir: str | None = None  # stream 2xx bodies to files here instead of into records
-    max_file: int | None = None  # with save_dir: the largest file (None: no limit)
     transport: str = "auto"  # a name in _transports.TRANSPORTS, or auto
     proxy: str | None = None  # http(s)://[user:password@]host:port
     trust_env: bool = False  # honour HTTP_PROXY, HTTPS_PROXY, NO_PROXY
+    verify_tls: bool = True
     cacert: str | None = None  # a CA bundle to trust
     cert: str | None = None  # a client certificate (mutual TLS); its key in it or in key
     key: str | None = None
     cookies: bool = False  # keep cookies per origin, as a browser would
-    oauth2_token_url: str | None = None  # client credentials; the secret from the environment
-    oauth2_client_id: str | None = None
-    oauth2_scope: str | None = None
-    cost: str | None = None  # JMESPath over the request: its cost against --budget
-    key_pool: str | None = None  # a file of API keys, one a line
-    key_header: str | None = None  # 'Header: text {key}'
-    rate_per_key: Rate | None = None
-    budget_per_key: Rate | None = None
-    usage: str | None = None  # JMESPath over the answer: what it really cost
-    select: str | None = None  # a JMESPath expression; records keep what it selects
-    paginate: str | None = None  # link, next:EXPR, cursor:EXPR:PARAM, page:PARAM, offset:PARAM
-    expect: str | None = None  # JMESPath: true of every good body
-    schema: str | None = None  # a JSON Schema file every good body follows
-    items: str | None = None  # JMESPath: a page's items (page: and offset: modes)
-    page_start: int = 1
-    page_size: int | None = None
-    max_pages: int | None = DEFAULT_MAX_PAGES  # None: no limit
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Http:
+    """What one exchange does above the transport: headers added, bodies bounded, redirects
+    followed, bodies saved to files."""
+
+    headers: Mapping[str, str] = field(default_factory=dict)
+    max_body: int = DEFAULT_MAX_BODY
+    max_redirects: int = DEFAULT_MAX_REDIRECTS
+    save_dir: str | None = None  # stream 2xx bodies to files here instead of into records
+    max_file: int | None = None  # with save_dir: the largest file (None: no limit)
     allow_link_local: bool = False  # follow redirects and next links to 169.254/16, fe80::/10
-    redact_params: frozenset[str] = frozenset()  # more query parameters records show as ***
-    csv_raw: bool = False  # CSV cells as they are, formulas included (no leading ')
 
     def __post_init__(self) -> None:
-        if self.transform_workers is not None and (
-            not isinstance(self.transform_workers, int) or self.transform_workers < 0
-        ):
-            raise ConfigError(
-                "transform_workers", self.transform_workers, "give a whole number >= 0"
-            )
         if not isinstance(self.max_body, int) or self.max_body < 0:
             raise ConfigError("max_body", self.max_body, "give a size in bytes >= 0")
         if self.max_file is not None and (not isinstance(self.max_file, int) or self.max_file < 0):
             raise ConfigError("max_file", self.max_file, "give a size in bytes >= 0, or None")
         if not isinstance(self.max_redirects, int) or self.max_redirects < 0:
             raise ConfigError("max_redirects", self.max_redirects, "give a whole number >= 0")
-        for name in ("select", "expect"):
-            if (expression := getattr(self, name)) is not None:
-                compile_select(expression, name)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Auth:
+    """Credentials an attempt's hooks add: an OAuth2 token, a key from a pool (``headers``
+    and ``user`` are plain headers, in ``Http``)."""
+
+    oauth2_token_url: str | None = None  # client credentials; the secret from the environment
+    oauth2_client_id: str | None = None
+    oauth2_scope: str | None = None
+    key_pool: str | None = None  # a file of API keys, one a line
+    key_header: str | None = None  # 'Header: text {key}'
+    rate_per_key: Rate | None = None
+    budget_per_key: Rate | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Costs:
+    """What a request costs against ``budget``: ``cost`` before it goes, ``usage`` after."""
+
+    budget: Rate | None = None
+    cost: str | None = None  # JMESPath over the request: its cost against the budget
+    usage: str | None = None  # JMESPath over the answer: what it really cost
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Pages:
+    """How a request's next pages are found, and how many are fetched at most."""
+
+    paginate: str | None = None  # link, next:EXPR, cursor:EXPR:PARAM, page:PARAM, offset:PARAM
+    items: str | None = None  # JMESPath: a page's items (page: and offset: modes)
+    page_start: int = 1
+    page_size: int | None = None
+    max_pages: int | None = DEFAULT_MAX_PAGES  # None: no limit
+
+    def __post_init__(self) -> None:
         if self.max_pages is not None and (
             not isinstance(self.max_pages, int) or self.max_pages < 1
         ):
             raise ConfigError("max_pages", self.max_pages, "give a whole number >= 1")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Checks:
+    """What makes a 2xx good: an expression true of its body, a schema it follows."""
+
+    expect: str | None = None  # JMESPath: true of every good body
+    schema: str | None = None  # a JSON Schema file every good body follows
+
+    def __post_init__(self) -> None:
+        if self.expect is not None:
+            compile_select(self.expect, "expect")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Records:
+    """What a record holds and how it is written: the selection, headers and attempts kept,
+    parameters masked, a transform's value, CSV cells as they are."""
+
+    select: str | None = None  # a JMESPath expression; records keep what it selects
+    include_headers: bool = False
+    include_attempts: bool = False
+    redact_params: frozenset[str] = frozenset()  # more query parameters records show as ***
+    transform: str | Callable[[dict[str, Any]], Any] | None = None
+    transform_workers: int | None = None  # None: one per core; 0: on the loop itself
+    csv_raw: bool = False  # CSV cells as they are, formulas included (no leading ')
+
+    def __post_init__(self) -> None:
+        if self.select is not None:
+            compile_select(self.select, "select")
+        if self.transform_workers is not None and (
+            not isinstance(self.transform_workers, int) or self.transform_workers < 0
+        ):
+            raise ConfigError(
+                "transform_workers", self.transform_workers, "give a whole number >= 0"
+            )
+
+
+DEFAULT_NETWORK = Network()
+DEFAULT_HTTP = Http()
+DEFAULT_AUTH = Auth()
+DEFAULT_COSTS = Costs()
+DEFAULT_PAGES = Pages()
+DEFAULT_CHECKS = Checks()
+DEFAULT_RECORDS = Records()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Config:
+    """Everything one run needs to know, in one immutable object shared by CLI and API: a
+    part per layer that reads it, so a layer is handed only its part (``make_config`` routes
+    each flat option to its part)."""
+
+    limits: Limits = DEFAULT_LIMITS  # the scheduler
+    timeouts: Timeouts = DEFAULT_TIMEOUTS  # the attempt and the transports
+    retry: RetryPolicy = DEFAULT_RETRY  # the attempt
+    network: Network = DEFAULT_NETWORK  # the transports
+    http: Http = DEFAULT_HTTP  # _net._http
+    auth: Auth = DEFAULT_AUTH  # the attempt's hooks
+    costs: Costs = DEFAULT_COSTS  # the scheduler's budget, the attempt's hooks
+    pages: Pages = DEFAULT_PAGES  # pagination
+    checks: Checks = DEFAULT_CHECKS  # the attempt's body checks
+    records: Records = DEFAULT_RECORDS  # the scheduler's stages, the formats
+
+
+PARTS: Mapping[str, type] = {
+    "limits": Limits, "timeouts": Timeouts, "retry": RetryPolicy, "network": Network,
+    "http": Http, "auth": Auth, "costs": Costs, "pages": Pages, "checks": Checks,
+    "records": Records,
+}  # fmt: skip
 
 
 def parse_codes(text: str) -> frozenset[int]:
@@ -276,8 +363,9 @@ class Option:
     only). ``kind`` is what the command line reads (``int``, ``float``, ``str``, ``bool``
     for a switch, ``list`` for a repeatable one); ``parse`` turns that into the API's value;
     ``invert`` makes a switch mean False (``--insecure`` is ``verify_tls=False``). ``to`` is
-    where the value goes in ``Config`` (``"retry.retries"``; empty: only read by another
-    option's ``coerce``); ``coerce(value, values, name)`` turns the API's value into that."""
+    where the value goes: a part of ``Config`` and its field (``"retry.retries"``; empty:
+    only read by another option's ``coerce``); ``coerce(value, values, name)`` turns the
+    API's value into that."""
 
     name: str
     default: Any
@@ -288,7 +376,7 @@ class Option:
     parse: Callable[[Any], Any] | None = None
     invert: bool = False
     cli_default: Any = None  # the flag's default as text, when the API's is not text
-    to: str | None = None  # default: the field of Config with the option's name
+    to: str = ""  # PART.FIELD: where make_config puts the value (empty: nowhere)
     coerce: Callable[[Any, Mapping[str, Any], str], Any] | None = None
     choices: tuple[str, ...] = ()  # the only values the flag takes
     api: bool = True  # also a keyword of the Python API (job options: some are flags only)
@@ -396,107 +484,147 @@ OPTIONS: tuple[Option, ...] = (
            to="retry.max_retry_after"),
     Option("rate", None, "Attempts started at most, e.g. 100/s or 3000/min.", ("--rate",),
            str, "R",
-           coerce=_as_rate),
+           coerce=_as_rate,
+           to="limits.rate"),
     Option("rate_per_host", None, "Like --rate, for each host.", ("--rate-per-host",), str, "R",
-           coerce=_as_rate),
+           coerce=_as_rate,
+           to="limits.rate_per_host"),
     Option("cost", None, "JMESPath over each request giving its cost against --budget, e.g. "
            "'sum([json.max_tokens, tokens(json.messages)])' (tokens(x): a token per 4 "
-           "characters).  [default: the line's cost]", ("--cost",), str, "EXPR"),
+           "characters).  [default: the line's cost]", ("--cost",), str, "EXPR",
+           to="costs.cost"),
     Option("usage", None, "JMESPath over each answer giving what it really cost, e.g. "
-           "usage.total_tokens: the budget is corrected by it.", ("--usage",), str, "EXPR"),
+           "usage.total_tokens: the budget is corrected by it.", ("--usage",), str, "EXPR",
+           to="costs.usage"),
     Option("burst", 1, "Starts allowed at once under --rate.", ("--burst",), int, "N",
            to=""),
     Option("budget", None, 'Cost started at most, e.g. 90000/min; requests carry "cost" '
            "(LLM tokens).", ("--budget",), str, "B",
-           coerce=_as_rate),
+           coerce=_as_rate,
+           to="costs.budget"),
     Option("headers", None, "Added to every request; repeatable. Never written to records.",
            ("--header",), list, "'NAME: VALUE'", parse_headers,
-           coerce=_as_headers),
+           coerce=_as_headers,
+           to="http.headers"),
     Option("include_headers", False, "Add response headers to records.",
-           ("--include-headers",), bool),
+           ("--include-headers",), bool,
+           to="records.include_headers"),
     Option("include_attempts", False,
            "Add each attempt's status or error and timing to records (history).",
-           ("--include-attempts",), bool),
+           ("--include-attempts",), bool,
+           to="records.include_attempts"),
     Option("max_body", DEFAULT_MAX_BODY, "Larger bodies end with error too_large.",
-           ("--max-body",), int, "BYTES"),
+           ("--max-body",), int, "BYTES",
+           to="http.max_body"),
     Option("max_redirects", DEFAULT_MAX_REDIRECTS, "Redirects followed at most (0: none).",
-           ("--max-redirects",), int, "N"),
+           ("--max-redirects",), int, "N",
+           to="http.max_redirects"),
     Option("verify_tls", True, "Do not verify TLS certificates.", ("--insecure",), bool,
-           invert=True),
+           invert=True,
+           to="network.verify_tls"),
     Option("transform", None, "Run FUNCTION(record) in a process pool on each ok record; its "
            "value goes into the record as 'transformed'.", ("--transform",), str,
-           "MODULE:FUNCTION"),
+           "MODULE:FUNCTION",
+           to="records.transform"),
     Option("transform_workers", None,
            "Processes for --transform (0: on the event loop).  [default: one per core]",
-           ("--transform-workers",), int, "N"),
+           ("--transform-workers",), int, "N",
+           to="records.transform_workers"),
     Option("save_dir", None,
            "Stream each 2xx body to a file in DIR; records get path, bytes, sha256.",
-           ("--save-dir",), str, "DIR"),
+           ("--save-dir",), str, "DIR",
+           to="http.save_dir"),
     Option("max_file", None,
            "With --save-dir: larger files end with error too_large.  [default: no limit]",
-           ("--max-file",), int, "BYTES"),
+           ("--max-file",), int, "BYTES",
+           to="http.max_file"),
     Option("select", None, "Keep only what this JMESPath expression selects from each JSON "
            "body, e.g. '{id: id, name: name}' (a table's columns).", ("--select",), str,
-           "EXPR"),
+           "EXPR",
+           to="records.select"),
     Option("expect", None, "A 2xx is good only when this JMESPath expression is true of its "
-           "body; else invalid_response, retried like a 5xx.", ("--expect",), str, "EXPR"),
+           "body; else invalid_response, retried like a 5xx.", ("--expect",), str, "EXPR",
+           to="checks.expect"),
     Option("schema", None, "A 2xx is good only when its body follows this JSON Schema; else "
-           "invalid_response, retried like a 5xx.", ("--schema",), str, "FILE"),
+           "invalid_response, retried like a 5xx.", ("--schema",), str, "FILE",
+           to="checks.schema"),
     Option("paginate", None, "Follow each request's pages: link, next:EXPR, cursor:EXPR:PARAM, "
-           "page:PARAM or offset:PARAM; a record per page.", ("--paginate",), str, "MODE"),
+           "page:PARAM or offset:PARAM; a record per page.", ("--paginate",), str, "MODE",
+           to="pages.paginate"),
     Option("items", None, "JMESPath to a page's items (page: and offset: end on too few).  "
-           "[default: the body]", ("--items",), str, "EXPR"),
+           "[default: the body]", ("--items",), str, "EXPR",
+           to="pages.items"),
     Option("page_start", 1, "With page:PARAM, the first page's number.", ("--page-start",),
-           int, "N"),
+           int, "N",
+           to="pages.page_start"),
     Option("page_size", None, "With offset:PARAM, the items a full page has.", ("--page-size",),
-           int, "N"),
+           int, "N",
+           to="pages.page_size"),
     Option("max_pages", DEFAULT_MAX_PAGES, "Pages fetched at most per chain (a chain of "
            "ever-new cursors ends there; the summary counts chains cut short).",
-           ("--max-pages",), int, "N"),
+           ("--max-pages",), int, "N",
+           to="pages.max_pages"),
     Option("allow_link_local", False, "Follow redirects and next links to link-local "
            "addresses (169.254.0.0/16, fe80::/10, where cloud metadata answers).  [default: "
-           "refused]", ("--allow-link-local",), bool),
+           "refused]", ("--allow-link-local",), bool,
+           to="http.allow_link_local"),
     Option("redact_params", None, "A query parameter whose value records show as *** (as "
            "they do api_key, token, key, sig...); repeatable.", ("--redact-param",), list,
-           "NAME", coerce=_as_names),
+           "NAME", coerce=_as_names,
+           to="records.redact_params"),
     Option("csv_raw", False, "CSV outputs: write every cell as it is. By default a cell a "
            "spreadsheet would run as a formula (= + - @ first) gets a leading ', which "
-           "fanfetch's own readers take off again.", ("--csv-raw",), bool),
+           "fanfetch's own readers take off again.", ("--csv-raw",), bool,
+           to="records.csv_raw"),
     Option("proxy", None, "Send every request through this http://, https:// or socks5:// "
            "proxy; credentials in its URL go to the proxy only, never into records or messages.",
-           ("--proxy",), str, "URL", coerce=_as_proxy),
+           ("--proxy",), str, "URL", coerce=_as_proxy,
+           to="network.proxy"),
     Option("trust_env", False, "Honour HTTP_PROXY, HTTPS_PROXY and NO_PROXY (off: the "
-           "environment never changes what a job does).", ("--trust-env",), bool),
+           "environment never changes what a job does).", ("--trust-env",), bool,
+           to="network.trust_env"),
     Option("cacert", None, "Trust the CAs in this PEM bundle (a private CA).", ("--cacert",),
-           str, "FILE", coerce=_as_file),
+           str, "FILE", coerce=_as_file,
+           to="network.cacert"),
     Option("cert", None, "Present this client certificate (PEM; mutual TLS).", ("--cert",),
-           str, "FILE", coerce=_as_file),
+           str, "FILE", coerce=_as_file,
+           to="network.cert"),
     Option("key", None, "The client certificate's private key, when not in --cert.",
-           ("--key",), str, "FILE", coerce=_as_file),
+           ("--key",), str, "FILE", coerce=_as_file,
+           to="network.key"),
     Option("cookies", False, "Keep the cookies servers set and send them back to where they "
            "came from (a login through a redirect).  [default: off: requests are independent]",
-           ("--cookies",), bool),
+           ("--cookies",), bool,
+           to="network.cookies"),
     Option("oauth2_token_url", None, "Get a bearer token here (OAuth2 client credentials; the "
            "secret from FANFETCH_OAUTH2_CLIENT_SECRET), refreshed before it expires.",
-           ("--oauth2-token-url",), str, "URL"),
+           ("--oauth2-token-url",), str, "URL",
+           to="auth.oauth2_token_url"),
     Option("oauth2_client_id", None, "With --oauth2-token-url: the client's id.",
-           ("--oauth2-client-id",), str, "ID"),
+           ("--oauth2-client-id",), str, "ID",
+           to="auth.oauth2_client_id"),
     Option("oauth2_scope", None, "With --oauth2-token-url: the scope to ask for.",
-           ("--oauth2-scope",), str, "SCOPE"),
+           ("--oauth2-scope",), str, "SCOPE",
+           to="auth.oauth2_scope"),
     Option("key_pool", None, "Spread requests over the API keys in FILE (one a line): each "
            "attempt takes the key with the most room; records get key_index, never a key.",
-           ("--key-pool",), str, "FILE", coerce=_as_file),
+           ("--key-pool",), str, "FILE", coerce=_as_file,
+           to="auth.key_pool"),
     Option("key_header", None, "With --key-pool: how a key is sent.  [default: "
-           "'Authorization: Bearer {key}']", ("--key-header",), str, "'NAME: TEXT {key}'"),
+           "'Authorization: Bearer {key}']", ("--key-header",), str, "'NAME: TEXT {key}'",
+           to="auth.key_header"),
     Option("rate_per_key", None, "With --key-pool: like --rate, for each key.",
-           ("--rate-per-key",), str, "R", coerce=_as_rate),
+           ("--rate-per-key",), str, "R", coerce=_as_rate,
+           to="auth.rate_per_key"),
     Option("budget_per_key", None, "With --key-pool: like --budget, for each key.",
-           ("--budget-per-key",), str, "B", coerce=_as_rate),
+           ("--budget-per-key",), str, "B", coerce=_as_rate,
+           to="auth.budget_per_key"),
     Option("user", None, "Basic auth for every request, as USER:PASSWORD (never echoed).",
            ("--user",), str, "USER:PASSWORD", to=""),
     Option("transport", "auto", "The HTTP client underneath: lean (HTTP/1.1), aiohttp, http2, "
            "or auto (lean, or aiohttp for --cookies and socks or https:// proxies).",
-           ("--transport",), str, "NAME"),
+           ("--transport",), str, "NAME",
+           to="network.transport"),
     Option("http2", False, "Speak HTTP/2 to https:// hosts that offer it: one connection to a "
            "host carries many requests at once (the http2 transport; pip install "
            "'fanfetch[http2]').", ("--http2",), bool, to=""),
@@ -580,21 +708,15 @@ def make_config(*, transport: str = "auto", **options: Unpack[Options]) -> Confi
         if transport not in ("auto", "http2"):
             raise ConfigError("http2", True, f"--http2 is the http2 transport, not {transport}")
         values["transport"] = "http2"
-    parts: dict[str, dict[str, Any]] = {"": {}, "limits": {}, "timeouts": {}, "retry": {}}
+    parts: dict[str, dict[str, Any]] = {name: {} for name in PARTS}
     for option in OPTIONS:
         value = values[option.name]
         if option.coerce is not None:
             value = option.coerce(value, values, option.name)
-        to = option.name if option.to is None else option.to
-        if to:
-            part, _, name = to.rpartition(".")
+        if option.to:
+            part, _, name = option.to.partition(".")
             parts[part][name] = value
-    return Config(
-        limits=Limits(**parts["limits"]),
-        timeouts=Timeouts(**parts["timeouts"]),
-        retry=RetryPolicy(**parts["retry"]),
-        **parts[""],
-    )
+    return Config(**{name: PARTS[name](**kw) for name, kw in parts.items()})
 
 
 make_config.__signature__ = inspect.Signature(  # type: ignore[attr-defined]

@@ -59,9 +59,9 @@ class JobSpec:
 
     def check(self, config: Config) -> None:
         """The rules about this job and the engine's options together."""
-        if config.paginate is not None and self.cluster is not None:
+        if config.pages.paginate is not None and self.cluster is not None:
             raise ConfigError("cluster", self.cluster, "a cluster job does not follow pages yet "
                               "(`paginate`)")  # fmt: skip
-        if config.paginate is not None and self.workers > 1:
+        if config.pages.paginate is not None and self.workers > 1:
             raise ConfigError("workers", self.workers, "does not go with `paginate` yet: worker "
                               "processes do not follow pages")  # fmt: skip

@@ -111,21 +111,23 @@ class Attempts:
         self._on_retry = on_retry
         self._hooks = hooks_for(config, http, limiter, clock=clock, sleep=sleep)
         self._after = tuple(reversed(self._hooks))  # answers go back out as middlewares nest
-        self._costs = Costs(config.cost, None) if config.cost is not None else None
+        self._costs = Costs(config.costs.cost, None) if config.costs.cost is not None else None
         # --redact-param: records show these too as *** (the usual names are masked anyway)
-        self._secret_params = SECRET_PARAMS | config.redact_params if config.redact_params else None
+        self._secret_params = (
+            SECRET_PARAMS | config.records.redact_params if config.records.redact_params else None
+        )
 
     async def run(self, request: Request) -> Result:
         """All the attempts of one request, and its one final result."""
         cost = request.cost if self._costs is None else self._costs.cost_of(request)
         if isinstance(cost, str):  # --cost gave no number for this one
             return Result(request, error=InvalidRequest(cost), attempts=0)
-        if cost is not None and (budget := self.config.budget) and cost > budget.count:
+        if cost is not None and (budget := self.config.costs.budget) and cost > budget.count:
             return over_budget(request, budget)
         clock, limiter, policy = self._clock, self.limiter, self.config.retry
         timeout = request.timeout or self.config.timeouts.attempt
         host = _host_of(request)
-        history: list[Attempt] | None = [] if self.config.include_attempts else None
+        history: list[Attempt] | None = [] if self.config.records.include_attempts else None
         tries = Try(request, cost) if self._hooks else None  # what the hooks keep
         start, attempt, sends = clock(), 0, 0  # sends: attempts that went out
         while True:

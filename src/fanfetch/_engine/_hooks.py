@@ -68,24 +68,24 @@ def hooks_for(
 ) -> tuple[AttemptHook, ...]:
     """The hooks a run's options ask for, in their order before the send."""
     hooks: list[AttemptHook] = []
-    if config.usage is not None and config.budget is not None:
+    if config.costs.usage is not None and config.costs.budget is not None:
         from ._cost import UsageHook
 
-        hooks.append(UsageHook(config.usage, limiter))
-    if config.expect is not None or config.schema is not None:
+        hooks.append(UsageHook(config.costs.usage, limiter))
+    if config.checks.expect is not None or config.checks.schema is not None:
         from ._expect import Validator
 
-        hooks.append(Validator(config.expect, config.schema))
-    if config.oauth2_token_url is not None:
+        hooks.append(Validator(config.checks.expect, config.checks.schema))
+    if config.auth.oauth2_token_url is not None:
         from ._oauth import OAuth2
 
-        hooks.append(OAuth2(config.oauth2_token_url, config.oauth2_client_id,
-                            config.oauth2_scope, functools.partial(http.send, bare=True),
+        hooks.append(OAuth2(config.auth.oauth2_token_url, config.auth.oauth2_client_id,
+                            config.auth.oauth2_scope, functools.partial(http.send, bare=True),
                             timeout=config.timeouts.attempt, clock=clock))  # fmt: skip
-    if config.key_pool is not None:
+    if (auth := config.auth).key_pool is not None:
         from ._keys import KeyPool
 
-        hooks.append(KeyPool(config.key_pool, config.key_header or "Authorization: Bearer {key}",
-                             rate=config.rate_per_key, budget=config.budget_per_key,
+        hooks.append(KeyPool(auth.key_pool, auth.key_header or "Authorization: Bearer {key}",
+                             rate=auth.rate_per_key, budget=auth.budget_per_key,
                              clock=clock, sleep=sleep))  # fmt: skip
     return tuple(hooks)

@@ -90,13 +90,13 @@ class Pipeline:
             from ._paginate import resume_from
 
             self.resumed, self.done, chains = resume_from(
-                record_format, spec.output, paginated=config.paginate is not None,
+                record_format, spec.output, paginated=config.pages.paginate is not None,
                 redo_failed=spec.redo_failed, warn=warn,
             )  # fmt: skip
         if record_format is not None:
             from .._io._formats import open_output
 
-            output = open_output(record_format, spec.output, config, append=spec.resume)
+            output = open_output(record_format, spec.output, config.records, append=spec.resume)
             self.writer = RecordWriter(output)
         heard: list[Listener] = [*listeners] if stats is None else [stats, *listeners]
         self._owns_engine = engine is None  # a Fetcher's engine outlives its streams
@@ -148,7 +148,7 @@ class Pipeline:
         reorder: OrderedSink | OrderedChains | None = None
         if self.spec.ordered:
             window = reorder_window(self.config)
-            if self.config.paginate is not None:  # each request's pages in page order too
+            if self.config.pages.paginate is not None:  # each request's pages in page order too
                 reorder = OrderedChains(sink, window=window, pages=4 * window)
                 self.engine.chain_ended = reorder.chain_ended
             else:

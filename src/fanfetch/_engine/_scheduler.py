@@ -69,39 +69,40 @@ class Engine:
         self._limiter = limiter = Limiter(
             per_host=config.limits.per_host,
             ceiling=config.limits.concurrency,
-            rate=config.rate,
-            rate_per_host=config.rate_per_host,
-            budget=config.budget,
+            rate=config.limits.rate,
+            rate_per_host=config.limits.rate_per_host,
+            budget=config.costs.budget,
             clock=clock,
             sleep=sleep,
         )
         self._attempts = Attempts(
             config,
-            HTTP(config, self._transport),
+            HTTP(config.http, self._transport),
             limiter,
             clock=clock,
             sleep=sleep,
             stopping=lambda: self._stopping,
             on_retry=self._emit if self._listeners else None,
         )
-        self._selector = Selector(config.select) if config.select is not None else None
+        select = config.records.select
+        self._selector = Selector(select) if select is not None else None
         self._paginator = (
             Paginator(
-                config.paginate,
-                items=config.items,
-                page_start=config.page_start,
-                page_size=config.page_size,
-                max_pages=config.max_pages,
-                allow_link_local=config.allow_link_local,
+                config.pages.paginate,
+                items=config.pages.items,
+                page_start=config.pages.page_start,
+                page_size=config.pages.page_size,
+                max_pages=config.pages.max_pages,
+                allow_link_local=config.http.allow_link_local,
             )
-            if config.paginate is not None
+            if config.pages.paginate is not None
             else None
         )
         self._chains = chains or {}
         self.chain_ended: Callable[[int], Awaitable[None]] | None = None  # --ordered pages
         self._transformer = (
-            Transformer(config.transform, workers=config.transform_workers)
-            if config.transform is not None
+            Transformer(config.records.transform, workers=config.records.transform_workers)
+            if config.records.transform is not None
             else None
         )
         self._stopping = False
@@ -140,19 +141,16 @@ class Engine:
         limits are kept); the per-host limit, rates and budget move at once.
         """
         limits = config.limits
+        budget = config.costs.budget
         self.config = dataclasses.replace(
-            self.config,
-            limits=limits,
-            rate=config.rate,
-            rate_per_host=config.rate_per_host,
-            budget=config.budget,
+            self.config, limits=limits, costs=dataclasses.replace(self.config.costs, budget=budget)
         )
         self._limiter.resize(
             per_host=limits.per_host,
             ceiling=limits.concurrency,
-            rate=config.rate,
-            rate_per_host=config.rate_per_host,
-            budget=config.budget,
+            rate=limits.rate,
+            rate_per_host=limits.rate_per_host,
+            budget=budget,
         )
         self._attempts.config = self.config
         self._pool_max = limits.concurrency

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from yarl import URL
 
-from .._core._config import Config
+from .._core._config import Http
 from .._core._exceptions import (
     BodyTooLarge,
     DecodeError,
@@ -110,17 +110,17 @@ class _Redirect:
 class HTTP:
     """Makes one attempt of a request over ``transport``: what ``_attempt`` calls."""
 
-    def __init__(self, config: Config, transport: Transport) -> None:
+    def __init__(self, http: Http, transport: Transport) -> None:
         self._transport = transport
-        self._max_body = config.max_body
+        self._max_body = http.max_body
         # Content-Type header -> (type, charset): an API sends the same one or two values all
         # run long, so each is parsed once, not per response.
         self._ctypes: dict[str, tuple[str, str | None]] = {}
-        self._max_redirects = config.max_redirects
-        self._link_local = config.allow_link_local
-        self._save_dir = config.save_dir
-        self._max_file = config.max_file
-        self._headers: dict[str, str] | None = dict(config.headers) or None
+        self._max_redirects = http.max_redirects
+        self._link_local = http.allow_link_local
+        self._save_dir = http.save_dir
+        self._max_file = http.max_file
+        self._headers: dict[str, str] | None = dict(http.headers) or None
         self._big_bodies: asyncio.Semaphore | None = None
 
     async def send(

@@ -399,9 +399,9 @@ _CLUSTERS_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # Ray's name: "0" keeps loo
 
 def refuse_what_a_cluster_cannot_do(config: Config) -> None:
     """The rules of a cluster job's options, written once for the CLI and the API."""
-    if config.paginate is not None:
+    if config.pages.paginate is not None:
         raise ConfigError(
-            "paginate", config.paginate, "a cluster job does not follow pages yet: run it "
+            "paginate", config.pages.paginate, "a cluster job does not follow pages yet: run it "
             "without a cluster, or without paginate"
         )  # fmt: skip
 

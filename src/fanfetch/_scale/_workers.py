@@ -69,19 +69,19 @@ def share(config: Config, n: int) -> Config:
         return dataclasses.replace(rate, count=rate.count / n)
 
     per_host = config.limits.per_host
-    transform_workers = config.transform_workers
-    if config.transform is not None and transform_workers != 0:
+    transform_workers = config.records.transform_workers
+    if config.records.transform is not None and transform_workers != 0:
         transform_workers = max(1, (transform_workers or os.cpu_count() or 1) // n)
     return dataclasses.replace(
         config,
         limits=Limits(
             concurrency=max(1, config.limits.concurrency // n),
             per_host=None if per_host is None else max(1, per_host // n),
+            rate=part(config.limits.rate),
+            rate_per_host=part(config.limits.rate_per_host),
         ),
-        rate=part(config.rate),
-        rate_per_host=part(config.rate_per_host),
-        budget=part(config.budget),
-        transform_workers=transform_workers,
+        costs=dataclasses.replace(config.costs, budget=part(config.costs.budget)),
+        records=dataclasses.replace(config.records, transform_workers=transform_workers),
     )
 
 
@@ -144,7 +144,7 @@ class _Pipe:
         from .._observe._summary import Stats
 
         self._inbox, self._outbox, self._loop = inbox, outbox, loop
-        self._include = config.include_headers
+        self._include = config.records.include_headers
         self._batches: asyncio.Queue[Any] = asyncio.Queue()
         self._pending: list[WorkerRecord] = []
         self._sending = asyncio.Lock()
@@ -499,7 +499,7 @@ class Workers:
 
         async def write_invalid(result: Result) -> None:
             if ordered is not None:
-                line = encode_result(result, include_headers=config.include_headers)
+                line = encode_result(result, include_headers=config.records.include_headers)
                 ordered.add(result.request.seq, line)
                 put_lines([])
             else:

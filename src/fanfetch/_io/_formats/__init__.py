@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 import os
 
-from ..._core._config import Config, select_columns
+from ..._core._config import Records, select_columns
 from ..._core._exceptions import UsageError
 from .._records import JSON_LINES, Output, RecordFormat
 
@@ -65,18 +65,18 @@ def format_for(path: str | None, name: str | None = None) -> RecordFormat:
 
 
 def open_output(
-    record_format: RecordFormat, path: str | None, config: Config, *, append: bool
+    record_format: RecordFormat, path: str | None, records: Records, *, append: bool
 ) -> Output:
-    """``path`` opened in ``record_format`` for a run of ``config`` (its headers setting,
-    and the columns its ``--select`` gives)."""
-    selected = select_columns(config.select) if config.select is not None else ()
+    """``path`` opened in ``record_format`` for records made as ``records`` says (their
+    headers, and the columns a ``select`` gives)."""
+    selected = select_columns(records.select) if records.select is not None else ()
     if getattr(record_format, "neutralises_cells", False):  # CSV: formulas, or --csv-raw
         return record_format.open(  # type: ignore[call-arg]
-            path, append=append, include_headers=config.include_headers, selected=selected,
-            raw_cells=config.csv_raw,
+            path, append=append, include_headers=records.include_headers, selected=selected,
+            raw_cells=records.csv_raw,
         )  # fmt: skip
     return record_format.open(
-        path, append=append, include_headers=config.include_headers, selected=selected
+        path, append=append, include_headers=records.include_headers, selected=selected
     )
 
 

@@ -38,25 +38,25 @@ def transport_name(config: Config) -> str:
     """The transport a run uses: the one named, or for ``auto`` the lean one unless the run
     asks for what only aiohttp does (a cookie jar, a socks or https:// proxy, given or, with
     ``trust_env``, from the environment)."""
-    name = config.transport
+    name = config.network.transport
     if name != "auto":
         return name
-    proxies = [config.proxy] if config.proxy else []
-    if config.trust_env and not config.proxy:
+    proxies = [config.network.proxy] if config.network.proxy else []
+    if config.network.trust_env and not config.network.proxy:
         env = urllib.request.getproxies_environment()
         proxies = [env[scheme] for scheme in ("http", "https") if env.get(scheme)]
-    if config.cookies or any(not p.startswith("http://") for p in proxies):
+    if config.network.cookies or any(not p.startswith("http://") for p in proxies):
         return "aiohttp"
     return "lean"
 
 
 def open_transport(config: Config, *, pool_size: int | None = None) -> Transport:
-    """The transport ``config.transport`` names, its pool sized for ``pool_size`` requests
+    """The transport ``config.network.transport`` names, its pool sized for ``pool_size`` requests
     in flight (default: the run's concurrency)."""
     where = TRANSPORTS.get(transport_name(config))
     if where is None:
         choices = ", ".join(["auto", *TRANSPORTS])
-        raise ConfigError("transport", config.transport, f"choose one of: {choices}")
+        raise ConfigError("transport", config.network.transport, f"choose one of: {choices}")
     module, _, name = where.partition(":")
     transport: Transport = getattr(importlib.import_module(module), name)(
         config, pool_size=pool_size

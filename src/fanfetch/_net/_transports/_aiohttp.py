@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
-from ..._core._config import Config
+from ..._core._config import Config, Network
 from ..._core._exceptions import (
     ConnectError,
     InvalidRequest,
@@ -145,14 +145,14 @@ class _Exchange:
         await resp.wait_for_close()
 
 
-def _ssl(config: Config) -> ssl.SSLContext | bool:
+def _ssl(network: Network) -> ssl.SSLContext | bool:
     """What the connector verifies with: True (the system's CAs), False (--insecure), or a
     context with --cacert's CAs and --cert's client certificate."""
-    if not config.verify_tls:
+    if not network.verify_tls:
         return False
-    if config.cacert is None and config.cert is None:
+    if network.cacert is None and network.cert is None:
         return True
-    return tls_context(config)
+    return tls_context(network)
 
 
 def _proxy(url: str | None) -> tuple[URL | None, Mapping[str, str] | None]:
@@ -179,7 +179,11 @@ class AiohttpTransport:
         self._pool_size = pool_size or config.limits.concurrency
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[float | None, aiohttp.ClientTimeout] = {}
-        self._socks = config.proxy if config.proxy and config.proxy.startswith("socks") else None
+        self._socks = (
+            config.network.proxy
+            if config.network.proxy and config.network.proxy.startswith("socks")
+            else None
+        )
         if self._socks is not None:
             try:
                 import aiohttp_socks  # noqa: F401
@@ -187,16 +191,18 @@ class AiohttpTransport:
                 raise UsageError(
                     "a socks proxy needs aiohttp-socks: pip install 'fanfetch[socks]'"
                 ) from None
-        self._proxy, self._proxy_headers = _proxy(None if self._socks else config.proxy)
+        self._proxy, self._proxy_headers = _proxy(None if self._socks else config.network.proxy)
         # --trust-env: the environment's proxies, chosen here per request (aiohttp's own
         # reading of NO_PROXY knows names only; _urls.bypasses_proxy knows what curl does)
         self._env: dict[str, tuple[URL | None, Mapping[str, str] | None]] = {}
         self._no_proxy = ""
-        if config.trust_env and config.proxy is None:
+        if config.network.trust_env and config.network.proxy is None:
             env = urllib.request.getproxies_environment()
             self._env = {k: _proxy(env[k]) for k in ("http", "https") if env.get(k)}
             self._no_proxy = env.get("no", "")
-        self._ssl = _ssl(config)  # made here: a bad --cacert or --cert stops the run at once
+        self._ssl = _ssl(
+            config.network
+        )  # made here: a bad --cacert or --cert stops the run at once
 
     def _open(self) -> aiohttp.ClientSession:
         options: dict[str, Any] = {
@@ -223,7 +229,7 @@ class AiohttpTransport:
             # requests are independent unless --cookies: then a jar scoped as browsers scope
             # it (a cookie goes back only to the host that set it; IP hosts allowed)
             cookie_jar=aiohttp.CookieJar(unsafe=True)
-            if self._config.cookies
+            if self._config.network.cookies
             else aiohttp.DummyCookieJar(),
             timeout=aiohttp.ClientTimeout(total=None),
             trust_env=False,  # the environment's proxies are chosen in open (--trust-env)

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from yarl import URL
 
-from ..._core._config import Config
+from ..._core._config import Network
 from ..._core._exceptions import ConfigError, TLSError
 from ..._core._files import SavedBody
 
@@ -111,17 +111,17 @@ class Response:
         return f"<Response {self.status} {len(self.content)} bytes>"
 
 
-def tls_context(config: Config) -> ssl.SSLContext:
+def tls_context(network: Network) -> ssl.SSLContext:
     """What every transport verifies with: the system's CAs (``SSL_CERT_FILE`` honoured),
     ``--cacert``'s instead, ``--cert``'s client certificate, or nothing (``--insecure``)."""
     try:
-        context = ssl.create_default_context(cafile=config.cacert)
-        if config.cert is not None:
-            context.load_cert_chain(config.cert, config.key)
+        context = ssl.create_default_context(cafile=network.cacert)
+        if network.cert is not None:
+            context.load_cert_chain(network.cert, network.key)
     except (OSError, ssl.SSLError) as exc:
-        which = "cert" if config.cert is not None and "cert" not in str(exc).lower() else "cacert"
-        raise ConfigError(which, getattr(config, which), f"cannot use it: {exc}") from None
-    if not config.verify_tls:
+        which = "cert" if network.cert is not None and "cert" not in str(exc).lower() else "cacert"
+        raise ConfigError(which, getattr(network, which), f"cannot use it: {exc}") from None
+    if not network.verify_tls:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     return context

@@ -131,7 +131,7 @@ class Http2Transport:
             from pyreqwest.client import ClientBuilder
         except ImportError:
             raise UsageError("--http2 needs pyreqwest: pip install 'fanfetch[http2]'") from None
-        if config.cookies or config.proxy is not None or config.trust_env:
+        if config.network.cookies or config.network.proxy is not None or config.network.trust_env:
             raise UsageError(
                 "--http2 sends no proxy and keeps no cookies yet: leave out --http2 "
                 "for --proxy, --trust-env or --cookies"
@@ -154,22 +154,24 @@ class Http2Transport:
         )
         if config.timeouts.connect is not None:
             builder = builder.connect_timeout(timedelta(seconds=config.timeouts.connect))
-        if not config.verify_tls:
+        if not config.network.verify_tls:
             builder = builder.danger_accept_invalid_certs(True)
         try:
-            if config.cacert is not None:
-                with open(config.cacert, "rb") as f:
+            if config.network.cacert is not None:
+                with open(config.network.cacert, "rb") as f:
                     builder = builder.add_root_certificate_pem(f.read())
-            if config.cert is not None:
-                with open(config.cert, "rb") as f:
+            if config.network.cert is not None:
+                with open(config.network.cert, "rb") as f:
                     identity = f.read()
-                if config.key is not None:
-                    with open(config.key, "rb") as f:
+                if config.network.key is not None:
+                    with open(config.network.key, "rb") as f:
                         identity += b"\n" + f.read()
                 builder = builder.identity_pem(identity)
         except (OSError, ValueError) as exc:
-            which = "cert" if config.cert is not None else "cacert"
-            raise ConfigError(which, getattr(config, which), f"cannot use it: {exc}") from None
+            which = "cert" if config.network.cert is not None else "cacert"
+            raise ConfigError(
+                which, getattr(config.network, which), f"cannot use it: {exc}"
+            ) from None
         self._builder = builder
         self._client: Any = None
 

@@ -29,7 +29,7 @@ import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-from ..._core._config import Config
+from ..._core._config import Config, Network
 from ..._core._exceptions import (
     ConnectError,
     InvalidRequest,
@@ -356,8 +356,8 @@ class _Exchange:
         self._conn.done()
 
 
-def _tls(config: Config) -> ssl.SSLContext:
-    context = tls_context(config)
+def _tls(network: Network) -> ssl.SSLContext:
+    context = tls_context(network)
     context.set_alpn_protocols(["http/1.1"])
     return context
 
@@ -366,12 +366,14 @@ class LeanTransport:
     """HTTP/1.1 connections kept per origin, at most ``pool_size`` open at once."""
 
     def __init__(self, config: Config, *, pool_size: int | None = None) -> None:
-        if config.cookies:
+        network = self._network = config.network
+        if network.cookies:
             raise UsageError("the lean transport keeps no cookies: use --transport aiohttp")
-        self._config = config
-        self._proxy = _Proxy(config.proxy) if config.proxy is not None else None
+        self._proxy = _Proxy(network.proxy) if network.proxy is not None else None
         self._env_proxies = (
-            urllib.request.getproxies_environment() if config.trust_env and not config.proxy else {}
+            urllib.request.getproxies_environment()
+            if network.trust_env and not network.proxy
+            else {}
         )
         for scheme in ("http", "https"):  # one that cannot be used stops the run at once
             if self._env_proxies.get(scheme):
@@ -383,7 +385,7 @@ class LeanTransport:
         self._dns: dict[tuple[str, int], tuple[float, list[Any]]] = {}
         self._resolving: dict[tuple[str, int], asyncio.Future[list[tuple[int, Any]]]] = {}
         # made here when files are named, so a bad --cacert stops the run at once
-        self._tls_context = _tls(config) if config.cacert or config.cert else None
+        self._tls_context = _tls(network) if network.cacert or network.cert else None
         block = {
             "user-agent": f"User-Agent: fanfetch/{__version__}\r\n",
             "accept": "Accept: */*\r\n",
@@ -401,7 +403,7 @@ class LeanTransport:
 
     def _tls(self) -> ssl.SSLContext:
         if self._tls_context is None:
-            self._tls_context = _tls(self._config)
+            self._tls_context = _tls(self._network)
         return self._tls_context
 
     # -- the pool -------------------------------------------------------------------------
