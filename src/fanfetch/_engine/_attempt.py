@@ -112,6 +112,7 @@ class Attempts:
         self._hooks = hooks_for(config, http, limiter, clock=clock, sleep=sleep)
         self._after = tuple(reversed(self._hooks))  # answers go back out as middlewares nest
         self._costs = Costs(config.costs.cost, None) if config.costs.cost is not None else None
+        self._keep_history = config.records.include_attempts
         # --redact-param: records show these too as *** (the usual names are masked anyway)
         self._secret_params = (
             SECRET_PARAMS | config.records.redact_params if config.records.redact_params else None
@@ -127,7 +128,7 @@ class Attempts:
         clock, limiter, policy = self._clock, self.limiter, self.config.retry
         timeout = request.timeout or self.config.timeouts.attempt
         host = _host_of(request)
-        history: list[Attempt] | None = [] if self.config.records.include_attempts else None
+        history: list[Attempt] | None = [] if self._keep_history else None
         tries = Try(request, cost) if self._hooks else None  # what the hooks keep
         start, attempt, sends = clock(), 0, 0  # sends: attempts that went out
         while True:
