@@ -22,6 +22,7 @@ from .._core._config import BY_NAME, DEFAULT_CONCURRENCY, OPTIONS, Option, make_
 from .._core._exceptions import ConfigError, FanfetchError, UsageError
 from .._core._job import JobSpec
 from .._core._types import printable
+from .._core._voice import VOICE, as_keyword, speak
 from .._io._formats import FORMATS
 from .._version import __version__
 from ._options import (
@@ -313,7 +314,7 @@ def _as_flag(exc: ConfigError) -> str:
     flag = _flag(exc.parameter)
     if not flag.startswith("-"):
         return str(exc)
-    hint = _PYTHON_ONLY.sub("", exc.spoken(_flag))  # "or None": a keyword's value, no flag's
+    hint = _PYTHON_ONLY.sub("", speak(exc.hint, as_flag))  # "or None": a keyword's value only
     option = BY_NAME.get(exc.parameter) or BY_JOB_NAME.get(exc.parameter)
     if option is not None and option.kind is bool and exc.value is True:  # a switch: no value
         return f"{flag} {hint}"
@@ -326,6 +327,17 @@ def _flag(name: str) -> str:
     if option is None or not option.flags:
         return f"{name}="
     return option.flags[-1].partition("/")[0]
+
+
+def as_flag(named: str) -> str | None:
+    """The command line's voice (``_core._voice``): `max_redirects` is ``--max-redirects``,
+    `format=csv` ``--format csv``, and a switch given a value (`resume=True`) the flag alone."""
+    name, given, value = named.partition("=")
+    option = BY_NAME.get(name) or BY_JOB_NAME.get(name)
+    if option is None or not option.flags:
+        return as_keyword(named)
+    flag = _flag(name)
+    return f"{flag} {value}" if given and option.kind is not bool else flag
 
 
 _PYTHON_ONLY = re.compile(r",? or None\b( for none)?")
@@ -561,7 +573,16 @@ def _say(message: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """The console script: one-line errors, no tracebacks, the documented exit statuses."""
+    """The console script: one-line errors, no tracebacks, the documented exit statuses;
+    the library's messages name options by their flags (``as_flag``)."""
+    voice = VOICE.set(as_flag)
+    try:
+        _main(argv)
+    finally:
+        VOICE.reset(voice)
+
+
+def _main(argv: list[str] | None) -> None:
     try:
         status = cli.main(args=argv, prog_name="fanfetch", standalone_mode=False)
     except click.UsageError as exc:

@@ -706,7 +706,7 @@ def make_config(*, transport: str = "auto", **options: Unpack[Options]) -> Confi
     values["transport"] = transport
     if values.get("http2"):
         if transport not in ("auto", "http2"):
-            raise ConfigError("http2", True, f"--http2 is the http2 transport, not {transport}")
+            raise ConfigError("http2", True, f"`http2` is the http2 transport, not {transport}")
         values["transport"] = "http2"
     parts: dict[str, dict[str, Any]] = {name: {} for name in PARTS}
     for option in OPTIONS:

@@ -31,9 +31,10 @@ large or undecodable still had its status line).
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
+
+from ._voice import Voice, speak
 
 __all__ = [
     "AuthError",
@@ -63,7 +64,15 @@ __all__ = [
 
 
 class FanfetchError(Exception):
-    """Root of every error fanfetch raises on purpose."""
+    """Root of every error fanfetch raises on purpose. A message names options as `name`
+    (see ``_voice``): ``str()`` says them as the current voice does."""
+
+    def __str__(self) -> str:
+        return speak(super().__str__())
+
+    def spoken(self, voice: Voice) -> str:
+        """The message with each option it names said as ``voice`` says it."""
+        return speak(super().__str__(), voice)
 
 
 class UsageError(FanfetchError):
@@ -73,25 +82,14 @@ class UsageError(FanfetchError):
 class ConfigError(UsageError, ValueError):
     """An option has a bad value. The message names the parameter, the value and the fix.
 
-    The hint names other options as `name`: the message says them as Python keywords
-    (``name=``), and the command line as its flags (``spoken``)."""
+    The hint names other options as `name` (see ``FanfetchError``); the command line says
+    the whole message in terms of the flag (``_cli._main``)."""
 
     def __init__(self, parameter: str, value: object, hint: str) -> None:
         self.parameter = parameter
         self.value = value
         self.hint = hint
-        super().__init__(f"invalid {parameter}={value!r}. HINT: {self.spoken(_as_keyword)}")
-
-    def spoken(self, name: Callable[[str], str]) -> str:
-        """The hint with each option it names as ``name`` says it."""
-        return _NAMED.sub(lambda m: name(m.group(1)), self.hint)
-
-
-_NAMED = re.compile(r"`(\w+)`")
-
-
-def _as_keyword(name: str) -> str:
-    return f"{name}="
+        super().__init__(f"invalid {parameter}={value!r}. HINT: {hint}")
 
 
 class OutputError(FanfetchError):

@@ -3,12 +3,13 @@ together written once (the job pipeline, ``_engine._pipeline``, runs it)."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from ._config import Config
 from ._exceptions import ConfigError
 
-__all__ = ["STDOUT", "JobSpec"]
+__all__ = ["JOB_FIELDS", "STDOUT", "JobSpec"]
 
 STDOUT = "-"
 
@@ -65,3 +66,6 @@ class JobSpec:
         if config.pages.paginate is not None and self.workers > 1:
             raise ConfigError("workers", self.workers, "does not go with `paginate` yet: worker "
                               "processes do not follow pages")  # fmt: skip
+
+
+JOB_FIELDS: frozenset[str] = frozenset(f.name for f in dataclasses.fields(JobSpec))

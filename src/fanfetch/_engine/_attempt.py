@@ -58,7 +58,7 @@ def over_budget(request: Request, budget: Rate) -> Result:
     """A request whose cost alone is over the budget can never start: it fails at once."""
     message = (
         f"cost {request.cost:g} is over the whole budget of {budget}; "
-        "split the request or raise --budget"
+        "split the request or raise `budget`"
     )
     return Result(request, error=InvalidRequest(message), attempts=0)
 

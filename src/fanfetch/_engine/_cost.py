@@ -61,11 +61,11 @@ class Costs:
         try:
             value = self._cost.search(request.to_dict(), options=_OPTIONS)
         except jmespath.exceptions.JMESPathError as exc:
-            return f"--cost cannot be applied to this request: {exc}"
+            return f"`cost` cannot be applied to this request: {exc}"
         if value is None:
             return None
         if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
-            return f"--cost gave {value!r} for this request, not a number >= 0"
+            return f"`cost` gave {value!r} for this request, not a number >= 0"
         return float(value)
 
     def used(self, content: bytes | None) -> float | None:

@@ -55,9 +55,9 @@ class Validator:
             try:
                 ok = self._expect.search(body)
             except Exception as exc:  # a JMESPath function given the wrong type
-                return f"--expect {self._expect_text!r} cannot be applied: {exc}"
+                return f"`expect` {self._expect_text!r} cannot be applied: {exc}"
             if not ok:
-                return f"--expect {self._expect_text!r} is not true of the body"
+                return f"`expect` {self._expect_text!r} is not true of the body"
         if self._schema is not None:
             if content is not None and len(content) > _BIG:
                 return await asyncio.to_thread(self._schema_problem, body)
@@ -68,11 +68,11 @@ class Validator:
         try:
             error = next(iter(self._schema.iter_errors(body)), None)
         except RecursionError:  # a recursive schema over a deep body: Python's stack ends
-            return "--schema: the body nests too deep to be checked"
+            return "`schema`: the body nests too deep to be checked"
         if error is None:
             return None
         where = "".join(f"[{p!r}]" for p in error.absolute_path) or " (the whole body)"
-        return f"--schema: {error.message} at body{where}"
+        return f"`schema`: {error.message} at body{where}"
 
 
 def _load_schema(path: str) -> Any:

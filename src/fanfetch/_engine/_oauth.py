@@ -52,7 +52,7 @@ class OAuth2:
         with none of the run's own headers; each is bounded by ``timeout`` (``--timeout``)."""
         secret = os.environ.get(SECRET_ENV)
         if not client_id:
-            raise ConfigError("oauth2_client_id", client_id, "give --oauth2-client-id ID")
+            raise ConfigError("oauth2_client_id", client_id, "give `oauth2_client_id` too")
         if not secret:
             raise ConfigError(
                 "oauth2_token_url", redact(token_url), f"set the client secret in {SECRET_ENV}"

@@ -135,7 +135,11 @@ class Paginator:
             self._param = rest
         elif kind == "offset" and rest:
             if not page_size or page_size < 1:
-                raise ConfigError("page_size", page_size, "offset:PARAM needs --page-size N")
+                raise ConfigError(
+                    "page_size",
+                    page_size,
+                    "offset:PARAM needs `page_size`, the items a full page has",
+                )
             self._param = rest
         else:
             raise ConfigError(

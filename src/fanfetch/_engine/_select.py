@@ -32,10 +32,10 @@ class Selector:
         try:
             selected = self._compiled.search(document)
         except (JMESPathError, TypeError, ValueError) as exc:
-            return result.replace(error=SelectError(f"--select {self.expression!r}: {exc}"))
+            return result.replace(error=SelectError(f"`select` {self.expression!r}: {exc}"))
         try:
             content = orjson.dumps(selected, option=orjson.OPT_NON_STR_KEYS)
         except TypeError:  # nested deeper than orjson writes (MAX_DEPTH)
-            message = f"--select {self.expression!r}: the selection nests too deep to record"
+            message = f"`select` {self.expression!r}: the selection nests too deep to record"
             return result.replace(error=SelectError(message))
         return result.replace(content=content, content_type="application/json", charset=None)

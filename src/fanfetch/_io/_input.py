@@ -29,6 +29,7 @@ from .._core._redact import redact, redact_url
 from .._core._resume import IdSet, id_hash
 from .._core._types import PLAIN_URL, Item
 from .._core._urls import bad_name
+from .._core._voice import speak
 
 __all__ = [
     "MAX_LINE_BYTES",
@@ -101,10 +102,10 @@ class Duplicates:
         if not self.count:
             return None
         shown = ", ".join(map(str, self.lines)) + (", ..." if self.count > len(self.lines) else "")
-        return (
+        return speak(
             f"warning: {self.count:,} line(s) repeat an id given earlier, or the line number "
             f"that a line without an id takes as its id (lines {shown}); each still gets a "
-            "record, but --resume cannot tell them apart"
+            "record, but `resume` cannot tell them apart"
         )
 
 

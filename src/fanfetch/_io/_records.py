@@ -25,6 +25,7 @@ from .._core._exceptions import UsageError
 from .._core._files import clean_temps, temp_prefix
 from .._core._models import Result
 from .._core._resume import IdSet, ResumeState, id_hash
+from .._core._voice import speak
 
 __all__ = [
     "JSON_LINES",
@@ -198,7 +199,7 @@ def _recover(
     finally:
         os.close(fd)
     if torn:
-        warn(f"--resume: cut a torn last line ({torn} bytes) from {path}")
+        warn(speak(f"`resume`: cut a torn last line ({torn} bytes) from {path}"))
     with open(path, "rb") as f:
         lines = sum(1 for _ in f)
     done = IdSet(lines)
@@ -245,7 +246,7 @@ def _recover(
             tmp.close()
             os.unlink(tmp.name)
     if bad:
-        warn(f"--resume: {bad} line(s) of {path} are not records and were ignored")
+        warn(speak(f"`resume`: {bad} line(s) of {path} are not records and were ignored"))
     return ResumeState(done, kept, torn, dropped, failed, statuses)
 
 

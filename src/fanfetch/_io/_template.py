@@ -132,7 +132,7 @@ class RowParser(LineParser):
         except orjson.JSONDecodeError as exc:
             return invalid_item(line, seq, f"malformed JSON: {exc}")
         if not isinstance(row, dict):
-            return invalid_item(line, seq, "with --url each line is a JSON object")
+            return invalid_item(line, seq, "with a URL template each line is a JSON object")
         return self._template.build(row, seq=seq, line=line)
 
 

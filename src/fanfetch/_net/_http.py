@@ -184,7 +184,7 @@ class HTTP:
             if hop > self._max_redirects:
                 raise TooManyRedirects(
                     f"more than {self._max_redirects} redirects (last to "
-                    f"{redact(location)}); raise --max-redirects if that is expected",
+                    f"{redact(location)}); raise `max_redirects` if that is expected",
                     status=redirect.status,
                 )
             try:
@@ -281,14 +281,14 @@ class HTTP:
         decoder = _decoder(resp)
         if decoder is None and length is not None and limit is not None and length > limit:
             raise BodyTooLarge(
-                f"the body is {length:,} bytes, over --max-file {limit:,}", status=resp.status
+                f"the body is {length:,} bytes, over `max_file={limit}`", status=resp.status
             )
         chunks = _decoded(resp, decoder or IDENTITY, limit)
         try:
             saved = await save_stream(chunks, self._save_dir, request.id, limit=limit)
         except OverflowError:
             raise BodyTooLarge(
-                f"the body is over --max-file {limit:,} bytes", status=resp.status
+                f"the body is over `max_file={limit}` bytes", status=resp.status
             ) from None
         except OSError as exc:
             raise SaveError(f"cannot save the body: {exc.strerror or exc}") from exc

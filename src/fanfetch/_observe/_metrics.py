@@ -91,7 +91,7 @@ class MetricsServer:
             from prometheus_client import CollectorRegistry, start_http_server
         except ImportError:
             raise UsageError(
-                "--metrics-port needs prometheus_client: pip install 'fanfetch[metrics]'"
+                "`metrics_port` needs prometheus_client: pip install 'fanfetch[metrics]'"
             ) from None
         registry = CollectorRegistry(auto_describe=False)
         registry.register(
@@ -111,7 +111,7 @@ class MetricsServer:
         try:
             self._server, self._thread = start_http_server(port, addr=host, registry=registry)
         except OSError as exc:
-            raise UsageError(f"--metrics-port {port}: cannot listen: {exc.strerror}") from None
+            raise UsageError(f"`metrics_port={port}`: cannot listen: {exc.strerror}") from None
 
     def linger(self, seconds: float) -> bool:
         """After the run: serve the final counts until they are scraped once more (so

@@ -39,6 +39,7 @@ import orjson
 from .._core._config import Config
 from .._core._exceptions import ConfigError, FanfetchError, UsageError
 from .._core._models import Request, Result
+from .._core._voice import VOICE, Voice
 from .._io._records import JSON_LINES
 from .._io._template import UrlTemplate, csv_header
 
@@ -266,10 +267,13 @@ class Shard:
     part: str
 
 
-def _run_shard(shard: Shard, config: Config, board: Any, rows: Rows | None) -> dict[str, Any]:
+def _run_shard(
+    shard: Shard, config: Config, board: Any, rows: Rows | None, voice: Voice
+) -> dict[str, Any]:
     """One shard, on a Ray worker: resume from the part file, run the engine, mark it done."""
     import ray
 
+    VOICE.set(voice)  # its records' messages name options as the driver's do
     from .._core._loop import loop_factory
 
     stem = shard.part.removesuffix(".jsonl")
@@ -432,7 +436,7 @@ def run_on_ray(
         import ray
     except ImportError:
         raise UsageError(
-            "--cluster ray needs Ray: pip install 'fanfetch[ray]' (on every node)"
+            "`cluster=ray` needs Ray: pip install 'fanfetch[ray]' (on every node)"
         ) from None
     from .._io._input import open_source
 
@@ -545,6 +549,7 @@ class _Job:
         counts, those finished before a resume included."""
         ray, board, todo = self._ray, self.board, self.todo
         run = ray.remote(max_retries=5, retry_exceptions=False)(_run_shard)
+        voice = VOICE.get()
         results: list[Any] = list(self.finished.values())
         pending: list[Any] = []
         last: tuple[int, int] | None = None
@@ -555,7 +560,7 @@ class _Job:
                 looked = time.monotonic()
                 room = self._room()
             while todo and len(pending) < room:  # no more at once than the limits can be cut
-                pending.append(run.remote(todo.pop(), self._config, board, self.rows))
+                pending.append(run.remote(todo.pop(), self._config, board, self.rows, voice))
             ready, pending = ray.wait(pending, num_returns=1, timeout=every)
             results.extend(ray.get(ready))
             progress = _ask(ray, board.progress.remote(), "asking the job's board how far it is")

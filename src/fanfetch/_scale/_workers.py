@@ -33,6 +33,7 @@ from .._core._events import Finished, RunEnded, RunStarted
 from .._core._exceptions import WorkerDied
 from .._core._models import Result
 from .._core._types import Item
+from .._core._voice import VOICE, Voice
 from .._io._input import coerce
 from .._io._records import encode_result
 from .._io._reorder import Reorder
@@ -88,11 +89,12 @@ def share(config: Config, n: int) -> Config:
 # -- in each worker process ---------------------------------------------------------------------
 
 
-def _worker_main(config: Config, inbox: Connection, outbox: Connection) -> None:
+def _worker_main(config: Config, inbox: Connection, outbox: Connection, voice: Voice) -> None:
     from .._core._loop import loop_factory
     from .._core._tuning import collect_young_rarely
 
     collect_young_rarely()  # a process of fanfetch's own, as ``fanfetch run`` is
+    VOICE.set(voice)  # its records' messages name options as its parent's do
 
     try:
         with asyncio.Runner(loop_factory=loop_factory()) as runner:
@@ -207,7 +209,7 @@ class _Worker:
         self.outbox, outbox_write = context.Pipe(duplex=False)
         self.process = context.Process(
             target=_worker_main,
-            args=(config, inbox_read, outbox_write),
+            args=(config, inbox_read, outbox_write, VOICE.get()),
             daemon=True,
             name=f"fanfetch-worker-{index}",
         )
@@ -364,7 +366,8 @@ class _Dealer:
         if self._restarts > _RESTARTS_PER_WORKER * self.n:
             raise WorkerDied(
                 f"worker processes died {self._restarts} times ({len(left):,} requests "
-                "unanswered by the last); the records so far are whole: run again with --resume"
+                "unanswered by the last); the records so far are whole: run again with "
+                "`resume=True`"
             )
         if self._warn is not None:
             await self._loop.run_in_executor(None, dead.process.join, 5)  # its pipe closed

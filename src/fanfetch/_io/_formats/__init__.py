@@ -117,7 +117,7 @@ def check_holds(record_format: RecordFormat, path: str) -> None:
     if held is not None and held != record_format.name:
         raise UsageError(
             f"{path} holds {held} records, not {record_format.name}: name the format it "
-            f"holds (--format {held}, or --from {held} for export and report), or give "
+            f"holds (`format={held}`, or --from {held} for export and report), or give "
             "another output"
         )
 

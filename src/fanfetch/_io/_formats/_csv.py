@@ -21,6 +21,7 @@ import orjson
 from ..._core._exceptions import UsageError
 from ..._core._models import Result
 from ..._core._resume import IdSet, ResumeState
+from ..._core._voice import speak
 from .._records import FdOutput, open_fd
 from ._rows import columns_for, record_from_row, row_from_record, tally
 
@@ -182,7 +183,7 @@ class CsvFormat:
         if found and found != list(columns):
             raise UsageError(
                 f"{path} has other columns than this run writes ({', '.join(found)}): "
-                "is --select the same?"
+                "is `select` the same?"
             )
         fd, owns = open_fd(path, append=append)
         output = _CsvOutput(fd, _Encoder(selected, include_headers, raw_cells), owns=owns)
@@ -199,7 +200,7 @@ class CsvFormat:
         if whole < size:
             with open(path, "r+b") as f:
                 f.truncate(whole)
-            warn(f"--resume: cut a torn last record ({size - whole} bytes) from {path}")
+            warn(speak(f"`resume`: cut a torn last record ({size - whole} bytes) from {path}"))
         if not redo_failed:
             state = tally((r["id"], r["ok"], r["status"], r["error_type"]) for r in _rows(path))
         else:  # keep only the ok records, the file rewritten with them

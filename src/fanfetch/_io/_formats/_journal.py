@@ -115,7 +115,7 @@ class Journaled:
             if found and found != list(columns_for(selected)):
                 raise UsageError(
                     f"{path} has other columns than this run writes ({', '.join(found)}): "
-                    "is --select the same?"
+                    "is `select` the same?"
                 )
         if not append:
             self._remove(path)

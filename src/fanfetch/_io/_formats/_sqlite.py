@@ -122,7 +122,7 @@ class SqliteFormat:
             conn.close()
             raise UsageError(
                 f"{path}'s table {TABLE} has other columns than this run writes "
-                f"({', '.join(found)}): is --select the same?"
+                f"({', '.join(found)}): is `select` the same?"
             )
         if not append:
             conn.execute(f"DROP TABLE IF EXISTS {TABLE}")

@@ -131,10 +131,11 @@ def tls_error(exc: BaseException) -> TLSError:
     """Our error for a failed handshake, naming the fixes."""
     if isinstance(exc, ssl.SSLCertVerificationError):
         return TLSError(
-            f"the server's certificate was refused: {exc}. HINT: trust its CA with --cacert "
-            "ca.pem (or SSL_CERT_FILE=ca.pem), or skip verification with --insecure"
+            f"the server's certificate was refused: {exc}. HINT: trust its CA with "
+            "`cacert=ca.pem` (or SSL_CERT_FILE=ca.pem), or skip verification with "
+            "`verify_tls=False`"
         )
     return TLSError(
         f"TLS failed: {exc}. HINT: check the URL's scheme and port; a server that asks for "
-        "a client certificate needs --cert (and --key); or --insecure"
+        "a client certificate needs `cert` (and `key`); or `verify_tls=False`"
     )

@@ -49,8 +49,8 @@ def map_pyreqwest_error(exc: BaseException) -> RequestError | None:
     if isinstance(exc, e.RequestError):
         if any(word in message.lower() for word in _TLS_WORDS):
             return TLSError(
-                f"TLS failed: {message}. HINT: trust the server's CA with --cacert ca.pem, "
-                "or skip verification with --insecure"
+                f"TLS failed: {message}. HINT: trust the server's CA with `cacert=ca.pem`, "
+                "or skip verification with `verify_tls=False`"
             )
         return ConnectError(f"{type(exc).__name__}: {message}")
     return None
@@ -130,11 +130,11 @@ class Http2Transport:
         try:
             from pyreqwest.client import ClientBuilder
         except ImportError:
-            raise UsageError("--http2 needs pyreqwest: pip install 'fanfetch[http2]'") from None
+            raise UsageError("`http2` needs pyreqwest: pip install 'fanfetch[http2]'") from None
         if config.network.cookies or config.network.proxy is not None or config.network.trust_env:
             raise UsageError(
-                "--http2 sends no proxy and keeps no cookies yet: leave out --http2 "
-                "for --proxy, --trust-env or --cookies"
+                "`http2` sends no proxy and keeps no cookies yet: leave out `http2` "
+                "for `proxy`, `trust_env` or `cookies`"
             )
         self._pool_size = pool_size or config.limits.concurrency
         builder = (

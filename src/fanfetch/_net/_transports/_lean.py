@@ -83,7 +83,7 @@ class _Proxy:
         parsed = URL(url)
         if parsed.scheme != "http" or not parsed.raw_host:
             raise UsageError(
-                "the lean transport speaks to http:// proxies: use --transport aiohttp for this one"
+                "the lean transport speaks to http:// proxies: use `transport=aiohttp` for this one"
             )
         self.host = parsed.raw_host
         self.port = parsed.port or 80
@@ -368,7 +368,7 @@ class LeanTransport:
     def __init__(self, config: Config, *, pool_size: int | None = None) -> None:
         network = self._network = config.network
         if network.cookies:
-            raise UsageError("the lean transport keeps no cookies: use --transport aiohttp")
+            raise UsageError("the lean transport keeps no cookies: use `transport=aiohttp`")
         self._proxy = _Proxy(network.proxy) if network.proxy is not None else None
         self._env_proxies = (
             urllib.request.getproxies_environment()
