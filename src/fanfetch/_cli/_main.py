@@ -91,46 +91,35 @@ def _click_settings(option: Option) -> dict[str, Any]:
 
 
 # ``fanfetch run --help`` in sections, as docs/flags.md has them (tests/test_cli.py holds
-# the two together); an option in none is listed last, under "Other".
-HELP_SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("Input and output", ("output", "format", "url_template", "method", "csv_rows", "ordered",
-                          "expect", "schema", "select", "include_headers", "include_attempts",
-                          "dry_run", "resume", "redo_failed")),
-    ("Pages", ("paginate", "items", "page_start", "page_size", "max_pages")),
-    ("How many, how fast", ("concurrency", "per_host", "rate", "rate_per_host", "burst",
-                            "budget", "cost", "usage")),
-    ("When things fail", ("timeout", "connect_timeout", "retries", "retry_on", "backoff_base",
-                          "backoff_max", "max_retry_after")),
-    ("What is sent and what is accepted", ("headers", "max_body", "max_redirects",
-                                           "redact_params", "csv_raw", "allow_link_local",
-                                           "verify_tls", "transport", "http2")),
-    ("Networks and credentials", ("proxy", "trust_env", "cacert", "cert", "key", "cookies",
-                                  "oauth2_token_url", "oauth2_client_id", "oauth2_scope",
-                                  "key_pool", "key_header", "rate_per_key", "budget_per_key",
-                                  "user")),
-    ("Files and processing", ("save_dir", "max_file", "transform", "transform_workers")),
-    ("More than one process", ("workers", "cluster", "shards")),
-    ("What you see", ("progress", "dashboard", "quiet", "summary_json", "metrics_port",
-                      "metrics_host", "metrics_linger")),
-)  # fmt: skip
+# the two together): each option row names its heading; one in none is listed under "Other".
+HELP_HEADINGS: tuple[str, ...] = (
+    "Input and output",
+    "Pages",
+    "How many, how fast",
+    "When things fail",
+    "What is sent and what is accepted",
+    "Networks and credentials",
+    "Files and processing",
+    "More than one process",
+    "What you see",
+)
 
 
 class _Sectioned(click.Command):
-    """A command whose options are listed under ``HELP_SECTIONS``' headings."""
+    """A command whose options are listed under the headings their rows name, in the order
+    of ``HELP_HEADINGS``."""
 
     def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        records = {
-            p.name: p.get_help_record(ctx)
-            for p in self.get_params(ctx)
-            if isinstance(p, click.Option)
-        }
-        shown: set[str | None] = set()
-        for title, names in (*HELP_SECTIONS, ("Other", tuple(n for n in records if n))):
-            rows = [records[n] for n in names if n in records and n not in shown]
-            shown.update(names)
-            if rows := [row for row in rows if row is not None]:
+        rows: dict[str, list[tuple[str, str]]] = {title: [] for title in (*HELP_HEADINGS, "Other")}
+        for param in self.get_params(ctx):
+            if isinstance(param, click.Option) and (row := param.get_help_record(ctx)):
+                option = BY_NAME.get(param.name or "") or BY_JOB_NAME.get(param.name or "")
+                title = option.section if option is not None and option.section else "Other"
+                rows[title].append(row)
+        for title, found in rows.items():
+            if found:
                 with formatter.section(title):
-                    formatter.write_dl(rows)
+                    formatter.write_dl(found)
 
 
 @cli.command(cls=_Sectioned, epilog=EXAMPLES)

@@ -52,50 +52,69 @@ def _workers(text: str) -> int:
 JOB_OPTIONS: tuple[Option, ...] = (
     Option("output", None, "Write records here (default: stdout); the name's ending picks the "
            "format: .jsonl, .csv, .parquet, .sqlite/.db, .duckdb (anything else: JSON lines).",
-           flags=("-o", "--output"), metavar="FILE", to="job"),
+           flags=("-o", "--output"), metavar="FILE", to="job",
+           section="Input and output"),
     Option("format", None, "The output's format, whatever its name (stdout takes jsonl or csv).",
-           flags=("--format",), choices=tuple(FORMATS), to="job"),
+           flags=("--format",), choices=tuple(FORMATS), to="job",
+           section="Input and output"),
     Option("url_template", None, "Make each request from this URL, its {field}s filled from "
            "the input row (a JSON object, or a CSV line under a header).",
-           flags=("--url",), metavar="TEMPLATE", to="run", api=False),
+           flags=("--url",), metavar="TEMPLATE", to="run", api=False,
+           section="Input and output"),
     Option("method", "GET", "With --url: the method; POST, PUT and PATCH send the row as the "
-           "JSON body.", flags=("--method",), to="run", api=False),
+           "JSON body.", flags=("--method",), to="run", api=False,
+           section="Input and output"),
     Option("csv_rows", False, "With --url: the input is CSV with a header (automatic for "
-           "*.csv).", flags=("--csv",), kind=bool, to="run", api=False),
+           "*.csv).", flags=("--csv",), kind=bool, to="run", api=False,
+           section="Input and output"),
     Option("dry_run", False, "Read and check the whole input and say what would be requested "
            "(how many, to which hosts, the first few, secrets masked); send nothing.",
-           flags=("--dry-run",), kind=bool, to="run", api=False),
+           flags=("--dry-run",), kind=bool, to="run", api=False,
+           section="Input and output"),
     Option("resume", False, "Skip ids already in --output; append the rest.",
-           flags=("--resume",), kind=bool, to="job"),
+           flags=("--resume",), kind=bool, to="job",
+           section="Input and output"),
     Option("redo_failed", False, "With --resume: also do again the requests whose record is "
-           "not ok.", flags=("--redo-failed",), kind=bool, to="job"),
+           "not ok.", flags=("--redo-failed",), kind=bool, to="job",
+           section="Input and output"),
     Option("ordered", False, "Write records in input order.", flags=("--ordered",),
-           kind=bool, to="job"),
+           kind=bool, to="job",
+           section="Input and output"),
     Option("workers", 1, "Processes, each with its own event loop, sharing the limits; one "
            "writer.", flags=("--workers",), metavar="N|auto", parse=_workers, cli_default="1",
-           to="job", api=False),
+           to="job", api=False,
+           section="More than one process"),
     Option("cluster", None, "Run on Ray: 'ray' joins the cluster at $RAY_ADDRESS, else starts "
            "one here; ray://HOST:PORT through Ray Client. -o is then a directory of parts.",
-           flags=("--cluster",), metavar="ray|ray://HOST:PORT", to="job"),
+           flags=("--cluster",), metavar="ray|ray://HOST:PORT", to="job",
+           section="More than one process"),
     Option("shards", None, "With --cluster: how many parts to cut the input into.  "
-           "[default: 4 per CPU]", flags=("--shards",), kind=int, metavar="N", to="job"),
+           "[default: 4 per CPU]", flags=("--shards",), kind=int, metavar="N", to="job",
+           section="More than one process"),
     Option("summary_json", None, "Also write the end summary as JSON.",
-           flags=("--summary-json",), metavar="FILE", to="run", api=False),
+           flags=("--summary-json",), metavar="FILE", to="run", api=False,
+           section="What you see"),
     Option("metrics_port", None, "Serve Prometheus metrics of the run on this port (needs "
            "fanfetch[metrics]).", flags=("--metrics-port",), kind=int, metavar="PORT",
-           to="run", api=False),
+           to="run", api=False,
+           section="What you see"),
     Option("metrics_host", "127.0.0.1", "With --metrics-port: the address to listen on.",
-           flags=("--metrics-host",), metavar="ADDRESS", to="run", api=False),
+           flags=("--metrics-host",), metavar="ADDRESS", to="run", api=False,
+           section="What you see"),
     Option("metrics_linger", 5.0, "With --metrics-port: after the run, serve the final counts "
            "until they are scraped once more, or this long.", flags=("--metrics-linger",),
-           kind=float, metavar="SECONDS", to="run", api=False),
+           kind=float, metavar="SECONDS", to="run", api=False,
+           section="What you see"),
     Option("progress", None, "Show the progress bar.  [default: when stderr is a terminal]",
-           flags=("--progress/--no-progress",), kind=bool, to="run"),
+           flags=("--progress/--no-progress",), kind=bool, to="run",
+           section="What you see"),
     Option("dashboard", False, "A live full-terminal view instead of the progress bar: rate "
            "over time, latency, the status and error mix, the busiest hosts.",
-           flags=("--dashboard",), kind=bool, to="run", api=False),
+           flags=("--dashboard",), kind=bool, to="run", api=False,
+           section="What you see"),
     Option("quiet", False, "No progress bar, no summary.", flags=("-q", "--quiet"), kind=bool,
-           to="run", api=False),
+           to="run", api=False,
+           section="What you see"),
 )  # fmt: skip
 
 BY_JOB_NAME: Mapping[str, Option] = {option.name: option for option in JOB_OPTIONS}
