@@ -7,6 +7,11 @@ RAY    := $(VENV)/.ray-installed
 
 .PHONY: demo test test-fast lint typecheck docs pytest bench dist clean
 
+# Compiled modules go to .venv, not beside the sources: the tests start hundreds of fanfetch
+# processes, and where PYTHONDONTWRITEBYTECODE is set each compiled every module again.
+export PYTHONPYCACHEPREFIX := $(CURDIR)/$(VENV)/pycache
+export PYTHONDONTWRITEBYTECODE :=
+
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
@@ -39,7 +44,7 @@ test: $(STAMP) $(RAY)
 test-fast: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
-	$(BIN)/pytest -q -m "not slow" --ignore=tests/test_cluster.py -p no:cacheprovider -n 2
+	$(BIN)/pytest -q -m "not slow" --ignore=tests/test_cluster.py -p no:cacheprovider -n 4
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
