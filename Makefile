@@ -40,11 +40,12 @@ test: $(STAMP) $(RAY)
 	$(BIN)/coverage combine -q
 	$(BIN)/coverage report
 
-# The inner loop: no slow (real-time) tests and no Ray; `make test` runs everything.
+# The inner loop: no slow (real-time) tests and no Ray; `make test` runs everything. Its
+# commands are forked from a process that has imported fanfetch (tests/zygote.py).
 test-fast: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
-	$(BIN)/pytest -q -m "not slow" --ignore=tests/test_cluster.py -p no:cacheprovider -n 4
+	FANFETCH_TEST_FORK=1 $(BIN)/pytest -q -m "not slow" --ignore=tests/test_cluster.py -p no:cacheprovider -n 4
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 import pytest
 
+from tests import forked
 from tests.servers import DroppingServer, LoopbackAPI
 
 
@@ -72,7 +73,8 @@ async def run_cli(
     env: dict[str, str] | None = None,
     preexec_fn: Any = None,
 ) -> CLIResult:
-    """Run ``python -m fanfetch ARGS`` as a real process while the test's servers keep serving."""
+    """Run ``python -m fanfetch ARGS`` as a real process while the test's servers keep serving
+    (``make test-fast``: a process forked from one that has imported fanfetch, ``forked``)."""
     env = {
         **os.environ,
         **(env or {}),
@@ -80,6 +82,14 @@ async def run_cli(
         "COLUMNS": "120",
         "PYTHONFAULTHANDLER": "1",  # SIGABRT on a timeout below dumps every thread's stack
     }
+    if forked.WANTED and preexec_fn is None:
+        status, out, raw_err, timed_out = await forked.run(args, stdin, timeout, cwd, env)
+        if timed_out:
+            raise AssertionError(
+                f"fanfetch {' '.join(args)} ran over {timeout} s; it wrote "
+                f"{len(out.splitlines())} records, and on stderr: {raw_err.decode()[-12000:]}"
+            )
+        return CLIResult(status, out, raw_err.decode())
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -110,6 +120,12 @@ async def run_cli(
         ) from None
     assert proc.returncode is not None
     return CLIResult(proc.returncode, out, err.decode())
+
+
+def run_cli_blocking(*args: str, stdin: bytes | None = None, timeout: float = 180.0,
+                     cwd: Path | None = None) -> CLIResult:  # fmt: skip
+    """``run_cli`` for a test that is not a coroutine (one that serves from a thread)."""
+    return asyncio.run(run_cli(*args, stdin=stdin, timeout=timeout, cwd=cwd))
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:

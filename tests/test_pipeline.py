@@ -4,9 +4,6 @@ ordered and resumed jobs and every output format."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +11,7 @@ import pytest
 
 import fanfetch
 from fanfetch._io._formats import format_for
+from tests.conftest import run_cli_blocking
 
 TIMING = ("elapsed_ms", "started_at")  # when, not what: the only fields that may differ
 
@@ -64,11 +62,8 @@ def run_entry(entry: str, requests: list[str], options: dict[str, Any], out: Pat
         flags += ["--workers", "2"]
     elif entry == "ray":
         flags += ["--cluster", "ray", "--shards", "2"]
-    done = subprocess.run(
-        [sys.executable, "-m", "fanfetch", "run", str(source), "-o", str(out), *flags],
-        capture_output=True, text=True, timeout=180, env={**os.environ, "COLUMNS": "120"},
-    )  # fmt: skip
-    assert done.returncode in (0, 1), done.stderr  # 1: some records are not ok, as planned
+    done = run_cli_blocking("run", str(source), "-o", str(out), *flags)
+    assert done.status in (0, 1), done.stderr  # 1: some records are not ok, as planned
 
 
 def records(out: Path) -> list[dict[str, Any]]:
@@ -179,10 +174,7 @@ def test_a_job_rule_is_said_in_the_language_of_the_caller(tmp_path: Path):
     with pytest.raises(fanfetch.ConfigError, match=r"invalid redo_failed=True\. HINT: goes "
                        r"with resume="):  # fmt: skip
         fanfetch.run([], output=tmp_path / "o.jsonl", redo_failed=True)
-    done = subprocess.run(
-        [sys.executable, "-m", "fanfetch", "run", "-", "-o", str(tmp_path / "o.jsonl"),
-         "--redo-failed"], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
-    assert done.returncode == 2
+    done = run_cli_blocking("run", "-", "-o", str(tmp_path / "o.jsonl"), "--redo-failed")
+    assert done.status == 2
     assert "--redo-failed goes with --resume" in done.stderr
     assert not (tmp_path / "o.jsonl").exists()  # refused before anything was opened

@@ -4,9 +4,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,15 +12,13 @@ import pytest
 import fanfetch
 from fanfetch._cli._main import as_flag
 from fanfetch._core._voice import speak
+from tests.conftest import CLIResult, run_cli_blocking
 
 
-def _cli(tmp_path: Path, url: str, *flags: str) -> subprocess.CompletedProcess[str]:
+def _cli(tmp_path: Path, url: str, *flags: str) -> CLIResult:
     source = tmp_path / "in.txt"
     source.write_text(url + "\n")
-    return subprocess.run(
-        [sys.executable, "-m", "fanfetch", "run", str(source), "-q", *flags],
-        capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "120"},
-    )  # fmt: skip
+    return run_cli_blocking("run", str(source), "-q", *flags)
 
 
 def _read(path: Path) -> list[dict[str, Any]]:
@@ -40,7 +35,7 @@ def test_a_record_names_the_option_as_its_entry_does(api_in_thread: str, tmp_pat
     else:
         workers = ["--workers", "2"] if entry == "workers" else []
         done = _cli(tmp_path, url, "-o", str(out), "--max-redirects", "2", *workers)
-        assert done.returncode == 1, done.stderr
+        assert done.status == 1, done.stderr
     [record] = _read(out)
     assert record["error"]["type"] == "too_many_redirects"
     message = record["error"]["message"]
@@ -57,7 +52,7 @@ def test_an_error_raised_to_python_names_keywords_and_the_command_line_says_flag
         fanfetch.run(["http://127.0.0.1:9/"], transport="lean", cookies=True)
     assert "use transport='aiohttp'" in str(caught.value)
     done = _cli(tmp_path, "http://127.0.0.1:9/", "--transport", "lean", "--cookies")
-    assert done.returncode == 2
+    assert done.status == 2
     assert "use --transport aiohttp" in done.stderr and "transport=" not in done.stderr
     assert "Traceback" not in done.stderr
 
@@ -67,7 +62,7 @@ def test_a_config_hint_names_the_other_option_in_each_language(tmp_path: Path):
         fanfetch.run(["http://127.0.0.1:9/"], oauth2_token_url="http://127.0.0.1:9/token")
     assert "oauth2_client_id=" in str(caught.value)
     done = _cli(tmp_path, "http://127.0.0.1:9/", "--oauth2-token-url", "http://127.0.0.1:9/t")
-    assert done.returncode == 2 and "--oauth2-client-id" in done.stderr, done.stderr
+    assert done.status == 2 and "--oauth2-client-id" in done.stderr, done.stderr
 
 
 def test_only_option_names_are_spoken_and_other_backquoted_text_stays():
