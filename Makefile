@@ -45,7 +45,7 @@ test: $(STAMP) $(RAY)
 test-fast: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
-	FANFETCH_TEST_FORK=1 $(BIN)/pytest -q -m "not slow" --ignore=tests/test_cluster.py -p no:cacheprovider -n 4
+	FANFETCH_TEST_FORK=1 $(BIN)/pytest -q -m "not slow" --ignore=tests/scale/test_cluster.py -p no:cacheprovider -n 4
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

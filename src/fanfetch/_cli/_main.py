@@ -90,7 +90,7 @@ def _click_settings(option: Option) -> dict[str, Any]:
             "metavar": option.metavar, "help": option.help}  # fmt: skip
 
 
-# ``fanfetch run --help`` in sections, as docs/flags.md has them (tests/test_cli.py holds
+# ``fanfetch run --help`` in sections, as docs/flags.md has them (tests/cli/test_cli.py holds
 # the two together): each option row names its heading; one in none is listed under "Other".
 HELP_HEADINGS: tuple[str, ...] = (
     "Input and output",

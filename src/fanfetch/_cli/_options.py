@@ -48,7 +48,7 @@ def _workers(text: str) -> int:
 
 # ``to``: "job" for a field of ``JobSpec`` (the pipeline's), "run" for one of ``RunOptions``
 # (the command line's own: its input rows and what it shows). ``api``: also a keyword of
-# ``fanfetch.run``/``iter_results`` (``tests/test_config.py`` holds them together).
+# ``fanfetch.run``/``iter_results`` (``tests/core/test_config.py`` holds them together).
 JOB_OPTIONS: tuple[Option, ...] = (
     Option("output", None, "Write records here (default: stdout); the name's ending picks the "
            "format: .jsonl, .csv, .parquet, .sqlite/.db, .duckdb (anything else: JSON lines).",

@@ -271,7 +271,7 @@ class Result:
     decoded form that records carry (see ``decode_body``), computed when first asked for.
     A result is a value: every field is given when it is made, and nothing changes it after
     (``replace`` makes a changed copy). It is not frozen by force, which would cost a
-    microsecond per result; ``tests/test_models.py`` checks that no module assigns to one.
+    microsecond per result; ``tests/core/test_models.py`` checks that no module assigns to one.
     """
 
     __slots__ = (

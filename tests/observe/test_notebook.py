@@ -15,8 +15,7 @@ from rich.console import Console
 import fanfetch
 from fanfetch._observe._progress import CalledProgressBar
 from fanfetch._observe._summary import Stats
-
-from .servers import LoopbackAPI
+from tests.servers import LoopbackAPI
 
 
 class WatchingClient(NotebookClient):

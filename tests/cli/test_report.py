@@ -14,9 +14,8 @@ import orjson
 import pytest
 
 from fanfetch._cli._report import KINDS, Tally, kind_of, render
-
-from .conftest import read_records, run_cli
-from .servers import LoopbackAPI
+from tests.conftest import read_records, run_cli
+from tests.servers import LoopbackAPI
 
 
 def page_data(page: str) -> dict[str, Any]:

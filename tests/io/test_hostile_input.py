@@ -117,7 +117,12 @@ def _peak_rss_mb(*args: str) -> tuple[int, float]:
 
     with tempfile.NamedTemporaryFile("r", suffix=".mb") as peak:
         done = subprocess.run(
-            [sys.executable, str(Path(__file__).with_name("peak_memory.py")), peak.name, *args],
+            [
+                sys.executable,
+                str(Path(__file__).parent.parent / "peak_memory.py"),
+                peak.name,
+                *args,
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             timeout=120,

@@ -13,8 +13,8 @@ import pytest
 
 from tests.conftest import run_cli
 from tests.faults import refused_url
+from tests.net.test_network import SECRET
 from tests.servers import ForwardProxy, LoopbackAPI
-from tests.test_network import SECRET
 
 CREDENTIALS = {  # how each kind of credential is given, and the header it travels in
     "flags": (["--header", f"X-Api-Key: {SECRET}", "--user", f"bob:{SECRET}"],

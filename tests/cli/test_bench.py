@@ -22,7 +22,7 @@ def test_a_benchmark_client_that_failed_requests_gets_no_figure_and_is_no_refere
     import sys
     from pathlib import Path
 
-    path = Path(__file__).parent.parent / "benchmarks" / "run.py"
+    path = Path(__file__).parent.parent.parent / "benchmarks" / "run.py"
     sys.path.insert(0, str(path.parent))
     try:
         spec = importlib.util.spec_from_file_location("bench_run", path)

@@ -475,7 +475,9 @@ def test_run_help_lists_the_flags_under_the_headings_of_docs_flags_md():
                for part in f.split("/")}  # fmt: skip
     docs: dict[str, list[str]] = {}
     title = ""
-    for line in (Path(__file__).parent.parent / "docs" / "flags.md").read_text().splitlines():
+    for line in (
+        (Path(__file__).parent.parent.parent / "docs" / "flags.md").read_text().splitlines()
+    ):
         if line.startswith("## "):
             title = line[3:].strip()
             docs[title] = []

@@ -11,9 +11,8 @@ from rich.console import Console
 from fanfetch._engine._limits import HostGate
 from fanfetch._observe._dashboard import Dashboard, sparkline
 from fanfetch._observe._summary import Stats
-
-from .conftest import run_cli
-from .servers import LoopbackAPI
+from tests.conftest import run_cli
+from tests.servers import LoopbackAPI
 
 
 class Clock:

@@ -1,0 +1,1 @@
+"""Tests of the command line, its report and bench commands (``fanfetch._cli``)."""

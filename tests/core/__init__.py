@@ -1,0 +1,1 @@
+"""Tests of the core: values, options, records, errors (``fanfetch._core``)."""

@@ -1,0 +1,2 @@
+"""Tests of the engine (``fanfetch._engine``): scheduler, attempts and hooks, limits, retries,
+pages, stages."""

@@ -1,0 +1,1 @@
+"""Tests of input, output, record formats, resume (``fanfetch._io``)."""

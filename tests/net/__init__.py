@@ -1,0 +1,2 @@
+"""Tests of HTTP and the transports (``fanfetch._net``): the conformance suite, TLS, proxies,
+credentials."""

@@ -1,0 +1,1 @@
+"""Tests of more than one process: --workers and Ray (``fanfetch._scale``)."""
