@@ -195,7 +195,8 @@ async def test_the_lean_transport_keeps_a_bounded_number_of_hosts():
     against 52 for 20,000. Now what it keeps is bounded, whatever the number of hosts (its
     figures at a million: the issue 23 note). The hosts are loopback addresses nobody listens
     on: each attempt is refused at once."""
-    from fanfetch._net._transports._lean import _DNS_KEPT, _ORIGINS_KEPT
+    from fanfetch._net._transports._lean._dns import _DNS_KEPT
+    from fanfetch._net._transports._lean._pool import _ORIGINS_KEPT
 
     transport = open_transport(make_config(transport="lean"), pool_size=10)
     try:
@@ -203,7 +204,7 @@ async def test_the_lean_transport_keeps_a_bounded_number_of_hosts():
             with pytest.raises(ConnectError):
                 await transport.open("GET", f"http://127.1.{i >> 8}.{i & 255}:9/", headers=None,
                                      params=None, data=None, timeout=5)  # fmt: skip
-        assert len(transport._dns) <= _DNS_KEPT  # type: ignore[attr-defined]
+        assert len(transport._resolver.kept) <= _DNS_KEPT  # type: ignore[attr-defined]
         assert len(transport._origins) <= _ORIGINS_KEPT + 1  # type: ignore[attr-defined]
     finally:
         await transport.aclose()
