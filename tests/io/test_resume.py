@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from fanfetch._core._resume import IdSet, id_hash
-from fanfetch._io._records import JSON_LINES
+from fanfetch._io._formats._jsonl import JSON_LINES
 from tests.conftest import read_records, run_cli
 from tests.servers import LoopbackAPI
 

@@ -16,8 +16,9 @@ from typing import Any
 from .._core._config import compile_select, select_columns
 from .._core._exceptions import UsageError
 from .._io._formats import check_holds, format_for, has_records, read_errors, unreadable
+from .._io._formats._jsonl import JSON_LINES, read_json_lines
 from .._io._formats._rows import BASE_COLUMNS
-from .._io._records import JSON_LINES, RecordFormat, encode_record, read_json_lines
+from .._io._records import RecordFormat, encode_record
 
 __all__ = ["export"]
 

@@ -24,7 +24,7 @@ import orjson
 
 from .._core._exceptions import UsageError
 from .._io._formats import check_holds, format_for, has_records, read_errors, unreadable
-from .._io._records import JSON_LINES, read_json_lines
+from .._io._formats._jsonl import JSON_LINES, read_json_lines
 from .._observe._summary import LatencyHistogram, outcome_kind
 from .._version import __version__
 

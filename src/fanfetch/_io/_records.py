@@ -3,9 +3,10 @@ cluster's parts, ``Result.from_record``, ``fanfetch export``), behind two small 
 
 A ``RecordFormat`` opens an ``Output`` (which encodes results into the items it stores and
 stores them whole), recovers a file after a crash and indexes the ids it holds (so
-``--resume`` works for it), and reads its records back. JSON lines lives here, as the
-format every other one is measured against; the table formats are in ``_formats``, one
-module each, chosen by ``-o``'s name in ``_formats.FORMATS``.
+``--resume`` works for it), and reads its records back. The formats are in ``_formats``,
+one module each, chosen by ``-o``'s name in ``_formats.FORMATS``; what is here is what they
+share: a result as its JSON line (``encode_result``, the line every format is measured
+against) and an output of lines written to a file descriptor (``FdOutput``).
 """
 
 from __future__ import annotations
@@ -14,29 +15,16 @@ import os
 import re
 import stat
 import sys
-import tempfile
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
 import orjson
 
 from .._core._exceptions import UsageError
-from .._core._files import clean_temps, temp_prefix
 from .._core._models import Result
-from .._core._resume import IdSet, ResumeState, id_hash
-from .._core._voice import speak
+from .._core._resume import ResumeState
 
-__all__ = [
-    "JSON_LINES",
-    "FdOutput",
-    "JsonLines",
-    "Output",
-    "RecordFormat",
-    "encode_record",
-    "encode_result",
-    "read_json_lines",
-]
+__all__ = ["FdOutput", "Output", "RecordFormat", "encode_record", "encode_result", "open_fd"]
 
 _OPTS = orjson.OPT_APPEND_NEWLINE
 
@@ -101,24 +89,6 @@ class RecordFormat(Protocol):
         ...
 
 
-def read_json_lines(path: str, skipped: list[int]) -> Iterator[dict[str, Any]]:
-    """The records of a JSON-lines file, leaving out (and counting in ``skipped[0]``) any line
-    that is not one: a torn last line, or something else."""
-    with open(path, "rb") as f:
-        for line in f:
-            if not line.strip():
-                continue
-            try:
-                record = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                skipped[0] += 1  # a torn last line, or not a record at all
-                continue
-            if isinstance(record, dict):
-                yield record
-            else:
-                skipped[0] += 1
-
-
 def encode_result(result: Result, *, include_headers: bool = False) -> bytes:
     """A result's record as the line written for it (a JSON body kept as its own bytes).
 
@@ -160,94 +130,6 @@ def _degraded(result: Result, record: dict[str, Any]) -> bytes:
             else:
                 record[name] = repr(value)
     return orjson.dumps(record, option=_OPTS | _LENIENT, default=str)
-
-
-def _repair_torn_tail(fd: int) -> int:
-    """Cut a last line that has no newline (a write cut by a crash); return bytes cut."""
-    size = os.fstat(fd).st_size
-    if size == 0:
-        return 0
-    end = size
-    while end > 0:
-        start = max(0, end - 65536)
-        chunk = os.pread(fd, end - start, start)
-        if end == size and chunk.endswith(b"\n"):
-            return 0
-        cut = chunk.rfind(b"\n")
-        if cut != -1:
-            keep = start + cut + 1
-            os.ftruncate(fd, keep)
-            return size - keep
-        end = start
-    os.ftruncate(fd, 0)
-    return size
-
-
-def _recover(
-    path: str, *, redo_failed: bool = False, warn: Callable[[str], None] = lambda _: None
-) -> ResumeState:
-    """Read ``path`` for ``--resume``: repair it, index its ids, and with ``redo_failed``
-    rewrite it (atomically: temp file, fsync, rename) keeping only its ok records.
-    """
-    clean_temps(path)  # a rewrite a kill cut short
-    try:
-        fd = os.open(path, os.O_RDWR)
-    except FileNotFoundError:
-        return ResumeState(IdSet(), 0, 0, 0)
-    try:
-        torn = _repair_torn_tail(fd)
-    finally:
-        os.close(fd)
-    if torn:
-        warn(speak(f"`resume`: cut a torn last line ({torn} bytes) from {path}"))
-    with open(path, "rb") as f:
-        lines = sum(1 for _ in f)
-    done = IdSet(lines)
-    kept = dropped = bad = 0
-    failed: Counter[str] = Counter()
-    statuses: Counter[int] = Counter()
-    tmp = None
-    if redo_failed:
-        directory = os.path.dirname(os.path.abspath(path))
-        tmp = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed below, renamed over path
-            "wb", dir=directory, prefix=temp_prefix(path), suffix=".tmp", delete=False
-        )
-    try:
-        with open(path, "rb") as f:
-            for line in f:
-                try:
-                    record = orjson.loads(line)
-                    rid, ok = record["id"], record.get("ok") is True
-                except (orjson.JSONDecodeError, KeyError, TypeError):
-                    bad += 1
-                    continue
-                if redo_failed and not ok:
-                    dropped += 1
-                    continue
-                if not done.add(id_hash(rid)) and redo_failed:
-                    continue  # one record per id: the first ok one stays
-                kept += 1
-                status = record.get("status")
-                if isinstance(status, int):
-                    statuses[status] += 1
-                if not ok:
-                    error = record.get("error")
-                    failed[error.get("type", "?") if isinstance(error, dict) else "?"] += 1
-                if tmp is not None:
-                    tmp.write(line)
-        if tmp is not None:
-            tmp.flush()
-            os.fsync(tmp.fileno())
-            tmp.close()
-            os.replace(tmp.name, path)
-            tmp = None
-    finally:
-        if tmp is not None:
-            tmp.close()
-            os.unlink(tmp.name)
-    if bad:
-        warn(speak(f"`resume`: {bad} line(s) of {path} are not records and were ignored"))
-    return ResumeState(done, kept, torn, dropped, failed, statuses)
 
 
 _TERMINAL_CONTROLS = re.compile(rb"\x7f|\xc2[\x80-\x9f]")  # DEL, and C1 in UTF-8
@@ -332,43 +214,3 @@ def open_fd(path: str | None, *, append: bool) -> tuple[int, bool]:
         return os.open(path, flags, 0o644), True
     except OSError as exc:
         raise UsageError(f"cannot write output {path!r}: {exc.strerror}") from exc
-
-
-class JsonLines:
-    """One JSON object per line: written whole, a torn last line cut on recovery."""
-
-    name = "jsonl"
-
-    def encode(self, result: Result, *, include_headers: bool = False) -> bytes:
-        return encode_result(result, include_headers=include_headers)
-
-    def open(
-        self,
-        path: str | None,
-        *,
-        append: bool = False,
-        include_headers: bool = False,
-        selected: Sequence[str] = (),
-    ) -> FdOutput:
-        fd, owns = open_fd(path, append=append)
-        return FdOutput(fd, owns=owns, include_headers=include_headers)
-
-    def recover(
-        self, path: str, *, redo_failed: bool = False, warn: Callable[[str], None] = lambda _: None
-    ) -> ResumeState:
-        return _recover(path, redo_failed=redo_failed, warn=warn)
-
-    def read(self, path: str) -> Iterator[dict[str, Any]]:
-        with open(path, "rb") as f:
-            for line in f:
-                record: dict[str, Any] = orjson.loads(line)
-                yield record
-
-    def columns(self, path: str) -> list[str]:
-        return []
-
-    def __repr__(self) -> str:
-        return "<JsonLines>"
-
-
-JSON_LINES = JsonLines()

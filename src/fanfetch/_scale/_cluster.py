@@ -40,7 +40,7 @@ from .._core._config import Config
 from .._core._exceptions import ConfigError, FanfetchError, UsageError
 from .._core._models import Request, Result
 from .._core._voice import VOICE, Voice
-from .._io._records import JSON_LINES
+from .._io._formats._jsonl import JSON_LINES
 from .._io._template import UrlTemplate, csv_header
 
 __all__ = [

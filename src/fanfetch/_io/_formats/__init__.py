@@ -1,4 +1,4 @@
-"""Output formats, chosen by ``-o``'s name (or ``--format``): JSON lines (``_records``), and
+"""Output formats, chosen by ``-o``'s name (or ``--format``): JSON lines (``_jsonl``), and
 the table formats, one module each, imported only when chosen (Parquet and DuckDB need an
 extra; a missing one is a usage error that names the ``pip install``).
 
@@ -13,7 +13,8 @@ import os
 
 from ..._core._config import Records, select_columns
 from ..._core._exceptions import UsageError
-from .._records import JSON_LINES, Output, RecordFormat
+from .._records import Output, RecordFormat
+from ._jsonl import JSON_LINES
 
 __all__ = [
     "FORMATS",
@@ -27,7 +28,7 @@ __all__ = [
 ]
 
 FORMATS: dict[str, tuple[str, tuple[str, ...]]] = {  # name: (where, the suffixes it owns)
-    "jsonl": ("fanfetch._io._records:JSON_LINES", (".jsonl", ".ndjson")),
+    "jsonl": ("fanfetch._io._formats._jsonl:JSON_LINES", (".jsonl", ".ndjson")),
     "csv": ("fanfetch._io._formats._csv:CSV", (".csv",)),
     "sqlite": ("fanfetch._io._formats._sqlite:SQLITE", (".sqlite", ".sqlite3", ".db")),
     "parquet": ("fanfetch._io._formats._parquet:PARQUET", (".parquet",)),

@@ -23,7 +23,8 @@ import orjson
 from ..._core._exceptions import UsageError
 from ..._core._files import clean_temps
 from ..._core._resume import IdSet, ResumeState, id_hash
-from .._records import JSON_LINES, FdOutput, open_fd
+from .._records import FdOutput, open_fd
+from ._jsonl import JSON_LINES
 from ._rows import (
     ColumnTypes,
     columns_for,
