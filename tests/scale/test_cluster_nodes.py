@@ -153,8 +153,10 @@ async def test_a_node_lost_mid_job_loses_no_request_and_repeats_none_it_recorded
     assert sorted(ids) == list(range(1, total + 1)) and max(ids.values()) == 1  # exactly once
     assert all(r["ok"] for r in records)
     hits = sum(n for path, n in api.log.hits.items() if path.startswith("/hold/"))
-    refetched = hits - total  # asked again: only what was in flight on the lost node (-c 20),
-    assert 0 <= refetched <= 20 + 8  # and a torn last line a killed shard left in its part
+    refetched = hits - total
+    # asked again: only what was in flight on the lost node: -c 20, a little over while the
+    # board moves shares (a shard gives back slots only as its requests end: Engine.resize)
+    assert 0 <= refetched <= 20 + 8
     print(f"\nnode lost after {lost_at - started:.1f} s; job ended {ended - lost_at:.1f} s "
           f"later; {len(records)} records, 0 duplicates, {refetched} refetched")  # fmt: skip
 
@@ -197,8 +199,8 @@ async def test_the_driver_lost_mid_job_is_continued_by_resume_exactly_once(
     ids = Counter(r["id"] for part in out.glob("part-*.jsonl") for r in read_records(part))
     assert sorted(ids) == list(range(1, total + 1)) and max(ids.values()) == 1
     hits = sum(n for path, n in api.log.hits.items() if path.startswith("/hold/"))
-    # asked again: what was in flight when the driver died (-c 20), and the torn last line a
-    # killed shard may leave in its part (one per part: 8), cut by the resume and asked again
+    # asked again: what was in flight when the driver died: -c 20, a little over while the
+    # board moves shares (a shard gives back slots only as its requests end: Engine.resize)
     assert hits - total <= 20 + 8
 
 
