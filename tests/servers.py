@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import gzip
 import time
 from collections import Counter, defaultdict
@@ -60,6 +61,8 @@ class LoopbackAPI:
         self.hold_seconds = 0.01
         self.hang_bound = BOUND  # /hang answers after this long if never released
         self.script: dict[str, list[int]] = {}  # id -> statuses to answer in turn
+        self.orders: list[tuple[str, str, str | None]] = []  # /order: id, method, its key
+        self.key_header = "Idempotency-Key"  # where /order reads the key
         self._arrivals = asyncio.Condition()
 
     async def wait_hits(self, n: int, within: float = BOUND) -> None:
@@ -88,6 +91,7 @@ class LoopbackAPI:
         r.add_route("*", "/hang/{id}", self._hang)
         r.add_get("/status/{code}", self._status)
         r.add_get("/scripted/{id}", self._scripted)
+        r.add_route("*", "/order/{id}", self._order)
         r.add_get("/latin1", self._latin1)
         r.add_get("/gzip", self._gzip)
         r.add_get("/redirect", self._redirect)
@@ -165,6 +169,18 @@ class LoopbackAPI:
         statuses = self.script.get(request.match_info["id"], [200])
         status = statuses.pop(0) if len(statuses) > 1 else statuses[0]
         return web.json_response({"status": status}, status=status)
+
+    async def _order(self, request: web.Request) -> web.Response:
+        """What a payment API sees: each request's Idempotency-Key; answers as ``script``
+        says; ``?hold=1`` waits for ``release`` (a request in flight when a test kills)."""
+        order = request.match_info["id"]
+        self.orders.append((order, request.method, request.headers.get(self.key_header)))
+        if request.query.get("hold"):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.release.wait(), self.hang_bound)
+        statuses = self.script.get(order, [200])
+        status = statuses.pop(0) if len(statuses) > 1 else statuses[0]
+        return web.json_response({"order": order}, status=status)
 
     async def _latin1(self, request: web.Request) -> web.Response:
         return web.Response(

@@ -36,6 +36,7 @@ __all__ = [
     "Config",
     "Costs",
     "Http",
+    "Idempotency",
     "Limits",
     "Network",
     "Option",
@@ -304,6 +305,15 @@ class Records:
             )
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Idempotency:
+    """The header a changing request's job-derived key goes in (None: no key), and the salt
+    that makes one job's keys differ from another's over the same input."""
+
+    idempotency_key: str | None = None
+    idempotency_salt: str = ""
+
+
 DEFAULT_NETWORK = Network()
 DEFAULT_HTTP = Http()
 DEFAULT_AUTH = Auth()
@@ -311,6 +321,7 @@ DEFAULT_COSTS = Costs()
 DEFAULT_PAGES = Pages()
 DEFAULT_CHECKS = Checks()
 DEFAULT_RECORDS = Records()
+DEFAULT_IDEMPOTENCY = Idempotency()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -329,12 +340,13 @@ class Config:
     pages: Pages = DEFAULT_PAGES  # pagination
     checks: Checks = DEFAULT_CHECKS  # the attempt's body checks
     records: Records = DEFAULT_RECORDS  # the scheduler's stages, the formats
+    idempotency: Idempotency = DEFAULT_IDEMPOTENCY  # the attempt's hooks
 
 
 PARTS: Mapping[str, type] = {
     "limits": Limits, "timeouts": Timeouts, "retry": RetryPolicy, "network": Network,
     "http": Http, "auth": Auth, "costs": Costs, "pages": Pages, "checks": Checks,
-    "records": Records,
+    "records": Records, "idempotency": Idempotency,
 }  # fmt: skip
 
 
@@ -439,6 +451,27 @@ def _as_proxy(value: str | None, values: Mapping[str, Any], name: str) -> str | 
         shown = value.rpartition("@")[2]  # never echo a password
         hint = "give http://, https://, socks5:// or socks4:// and HOST:PORT"
         raise ConfigError("proxy", shown, hint)
+    return value
+
+
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+
+
+def _as_key_header(value: str | bool | None, values: Mapping[str, Any], name: str) -> str | None:
+    if value is None or value is False:
+        return None
+    if value is True or value == "auto":
+        return "Idempotency-Key"
+    if not isinstance(value, str) or not _HEADER_NAME.match(value):
+        raise ConfigError(name, value, "give auto (Idempotency-Key) or a header's name")
+    return value
+
+
+def _as_salt(value: str | None, values: Mapping[str, Any], name: str) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ConfigError(name, value, "give a text")
     return value
 
 
@@ -669,6 +702,16 @@ OPTIONS: tuple[Option, ...] = (
            ("--budget-per-key",), str, "B", coerce=_as_rate,
            to="auth.budget_per_key",
            section="Networks and credentials"),
+    Option("idempotency_key", None, "Send a key on POST, PUT, PATCH and DELETE in this header "
+           "(auto: Idempotency-Key), derived from the request's id, method, URL and body: the "
+           "same on every retry and after --resume, never in records; a line's own wins.",
+           ("--idempotency-key",), str, "auto|HEADER", coerce=_as_key_header,
+           to="idempotency.idempotency_key",
+           section="What is sent and what is accepted"),
+    Option("idempotency_salt", None, "With --idempotency-key: mixed into every key, so a new "
+           "job over the same input sends new keys.", ("--idempotency-salt",), str, "TEXT",
+           coerce=_as_salt, to="idempotency.idempotency_salt",
+           section="What is sent and what is accepted"),
     Option("user", None, "Basic auth for every request, as USER:PASSWORD (never echoed).",
            ("--user",), str, "USER:PASSWORD", to="",
            section="Networks and credentials"),
@@ -721,6 +764,8 @@ class Options(TypedDict, total=False):
     cert: str | None
     key: str | None
     user: str | None
+    idempotency_key: str | bool | None
+    idempotency_salt: str | None
     http2: bool
     cookies: bool
     oauth2_token_url: str | None

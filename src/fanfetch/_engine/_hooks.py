@@ -68,6 +68,10 @@ def hooks_for(
 ) -> tuple[AttemptHook, ...]:
     """The hooks a run's options ask for, in their order before the send."""
     hooks: list[AttemptHook] = []
+    if (keys := config.idempotency).idempotency_key is not None:
+        from ._idempotency import IdempotencyKeys
+
+        hooks.append(IdempotencyKeys(keys.idempotency_key, keys.idempotency_salt))
     if config.costs.usage is not None and config.costs.budget is not None:
         from ._cost import UsageHook
 
