@@ -97,6 +97,7 @@ HELP_HEADINGS: tuple[str, ...] = (
     "Pages",
     "How many, how fast",
     "When things fail",
+    "Guards",
     "What is sent and what is accepted",
     "Networks and credentials",
     "Files and processing",

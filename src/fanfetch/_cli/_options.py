@@ -4,7 +4,8 @@ where records go and what the run shows), shared by the command line (which buil
 ``RunOptions`` from it) and the runner (which runs it), so neither imports the other.
 
 Exit status: 0 every record ok; 1 some record not ok (or the output failed); 2 usage error;
-130 after Ctrl-C and 143 after SIGTERM, with the output whole and resumable.
+3 a guard stopped the run or a --fail-if condition held (it wins over 1); 130 after Ctrl-C
+and 143 after SIGTERM, with the output whole and resumable.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from .._io._template import UrlTemplate
 
 __all__ = [
     "EXIT_FAILED",
+    "EXIT_GUARD",
     "EXIT_OK",
     "EXIT_SIGINT",
     "EXIT_SIGTERM",
@@ -34,7 +36,7 @@ __all__ = [
     "signal_exit_status",
 ]
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SIGINT, EXIT_SIGTERM = 0, 1, 2, 130, 143
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_GUARD, EXIT_SIGINT, EXIT_SIGTERM = 0, 1, 2, 3, 130, 143
 GRACE_SECONDS = 5.0
 
 

@@ -20,7 +20,14 @@ from .._engine._pipeline import Pipeline, Spread
 from .._io._input import Duplicates, LineParser, aiter_items, count_requests, open_source
 from .._io._output import OutputError
 from .._observe._summary import Stats, summary_lines
-from ._options import EXIT_FAILED, EXIT_OK, GRACE_SECONDS, RunOptions, signal_exit_status
+from ._options import (
+    EXIT_FAILED,
+    EXIT_GUARD,
+    EXIT_OK,
+    GRACE_SECONDS,
+    RunOptions,
+    signal_exit_status,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -236,6 +243,9 @@ def _ended(
     if output_failed is not None:
         err.print(f"fanfetch: error: {output_failed}; the run stopped, records so far are whole")
         return EXIT_FAILED
+    guard = pipeline.engine.guard
+    if guard is not None:
+        stats.stopped_by, stats.crossed = guard.stopped_by, guard.crossed()
     if not options.quiet:
         for line in summary_lines(stats):
             err.print(line)
@@ -245,6 +255,8 @@ def _ended(
         _write_summary(options.summary_json, stats)
     if received:
         return signal_exit_status(received[0])
+    if stats.stopped_by or stats.crossed:
+        return EXIT_GUARD
     return EXIT_OK if stats.failed == 0 else EXIT_FAILED
 
 

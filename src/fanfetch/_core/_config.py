@@ -35,6 +35,7 @@ __all__ = [
     "Checks",
     "Config",
     "Costs",
+    "Guards",
     "Http",
     "Idempotency",
     "Limits",
@@ -48,6 +49,7 @@ __all__ = [
     "Timeouts",
     "make_config",
     "parse_codes",
+    "parse_duration",
     "parse_headers",
     "select_columns",
 ]
@@ -314,6 +316,28 @@ class Idempotency:
     idempotency_salt: str = ""
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Guards:
+    """What stops a run before its input ends (``limit`` requests started, ``deadline``
+    seconds from the start, ``stop_if`` true of the live counters) and what fails it at the
+    end (``fail_if``): the engine's guard, and the exit status."""
+
+    limit: int | None = None
+    deadline: float | None = None
+    stop_if: str | None = None
+    fail_if: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.limit is not None and (
+            not isinstance(self.limit, int) or isinstance(self.limit, bool) or self.limit < 0
+        ):
+            raise ConfigError("limit", self.limit, "give a whole number of requests >= 0")
+        if self.deadline is not None and (
+            not isinstance(self.deadline, int | float) or self.deadline <= 0
+        ):
+            raise ConfigError("deadline", self.deadline, "give seconds > 0, or 30s, 90m, 2h")
+
+
 DEFAULT_NETWORK = Network()
 DEFAULT_HTTP = Http()
 DEFAULT_AUTH = Auth()
@@ -322,6 +346,7 @@ DEFAULT_PAGES = Pages()
 DEFAULT_CHECKS = Checks()
 DEFAULT_RECORDS = Records()
 DEFAULT_IDEMPOTENCY = Idempotency()
+DEFAULT_GUARDS = Guards()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -341,12 +366,13 @@ class Config:
     checks: Checks = DEFAULT_CHECKS  # the attempt's body checks
     records: Records = DEFAULT_RECORDS  # the scheduler's stages, the formats
     idempotency: Idempotency = DEFAULT_IDEMPOTENCY  # the attempt's hooks
+    guards: Guards = DEFAULT_GUARDS  # the scheduler's guard, the exit status
 
 
 PARTS: Mapping[str, type] = {
     "limits": Limits, "timeouts": Timeouts, "retry": RetryPolicy, "network": Network,
     "http": Http, "auth": Auth, "costs": Costs, "pages": Pages, "checks": Checks,
-    "records": Records, "idempotency": Idempotency,
+    "records": Records, "idempotency": Idempotency, "guards": Guards,
 }  # fmt: skip
 
 
@@ -465,6 +491,41 @@ def _as_key_header(value: str | bool | None, values: Mapping[str, Any], name: st
     if not isinstance(value, str) or not _HEADER_NAME.match(value):
         raise ConfigError(name, value, "give auto (Idempotency-Key) or a header's name")
     return value
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def parse_duration(text: str, option: str = "deadline") -> float:
+    """``30s``, ``90m``, ``2h``, ``7d`` (or plain seconds) as seconds."""
+    match = _DURATION.match(text) if isinstance(text, str) else None
+    if match is None or float(match.group(1)) <= 0:
+        raise ConfigError(option, text, "give a duration like 30s, 90m, 2h or 7d")
+    return float(match.group(1)) * _SECONDS[match.group(2)]
+
+
+def _as_duration(value: Any, values: Mapping[str, Any], name: str) -> float | None:
+    if value is None or (_is_number(value) and not isinstance(value, bool)):
+        return value  # a number: seconds, checked by Guards
+    return parse_duration(value, name)
+
+
+def _as_condition(value: str | None, values: Mapping[str, Any], name: str) -> str | None:
+    if value is not None:
+        from ._conditions import Condition
+
+        Condition(value, name)  # refused here, before anything runs, if it is no condition
+    return value
+
+
+def _as_conditions(value: Any, values: Mapping[str, Any], name: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    texts = (value,) if isinstance(value, str) else tuple(value)
+    for text in texts:
+        _as_condition(text, values, name)
+    return texts
 
 
 def _as_salt(value: str | None, values: Mapping[str, Any], name: str) -> str:
@@ -712,6 +773,18 @@ OPTIONS: tuple[Option, ...] = (
            "job over the same input sends new keys.", ("--idempotency-salt",), str, "TEXT",
            coerce=_as_salt, to="idempotency.idempotency_salt",
            section="What is sent and what is accepted"),
+    Option("limit", None, "Make at most N requests (pages count, retries do not), then stop as "
+           "after Ctrl-C: exit status 3; --resume goes on.", ("--limit",), int, "N",
+           to="guards.limit", section="Guards"),
+    Option("deadline", None, "Take no new request this long after the start (30s, 90m, 2h): "
+           "exit status 3; --resume goes on.", ("--deadline",), str, "DURATION",
+           coerce=_as_duration, to="guards.deadline", section="Guards"),
+    Option("stop_if", None, "Stop when this is true of the live counters, e.g. 'error_rate > "
+           "0.5 and done >= 200' (names in docs/flags.md): exit status 3.", ("--stop-if",),
+           str, "EXPR", coerce=_as_condition, to="guards.stop_if", section="Guards"),
+    Option("fail_if", None, "At the end, exit status 3 when this is true of the counters, "
+           "e.g. 'p99_ms > 500'; repeatable; the summary says which.", ("--fail-if",), list,
+           "EXPR", coerce=_as_conditions, to="guards.fail_if", section="Guards"),
     Option("user", None, "Basic auth for every request, as USER:PASSWORD (never echoed).",
            ("--user",), str, "USER:PASSWORD", to="",
            section="Networks and credentials"),
@@ -765,6 +838,10 @@ class Options(TypedDict, total=False):
     key: str | None
     user: str | None
     idempotency_key: str | bool | None
+    limit: int | None
+    deadline: str | float | None
+    stop_if: str | None
+    fail_if: str | Sequence[str] | None
     idempotency_salt: str | None
     http2: bool
     cookies: bool

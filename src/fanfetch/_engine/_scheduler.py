@@ -24,6 +24,7 @@ from .._net._http import HTTP
 from .._net._transports import Transport, open_transport
 from ._attempt import Attempts
 from ._channel import Channel
+from ._guards import Guard
 from ._limits import HostView, Limiter
 from ._paginate import ChainState, Paginator
 from ._select import Selector
@@ -106,6 +107,11 @@ class Engine:
             else None
         )
         self._stopping = False
+        guard = Guard(config.guards, clock=clock)
+        self.guard = guard if guard.needed else None  # --limit, --deadline, --stop-if...
+        if self.guard is not None:
+            guard.on_stop = lambda: self.stop(grace=None)
+            self._tell_finished = (*self._tell_finished, guard.finished)
         self._handoff: Channel[Item] | None = None
         self._workers: list[asyncio.Task[None]] = []
         self._feeder: asyncio.Task[None] | None = None
@@ -116,13 +122,14 @@ class Engine:
 
     # -- control -----------------------------------------------------------------------------
 
-    def stop(self, grace: float = 5.0) -> None:
-        """Take no new items; cancel whatever is still in flight after ``grace`` seconds.
+    def stop(self, grace: float | None = 5.0) -> None:
+        """Take no new items; cancel whatever is still in flight after ``grace`` seconds
+        (None: let it finish, as a guard does).
 
         Called again with a shorter grace (a second Ctrl-C), it cuts the wait short.
         """
         if self._stopping:
-            if grace <= 0:
+            if grace is not None and grace <= 0:
                 self._cancel_workers()
             return
         self._stopping = True
@@ -131,7 +138,8 @@ class Engine:
             self._feeder.cancel()  # it may be blocked on a slow input, such as an idle stdin
         if self._handoff is not None:
             self._handoff.end(drop=True)
-        asyncio.get_running_loop().call_later(grace, self._cancel_workers)
+        if grace is not None:
+            asyncio.get_running_loop().call_later(grace, self._cancel_workers)
 
     def resize(self, config: Config) -> None:
         """Take on ``config``'s limits mid-run: a cluster shard whose share of the job changed.
@@ -247,6 +255,8 @@ class Engine:
                 await asyncio.sleep(0)
                 continue
             else:
+                if self.guard is not None and not self.guard.may_start():
+                    return  # a guard stopped the run: this one is --resume's
                 self.in_flight += 1
                 try:
                     result = await attempts(item)
@@ -286,6 +296,9 @@ class Engine:
                 result = Result(request, error=PaginationError(message), attempts=0)
                 value = None
             else:
+                if self.guard is not None and not self.guard.may_start():
+                    self._chain_over(origin, unrecorded=True)
+                    return  # a guard stopped the run: --resume goes on from the last page
                 fetched[key] = page
                 self.in_flight += 1
                 try:

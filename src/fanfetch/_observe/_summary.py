@@ -81,6 +81,8 @@ class Stats:
         self.statuses: Counter[int] = Counter()
         self.retries = 0
         self.interrupted = False
+        self.stopped_by: str | None = None  # the guard that stopped the run (--limit...)
+        self.crossed: list[str] = []  # the --fail-if conditions true at the end
         self.latency = LatencyHistogram()
 
     def count(
@@ -217,6 +219,8 @@ class Stats:
                 "max": round(lat.max, 3) if lat.count else None,
             },
             "interrupted": self.interrupted,
+            "stopped_by": self.stopped_by,
+            "fail_if": list(self.crossed),
         }
 
     def __repr__(self) -> str:
@@ -306,5 +310,10 @@ def summary_lines(stats: Stats) -> list[str]:
     whose stderr is no terminal then never imports rich, which is a good part of a short
     run's start-up time.
     """
-    head = "Summary (interrupted)" if stats.interrupted else "Summary"
-    return [head] + [f"  {name:<10} {value}" for name, value in summary_rows(stats)]
+    head = "Summary (interrupted)" if stats.interrupted and not stats.stopped_by else "Summary"
+    lines = [head] + [f"  {name:<10} {value}" for name, value in summary_rows(stats)]
+    if stats.stopped_by:
+        lines.append(f"  {'stopped':<10} by {stats.stopped_by}: --resume does the rest")
+    for condition in stats.crossed:
+        lines.append(f"  {'fail_if':<10} {condition}")
+    return lines

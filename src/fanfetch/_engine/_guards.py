@@ -1,0 +1,102 @@
+"""Guards: what stops a run before its input ends, and what fails it at the end.
+
+``--limit`` (requests started, pages included, retries not), ``--deadline`` (no new request
+after it) and ``--stop-if`` (a condition over the live counters, checked as each record is
+made) stop a run as a first Ctrl-C does: no new request starts, those in flight finish,
+the output stays whole and ``--resume`` does the rest. ``--fail-if`` conditions are checked
+over the final counters. Either makes the exit status 3.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from .._core._conditions import Condition
+from .._observe._summary import LatencyHistogram
+
+if TYPE_CHECKING:
+    from .._core._config import Guards
+    from .._core._models import Result
+    from .._core._types import Clock
+
+__all__ = ["Guard"]
+
+
+class Guard:
+    """One run's guards, and the counters their conditions read."""
+
+    def __init__(self, guards: Guards, *, clock: Clock = time.monotonic) -> None:
+        self._clock = clock
+        self._limit = guards.limit
+        self._deadline = None if guards.deadline is None else clock() + guards.deadline
+        self._stop_if = None if guards.stop_if is None else Condition(guards.stop_if)
+        self._fail_if = tuple(Condition(text, "fail_if") for text in guards.fail_if)
+        self._started_at = clock()
+        self.started = 0  # requests and pages started
+        self.stopped_by: str | None = None  # limit, deadline or stop_if, with what it was
+        self.on_stop: Callable[[], None] = lambda: None  # the engine's stop
+        self._done = self._ok = self._in_a_row = 0
+        self._classes: Counter[str] = Counter()
+        self._latency = LatencyHistogram()  # bounded, whatever the run's size
+
+    @property
+    def needed(self) -> bool:
+        """Whether a run needs this guard at all (else the engine keeps none)."""
+        return bool(self._limit is not None or self._deadline is not None
+                    or self._stop_if is not None or self._fail_if)  # fmt: skip
+
+    def may_start(self) -> bool:
+        """Whether one more request (or page) may start; the first no stops the run."""
+        if self.stopped_by is not None:
+            return False
+        if self._limit is not None and self.started >= self._limit:
+            self._stop(f"limit {self._limit}")
+            return False
+        if self._deadline is not None and self._clock() >= self._deadline:
+            self._stop("deadline")
+            return False
+        self.started += 1
+        return True
+
+    def finished(self, result: Result) -> None:
+        """A record was made: the counters move, and ``stop_if`` is asked."""
+        self._done += 1
+        if result.ok:
+            self._ok += 1
+            self._in_a_row = 0
+        else:
+            self._in_a_row += 1
+        status = result.status
+        if status is not None:
+            self._classes[f"{status // 100}xx"] += 1
+            if status == 429:
+                self._classes["429"] += 1
+        if result.attempt_ms is not None:
+            self._latency.add(result.attempt_ms)
+        stop_if = self._stop_if
+        if stop_if is not None and self.stopped_by is None and stop_if.holds(self.counters()):
+            self._stop(f"stop_if {stop_if.text}")
+
+    def counters(self) -> dict[str, float]:
+        """The names a condition may use, as they stand now (``_conditions.NAMES``)."""
+        done, failed = self._done, self._done - self._ok
+        return {
+            "done": done, "ok": self._ok, "failed": failed,
+            "error_rate": failed / done if done else 0.0,
+            "status_4xx": self._classes["4xx"], "status_429": self._classes["429"],
+            "status_5xx": self._classes["5xx"], "consecutive_errors": self._in_a_row,
+            "elapsed_s": self._clock() - self._started_at,
+            "p99_ms": self._latency.quantile(0.99) or 0.0,
+        }  # fmt: skip
+
+    def crossed(self) -> list[str]:
+        """The ``fail_if`` conditions true of the counters now (at the end of the run)."""
+        counters = self.counters()
+        return [condition.text for condition in self._fail_if if condition.holds(counters)]
+
+    def _stop(self, reason: str) -> None:
+        self.stopped_by = reason
+        self.on_stop()

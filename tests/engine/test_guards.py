@@ -1,0 +1,123 @@
+"""Guards: ``--limit``, ``--deadline`` and ``--stop-if`` stop a run as a first Ctrl-C does
+(in flight finish, output whole, exit status 3, ``--resume`` does the rest exactly once);
+``--fail-if`` sets exit status 3 at the end; a condition is a small language, checked
+before anything runs."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+import fanfetch
+from fanfetch._core._conditions import Condition
+from tests.conftest import read_records, run_cli
+from tests.servers import LoopbackAPI
+
+
+def _input(api: LoopbackAPI, tmp_path: Path, paths: list[str]) -> Path:
+    src = tmp_path / "in.txt"
+    src.write_text("".join(api.url(path) + "\n" for path in paths))
+    return src
+
+
+async def test_limit_stops_after_n_requests_and_resume_does_the_rest_exactly_once(
+    api: LoopbackAPI, tmp_path: Path
+):
+    src = _input(api, tmp_path, [f"/ok/{i}" for i in range(1, 21)])
+    out, summary = tmp_path / "out.jsonl", tmp_path / "summary.json"
+    first = await run_cli("run", str(src), "-o", str(out), "-c", "3", "--limit", "7",
+                          "--summary-json", str(summary))  # fmt: skip
+    assert first.status == 3, first.stderr
+    assert sum(api.log.hits.values()) == 7  # what the server saw
+    assert len(read_records(out)) == 7
+    assert json.loads(summary.read_text())["stopped_by"] == "limit 7"
+    assert "stopped    by limit 7" in first.stderr
+    again = await run_cli("run", str(src), "-o", str(out), "-q", "-c", "3", "--resume")
+    assert again.status == 0, again.stderr
+    ids = Counter(r["id"] for r in read_records(out))
+    assert sorted(ids) == list(range(1, 21)) and max(ids.values()) == 1
+    assert sum(api.log.hits.values()) == 20  # nothing asked twice
+
+
+async def test_limit_counts_pages_and_a_resumed_chain_goes_on_from_its_last_page(
+    api: LoopbackAPI, tmp_path: Path
+):
+    src = _input(api, tmp_path, [f"/pages/link/5/c{i}" for i in range(2)])  # 2 chains x 5
+    out = tmp_path / "out.jsonl"
+    first = await run_cli("run", str(src), "-o", str(out), "-q", "-c", "1", "--paginate",
+                          "link", "--limit", "3")  # fmt: skip
+    assert first.status == 3, first.stderr
+    assert len(read_records(out)) == 3
+    again = await run_cli("run", str(src), "-o", str(out), "-q", "-c", "1", "--paginate",
+                          "link", "--resume")  # fmt: skip
+    assert again.status == 0, again.stderr
+    pages = Counter((r["id"], r["page"]) for r in read_records(out))
+    assert sorted(pages) == [(i, p) for i in (1, 2) for p in range(1, 6)]
+    assert max(pages.values()) == 1  # each page once, across the two runs
+
+
+async def test_stop_if_stops_when_the_counters_say_so(api: LoopbackAPI, tmp_path: Path):
+    src = _input(api, tmp_path, [f"/status/404?n={i}" for i in range(40)])
+    out = tmp_path / "out.jsonl"
+    done = await run_cli("run", str(src), "-o", str(out), "-c", "1",
+                         "--stop-if", "consecutive_errors >= 5")  # fmt: skip
+    assert done.status == 3, done.stderr
+    assert len(read_records(out)) == 5  # one at a time: the fifth error stopped it
+    assert "by stop_if consecutive_errors >= 5" in done.stderr
+
+
+async def test_deadline_takes_no_new_request_after_it(api: LoopbackAPI, tmp_path: Path):
+    src = _input(api, tmp_path, [f"/ok/{i}" for i in range(1, 201)])
+    out = tmp_path / "out.jsonl"
+    done = await run_cli("run", str(src), "-o", str(out), "-q", "-c", "1", "--rate", "20/s",
+                         "--deadline", "0.5s")  # fmt: skip
+    assert done.status == 3, done.stderr
+    assert 0 < len(read_records(out)) < 200  # 200 at 20/s take 10 s: it stopped long before
+
+
+@pytest.mark.parametrize(
+    ("condition", "status"), [("failed > 1", 3), ("failed > 2", 1), ("p99_ms < 0", 1)]
+)
+async def test_fail_if_sets_exit_status_3_and_the_summary_names_it(
+    api: LoopbackAPI, tmp_path: Path, condition: str, status: int
+):
+    src = _input(api, tmp_path, ["/ok/1", "/status/500", "/status/404", "/ok/2"])
+    done = await run_cli("run", str(src), "--retries", "0", "--fail-if", condition,
+                         "--fail-if", "done > 100")  # fmt: skip
+    assert done.status == status, done.stderr  # 1: a record not ok, and no condition held
+    assert (f"fail_if    {condition}" in done.stderr) == (status == 3)
+    assert "done > 100" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    "bad", ["__import__('os').system('true')", "done + 1 > 2", "errors > 1", "done >", "(" * 200]
+)
+async def test_a_condition_that_is_not_one_is_a_usage_error_before_anything_is_sent(
+    api: LoopbackAPI, tmp_path: Path, bad: str
+):
+    src = _input(api, tmp_path, ["/ok/1"])
+    done = await run_cli("run", str(src), "--stop-if", bad)
+    assert done.status == 2 and "--stop-if" in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert sum(api.log.hits.values()) == 0
+    with pytest.raises(fanfetch.ConfigError):
+        fanfetch.make_config(fail_if=[bad])
+
+
+def test_a_condition_reads_the_counters_and_nothing_else():
+    counters = dict(done=300, ok=100, failed=200, error_rate=2 / 3, status_4xx=0, status_429=0,
+                    status_5xx=200, consecutive_errors=3, elapsed_s=9.0, p99_ms=120.0)  # fmt: skip
+    assert Condition("error_rate > 0.5 and done >= 200").holds(counters)
+    assert not Condition("not (status_5xx > 0) or p99_ms > 500").holds(counters)
+    assert Condition("0 < consecutive_errors <= 3").holds(counters)
+
+
+def test_the_api_takes_the_guards_and_refuses_them_on_a_cluster(api_in_thread: str, tmp_path: Path):
+    results = fanfetch.run([f"{api_in_thread}/ok/{i}" for i in range(10)], concurrency=1,
+                           limit=4)  # fmt: skip
+    assert len(results) == 4
+    with pytest.raises(fanfetch.ConfigError, match="guards"):
+        fanfetch.run([f"{api_in_thread}/ok/1"], limit=4, cluster="ray", output=tmp_path / "o")
