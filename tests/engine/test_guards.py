@@ -121,3 +121,43 @@ def test_the_api_takes_the_guards_and_refuses_them_on_a_cluster(api_in_thread: s
     assert len(results) == 4
     with pytest.raises(fanfetch.ConfigError, match="guards"):
         fanfetch.run([f"{api_in_thread}/ok/1"], limit=4, cluster="ray", output=tmp_path / "o")
+
+
+def _costly(api: LoopbackAPI, tmp_path: Path, paths: list[str], cost: float) -> Path:
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps({"url": api.url(p), "cost": cost}) + "\n" for p in paths))
+    return src
+
+
+async def test_max_cost_stops_before_an_attempt_would_go_over_and_resume_finishes(
+    api: LoopbackAPI, tmp_path: Path
+):
+    src = _costly(api, tmp_path, [f"/ok/{i}" for i in range(1, 21)], 10)
+    out = tmp_path / "out.jsonl"
+    first = await run_cli("run", str(src), "-o", str(out), "-c", "1", "--max-cost", "55")
+    assert first.status == 3, first.stderr
+    assert sum(api.log.hits.values()) == 5  # 50 spent: a sixth would make 60
+    assert "by max_cost 55" in first.stderr
+    again = await run_cli("run", str(src), "-o", str(out), "-q", "--resume")
+    assert again.status == 0, again.stderr
+    ids = Counter(r["id"] for r in read_records(out))
+    assert sorted(ids) == list(range(1, 21)) and max(ids.values()) == 1
+
+
+async def test_max_cost_charges_each_attempt_and_usage_corrects_the_total(
+    api: LoopbackAPI, tmp_path: Path
+):
+    api.script = {"a": [503, 503, 200]}
+    src = _costly(api, tmp_path, ["/scripted/a"], 10)
+    retried = await run_cli("run", str(src), "-q", "--max-cost", "25", "--backoff-base", "0")
+    assert retried.status == 3, retried.stderr  # a third attempt would have made 30
+    [record] = retried.records
+    assert (record["status"], record["attempts"]) == (503, 2)
+    # each answer says it cost 1, not the 10 charged: 30 fit in 40 (without --usage, 4 would)
+    src = _costly(api, tmp_path, [f"/llm/{i}?used=1" for i in range(30)], 10)
+    used = await run_cli("run", str(src), "-q", "-c", "1", "--max-cost", "40",
+                         "--usage", "usage.total_tokens")  # fmt: skip
+    assert used.status == 0, used.stderr
+    assert len(used.records) == 30
+    charged = await run_cli("run", str(src), "-q", "-c", "1", "--max-cost", "40")
+    assert charged.status == 3 and len(charged.records) == 4

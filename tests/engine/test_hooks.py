@@ -143,7 +143,7 @@ async def test_usage_corrects_the_budget_by_what_the_answer_says_it_cost():
             self.corrections.append(delta)
 
     meter = Meter()
-    usage = UsageHook("usage.total_tokens", meter)  # type: ignore[arg-type]
+    usage = UsageHook("usage.total_tokens", [meter.correct_budget])
     charged = a_try(cost=100.0)
     body: dict[str, Any] = {"usage": {"total_tokens": 130}}
     assert await usage.after(charged, Response(200, orjson.dumps(body))) is None

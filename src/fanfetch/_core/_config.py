@@ -324,6 +324,7 @@ class Guards:
 
     limit: int | None = None
     deadline: float | None = None
+    max_cost: float | None = None
     stop_if: str | None = None
     fail_if: tuple[str, ...] = ()
 
@@ -336,6 +337,8 @@ class Guards:
             not isinstance(self.deadline, int | float) or self.deadline <= 0
         ):
             raise ConfigError("deadline", self.deadline, "give seconds > 0, or 30s, 90m, 2h")
+        if self.max_cost is not None and (not _is_number(self.max_cost) or self.max_cost <= 0):
+            raise ConfigError("max_cost", self.max_cost, "give a total cost > 0, e.g. 2000000")
 
 
 DEFAULT_NETWORK = Network()
@@ -779,6 +782,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("deadline", None, "Take no new request this long after the start (30s, 90m, 2h): "
            "exit status 3; --resume goes on.", ("--deadline",), str, "DURATION",
            coerce=_as_duration, to="guards.deadline", section="Guards"),
+    Option("max_cost", None, "Stop before an attempt would take the run's total cost (what "
+           "--cost or a line's cost says, corrected by --usage) over X: exit status 3.",
+           ("--max-cost",), float, "X", to="guards.max_cost", section="Guards"),
     Option("stop_if", None, "Stop when this is true of the live counters, e.g. 'error_rate > "
            "0.5 and done >= 200' (names in docs/flags.md): exit status 3.", ("--stop-if",),
            str, "EXPR", coerce=_as_condition, to="guards.stop_if", section="Guards"),
@@ -840,6 +846,7 @@ class Options(TypedDict, total=False):
     idempotency_key: str | bool | None
     limit: int | None
     deadline: str | float | None
+    max_cost: float | None
     stop_if: str | None
     fail_if: str | Sequence[str] | None
     idempotency_salt: str | None

@@ -17,6 +17,7 @@ from .._core._redact import SECRET_PARAMS, mask_query, redact_url
 from .._core._types import Clock, Sleep, is_success
 from .._net._http import HTTP, Response
 from ._cost import Costs
+from ._guards import Guard
 from ._hooks import AGAIN, Try, Verdict, hooks_for
 from ._limits import Limiter
 from ._retry import next_delay, throttle_delay
@@ -100,6 +101,7 @@ class Attempts:
         sleep: Sleep,
         stopping: Callable[[], bool] = lambda: False,
         on_retry: Callable[[Retrying], None] | None = None,
+        guard: Guard | None = None,
     ) -> None:
         self.config = config
         self.limiter = limiter
@@ -109,7 +111,8 @@ class Attempts:
         self._sleep = sleep
         self._stopping = stopping
         self._on_retry = on_retry
-        self._hooks = hooks_for(config, http, limiter, clock=clock, sleep=sleep)
+        self._guard = guard if guard is not None and guard.counts_cost else None
+        self._hooks = hooks_for(config, http, limiter, clock=clock, sleep=sleep, guard=guard)
         self._after = tuple(reversed(self._hooks))  # answers go back out as middlewares nest
         self._costs = Costs(config.costs.cost, None) if config.costs.cost is not None else None
         self._keep_history = config.records.include_attempts
@@ -118,8 +121,9 @@ class Attempts:
             SECRET_PARAMS | config.records.redact_params if config.records.redact_params else None
         )
 
-    async def run(self, request: Request) -> Result:
-        """All the attempts of one request, and its one final result."""
+    async def run(self, request: Request) -> Result | None:
+        """All the attempts of one request, and its one final result (None: ``--max-cost``
+        let none start)."""
         cost = request.cost if self._costs is None else self._costs.cost_of(request)
         if isinstance(cost, str):  # --cost gave no number for this one
             return Result(request, error=InvalidRequest(cost), attempts=0)
@@ -131,6 +135,9 @@ class Attempts:
         history: list[Attempt] | None = [] if self._keep_history else None
         tries = Try(request, cost) if self._hooks else None  # what the hooks keep
         start, attempt, sends = clock(), 0, 0  # sends: attempts that went out
+        guard = self._guard
+        if guard is not None and not guard.may_spend(cost):
+            return None
         while True:
             attempt += 1
             response: Response | None = None
@@ -169,6 +176,8 @@ class Attempts:
                 history.append(_attempt_entry(attempt, response, failed, began, ended, delay))
             if delay is None or self._stopping():
                 break
+            if guard is not None and not guard.may_spend(cost):
+                break  # --max-cost: no more attempts; this one's answer is the record
             if self._on_retry is not None:
                 self._on_retry(_retrying(request, attempt, delay, failed, response, began, ended))
             await self._sleep(delay)

@@ -11,6 +11,7 @@ that downloads a vocabulary. ``--usage`` is JMESPath over the answer's JSON body
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import jmespath
@@ -23,7 +24,6 @@ from .._core._models import Request
 if TYPE_CHECKING:
     from .._net._http import Response
     from ._hooks import Try, Verdict
-    from ._limits import Limiter
 
 __all__ = ["Costs", "UsageHook"]
 
@@ -85,9 +85,9 @@ class UsageHook:
     """The attempt hook of ``--usage``: after each answer, the budget's meter corrected by
     what the answer says it cost, against what was charged before the send."""
 
-    def __init__(self, usage: str, limiter: Limiter) -> None:
+    def __init__(self, usage: str, corrections: Sequence[Callable[[float], None]]) -> None:
         self._costs = Costs(None, usage)
-        self._limiter = limiter
+        self._corrections = tuple(corrections)  # the budget's meter, --max-cost's total
 
     async def before(self, attempt: Try) -> None:
         pass
@@ -95,5 +95,6 @@ class UsageHook:
     async def after(self, attempt: Try, response: Response) -> Verdict:
         used = self._costs.used(response.content)
         if used is not None:
-            self._limiter.correct_budget(used - (attempt.cost or 0.0))
+            for correct in self._corrections:
+                correct(used - (attempt.cost or 0.0))
         return None

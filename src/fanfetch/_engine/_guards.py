@@ -32,6 +32,8 @@ class Guard:
         self._clock = clock
         self._limit = guards.limit
         self._deadline = None if guards.deadline is None else clock() + guards.deadline
+        self._max_cost = guards.max_cost
+        self.spent = 0.0  # the cost of the attempts started, corrected by --usage
         self._stop_if = None if guards.stop_if is None else Condition(guards.stop_if)
         self._fail_if = tuple(Condition(text, "fail_if") for text in guards.fail_if)
         self._started_at = clock()
@@ -43,10 +45,16 @@ class Guard:
         self._latency = LatencyHistogram()  # bounded, whatever the run's size
 
     @property
+    def counts_cost(self) -> bool:
+        """Whether attempts are charged to it (``--max-cost``)."""
+        return self._max_cost is not None
+
+    @property
     def needed(self) -> bool:
         """Whether a run needs this guard at all (else the engine keeps none)."""
         return bool(self._limit is not None or self._deadline is not None
-                    or self._stop_if is not None or self._fail_if)  # fmt: skip
+                    or self._max_cost is not None or self._stop_if is not None
+                    or self._fail_if)  # fmt: skip
 
     def may_start(self) -> bool:
         """Whether one more request (or page) may start; the first no stops the run."""
@@ -60,6 +68,22 @@ class Guard:
             return False
         self.started += 1
         return True
+
+    def may_spend(self, cost: float | None) -> bool:
+        """Whether an attempt of ``cost`` may start within ``--max-cost`` (charged when so);
+        the first no stops the run."""
+        if self._max_cost is None or cost is None:
+            return True
+        if self.stopped_by is not None or self.spent + cost > self._max_cost:
+            if self.stopped_by is None:
+                self._stop(f"max_cost {self._max_cost:g}")
+            return False
+        self.spent += cost
+        return True
+
+    def correct(self, by: float) -> None:
+        """What an answer said it really cost, against what was charged (``--usage``)."""
+        self.spent += by
 
     def finished(self, result: Result) -> None:
         """A record was made: the counters move, and ``stop_if`` is asked."""

@@ -13,6 +13,7 @@ line in ``hooks_for``.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Final, Literal, Protocol
 
 from .._core._exceptions import RequestError
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from .._core._config import Config
     from .._core._types import Clock, Sleep
     from .._net._http import HTTP, Response
+    from ._guards import Guard
     from ._limits import Limiter
 
 __all__ = ["AGAIN", "AttemptHook", "Try", "Verdict", "hooks_for"]
@@ -64,7 +66,13 @@ class AttemptHook(Protocol):
 
 
 def hooks_for(
-    config: Config, http: HTTP, limiter: Limiter, *, clock: Clock, sleep: Sleep
+    config: Config,
+    http: HTTP,
+    limiter: Limiter,
+    *,
+    clock: Clock,
+    sleep: Sleep,
+    guard: Guard | None = None,
 ) -> tuple[AttemptHook, ...]:
     """The hooks a run's options ask for, in their order before the send."""
     hooks: list[AttemptHook] = []
@@ -72,10 +80,16 @@ def hooks_for(
         from ._idempotency import IdempotencyKeys
 
         hooks.append(IdempotencyKeys(keys.idempotency_key, keys.idempotency_salt))
-    if config.costs.usage is not None and config.costs.budget is not None:
+    if (usage := config.costs.usage) is not None:
         from ._cost import UsageHook
 
-        hooks.append(UsageHook(config.costs.usage, limiter))
+        corrections: list[Callable[[float], None]] = []
+        if config.costs.budget is not None:
+            corrections.append(limiter.correct_budget)
+        if guard is not None and guard.counts_cost:
+            corrections.append(guard.correct)
+        if corrections:
+            hooks.append(UsageHook(usage, corrections))
     if config.checks.expect is not None or config.checks.schema is not None:
         from ._expect import Validator
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from .._core._config import Config
 from .._core._events import ChainEnded, Finished, Listener, RunEnded, RunStarted
-from .._core._exceptions import PaginationError, TransformError
+from .._core._exceptions import InvalidRequest, PaginationError, TransformError
 from .._core._models import Request, Result
 from .._core._resume import id_hash
 from .._core._types import Clock, Item, Sink, Sleep
@@ -76,6 +76,8 @@ class Engine:
             clock=clock,
             sleep=sleep,
         )
+        guard = Guard(config.guards, clock=clock)
+        self.guard = guard if guard.needed else None  # --limit, --deadline, --stop-if...
         self._attempts = Attempts(
             config,
             HTTP(config.http, self._transport),
@@ -84,6 +86,7 @@ class Engine:
             sleep=sleep,
             stopping=lambda: self._stopping,
             on_retry=self._emit if self._listeners else None,
+            guard=self.guard,
         )
         select = config.records.select
         self._selector = Selector(select) if select is not None else None
@@ -107,8 +110,6 @@ class Engine:
             else None
         )
         self._stopping = False
-        guard = Guard(config.guards, clock=clock)
-        self.guard = guard if guard.needed else None  # --limit, --deadline, --stop-if...
         if self.guard is not None:
             guard.on_stop = lambda: self.stop(grace=None)
             self._tell_finished = (*self._tell_finished, guard.finished)
@@ -259,9 +260,12 @@ class Engine:
                     return  # a guard stopped the run: this one is --resume's
                 self.in_flight += 1
                 try:
-                    result = await attempts(item)
+                    started = await attempts(item)
                 finally:
                     self.in_flight -= 1
+                if started is None:
+                    return  # --max-cost: it did not start, it is --resume's
+                result = started
                 if self._selector is not None and result.ok:
                     result = self._selector.apply(result)
                 if self._transformer is not None and result.ok:
@@ -302,9 +306,13 @@ class Engine:
                 fetched[key] = page
                 self.in_flight += 1
                 try:
-                    result = await self._attempts.run(request)
+                    started = await self._attempts.run(request)
                 finally:
                     self.in_flight -= 1
+                if started is None:  # --max-cost: the page did not start
+                    self._chain_over(origin, unrecorded=True)
+                    return
+                result = started
                 if page > 1 and pager.ends_quietly(result):
                     self._chain_over(origin, unrecorded=True)
                     return  # past the last page: not a page of its own
@@ -345,7 +353,10 @@ class Engine:
 
     async def call(self, request: Request) -> Result:
         """One request, through the limits and retries, outside any run."""
-        return await self._attempts.run(request)
+        result = await self._attempts.run(request)
+        if result is None:  # --max-cost is spent: it cannot start
+            return Result(request, error=InvalidRequest("the `max_cost` is spent"), attempts=0)
+        return result
 
     async def _transform(self, result: Result) -> Result:
         assert self._transformer is not None
