@@ -92,6 +92,7 @@ class LoopbackAPI:
         r.add_get("/status/{code}", self._status)
         r.add_get("/scripted/{id}", self._scripted)
         r.add_route("*", "/order/{id}", self._order)
+        r.add_post("/graphql/{n}", self._graphql)
         r.add_get("/latin1", self._latin1)
         r.add_get("/gzip", self._gzip)
         r.add_get("/redirect", self._redirect)
@@ -181,6 +182,18 @@ class LoopbackAPI:
         statuses = self.script.get(order, [200])
         status = statuses.pop(0) if len(statuses) > 1 else statuses[0]
         return web.json_response({"order": order}, status=status)
+
+    async def _graphql(self, request: web.Request) -> web.Response:
+        """A GraphQL connection of N pages: the cursor comes in ``variables.after``, and the
+        last page still names an ``endCursor`` but says ``hasNextPage: false``."""
+        body = await request.json()
+        after = (body.get("variables") or {}).get("after")
+        page = 1 if after is None else int(str(after).removeprefix("c")) + 1
+        last = int(request.match_info["n"])
+        self.page_hits[f"{request.path}:{body.get('query')}:{page}"] += 1
+        info = {"hasNextPage": page < last, "endCursor": f"c{page}"}
+        nodes = [{"page": page, "of": body.get("query")}]
+        return web.json_response({"data": {"search": {"nodes": nodes, "pageInfo": info}}})
 
     async def _latin1(self, request: web.Request) -> web.Response:
         return web.Response(

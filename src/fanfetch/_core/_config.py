@@ -263,12 +263,17 @@ class Pages:
     page_start: int = 1
     page_size: int | None = None
     max_pages: int | None = DEFAULT_MAX_PAGES  # None: no limit
+    has_next: str | None = None  # JMESPath: false on a chain's last page
 
     def __post_init__(self) -> None:
         if self.max_pages is not None and (
             not isinstance(self.max_pages, int) or self.max_pages < 1
         ):
             raise ConfigError("max_pages", self.max_pages, "give a whole number >= 1")
+        if self.has_next is not None:
+            if self.paginate is None:
+                raise ConfigError("has_next", self.has_next, "goes with `paginate`")
+            compile_select(self.has_next, "has_next")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -674,14 +679,18 @@ OPTIONS: tuple[Option, ...] = (
            "invalid_response, retried like a 5xx.", ("--schema",), str, "FILE",
            to="checks.schema",
            section="Input and output"),
-    Option("paginate", None, "Follow each request's pages: link, next:EXPR, cursor:EXPR:PARAM, "
-           "page:PARAM or offset:PARAM; a record per page.", ("--paginate",), str, "MODE",
+    Option("paginate", None, "Follow each request's pages: link, next:EXPR, cursor:EXPR:PARAM "
+           "(PARAM json.A.B: in the JSON body), page:PARAM or offset:PARAM; a record per page.",
+           ("--paginate",), str, "MODE",
            to="pages.paginate",
            section="Pages"),
     Option("items", None, "JMESPath to a page's items (page: and offset: end on too few).  "
            "[default: the body]", ("--items",), str, "EXPR",
            to="pages.items",
            section="Pages"),
+    Option("has_next", None, "JMESPath over each page's body; false (or absent) on the last "
+           "page, e.g. data.search.pageInfo.hasNextPage: the chain ends there.",
+           ("--has-next",), str, "EXPR", to="pages.has_next", section="Pages"),
     Option("page_start", 1, "With page:PARAM, the first page's number.", ("--page-start",),
            int, "N",
            to="pages.page_start",
@@ -868,6 +877,7 @@ class Options(TypedDict, total=False):
     page_start: int
     page_size: int | None
     max_pages: int | None
+    has_next: str | None
     allow_link_local: bool
     redact_params: Sequence[str]
     csv_raw: bool

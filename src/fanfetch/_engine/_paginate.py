@@ -113,8 +113,10 @@ class Paginator:
         page_size: int | None = None,
         max_pages: int | None = DEFAULT_MAX_PAGES,
         allow_link_local: bool = False,
+        has_next: str | None = None,
     ) -> None:
         kind, _, rest = mode.partition(":")
+        self._has_next = compile_select(has_next, "has_next") if has_next else None
         self.kind = kind
         self.max_pages = max_pages
         self.capped = 0  # chains ended by max_pages with a next page named
@@ -124,6 +126,7 @@ class Paginator:
         self._param = ""
         self._start = page_start
         self._size = page_size
+        self._path: tuple[str, ...] = ()  # cursor:EXPR:json.PATH: where the cursor goes
         if kind == "link" and not rest:
             pass
         elif kind == "next" and rest:
@@ -131,6 +134,10 @@ class Paginator:
         elif kind == "cursor" and rest.count(":") >= 1:
             expr, _, param = rest.rpartition(":")
             self._expr, self._param = compile_select(expr), param
+            if param.startswith("json."):  # a cursor in the JSON body: GraphQL, search_after
+                self._path = tuple(param.split(".")[1:])
+                if not all(self._path):
+                    raise ConfigError("paginate", mode, "write the body's path as json.A.B")
         elif kind == "page" and rest:
             self._param = rest
         elif kind == "offset" and rest:
@@ -163,6 +170,8 @@ class Paginator:
         needs, or None when the chain ends there."""
         if not result.ok:
             return None
+        if self._has_next is not None and not _truthy(self._has_next.search(_json(result))):
+            return None  # --has-next: the page says it is the last
         value = self._next(fetched, result)
         if value is not None and self.max_pages is not None and page >= self.max_pages:
             self.capped += 1  # more pages were there: the summary says how many chains
@@ -188,6 +197,10 @@ class Paginator:
         assert self._size is not None
         return None if count < self._size else self._number(fetched) + self._size
 
+    def body_of(self, request: Request) -> str:
+        """What tells two pages apart in the body (a cursor at ``json.PATH``), else ""."""
+        return repr(request.json) if self._path else ""
+
     def ends_quietly(self, result: Result) -> bool:
         """A page past the last one that some APIs answer with 404 (``page:`` mode)."""
         return self.kind == "page" and result.status == 404
@@ -206,8 +219,12 @@ class Paginator:
 
     def _with_param(self, request: Request, value: Any) -> Request:
         """``request`` with the page's parameter in its URL's query, so that the page's
-        record names the URL it fetched (the line's own ``params`` still go as they are)."""
+        record names the URL it fetched (the line's own ``params`` still go as they are);
+        or, for a cursor at ``json.PATH``, with the cursor at PATH in its JSON body."""
         nxt = request.copy()
+        if self._path:
+            nxt.json = _with_path(request.json, self._path, value)
+            return nxt
         url = (request.target or URL(request.url)).update_query({self._param: str(value)})
         nxt.url, nxt.target = str(url), url
         if request.params and self._param in request.params:
@@ -248,6 +265,24 @@ class _Link(str):
         link = super().__new__(cls, str(url))
         link.url = url
         return link
+
+
+def _truthy(value: Any) -> bool:
+    """JMESPath's truth: false, null, "", [] and {} are false (so is an absent field)."""
+    return value not in (None, False, "", [], {})
+
+
+def _with_path(body: Any, path: tuple[str, ...], value: Any) -> dict[str, Any]:
+    """A copy of ``body`` (a JSON object, or none) with ``value`` at ``path``; the objects
+    on the way are copied, made where missing, the rest shared."""
+    top: dict[str, Any] = dict(body) if isinstance(body, dict) else {}
+    node = top
+    for name in path[:-1]:
+        inner = node.get(name)
+        node[name] = dict(inner) if isinstance(inner, dict) else {}
+        node = node[name]
+    node[path[-1]] = value
+    return top
 
 
 def _json(result: Result) -> Any:

@@ -98,6 +98,7 @@ class Engine:
                 page_size=config.pages.page_size,
                 max_pages=config.pages.max_pages,
                 allow_link_local=config.http.allow_link_local,
+                has_next=config.pages.has_next,
             )
             if config.pages.paginate is not None
             else None
@@ -292,9 +293,13 @@ class Engine:
         pager = self._paginator
         assert pager is not None
         request, page = pager.first(origin, self._chains.get(id_hash(origin.id)))
-        fetched: dict[tuple[str, str], int] = {}
+        fetched: dict[tuple[str, str, str], int] = {}
         while True:
-            key = (request.url, repr(sorted((request.params or {}).items())))
+            key = (
+                request.url,
+                repr(sorted((request.params or {}).items())),
+                pager.body_of(request),
+            )
             if key in fetched:
                 message = f"page {page} would fetch page {fetched[key]} again: a loop"
                 result = Result(request, error=PaginationError(message), attempts=0)
