@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Unpack
 
 from ._client import RequestLike, resolve_config
 from ._core._config import Config, Options
-from ._core._exceptions import ConfigError
+from ._core._exceptions import ConfigError, ThresholdCrossed
 from ._core._job import JobSpec
 from ._core._loop import new_event_loop
 from ._core._models import Result
@@ -98,11 +98,17 @@ def iter_results(
     handoff = _Handoff()
     engine_transport = None if isinstance(transport, str) else transport
 
+    made: list[Pipeline] = []
+
     async def run() -> None:
         pipeline = Pipeline(spec, config, stats=stats, transport=engine_transport)
+        made.append(pipeline)
         await handoff.run(pipeline, _numbered(requests, pipeline.wanted), on_result)
 
     yield from handoff.results(run, stats)
+    guard = made[0].engine.guard if made else None
+    if guard is not None and (crossed := guard.crossed()):
+        raise ThresholdCrossed(crossed)  # what fanfetch run says with exit status 3
 
 
 def _stats_for(requests: object, progress: bool | None, *, resume: bool) -> Stats | None:
@@ -297,29 +303,39 @@ def run(
     inside Jupyter.
 
     This holds every result in memory: for large runs iterate ``iter_results`` instead.
+    A guard (``limit=``, ``deadline=``, ``max_cost=``, ``stop_if=``) that stops the run
+    leaves the results made so far; a ``fail_if=`` condition true at the end raises
+    ``ThresholdCrossed``, which holds them (``.results``) and says which (``.crossed``).
     ``cluster=``, ``output=``, ``format=``, ``shards=``, ``resume=``, ``redo_failed=`` and
     ``progress=`` (on by default in
     a notebook): see ``iter_results``.
     """
-    results = list(
-        iter_results(
-            requests,
-            ordered=ordered,
-            on_result=on_result,
-            cluster=cluster,
-            output=output,
-            format=format,
-            shards=shards,
-            resume=resume,
-            redo_failed=redo_failed,
-            config=config,
-            transport=transport,
-            progress=progress,
-            **options,
+    results: list[Result] = []
+    crossed: ThresholdCrossed | None = None
+    try:
+        results.extend(
+            iter_results(
+                requests,
+                ordered=ordered,
+                on_result=on_result,
+                cluster=cluster,
+                output=output,
+                format=format,
+                shards=shards,
+                resume=resume,
+                redo_failed=redo_failed,
+                config=config,
+                transport=transport,
+                progress=progress,
+                **options,
+            )
         )
-    )
+    except ThresholdCrossed as exc:
+        crossed = exc
     if cluster is None:  # a list is read by position: give it in input order
         results.sort(key=lambda result: result.request.seq)
+    if crossed is not None:
+        raise ThresholdCrossed(crossed.crossed, results) from None
     return results
 
 

@@ -161,3 +161,17 @@ async def test_max_cost_charges_each_attempt_and_usage_corrects_the_total(
     assert len(used.records) == 30
     charged = await run_cli("run", str(src), "-q", "-c", "1", "--max-cost", "40")
     assert charged.status == 3 and len(charged.records) == 4
+
+
+def test_from_python_a_crossed_fail_if_raises_after_the_run_with_its_results(
+    api_in_thread: str,
+):
+    urls = [f"{api_in_thread}/ok/1", f"{api_in_thread}/status/404", f"{api_in_thread}/ok/2"]
+    with pytest.raises(fanfetch.ThresholdCrossed) as caught:
+        fanfetch.run(urls, fail_if=["failed >= 1", "done > 10"])
+    assert caught.value.crossed == ["failed >= 1"]
+    assert [r.status for r in caught.value.results] == [200, 404, 200]  # in input order
+    assert str(caught.value) == "a fail_if= condition held at the end of the run: 'failed >= 1'"
+    with pytest.raises(fanfetch.ThresholdCrossed):
+        list(fanfetch.iter_results(urls, fail_if="failed >= 1"))
+    assert len(fanfetch.run(urls, fail_if=["failed > 1"])) == 3  # not crossed: no raise

@@ -2,6 +2,7 @@
 
     FanfetchError
     ├── WorkerDied              --workers: worker processes kept dying (exit status 1)
+    ├── ThresholdCrossed        from Python: a `fail_if` condition held at the run's end
     ├── OutputError             the output cannot be written (a full disk): the run stops
     ├── UsageError              the caller asked for something we cannot do (exit status 2)
     │   ├── ConfigError         a bad option value: names the parameter and the fix
@@ -55,6 +56,7 @@ __all__ = [
     "SaveError",
     "SelectError",
     "TLSError",
+    "ThresholdCrossed",
     "TooManyRedirects",
     "TransformError",
     "UsageError",
@@ -94,6 +96,19 @@ class ConfigError(UsageError, ValueError):
 
 class OutputError(FanfetchError):
     """The output cannot be written (disk full, closed pipe): the run stops, output whole."""
+
+
+class ThresholdCrossed(FanfetchError):
+    """A ``fail_if=`` condition held at the end of a run started from Python (the command
+    line says it with exit status 3). ``crossed`` names them; ``results`` holds the run's
+    results, as ``fanfetch.run`` would have returned them (empty for ``iter_results``,
+    which yielded them)."""
+
+    def __init__(self, crossed: list[str], results: list[Any] | None = None) -> None:
+        self.crossed = list(crossed)
+        self.results = results or []
+        shown = "; ".join(repr(text) for text in self.crossed)
+        super().__init__(f"a `fail_if` condition held at the end of the run: {shown}")
 
 
 class WorkerDied(FanfetchError):
