@@ -20,7 +20,7 @@ from typing import Any, Unpack
 
 from ._core._config import Config, Options, make_config
 from ._core._events import Listener
-from ._core._exceptions import ConfigError
+from ._core._exceptions import ConfigError, ThresholdCrossed
 from ._core._job import JobSpec
 from ._core._models import Request, Result
 from ._core._types import Item
@@ -116,7 +116,9 @@ class Fetcher:
         """Results as they finish (or in input order with ``ordered=True``).
 
         ``requests`` is consumed lazily: at most about twice the concurrency is read ahead,
-        and a slow consumer holds the workers back rather than results piling up.
+        and a slow consumer holds the workers back rather than results piling up. A
+        ``fail_if=`` condition that holds once the results are all out raises
+        ``ThresholdCrossed``.
         """
         results: Channel[Result] = Channel(self.config.limits.concurrency)
 
@@ -141,6 +143,9 @@ class Fetcher:
             while (result := await results.get()) is not None:
                 yield result
             await producer  # raises what the engine raised, if anything
+            guard = self._engine.guard  # a fetcher's guards count over its whole life
+            if guard is not None and (crossed := guard.crossed()):
+                raise ThresholdCrossed(crossed)
         finally:
             if not producer.done():
                 producer.cancel()

@@ -175,3 +175,14 @@ def test_from_python_a_crossed_fail_if_raises_after_the_run_with_its_results(
     with pytest.raises(fanfetch.ThresholdCrossed):
         list(fanfetch.iter_results(urls, fail_if="failed >= 1"))
     assert len(fanfetch.run(urls, fail_if=["failed > 1"])) == 3  # not crossed: no raise
+
+
+async def test_the_async_face_raises_a_crossed_fail_if_once_its_results_are_out(
+    api: LoopbackAPI,
+):
+    urls = [api.url("/ok/1"), api.url("/status/404")]
+    seen: list[int | None] = []
+    with pytest.raises(fanfetch.ThresholdCrossed) as caught:
+        async for result in fanfetch.stream(urls, fail_if=["status_4xx >= 1"]):
+            seen.append(result.status)
+    assert sorted(seen, key=str) == [200, 404] and caught.value.crossed == ["status_4xx >= 1"]
