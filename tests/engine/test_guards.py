@@ -186,3 +186,15 @@ async def test_the_async_face_raises_a_crossed_fail_if_once_its_results_are_out(
         async for result in fanfetch.stream(urls, fail_if=["status_4xx >= 1"]):
             seen.append(result.status)
     assert sorted(seen, key=str) == [200, 404] and caught.value.crossed == ["status_4xx >= 1"]
+
+
+@pytest.mark.parametrize(
+    "guard", [("--limit", "5"), ("--max-cost", "5"), ("--fail-if", "done > 1")]
+)
+async def test_every_guard_is_refused_with_worker_processes(
+    api: LoopbackAPI, tmp_path: Path, guard: tuple[str, str]
+):
+    src = _input(api, tmp_path, ["/ok/1"])
+    done = await run_cli("run", str(src), "-o", str(tmp_path / "o.jsonl"), "--workers", "2", *guard)
+    assert done.status == 2 and "--workers" in done.stderr, done.stderr
+    assert sum(api.log.hits.values()) == 0  # each process would count alone: refused first

@@ -333,6 +333,12 @@ class Guards:
     stop_if: str | None = None
     fail_if: tuple[str, ...] = ()
 
+    @property
+    def any(self) -> bool:
+        """Whether any guard is asked for."""
+        return bool(self.limit is not None or self.deadline is not None
+                    or self.max_cost is not None or self.stop_if or self.fail_if)  # fmt: skip
+
     def __post_init__(self) -> None:
         if self.limit is not None and (
             not isinstance(self.limit, int) or isinstance(self.limit, bool) or self.limit < 0

@@ -66,12 +66,11 @@ class JobSpec:
         if config.pages.paginate is not None and self.workers > 1:
             raise ConfigError("workers", self.workers, "does not go with `paginate` yet: worker "
                               "processes do not follow pages")  # fmt: skip
-        guards = config.guards
-        if (guards.limit is not None or guards.deadline is not None or guards.stop_if
-                or guards.fail_if) and (self.workers > 1 or self.cluster is not None):  # fmt: skip
+        if config.guards.any and (self.workers > 1 or self.cluster is not None):
             which = "workers" if self.workers > 1 else "cluster"
             raise ConfigError(which, getattr(self, which), "does not go with the guards yet "
-                              "(`limit`, `deadline`, `stop_if`, `fail_if`): they count in one "
+                              "(`limit`, `deadline`, `max_cost`, `stop_if`, `fail_if`): they "
+                              "count in one "
                               "process")  # fmt: skip
 
 

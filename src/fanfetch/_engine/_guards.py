@@ -10,12 +10,11 @@ over the final counters. Either makes the exit status 3.
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .._core._conditions import Condition
-from .._observe._summary import LatencyHistogram
+from .._observe._summary import Stats
 
 if TYPE_CHECKING:
     from .._core._config import Guards
@@ -30,19 +29,18 @@ class Guard:
 
     def __init__(self, guards: Guards, *, clock: Clock = time.monotonic) -> None:
         self._clock = clock
+        self._guards = guards
         self._limit = guards.limit
         self._deadline = None if guards.deadline is None else clock() + guards.deadline
         self._max_cost = guards.max_cost
         self.spent = 0.0  # the cost of the attempts started, corrected by --usage
         self._stop_if = None if guards.stop_if is None else Condition(guards.stop_if)
         self._fail_if = tuple(Condition(text, "fail_if") for text in guards.fail_if)
-        self._started_at = clock()
         self.started = 0  # requests and pages started
         self.stopped_by: str | None = None  # limit, deadline or stop_if, with what it was
         self.on_stop: Callable[[], None] = lambda: None  # the engine's stop
-        self._done = self._ok = self._in_a_row = 0
-        self._classes: Counter[str] = Counter()
-        self._latency = LatencyHistogram()  # bounded, whatever the run's size
+        self._stats = Stats(clock=clock)  # the summary's own counts, for the conditions
+        self._in_a_row = 0  # records not ok in a row: the one count the summary lacks
 
     @property
     def counts_cost(self) -> bool:
@@ -52,9 +50,7 @@ class Guard:
     @property
     def needed(self) -> bool:
         """Whether a run needs this guard at all (else the engine keeps none)."""
-        return bool(self._limit is not None or self._deadline is not None
-                    or self._max_cost is not None or self._stop_if is not None
-                    or self._fail_if)  # fmt: skip
+        return self._guards.any
 
     def may_start(self) -> bool:
         """Whether one more request (or page) may start; the first no stops the run."""
@@ -87,33 +83,26 @@ class Guard:
 
     def finished(self, result: Result) -> None:
         """A record was made: the counters move, and ``stop_if`` is asked."""
-        self._done += 1
-        if result.ok:
-            self._ok += 1
-            self._in_a_row = 0
-        else:
-            self._in_a_row += 1
-        status = result.status
-        if status is not None:
-            self._classes[f"{status // 100}xx"] += 1
-            if status == 429:
-                self._classes["429"] += 1
-        if result.attempt_ms is not None:
-            self._latency.add(result.attempt_ms)
+        self._stats.finished(result)
+        self._in_a_row = 0 if result.ok else self._in_a_row + 1
         stop_if = self._stop_if
         if stop_if is not None and self.stopped_by is None and stop_if.holds(self.counters()):
             self._stop(f"stop_if {stop_if.text}")
 
     def counters(self) -> dict[str, float]:
         """The names a condition may use, as they stand now (``_conditions.NAMES``)."""
-        done, failed = self._done, self._done - self._ok
+        stats = self._stats
+        done, failed = stats.done, stats.failed
+        statuses = stats.statuses
         return {
-            "done": done, "ok": self._ok, "failed": failed,
+            "done": done, "ok": stats.ok, "failed": failed,
             "error_rate": failed / done if done else 0.0,
-            "status_4xx": self._classes["4xx"], "status_429": self._classes["429"],
-            "status_5xx": self._classes["5xx"], "consecutive_errors": self._in_a_row,
-            "elapsed_s": self._clock() - self._started_at,
-            "p99_ms": self._latency.quantile(0.99) or 0.0,
+            "status_4xx": sum(n for s, n in statuses.items() if 400 <= s < 500),
+            "status_429": statuses[429],
+            "status_5xx": sum(n for s, n in statuses.items() if 500 <= s < 600),
+            "consecutive_errors": self._in_a_row,
+            "elapsed_s": self._clock() - stats.started,
+            "p99_ms": stats.latency.quantile(0.99) or 0.0,
         }  # fmt: skip
 
     def crossed(self) -> list[str]:
