@@ -20,7 +20,7 @@ from typing import Any, Unpack
 
 from ._core._config import Config, Options, make_config
 from ._core._events import Listener
-from ._core._exceptions import ConfigError, ThresholdCrossed
+from ._core._exceptions import ConfigError
 from ._core._job import JobSpec
 from ._core._models import Request, Result
 from ._core._types import Item
@@ -143,9 +143,8 @@ class Fetcher:
             while (result := await results.get()) is not None:
                 yield result
             await producer  # raises what the engine raised, if anything
-            guard = self._engine.guard  # a fetcher's guards count over its whole life
-            if guard is not None and (crossed := guard.crossed()):
-                raise ThresholdCrossed(crossed)
+            if self._engine.guard is not None:  # a fetcher's guards count over its life
+                self._engine.guard.raise_if_crossed()
         finally:
             if not producer.done():
                 producer.cancel()

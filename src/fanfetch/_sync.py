@@ -106,9 +106,8 @@ def iter_results(
         await handoff.run(pipeline, _numbered(requests, pipeline.wanted), on_result)
 
     yield from handoff.results(run, stats)
-    guard = made[0].engine.guard if made else None
-    if guard is not None and (crossed := guard.crossed()):
-        raise ThresholdCrossed(crossed)  # what fanfetch run says with exit status 3
+    if made and made[0].engine.guard is not None:
+        made[0].engine.guard.raise_if_crossed()  # what fanfetch run says with exit status 3
 
 
 def _stats_for(requests: object, progress: bool | None, *, resume: bool) -> Stats | None:

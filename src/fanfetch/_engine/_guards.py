@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .._core._conditions import Condition
+from .._core._exceptions import ThresholdCrossed
 from .._observe._summary import Stats
 
 if TYPE_CHECKING:
@@ -109,6 +110,11 @@ class Guard:
         """The ``fail_if`` conditions true of the counters now (at the end of the run)."""
         counters = self.counters()
         return [condition.text for condition in self._fail_if if condition.holds(counters)]
+
+    def raise_if_crossed(self) -> None:
+        """From Python, what exit status 3 is on the command line: ``ThresholdCrossed``."""
+        if crossed := self.crossed():
+            raise ThresholdCrossed(crossed)
 
     def _stop(self, reason: str) -> None:
         self.stopped_by = reason
