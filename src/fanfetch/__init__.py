@@ -7,7 +7,16 @@ from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any as _Any
 
 from ._client import Fetcher, RequestLike, stream
-from ._core._config import Config, Limits, Options, Rate, RetryPolicy, Timeouts, make_config
+from ._core._config import (
+    Auto,
+    Config,
+    Limits,
+    Options,
+    Rate,
+    RetryPolicy,
+    Timeouts,
+    make_config,
+)
 from ._core._events import Event, Finished, Listener, Retrying, RunEnded, RunStarted
 from ._core._exceptions import (
     AuthError,
@@ -54,6 +63,7 @@ def __getattr__(name: str) -> _Any:
 
 __all__ = [
     "AuthError",
+    "Auto",
     "BodyTooLarge",
     "Config",
     "ConfigError",

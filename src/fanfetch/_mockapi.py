@@ -10,6 +10,15 @@ It behaves like a real API on a bad day, within knobs: a latency with jitter, a 
   ``Link`` header, ``next`` (a URL) and ``next_cursor`` in the body, and the query parameters
   ``page`` (from 1), ``cursor`` and ``offset``;
 - ``GET /status/{code}``: an empty answer with that status;
+- ``GET|POST /limited/{form}/{id}``: an item behind a fixed window of ``?limit=`` requests
+  (60 by default) per ``?window=`` seconds (1), advertised in the header ``form``: ``x``
+  (``X-RateLimit-*``, Reset in seconds), ``x-epoch`` (Reset a Unix time), ``ietf``
+  (``RateLimit-Limit/Remaining/Reset``), ``dict`` (``RateLimit: limit=, remaining=,
+  reset=``), ``draft`` (``RateLimit-Policy`` and ``RateLimit``, revision 07 on) or ``openai``
+  (``x-ratelimit-*-requests``, a window of 60 s, and ``-tokens`` with ``?tokens=`` a
+  request and ``?token_limit=`` a window); over it, 429 with ``Retry-After``.
+  ``GET /limited/stats``: what each window let through and refused, its tokens, and when
+  the first and the last it let through came;
 - ``GET /health``: ``{"ok": true}``, never delayed or failed.
 """
 
@@ -17,11 +26,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import random
 import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -123,6 +134,44 @@ def create_app(config: MockAPIConfig | None = None) -> web.Application:
             body=orjson.dumps(body), content_type="application/json", headers=headers
         )
 
+    # (form, window start): requests let through, refused, tokens let through, first, last
+    windows: dict[tuple[str, float], list[float]] = {}
+
+    async def limited(request: web.Request) -> web.Response:
+        form, q = request.match_info["form"], request.query
+        limit = int(q.get("limit", 60))
+        window = float(q.get("window", 60 if form == "openai" else 1))
+        tokens, token_limit = float(q.get("tokens", 0)), float(q.get("token_limit", 0) or "inf")
+        now = time.time()
+        start = now - now % window
+        spent = windows.setdefault((form, start), [0, 0, 0.0, now, now])
+        over = spent[0] >= limit or spent[2] + tokens > token_limit
+        if over:
+            spent[1] += 1
+        else:
+            spent[0] += 1
+            spent[2] += tokens
+            spent[4] = now
+        left = start + window - now
+        headers = _advertised(form, limit, window, limit - int(spent[0]), left, start + window)
+        if form == "openai" and token_limit != float("inf"):
+            headers |= {"x-ratelimit-limit-tokens": f"{token_limit:g}",
+                        "x-ratelimit-remaining-tokens": f"{token_limit - spent[2]:g}",
+                        "x-ratelimit-reset-tokens": f"{left:.3f}s"}  # fmt: skip
+        if over:
+            headers["Retry-After"] = str(math.ceil(left))
+            return web.json_response({"error": "over the limit"}, status=429, headers=headers)
+        await delay()
+        item_id = request.match_info["id"]
+        return web.Response(body=orjson.dumps({"id": item_id}), content_type="application/json",
+                            headers=headers)  # fmt: skip
+
+    async def limited_stats(request: web.Request) -> web.Response:
+        return _json([{"form": form, "start": start, "ok": ok, "refused": refused,
+                       "tokens": tokens, "first": first, "last": last}
+                      for (form, start), (ok, refused, tokens, first, last)
+                      in sorted(windows.items())])  # fmt: skip
+
     async def status(request: web.Request) -> web.Response:
         return web.Response(status=int(request.match_info["code"]))
 
@@ -133,8 +182,36 @@ def create_app(config: MockAPIConfig | None = None) -> web.Application:
     app.router.add_route("*", "/echo", echo)
     app.router.add_get("/repos/{repo}/issues", issues)
     app.router.add_get(r"/status/{code:\d{3}}", status)
+    app.router.add_get("/limited/stats", limited_stats)
+    app.router.add_route("*", "/limited/{form}/{id}", limited)
     app.router.add_get("/health", health)
     return app
+
+
+def _advertised(
+    form: str, limit: int, window: float, remaining: int, left: float, end: float
+) -> dict[str, str]:
+    """A fixed window's state in the rate-limit headers of ``form``."""
+    t = math.ceil(left)  # whole seconds, as most APIs write them
+    if form == "x":
+        return {"X-RateLimit-Limit": str(limit), "X-RateLimit-Remaining": str(remaining),
+                "X-RateLimit-Reset": str(t)}  # fmt: skip
+    if form == "x-epoch":
+        return {"X-RateLimit-Limit": str(limit), "X-RateLimit-Remaining": str(remaining),
+                "X-RateLimit-Reset": str(math.ceil(end))}  # fmt: skip
+    if form == "ietf":
+        return {"RateLimit-Limit": str(limit), "RateLimit-Remaining": str(remaining),
+                "RateLimit-Reset": str(t)}  # fmt: skip
+    if form == "dict":
+        return {"RateLimit": f"limit={limit}, remaining={remaining}, reset={t}"}
+    if form == "draft":
+        return {"RateLimit-Policy": f'"default";q={limit};w={window:g}',
+                "RateLimit": f'"default";r={remaining};t={t}'}  # fmt: skip
+    if form == "openai":
+        return {"x-ratelimit-limit-requests": str(limit),
+                "x-ratelimit-remaining-requests": str(remaining),
+                "x-ratelimit-reset-requests": f"{left:.3f}s"}  # fmt: skip
+    return {}
 
 
 async def serve(config: MockAPIConfig, *, host: str = "127.0.0.1", port: int = 8080) -> None:

@@ -13,7 +13,7 @@ def test_the_public_api_has_the_types_it_promises() -> None:
     config = fanfetch.make_config(concurrency=5, rate="10/s", retries=1)
     assert_type(config, fanfetch.Config)
     assert_type(config.limits, fanfetch.Limits)
-    assert_type(config.limits.rate, fanfetch.Rate | None)
+    assert_type(config.limits.rate, fanfetch.Rate | fanfetch.Auto | None)
     request = fanfetch.Request("http://127.0.0.1/", method="POST", json={"a": 1})
     result = fanfetch.Result(request, status=200, content=b"{}")
     assert_type(result.ok, bool)

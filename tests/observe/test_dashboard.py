@@ -129,7 +129,8 @@ def render_at(width: int, height: int = 24) -> list[str]:
     stats, _, _, _ = a_run(clock)
     hosts = [HostView("127.0.0.1:48213", 12, 3, None, 0.0, 0, ""),
              HostView("api.a-rather-long-host-name.example.com:8443", 4, 0, 2.5, 1.2, 3, "429"),
-             HostView("[::1]:49152", 1, 0, None, 0.0, 0, "")]  # fmt: skip
+             HostView("[::1]:49152", 1, 0, None, 0.0, 0, ""),
+             HostView("[::1]:49153", 2, 9, None, 0.0, 2, "HTTP 429", learned=1940.0)]  # fmt: skip
     out = io.StringIO()
     console = Console(file=out, width=width, height=height, force_terminal=True,
                       color_system=None)  # fmt: skip
@@ -153,6 +154,10 @@ def test_the_dashboard_lays_out_for_every_width_from_80_without_wrapping_or_cutt
         assert not re.search(r":\d*…", screen), width  # a host is cut in its name, not its port
         busiest = [line for line in lines if "busiest hosts" in line]
         assert len(busiest) == 1 and "status and errors" in busiest[0], width  # side by side
+        learned = [line for line in lines if "[::1]:49153" in line]
+        assert len(learned) == 1, width
+        wide = "window" in screen  # room for each host's window, and for why it rests
+        assert ("paced 1,940.0/s, 2x" if wide else " 1940/s ") in learned[0], width
 
 
 async def test_in_a_real_terminal_of_80_100_120_and_160_columns_the_panels_hold_together(

@@ -23,8 +23,15 @@ def test_each_worker_gets_its_share_of_every_limit():
     part = share(config, 3)
     assert part.limits.concurrency == 33 and part.limits.per_host == 3  # 3 x 33 <= 100
     assert part.limits.rate == Rate(count=30)
-    assert part.limits.rate_per_host is not None and part.limits.rate_per_host.count == 10
-    assert part.costs.budget is not None and part.costs.budget.count == 3000
+    assert part.limits.rate_per_host == Rate(count=10, period=60.0)
+    assert part.costs.budget == Rate(count=3000, period=60.0)
+
+
+def test_a_learned_rate_is_cut_into_shares_of_what_each_host_advertises():
+    from fanfetch import Auto
+
+    part = share(make_config(rate="auto", budget="auto"), 4)
+    assert part.limits.rate == Auto(share=0.25) and part.costs.budget == Auto(share=0.25)
 
 
 def test_limits_are_cut_into_no_more_parts_than_they_have_slots():

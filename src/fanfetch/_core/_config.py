@@ -32,6 +32,7 @@ __all__ = [
     "OPTIONS",
     "PARTS",
     "Auth",
+    "Auto",
     "Checks",
     "Config",
     "Costs",
@@ -73,8 +74,8 @@ class Limits:
 
     concurrency: int = DEFAULT_CONCURRENCY
     per_host: int | None = None
-    rate: Rate | None = None
-    rate_per_host: Rate | None = None
+    rate: Rate | Auto | None = None
+    rate_per_host: Rate | Auto | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.concurrency, int) or self.concurrency < 1:
@@ -190,6 +191,22 @@ class Rate:
         return f"{self.count:g}/{unit}"
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Auto:
+    """``auto``: a rate (or budget) learned from each host's rate-limit headers, at
+    ``share`` of what the host advertises (a worker's part of the job's)."""
+
+    share: float = 1.0
+
+    def __str__(self) -> str:
+        return "auto"
+
+    @staticmethod
+    def fixed(rate: Rate | Auto | None) -> Rate | None:
+        """``rate`` when it is a fixed one."""
+        return rate if isinstance(rate, Rate) else None
+
+
 DEFAULT_LIMITS = Limits()
 DEFAULT_TIMEOUTS = Timeouts()
 DEFAULT_RETRY = RetryPolicy()
@@ -249,7 +266,7 @@ class Auth:
 class Costs:
     """What a request costs against ``budget``: ``cost`` before it goes, ``usage`` after."""
 
-    budget: Rate | None = None
+    budget: Rate | Auto | None = None
     cost: str | None = None  # JMESPath over the request: its cost against the budget
     usage: str | None = None  # JMESPath over the answer: what it really cost
 
@@ -452,13 +469,23 @@ def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _as_rate(value: str | Rate | None, values: Mapping[str, Any], name: str) -> Rate | None:
-    if value is None or isinstance(value, Rate):
+def _as_rate(
+    value: str | Rate | Auto | None, values: Mapping[str, Any], name: str
+) -> Rate | Auto | None:
+    if value is None or isinstance(value, Rate | Auto):
         return value
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        if name not in _LEARNABLE:
+            raise ConfigError(name, value, "only `rate`, `rate_per_host` and `budget` learn "
+                              "from the server's headers")  # fmt: skip
+        return Auto()
     if isinstance(value, str):
         burst = 1 if name.startswith("budget") else values["burst"]
         return Rate.parse(value, burst=burst, parameter=name)
-    raise ConfigError(name, value, "give a string like '100/s' or a fanfetch.Rate")
+    raise ConfigError(name, value, "give a string like '100/s' or 'auto', or a fanfetch.Rate")
+
+
+_LEARNABLE = frozenset({"rate", "rate_per_host", "budget"})
 
 
 def _as_headers(
@@ -600,7 +627,8 @@ OPTIONS: tuple[Option, ...] = (
            ("--max-retry-after",), float, "SECONDS",
            to="retry.max_retry_after",
            section="When things fail"),
-    Option("rate", None, "Attempts started at most, e.g. 100/s or 3000/min.", ("--rate",),
+    Option("rate", None, "Attempts started at most, e.g. 100/s or 3000/min; auto: each host "
+           "paced at the limit its rate-limit headers advertise.", ("--rate",),
            str, "R",
            coerce=_as_rate,
            to="limits.rate",
@@ -622,7 +650,7 @@ OPTIONS: tuple[Option, ...] = (
            to="",
            section="How many, how fast"),
     Option("budget", None, 'Cost started at most, e.g. 90000/min; requests carry "cost" '
-           "(LLM tokens).", ("--budget",), str, "B",
+           "(LLM tokens); auto: from x-ratelimit-*-tokens.", ("--budget",), str, "B",
            coerce=_as_rate,
            to="costs.budget",
            section="How many, how fast"),

@@ -72,3 +72,4 @@ class HostView(NamedTuple):
     resting: float  # seconds until it may be asked again; 0 when it is not resting
     throttles: int  # times it asked us to slow down (while it was kept)
     why: str  # how it asked, the last time
+    learned: float | None = None  # starts a second its headers taught (--rate auto)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 
-from .._core._config import Config, Rate, RetryPolicy
+from .._core._config import Auto, Config, Rate, RetryPolicy
 from .._core._events import Retrying
 from .._core._exceptions import InvalidRequest, RequestError
 from .._core._models import Attempt, Request, Result, status_error
@@ -127,7 +127,8 @@ class Attempts:
         cost = request.cost if self._costs is None else self._costs.cost_of(request)
         if isinstance(cost, str):  # --cost gave no number for this one
             return Result(request, error=InvalidRequest(cost), attempts=0)
-        if cost is not None and (budget := self.config.costs.budget) and cost > budget.count:
+        budget = Auto.fixed(self.config.costs.budget)
+        if cost is not None and budget is not None and cost > budget.count:
             return over_budget(request, budget)
         clock, limiter, policy = self._clock, self.limiter, self.config.retry
         timeout = request.timeout or self.config.timeouts.attempt
@@ -254,7 +255,8 @@ def _finished(
     status = response.status
     own = tries is not None and tries.own_throttle and status == 429
     throttle = None if own else throttle_delay(policy, status, response.headers)
-    limiter.notify_finished(host, ok=is_success(status), status=status, throttle=throttle)
+    limiter.notify_finished(host, ok=is_success(status), status=status, throttle=throttle,
+                            headers=response.headers)  # fmt: skip
 
 
 def _delay(

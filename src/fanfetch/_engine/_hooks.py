@@ -81,10 +81,11 @@ def hooks_for(
 
         hooks.append(IdempotencyKeys(keys.idempotency_key, keys.idempotency_salt))
     if (usage := config.costs.usage) is not None:
+        from .._core._config import Auto
         from ._cost import UsageHook
 
         corrections: list[Callable[[float], None]] = []
-        if config.costs.budget is not None:
+        if config.costs.budget is not None and not isinstance(config.costs.budget, Auto):
             corrections.append(limiter.correct_budget)
         if guard is not None and guard.counts_cost:
             corrections.append(guard.correct)

@@ -10,9 +10,15 @@ import asyncio
 import heapq
 import time
 from collections import deque
+from typing import TYPE_CHECKING
 
 from .._core._config import Rate
 from .._core._types import Clock, HostView, Sleep
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from ._learned import Learner
 
 __all__ = ["GCRA", "Clock", "HostGate", "HostView", "Limiter", "Sleep"]
 
@@ -334,10 +340,12 @@ class Limiter:
         rate: Rate | None = None,
         rate_per_host: Rate | None = None,
         budget: Rate | None = None,
+        learner: Learner | None = None,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.gate = HostGate(per_host, ceiling=ceiling, clock=clock)
+        self.learner = learner  # --rate auto, --budget auto: the paces hosts advertise
         self._rate = GCRA(rate, clock=clock, sleep=sleep) if rate else None
         self._budget = GCRA(budget, clock=clock, sleep=sleep) if budget else None
         self._host_rate = rate_per_host
@@ -366,6 +374,7 @@ class Limiter:
             self._rate is not None
             or self._host_rate is not None
             or (self._budget is not None and cost)
+            or (self.learner is not None and self.learner.paces(host))
         ):
             return False
         return self.gate.try_acquire(host)
@@ -390,6 +399,8 @@ class Limiter:
                 await meter.wait()
             if self._budget is not None and cost:
                 await self._budget.wait(cost)
+            if self.learner is not None:
+                await self.learner.wait(host, cost)
         except BaseException:
             self.gate.release(host)
             raise
@@ -423,8 +434,16 @@ class Limiter:
         return meter
 
     def notify_finished(
-        self, host: str, *, ok: bool, throttle: float | None = None, status: int | None = None
+        self,
+        host: str,
+        *,
+        ok: bool,
+        throttle: float | None = None,
+        status: int | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
+        if self.learner is not None:
+            self.learner.heard(host, headers)
         gate = self.gate
         if throttle is not None:
             gate.throttled(host, throttle, f"HTTP {status}" if status in (429, 503) else
@@ -432,6 +451,14 @@ class Limiter:
         elif ok:
             gate.succeeded(host)
         gate.release(host)
+
+    def busiest(self, most: int) -> list[HostView]:
+        """The gate's busiest hosts, each with the pace it taught (``--rate auto``)."""
+        views = self.gate.busiest(most)
+        learner = self.learner
+        if learner is None:
+            return views
+        return [view._replace(learned=learner.rate_of(view.host)) for view in views]
 
     def __repr__(self) -> str:
         return f"<Limiter gate={self.gate!r} rate={self._rate!r} budget={self._budget!r}>"

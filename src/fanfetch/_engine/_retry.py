@@ -7,13 +7,13 @@ scheduler only ever asks one question: "wait how long, or stop?".
 from __future__ import annotations
 
 import random
-import re
 import time
 from collections.abc import Callable, Mapping
 from email.utils import parsedate_to_datetime
 
 from .._core._config import RetryPolicy
 from .._core._exceptions import RequestError
+from ._quota import quota, says_remaining
 
 __all__ = ["backoff", "next_delay", "parse_retry_after", "throttle_delay"]
 
@@ -88,10 +88,6 @@ def next_delay(
     return delay
 
 
-_RATELIMIT_RE = re.compile(r"(?:^|[,;\s])(remaining|reset)\s*=\s*(\d+(?:\.\d+)?)", re.I)
-_EPOCH = 1_000_000_000  # an X-RateLimit-Reset above this is a Unix time, not seconds from now
-
-
 def throttle_delay(
     policy: RetryPolicy, status: int, headers: Mapping[str, str] | None
 ) -> float | None:
@@ -99,9 +95,8 @@ def throttle_delay(
 
     A 429, or a 503 with ``Retry-After``, throttles the host for that long (0 when it gives no
     time: the host's window still narrows). A response of any status whose rate-limit headers
-    say nothing remains (``RateLimit-Remaining: 0`` / ``X-RateLimit-Remaining: 0`` with a reset,
-    or ``RateLimit: remaining=0, reset=N``) rests the host until the reset. Never longer than
-    ``policy.max_retry_after``.
+    (any form ``_quota`` reads) say nothing remains, with a reset, rests the host until the
+    reset. Never longer than ``policy.max_retry_after``.
     """
     if headers is None:
         return None
@@ -112,49 +107,11 @@ def throttle_delay(
             delay = asked
         elif status == 429:
             delay = 0.0
-    remaining = headers.get("RateLimit-Remaining") or headers.get("X-RateLimit-Remaining")
-    combined = headers.get("RateLimit")
-    if remaining is not None or combined:  # most answers have no rate-limit headers at all
-        reset = headers.get("RateLimit-Reset") or headers.get("X-RateLimit-Reset")
-        if combined:
-            fields = {k.lower(): v for k, v in _RATELIMIT_RE.findall(combined)}
-            remaining = fields.get("remaining", remaining)
-            reset = fields.get("reset", reset)
-        if remaining is not None and reset is not None and remaining.strip() == "0":
-            try:
-                seconds = float(reset)
-            except ValueError:
-                seconds = None
-            if seconds is not None:
-                if seconds > _EPOCH:
-                    seconds -= time.time()
-                delay = max(delay or 0.0, seconds, 0.0)
-    for kind in ("requests", "tokens"):  # OpenAI-style: x-ratelimit-remaining-tokens: 0
-        left = headers.get(f"x-ratelimit-remaining-{kind}")
-        if left is not None and left.strip() == "0":
-            seconds = parse_duration(headers.get(f"x-ratelimit-reset-{kind}"))
-            if seconds is not None:
-                delay = max(delay or 0.0, seconds)
+    if says_remaining(headers):  # most answers have no rate-limit headers at all
+        for kind in ("requests", "tokens"):
+            found = quota(headers, kind)
+            if found is not None and found.remaining == 0 and found.reset is not None:
+                delay = max(delay or 0.0, found.reset)
     if delay is None:
         return None
     return min(delay, policy.max_retry_after)
-
-
-_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
-
-
-def parse_duration(value: str | None) -> float | None:
-    """Seconds in ``6m0s``, ``1.5s``, ``20ms`` or a bare number (as OpenAI-style reset
-    headers write them); None if unusable."""
-    if not value:
-        return None
-    text = value.strip().lower()
-    try:
-        return max(0.0, float(text))
-    except ValueError:
-        pass
-    parts = _DURATION_RE.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        return None
-    scale = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-    return sum(float(n) * scale[u] for n, u in parts)

@@ -14,7 +14,7 @@ import time
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from .._core._config import Config
+from .._core._config import Auto, Config
 from .._core._events import ChainEnded, Finished, Listener, RunEnded, RunStarted
 from .._core._exceptions import InvalidRequest, PaginationError, TransformError
 from .._core._models import Request, Result
@@ -25,6 +25,7 @@ from .._net._transports import Transport, open_transport
 from ._attempt import Attempts
 from ._channel import Channel
 from ._guards import Guard
+from ._learned import learner_for
 from ._limits import HostView, Limiter
 from ._paginate import ChainState, Paginator
 from ._select import Selector
@@ -70,9 +71,10 @@ class Engine:
         self._limiter = limiter = Limiter(
             per_host=config.limits.per_host,
             ceiling=config.limits.concurrency,
-            rate=config.limits.rate,
-            rate_per_host=config.limits.rate_per_host,
-            budget=config.costs.budget,
+            rate=Auto.fixed(config.limits.rate),
+            rate_per_host=Auto.fixed(config.limits.rate_per_host),
+            budget=Auto.fixed(config.costs.budget),
+            learner=learner_for(config, clock=clock, sleep=sleep),
             clock=clock,
             sleep=sleep,
         )
@@ -158,9 +160,9 @@ class Engine:
         self._limiter.resize(
             per_host=limits.per_host,
             ceiling=limits.concurrency,
-            rate=limits.rate,
-            rate_per_host=limits.rate_per_host,
-            budget=budget,
+            rate=Auto.fixed(limits.rate),
+            rate_per_host=Auto.fixed(limits.rate_per_host),
+            budget=Auto.fixed(budget),
         )
         self._attempts.config = self.config
         self._pool_max = limits.concurrency
@@ -349,7 +351,7 @@ class Engine:
 
     def busiest_hosts(self, most: int) -> list[HostView]:
         """The hosts with the most attempts in flight or waiting (for --dashboard)."""
-        return self._limiter.gate.busiest(most)
+        return self._limiter.busiest(most)
 
     def queued(self) -> int:
         """Requests read and waiting for a worker."""

@@ -32,6 +32,7 @@ LATENCY_WIDTH = 46  # its columns: a name, p50, p90, p99, max; its bars and thei
 MIX_WIDTH = 35  # a kind, its count (to 100 million), its share
 _HOST_COLUMNS = 19  # in flight, waiting, their spaces
 _WHY = 36  # the window, and why a host rests ("for 1.2 s: 429 Retry-After")
+_NARROW = 7  # what limits a host, when there is no room for the above (rests "12s", "1940/s")
 """Below this the view does not fit: the progress line is drawn instead."""
 
 _SPARKS = "▁▂▃▄▅▆▇█"
@@ -215,26 +216,35 @@ class Dashboard:
 
     def _hosts_panel(self, inner: int, most: int = 8) -> Panel:
         """The busiest hosts in ``inner`` columns: a narrow panel keeps the host, in flight
-        and waiting, and says only whether a host rests; a host is shortened in its name,
+        and waiting, and says only whether a host rests; a wide one its window, and why it
+        rests or the pace it taught (``--rate auto``). A host is shortened in its name,
         never in its port."""
         views = self._hosts(most)
         full = inner >= 16 + _HOST_COLUMNS + _WHY  # room for the window and why it rests
-        name_w = max(12, inner - _HOST_COLUMNS - (_WHY if full else 6))
+        name_w = max(12, inner - _HOST_COLUMNS - (_WHY if full else _NARROW))
         head = f"{'host':<{name_w}} {'in flight':>9} {'waiting':>8}"
-        text = Text(head + (f" {'window':>7}  throttled" if full else "  rest"), style="bold",
-                    no_wrap=True, overflow="ellipsis")  # fmt: skip
+        text = Text(head + (f" {'window':>7}  throttled" if full else "  limit"),
+                    style="bold", no_wrap=True, overflow="ellipsis")  # fmt: skip
         for view in views:
             host = fit_host(printable(view.host), name_w)
             text.append(f"\n{host:<{name_w}} {view.in_flight:>9,} {view.waiting:>8,}",
                         style="default")  # fmt: skip
-            if not full:
-                text.append(f" {view.resting:>4.0f}s" if view.resting > 0 else "     -",
-                            style="magenta" if view.resting > 0 else "default")  # fmt: skip
+            if not full:  # resting, or the pace it taught, or neither
+                if view.resting > 0:
+                    text.append(f" {view.resting:>5.0f}s", style="magenta")
+                elif view.learned is not None:
+                    text.append(f" {_per_second(view.learned):>6}", style="cyan")
+                else:
+                    text.append(f" {'-':>6}")
                 continue
             window = "-" if view.window is None else f"{view.window:.1f}"
             text.append(f" {window:>7}  ", style="default")
             if view.resting > 0:
                 text.append(f"for {view.resting:.1f} s: {printable(view.why)}", style="magenta")
+            elif view.learned is not None:  # --rate auto: the pace its headers taught
+                text.append(f"paced {view.learned:,.1f}/s", style="cyan")
+                if view.throttles:
+                    text.append(f", {view.throttles}x", style="dim")
             elif view.throttles:
                 text.append(f"{view.throttles}x, last {printable(view.why)}", style="dim")
             else:
@@ -256,6 +266,13 @@ class Dashboard:
 
     def __repr__(self) -> str:
         return f"<Dashboard done={self._stats.done} every={self._every}s>"
+
+
+def _per_second(rate: float) -> str:
+    """A learned pace in at most 6 characters: ``48.5/s``, ``1940/s``, ``12k/s``."""
+    if rate >= 10_000:
+        return f"{rate / 1000:.0f}k/s"
+    return f"{rate:.1f}/s" if rate < 100 else f"{rate:.0f}/s"
 
 
 def fit_host(host: str, width: int) -> str:

@@ -28,7 +28,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
-from .._core._config import Config, Limits, Rate
+from .._core._config import Auto, Config, Limits, Rate
 from .._core._events import Finished, RunEnded, RunStarted
 from .._core._exceptions import WorkerDied
 from .._core._models import Result
@@ -64,9 +64,11 @@ def share(config: Config, n: int) -> Config:
     not be over ``max_parts(config)``, where each part still gets a slot.
     """
 
-    def part(rate: Rate | None) -> Rate | None:
+    def part(rate: Rate | Auto | None) -> Rate | Auto | None:
         if rate is None:
             return None
+        if isinstance(rate, Auto):  # each worker paces at its share of what a host advertises
+            return Auto(share=rate.share / n)
         return dataclasses.replace(rate, count=rate.count / n)
 
     per_host = config.limits.per_host
