@@ -93,6 +93,14 @@ class Fetcher:
     async def __aenter__(self) -> Fetcher:
         return self
 
+    @property
+    def stopped_by(self) -> str | None:
+        """The guard that stopped this fetcher, with its bound (``"limit 100"``,
+        ``"deadline"``, ``"max_cost 50"``, ``"stop_if error_rate > 0.5"``), else None:
+        once one has, no new request starts."""
+        guard = self._engine.guard
+        return None if guard is None else guard.stopped_by
+
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 

@@ -6,6 +6,7 @@ before anything runs."""
 from __future__ import annotations
 
 import json
+import logging
 from collections import Counter
 from pathlib import Path
 
@@ -115,10 +116,14 @@ def test_a_condition_reads_the_counters_and_nothing_else():
     assert Condition("0 < consecutive_errors <= 3").holds(counters)
 
 
-def test_the_api_takes_the_guards_and_refuses_them_on_a_cluster(api_in_thread: str, tmp_path: Path):
-    results = fanfetch.run([f"{api_in_thread}/ok/{i}" for i in range(10)], concurrency=1,
-                           limit=4)  # fmt: skip
+def test_the_api_takes_the_guards_and_refuses_them_on_a_cluster(
+    api_in_thread: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    with caplog.at_level(logging.INFO, logger="fanfetch"):
+        results = fanfetch.run([f"{api_in_thread}/ok/{i}" for i in range(10)], concurrency=1,
+                               limit=4)  # fmt: skip
     assert len(results) == 4
+    assert [r.getMessage() for r in caplog.records] == ["stopped by limit 4: no new request starts"]
     with pytest.raises(fanfetch.ConfigError, match="guards"):
         fanfetch.run([f"{api_in_thread}/ok/1"], limit=4, cluster="ray", output=tmp_path / "o")
 
@@ -186,6 +191,14 @@ async def test_the_async_face_raises_a_crossed_fail_if_once_its_results_are_out(
         async for result in fanfetch.stream(urls, fail_if=["status_4xx >= 1"]):
             seen.append(result.status)
     assert sorted(seen, key=str) == [200, 404] and caught.value.crossed == ["status_4xx >= 1"]
+
+
+async def test_a_fetcher_says_which_guard_stopped_it(api: LoopbackAPI):
+    async with fanfetch.Fetcher(concurrency=1, stop_if="status_4xx >= 2") as fetcher:
+        assert fetcher.stopped_by is None
+        urls = [api.url(f"/status/404?n={i}") for i in range(10)]
+        seen = [result async for result in fetcher.stream(urls)]
+    assert len(seen) == 2 and fetcher.stopped_by == "stop_if status_4xx >= 2"
 
 
 @pytest.mark.parametrize(

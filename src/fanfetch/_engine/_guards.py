@@ -9,6 +9,7 @@ over the final counters. Either makes the exit status 3.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -118,4 +119,7 @@ class Guard:
 
     def _stop(self, reason: str) -> None:
         self.stopped_by = reason
+        # From Python the results simply end; the log says why (the command line's summary
+        # and exit status 3 do there). INFO: unseen unless the program asked for it.
+        logging.getLogger("fanfetch").info("stopped by %s: no new request starts", reason)
         self.on_stop()
