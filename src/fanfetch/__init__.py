@@ -45,7 +45,7 @@ from ._core._exceptions import (
 )
 from ._core._models import Request, Result
 from ._net._transports import MockTransport, Response, Transport
-from ._sync import iter_results, run
+from ._sync import iter_results, run, run_job
 from ._version import __version__
 
 if _TYPE_CHECKING:
@@ -110,5 +110,6 @@ __all__ = [
     "iter_results",
     "make_config",
     "run",
+    "run_job",
     "stream",
 ]

@@ -9,6 +9,11 @@ It behaves like a real API on a bad day, within knobs: a latency with jitter, a 
   issues fixed by the name, or ``?total=N``), paged every way ``--paginate`` follows: a
   ``Link`` header, ``next`` (a URL) and ``next_cursor`` in the body, and the query parameters
   ``page`` (from 1), ``cursor`` and ``offset``;
+- ``GET /orgs/{org}/repos``: an organisation's repositories, two a page by ``Link`` (a
+  tree with the issues above): ``o{n}`` has ``r{n}``, ``r{n+1}`` and ``r{n+2}``, so that
+  neighbours share two; ``empty`` has none; ``faults`` has ``flaky`` (its issues answer 503
+  the first time), ``busy`` (429 with ``Retry-After: 1`` the first time) and one entry with
+  no ``name``. Each repository is ``{"name", "full_name", "owner": {"login"}}``;
 - ``GET /status/{code}``: an empty answer with that status;
 - ``GET|POST /limited/{form}/{id}``: an item behind a fixed window of ``?limit=`` requests
   (60 by default) per ``?window=`` seconds (1), advertised in the header ``form``: ``x``
@@ -104,12 +109,40 @@ def create_app(config: MockAPIConfig | None = None) -> web.Application:
             }
         )
 
+    first_asked: set[str] = set()  # the tree's faults: answered once, then all is well
+
+    async def repos(request: web.Request) -> web.Response:
+        await delay()
+        org = request.match_info["org"]
+        if org == "empty":
+            names: list[str | None] = []
+        elif org == "faults":
+            names = ["flaky", "busy", None]
+        else:
+            n = int(org.removeprefix("o")) if org.removeprefix("o").isdigit() else 0
+            names = [f"r{n + k}" for k in range(3)]
+        page = max(1, int(request.query.get("page", 1)))
+        listed = [{"full_name": f"{org}/{name}", "owner": {"login": org}}
+                  | ({"name": name} if name is not None else {})
+                  for name in names[2 * (page - 1): 2 * page]]  # fmt: skip
+        headers = {}
+        if 2 * page < len(names):
+            headers["Link"] = f'<{request.path}?page={page + 1}>; rel="next"'
+        return web.Response(body=orjson.dumps(listed), content_type="application/json",
+                            headers=headers)  # fmt: skip
+
     async def issues(request: web.Request) -> web.Response:
         await delay()
         failure = misbehave()
         if failure is not None:
             return failure
         repo, q = request.match_info["repo"], request.query
+        if repo in ("flaky", "busy") and repo not in first_asked:
+            first_asked.add(repo)
+            if repo == "flaky":
+                return web.json_response({"error": "try again"}, status=503)
+            return web.json_response({"error": "slow down"}, status=429,
+                                     headers={"Retry-After": "1"})  # fmt: skip
         total = int(q.get("total", 10 + sum(repo.encode()) % 41))
         size = max(1, int(q.get("per_page", 10)))
         if "offset" in q:
@@ -181,6 +214,7 @@ def create_app(config: MockAPIConfig | None = None) -> web.Application:
     app.router.add_route("*", "/items/{id}", item)
     app.router.add_route("*", "/echo", echo)
     app.router.add_get("/repos/{repo}/issues", issues)
+    app.router.add_get("/orgs/{org}/repos", repos)
     app.router.add_get(r"/status/{code:\d{3}}", status)
     app.router.add_get("/limited/stats", limited_stats)
     app.router.add_route("*", "/limited/{form}/{id}", limited)

@@ -19,6 +19,7 @@ from collections.abc import (
     Coroutine,
     Iterable,
     Iterator,
+    Mapping,
     Sized,
 )
 from typing import TYPE_CHECKING, Any, Unpack
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
     from ._observe._notebook import NotebookProgress
     from ._observe._progress import CalledProgressBar
 
-__all__ = ["iter_results", "run"]
+__all__ = ["iter_results", "run", "run_job"]
 
 _END = object()
 
@@ -364,3 +365,60 @@ def _cluster_results(
         if on_result is not None:
             on_result(result)
         yield result
+
+
+def run_job(
+    job: str | os.PathLike[str] | Mapping[str, Any],
+    *,
+    output: str | os.PathLike[str],
+    config: Config | None = None,
+    transport: Transport | str | None = None,
+    **options: Unpack[Options],
+) -> dict[str, dict[str, int]]:
+    """Run a job file (``fanfetch run JOB.toml -o DIR``) and return each step's counts
+    (``records``, ``ok``, ``failed``, ``duplicates``); blocking, on a loop of its own.
+
+    ``job`` is the file's path or a dict of the same shape; ``options`` override its
+    ``[run]`` table, as flags do on the command line. Each step's records go to
+    ``output/STEP.jsonl`` (the folder is made when missing).
+    """
+    from ._core._jobfile import load_job, run_options
+
+    loaded = load_job(job)
+    merged: Any = {**run_options(loaded), **options}  # checked by make_config, as flags are
+    config = config or resolve_config(None, merged, transport)
+    from ._engine._graph import check_steps
+
+    check_steps(loaded)  # before the folder is made
+    folder = os.fspath(output)
+    os.makedirs(folder, exist_ok=True)
+    outcome: dict[str, dict[str, int]] = {}
+    failed: list[BaseException] = []
+
+    async def main() -> None:
+        from ._engine._graph import Graph
+
+        graph = Graph(loaded, config, folder, stats=Stats())
+        try:
+            await graph.run()
+        finally:
+            await graph.aclose()
+        outcome.update({name: counts.as_dict() for name, counts in graph.counts.items()})
+        if graph.engine.guard is not None:
+            graph.engine.guard.raise_if_crossed()
+
+    def thread_main() -> None:
+        loop = new_event_loop()
+        try:
+            loop.run_until_complete(main())
+        except BaseException as exc:
+            failed.append(exc)
+        finally:
+            loop.close()
+
+    thread = threading.Thread(target=thread_main, name="fanfetch-job", daemon=True)
+    thread.start()
+    thread.join()
+    if failed:
+        raise failed[0]
+    return outcome

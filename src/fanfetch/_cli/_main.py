@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from .._core._config import BY_NAME, DEFAULT_CONCURRENCY, OPTIONS, Option, make_config
 from .._core._exceptions import ConfigError, FanfetchError, UsageError
@@ -134,6 +135,8 @@ def run(**kw: Any) -> int:
     params, json, data, form, timeout, meta. Blank lines are skipped. Records are JSON lines with
     id, url, method, ok, status, attempts, elapsed_ms, started_at, body, error and meta.
     """
+    if kw["source"].lower().endswith(".toml"):
+        return _run_job_file(kw)
     try:
         config = make_config(**{o.name: o.from_cli(kw[o.name]) for o in OPTIONS if o.flags})
         options = job_options(kw, source=kw["source"], config=config)
@@ -163,6 +166,60 @@ def run(**kw: Any) -> int:
         return _run_checked(options, kw)
     except ConfigError as exc:  # found once the run is built (a transport's name, --select)
         raise click.UsageError(_as_flag(exc)) from exc
+
+
+_NOT_WITH_A_JOB_FILE = ("url_template", "method", "csv_rows", "resume", "redo_failed", "ordered",
+                        "workers", "cluster", "shards", "dry_run", "format")  # fmt: skip
+
+
+def _run_job_file(kw: dict[str, Any]) -> int:
+    """``fanfetch run JOB.toml -o DIR``: the job file's ``[run]``, with the flags given on
+    the command line over it, and its steps (``_core._jobfile``)."""
+    from .._core._jobfile import load_job, run_options
+    from .._core._loop import loop_factory
+    from ._runner import run_graph_job
+
+    ctx = click.get_current_context()
+    given = {name for name in kw if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE}
+    for name in _NOT_WITH_A_JOB_FILE:
+        if name in given:
+            flag = (BY_NAME.get(name) or BY_JOB_NAME[name]).flags[0]
+            raise click.UsageError(f"{flag} does not go with a job file (not yet, or it is a "
+                                   "step's own)")  # fmt: skip
+    if not kw["output"] or kw["output"] == "-":
+        raise click.UsageError("a job file writes a folder: give it as -o DIR (each step's "
+                               "records go to DIR/STEP.jsonl)")  # fmt: skip
+    try:
+        job = load_job(kw["source"])
+        values = run_options(job)
+        values.update({o.name: o.from_cli(kw[o.name]) for o in OPTIONS if o.flags and
+                       o.name in given})  # fmt: skip
+        config = make_config(**values)
+        options = job_options(kw, source=kw["source"], config=config)
+        options.job.check(config)
+    except ConfigError as exc:
+        raise click.UsageError(_as_flag(exc)) from exc
+    except FanfetchError as exc:
+        raise click.UsageError(str(exc)) from exc
+    from .._engine._graph import check_steps
+
+    try:
+        check_steps(job)
+    except FanfetchError as exc:
+        raise click.UsageError(f"{kw['source']}: {exc}") from exc
+    inputs = {os.path.realpath(s.input) for s in job.steps if s.input and s.input != "-"}
+    for step in job.steps:
+        target = os.path.join(kw["output"], f"{step.name}.jsonl")
+        if os.path.realpath(target) in inputs:
+            raise click.UsageError(f"step {step.name!r} would write over an input: {target}")
+    try:
+        os.makedirs(kw["output"], exist_ok=True)
+    except OSError as exc:
+        raise click.UsageError(f"{kw['output']!r}: cannot make that folder: "
+                               f"{exc.strerror or exc}") from None  # fmt: skip
+    _allow_open_files(config.limits.concurrency)
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        return runner.run(run_graph_job(options, job))
 
 
 def _run_checked(options: RunOptions, kw: dict[str, Any]) -> int:

@@ -32,9 +32,11 @@ from ._options import (
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from .._core._jobfile import JobFile
+    from .._engine._graph import Graph
     from .._observe._metrics import MetricsServer
 
-__all__ = ["run_job"]
+__all__ = ["run_graph_job", "run_job"]
 
 _COUNT_LIMIT_BYTES = 2 * 1024**3  # count lines for the progress total only below this size
 
@@ -161,7 +163,7 @@ def _parser(options: RunOptions, pipeline: Pipeline, duplicates: Duplicates) -> 
 
 
 def _handle_signals(
-    loop: asyncio.AbstractEventLoop, pipeline: Pipeline, received: list[int], err: _Stderr
+    loop: asyncio.AbstractEventLoop, pipeline: Pipeline | Graph, received: list[int], err: _Stderr
 ) -> None:
     """Ctrl-C and SIGTERM stop the run, leaving the output whole (a second one at once);
     SIGUSR1 says where every task is waiting, for a run that seems stuck."""
@@ -332,9 +334,13 @@ def _small_enough_to_count(source: str) -> bool:
 
 
 def _write_summary(path: str, stats: Stats) -> None:
+    _write_json(path, stats.as_dict())
+
+
+def _write_json(path: str, figures: dict[str, Any]) -> None:
     try:
         with open(path, "wb") as f:
-            f.write(orjson.dumps(stats.as_dict(), option=orjson.OPT_INDENT_2))
+            f.write(orjson.dumps(figures, option=orjson.OPT_INDENT_2))
     except OSError as exc:
         raise FanfetchError(f"cannot write the summary to {path!r}: {exc.strerror}") from exc
 
@@ -392,3 +398,60 @@ def _compare_with_serial(stats: Stats, console: _Stderr, output: str, call_ms: f
             f"{serial / wall:,.0f}x faster, waiting out every Retry-After as asked. "
             f"Records: {output}"
         )
+
+
+async def run_graph_job(options: RunOptions, job: JobFile) -> int:
+    """Run a job file's steps into the folder ``options.output``; return the exit status."""
+    from .._engine._graph import Graph
+
+    err = _Stderr(rich=_shows_progress(options))
+    stats = Stats()
+    assert options.job.output is not None
+    graph = Graph(job, options.config, options.job.output, stats=stats)
+    loop = asyncio.get_running_loop()
+    received: list[int] = []
+    _handle_signals(loop, graph, received, err)
+    failed: BaseException | None = None
+    try:
+        async with asyncio.TaskGroup() as tg:
+            views = asyncio.Event()
+            if _shows_progress(options):
+                from .._observe._progress import ProgressBar
+
+                bar = ProgressBar(stats, in_flight=lambda: graph.engine.in_flight,
+                                  console=err.console())  # fmt: skip
+                tg.create_task(bar.run(views))
+            try:
+                await graph.run()
+            finally:
+                views.set()
+    except* OutputError as group:
+        failed = _first_leaf(group)
+    except* InputError as group:
+        raise _first_leaf(group) from None
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
+            loop.remove_signal_handler(sig)
+        await graph.aclose()
+    if failed is not None:
+        err.print(f"fanfetch: error: {failed}; the run stopped, records so far are whole")
+        return EXIT_FAILED
+    guard = graph.engine.guard
+    if guard is not None:
+        stats.stopped_by, stats.crossed = guard.stopped_by, guard.crossed()
+    counts = graph.counts
+    if not options.quiet:
+        for line in summary_lines(stats):
+            err.print(line)
+        for name, step in counts.items():
+            dup = f", {step.duplicates:,} duplicates skipped" if step.duplicates else ""
+            err.print(f"  step {name}: {step.records:,} records, {step.ok:,} ok, "
+                      f"{step.failed:,} failed{dup}")  # fmt: skip
+    if options.summary_json:
+        figures = {**stats.as_dict(), "steps": {n: c.as_dict() for n, c in counts.items()}}
+        _write_json(options.summary_json, figures)
+    if received:
+        return signal_exit_status(received[0])
+    if stats.stopped_by or stats.crossed:
+        return EXIT_GUARD
+    return EXIT_OK if stats.failed == 0 else EXIT_FAILED

@@ -104,6 +104,7 @@ class Request:
         "meta",
         "method",
         "params",
+        "parent",
         "seq",
         "target",
         "timeout",
@@ -142,6 +143,7 @@ class Request:
         # A request made from an answer (a next page): the origin its credentials were given
         # for, which _http sends them to and nowhere else. None: the request as the user gave it.
         self.auth_origin: tuple[str, str | None, int | None] | None = None
+        self.parent: Any = None  # a job's child request: the id of the record it came from
 
     def copy(self) -> Request:
         """A request of its own with the same fields (the API never changes a caller's)."""
@@ -160,6 +162,7 @@ class Request:
         )
         clone.meta, clone.cost, clone.line, clone.seq = self.meta, self.cost, self.line, self.seq
         clone.target, clone.auth_origin = self.target, self.auth_origin
+        clone.parent = self.parent
         return clone
 
     def __repr__(self) -> str:
@@ -564,6 +567,8 @@ class Result:
                 record["body_encoding"] = encoding
         record["error"] = None if error is None else {"type": error.type, "message": str(error)}
         record["meta"] = request.meta
+        if request.parent is not None:
+            record["parent"] = request.parent
         if self.history is not None:
             record["history"] = [attempt.to_dict() for attempt in self.history]
         if more is not None:

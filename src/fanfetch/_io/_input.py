@@ -41,6 +41,7 @@ __all__ = [
     "count_requests",
     "find_repeated_ids",
     "invalid_item",
+    "invalid_request",
     "open_source",
     "parse_line",
     "read_items",
@@ -418,6 +419,12 @@ def _failed(request: Request, message: str) -> Result:
         attempts=0,
         url=redact_url(request.url),
     )
+
+
+def invalid_request(request: Request, message: str) -> Result:
+    """The ``invalid_request`` record of ``request`` (a job's child whose item lacks what its
+    URL needs)."""
+    return _failed(request, message)
 
 
 def invalid_item(line: int, seq: int, message: str) -> Result:

@@ -9,6 +9,7 @@ that posts many bodies to one endpoint.
 from __future__ import annotations
 
 import csv
+import re
 import string
 from typing import Any
 from urllib.parse import quote
@@ -21,7 +22,7 @@ from .._core._resume import IdSet
 from .._core._types import Item
 from ._input import METHODS, Duplicates, LineParser, checked, invalid_item
 
-__all__ = ["RowParser", "UrlTemplate"]
+__all__ = ["ItemTemplate", "RowParser", "UrlTemplate"]
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
@@ -147,3 +148,57 @@ def csv_header(path: str) -> tuple[list[str], int, int]:
                 names = [v.strip() for v in csv_values(text)]
                 return names, line, f.tell()
     return [], line, 0
+
+
+_SLOT = re.compile(r"\{([^{}]*)\}")
+_DOTTED = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*\Z")
+
+
+class ItemTemplate:
+    """A job step's URL: ``{name}`` and ``{owner.login}`` slots filled from an item (a
+    row, or an element of a parent's answer), each value encoded as one path segment or
+    query value."""
+
+    __slots__ = ("authority_literal", "names", "template")
+
+    def __init__(self, template: str, *, step: str) -> None:
+        self.template = template
+        self.names = [match.group(1) for match in _SLOT.finditer(template)]
+        bad = [name for name in self.names if not _DOTTED.match(name)]
+        if bad or "{" in _SLOT.sub("", template) or "}" in _SLOT.sub("", template):
+            raise ConfigError("url", template, f"step {step!r}: name each slot, e.g. {{id}} or "
+                              "{owner.login}")  # fmt: skip
+        scheme, sep, rest = template.partition("://")
+        authority = rest.split("/", 1)[0].split("?", 1)[0] if sep else ""
+        # whether the origin is the user's own, not one the item names (credentials go
+        # only where the user sent them)
+        self.authority_literal = bool(sep) and "{" not in scheme + authority
+
+    def fill(self, item: Any) -> tuple[str | None, list[str]]:
+        """The URL, or None and the names ``item`` lacks (or holds no plain value for)."""
+        values: dict[str, str] = {}
+        missing: list[str] = []
+        for name in self.names:
+            value = _lookup(item, name)
+            if value is None or isinstance(value, dict | list):
+                missing.append(name)
+            elif isinstance(value, bool):
+                values[name] = "true" if value else "false"
+            elif str(value) in (".", ".."):
+                missing.append(name)  # it would climb the URL's path
+            else:
+                values[name] = quote(str(value), safe="")
+        if missing:
+            return None, missing
+        return _SLOT.sub(lambda m: values[m.group(1)], self.template), []
+
+    def __repr__(self) -> str:
+        return f"ItemTemplate({self.template!r})"
+
+
+def _lookup(item: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        if not isinstance(item, dict):
+            return None
+        item = item.get(part)
+    return item

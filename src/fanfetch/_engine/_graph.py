@@ -1,0 +1,314 @@
+"""A job file's steps run as one job: follow-up requests made from recorded answers.
+
+All steps share one engine, so the concurrency, the per-host limits, rates, budgets, key
+pools and retries hold across the whole tree, not per step. A child request is made once
+its parent's record is stored (the output is the frontier), and from then on children come
+before new roots: the engine's queue takes the children of what it has answered before it
+reads more of the input, so the parents waiting for their children to be asked are at most
+the ones in flight, and memory stays flat however wide the tree gets. Each item is made
+into a request only when the queue has room for it.
+
+Within a step two parents that yield the same request (the same id: the item's ``id``
+expression, else the method, URL and body) make it once; the record names the parent seen
+first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+from collections import deque
+from collections.abc import AsyncGenerator, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import jmespath
+from yarl import URL
+
+from .._core._config import Config
+from .._core._events import ChainEnded, Listener
+from .._core._exceptions import ConfigError, UsageError
+from .._core._job import JobSpec
+from .._core._jobfile import JobFile, Step
+from .._core._models import Request, Result
+from .._core._resume import id_hash
+from .._core._types import Item
+from .._core._urls import origin_of
+from .._io._input import LineParser, aiter_items, checked, invalid_request, open_source
+from .._io._output import RecordWriter
+from .._observe._summary import Stats
+from ._scheduler import Engine
+
+__all__ = ["Graph", "StepCounts"]
+
+_JMESPATH_OPTIONS = jmespath.Options(dict_cls=dict)
+
+
+@dataclass(slots=True)
+class StepCounts:
+    """One step's counts, for the summary (``steps`` in ``--summary-json``)."""
+
+    records: int = 0
+    ok: int = 0
+    failed: int = 0
+    duplicates: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {"records": self.records, "ok": self.ok, "failed": self.failed,
+                "duplicates": self.duplicates}  # fmt: skip
+
+
+@dataclass(slots=True)
+class _StepRun:
+    step: Step
+    writer: RecordWriter
+    counts: StepCounts = field(default_factory=StepCounts)
+    children: tuple[_StepRun, ...] = ()
+    template: Any = None  # ItemTemplate of a child step
+    items: Any = None  # its compiled JMESPath over the parent's answers
+    id_of: Any = None  # its compiled ``id`` expression, if any
+    seen: set[int] = field(default_factory=set)  # the ids asked for (their hashes)
+
+
+class Graph:
+    """The steps of ``job`` run through one engine into ``DIR/STEP.jsonl`` each.
+
+    Offers what the command line's runner asks of a pipeline: ``engine``, ``stats``,
+    ``stop``, ``run``, ``aclose``.
+    """
+
+    def __init__(
+        self,
+        job: JobFile,
+        config: Config,
+        output: str,
+        *,
+        stats: Stats,
+        listeners: Sequence[Listener] = (),
+    ) -> None:
+        from .._io._formats import format_for, open_output
+        from .._io._template import ItemTemplate
+
+        check_steps(job)
+        self.job, self.config, self.stats = job, config, stats
+        self.spec = JobSpec(output=output)
+        self.paginated = config.pages.paginate is not None
+        self.steps: dict[str, _StepRun] = {}
+        for step in job.steps:
+            path = f"{output}/{step.name}.jsonl"
+            writer = RecordWriter(open_output(format_for(path, "jsonl"), path, config.records,
+                                              append=False))  # fmt: skip
+            run = _StepRun(step, writer)
+            if not step.is_root:
+                assert step.url is not None
+                run.template = ItemTemplate(step.url, step=step.name)
+                run.items = jmespath.compile(step.items)
+                run.id_of = None if step.id is None else jmespath.compile(step.id)
+            self.steps[step.name] = run
+        for run in self.steps.values():
+            run.children = tuple(self.steps[c.name] for c in job.children_of(run.step.name))
+        # the step of each item not yet done, and whether it is a request (a chain of pages
+        # with --paginate) or a record already (a line or an item that is no request)
+        self._of_seq: dict[int, tuple[_StepRun, bool]] = {}
+        self._pending: deque[tuple[_StepRun, Request, Iterator[Any]]] = deque()
+        self._outstanding = 0  # requests handed out whose last record is not yet stored
+        self._wake = asyncio.Event()
+        self._seq = 0
+        self.engine = Engine(config, listeners=[stats, self._heard, *listeners])
+
+    # -- what the views and the runner read ------------------------------------------------
+
+    @property
+    def counts(self) -> dict[str, StepCounts]:
+        return {name: run.counts for name, run in self.steps.items()}
+
+    def stop(self, grace: float) -> None:
+        self.engine.stop(grace=grace)
+
+    async def aclose(self) -> None:
+        try:
+            await self.engine.aclose()
+        finally:
+            for run in self.steps.values():
+                run.writer.close()
+
+    # -- running ---------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Every step's requests, children as their parents are recorded, until none is left."""
+        done = asyncio.Event()
+        frontier = self._frontier()
+        async with asyncio.TaskGroup() as tg:
+            for run in self.steps.values():
+                tg.create_task(run.writer.keep_syncing(done))
+            try:
+                async with contextlib.aclosing(frontier):
+                    await self.engine.run(frontier, self._sink)
+            finally:
+                done.set()
+
+    async def _frontier(self) -> AsyncGenerator[Item, None]:
+        for run in self.steps.values():
+            if not run.step.is_root:
+                continue
+            assert run.step.input is not None
+            source = open_source(run.step.input)
+            try:
+                async for item in aiter_items(source, parser=_root_parser(run.step)):
+                    while self._pending:
+                        child = self._next_child()
+                        if child is not None:
+                            yield child
+                    yield self._handed(run, item)
+            finally:
+                if run.step.input != "-":
+                    source.close()
+        while True:
+            while self._pending:
+                child = self._next_child()
+                if child is not None:
+                    yield child
+            if self._outstanding == 0:
+                return
+            self._wake.clear()
+            await self._wake.wait()
+
+    def _handed(self, run: _StepRun, item: Item) -> Item:
+        """``item`` numbered for this job (each step's input counts from 0) and counted."""
+        request = item.request if isinstance(item, Result) else item
+        request.seq = self._seq
+        self._seq += 1
+        self._of_seq[request.seq] = (run, not isinstance(item, Result))
+        self._outstanding += 1
+        return item
+
+    def _next_child(self) -> Item | None:
+        """The next child of the oldest parent with children left (None: a duplicate, or
+        that parent has no more)."""
+        run, parent, items = self._pending[0]
+        value = next(items, _END)
+        if value is _END:
+            self._pending.popleft()
+            return None
+        item = self._child(run, parent, value)
+        return None if item is None else self._handed(run, item)
+
+    def _child(self, run: _StepRun, parent: Request, value: Any) -> Item | None:
+        url, missing = run.template.fill(value)
+        rid: Any = None
+        if run.id_of is not None:
+            rid = run.id_of.search(value, options=_JMESPATH_OPTIONS)
+            if rid is not None and (not isinstance(rid, str | int) or isinstance(rid, bool)):
+                rid = None
+        if rid is None and url is not None:
+            rid = url if run.step.method == "GET" else f"{run.step.method} {url}"
+        if rid is not None:
+            key = id_hash(rid)
+            if key in run.seen:
+                run.counts.duplicates += 1
+                return None
+            run.seen.add(key)
+        request = Request(url or "", method=run.step.method, id=rid)
+        request.parent = parent.id
+        if url is None:
+            if rid is None:
+                request.id = f"{parent.id}/{_digest(value)}"
+            return invalid_request(request, f"step {run.step.name!r}: the item has no "
+                                   f"{', '.join(missing)} for its URL")  # fmt: skip
+        if not run.template.authority_literal:  # the item names the origin: credentials go
+            # only to the parent's, as for a next page
+            request.auth_origin = parent.auth_origin or origin_of(parent.target or URL(parent.url))
+        return checked(request, seq=0, line=0)
+
+    async def _sink(self, result: Result) -> None:
+        request = result.request
+        run, chains = self._of_seq[request.seq]
+        await run.writer.put(result)
+        counts = run.counts
+        counts.records += 1
+        if result.ok:
+            counts.ok += 1
+            if run.children:
+                self._adopt(run, result)
+        else:
+            counts.failed += 1
+        if not (self.paginated and chains):  # else its chain's end says when it is done
+            self._done(request.seq)
+
+    def _adopt(self, run: _StepRun, result: Result) -> None:
+        """The items of ``result``'s answer, for each child step (lazily: made into requests
+        only when the engine's queue takes them)."""
+        try:
+            body = result.body
+        except Exception:
+            return
+        for child in run.children:
+            found = child.items.search(body, options=_JMESPATH_OPTIONS)
+            if found is None:
+                continue
+            values = iter(found) if isinstance(found, list) else iter((found,))
+            self._pending.append((child, result.request, values))
+        self._wake.set()
+
+    def _heard(self, event: Any) -> None:
+        if isinstance(event, ChainEnded):
+            self._done(event.request.seq)
+
+    def _done(self, seq: int) -> None:
+        if self._of_seq.pop(seq, None) is not None:
+            self._outstanding -= 1
+            self._wake.set()
+
+
+_END = object()
+
+
+def _root_parser(step: Step) -> LineParser:
+    """A root step's lines as ``fanfetch run`` reads them: URLs and JSON requests, or rows
+    filled into its ``url`` (CSV under a header when the file's name ends in .csv)."""
+    if step.url is None:
+        return LineParser()
+    from .._io._template import RowParser, UrlTemplate
+
+    assert step.input is not None
+    return RowParser(UrlTemplate(step.url, method=step.method),
+                     csv_rows=step.input.lower().endswith(".csv"))  # fmt: skip
+
+
+def check_steps(job: JobFile) -> None:
+    """What the job file alone cannot tell: each root's input is there, and a CSV input's
+    header has every field its step's ``url`` names; each template is one. Checked before
+    anything is written or sent."""
+    import os
+
+    from .._io._template import ItemTemplate, UrlTemplate, csv_header
+
+    for step in job.steps:
+        where = f"step {step.name!r}"
+        try:
+            if step.is_root and step.url is not None:
+                fields = UrlTemplate(step.url, method=step.method).fields
+            elif step.url is not None:
+                fields = ItemTemplate(step.url, step=step.name).names
+        except ConfigError as exc:
+            raise UsageError(f"{where}: 'url' {step.url!r}: {exc.hint}") from None
+        if not step.is_root or step.input == "-":
+            continue
+        assert step.input is not None
+        if not os.path.isfile(step.input):
+            raise UsageError(f"{where}: 'input' {step.input!r} is no file")
+        if step.url is not None and step.input.lower().endswith(".csv"):
+            header = csv_header(step.input)[0]
+            lacking = [name for name in fields if name not in header]
+            if lacking:
+                has = ", ".join(header)
+                raise UsageError(f"{where}: 'url' names {', '.join(lacking)}, which the header "
+                                 f"of {step.input!r} does not have ({has})")  # fmt: skip
+
+
+def _digest(value: Any) -> str:
+    import orjson
+
+    raw = orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=str)
+    return hashlib.blake2b(raw, digest_size=6).hexdigest()

@@ -1,0 +1,188 @@
+"""Job files: ``fanfetch run JOB.toml -o DIR`` and ``fanfetch.run_job``, a request graph
+whose steps make their requests from the answers of the step before, against the embedded
+API's tree of organisations, repositories and issues."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import fanfetch
+from tests.conftest import run_cli
+
+TREE = """\
+[run]
+concurrency = 8
+paginate = "link"
+retries = 3
+backoff_base = 0.01
+
+[[step]]
+name = "orgs"
+input = "orgs.txt"
+
+[[step]]
+name = "repos"
+from = "orgs"
+url = "{base}/repos/{{name}}/issues?per_page=4&total=6&org={{owner.login}}"
+id = "name"
+
+[[step]]
+name = "issues"
+from = "repos"
+items = "items"
+url = "{base}/items/{{title}}"
+
+[[step]]
+name = "none"
+from = "orgs"
+items = "[?name == 'nothing']"
+url = "{base}/items/{{name}}"
+"""
+
+
+def tree_job(folder: Path, base: str, text: str = TREE) -> Path:
+    orgs = ["o1", "o2", "faults", "empty"]
+    (folder / "orgs.txt").write_text("".join(f"{base}/orgs/{org}/repos\n" for org in orgs))
+    job = folder / "job.toml"
+    job.write_text(text.format(base=base))
+    return job
+
+
+def records(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_a_three_level_tree_is_one_job_with_each_request_made_once(tmp_path: Path):
+    with fanfetch.MockAPI(latency_ms=1) as api:
+        job = tree_job(tmp_path, api.url)
+        counts = fanfetch.run_job(job, output=tmp_path / "out")
+    out = tmp_path / "out"
+    orgs, repos = records(out / "orgs.jsonl"), records(out / "repos.jsonl")
+    issues = records(out / "issues.jsonl")
+    # the organisations' pages: o1, o2 and faults list three repositories, two a page
+    assert sorted((r["id"], r["page"]) for r in orgs) == sorted(
+        [(1, 1), (1, 2), (2, 1), (2, 2), (3, 1), (3, 2), (4, 1)]
+    )
+    # r2 and r3 are listed by o1 and o2 (their ids the same name, their URLs not): made once
+    asked = Counter((r["id"], r["page"]) for r in repos if r["ok"])
+    assert set(asked.values()) == {1} and len(asked) == 6 * 2  # r1..r4, flaky, busy: 2 pages
+    assert counts["repos"]["duplicates"] == 2
+    attempts = {r["url"].split("/")[4]: r["attempts"] for r in repos if r.get("page") == 1}
+    assert attempts["flaky"] == 2 and attempts["busy"] == 2  # a 503, and a 429 with Retry-After
+    # the entry with no name is an error record of its own, with its parent; the rest went on
+    (nameless,) = [r for r in repos if not r["ok"]]
+    assert nameless["error"]["type"] == "invalid_request" and "name" in nameless["error"]["message"]
+    assert nameless["parent"] == 3
+    # every issue of every repository, across both pages of each, once
+    assert len(issues) == 6 * 6 and all(r["ok"] for r in issues)
+    assert len({r["id"] for r in issues}) == 36
+    repo_ids = {r["id"] for r in repos}
+    assert all(r["parent"] in repo_ids for r in issues)
+    assert all(r["parent"] in {1, 2, 3} for r in repos) and all("parent" not in r for r in orgs)
+    assert (out / "none.jsonl").read_text() == ""  # a level with nothing in it: empty
+    assert counts["none"] == {"records": 0, "ok": 0, "failed": 0, "duplicates": 0}
+
+
+async def test_the_command_line_writes_what_the_python_api_writes_for_the_same_job(
+    tmp_path: Path,
+):
+    def shape(path: Path) -> list[tuple[Any, ...]]:
+        return sorted((r["id"], r.get("page"), r["status"], r.get("parent"),
+                       json.dumps(r["body"], sort_keys=True)) for r in records(path))  # fmt: skip
+
+    with fanfetch.MockAPI(latency_ms=1) as api:
+        job = tree_job(tmp_path, api.url)
+        fanfetch.run_job(job, output=tmp_path / "api")
+        summary = tmp_path / "summary.json"
+        done = await run_cli("run", str(job), "-o", str(tmp_path / "cli"), "-q",
+                             "--summary-json", str(summary))  # fmt: skip
+    assert done.status == 1, done.stderr  # one record not ok (the nameless repository)
+    for step in ("orgs", "repos", "issues", "none"):
+        assert shape(tmp_path / "cli" / f"{step}.jsonl") == shape(
+            tmp_path / "api" / f"{step}.jsonl"
+        )
+    steps = json.loads(summary.read_text())["steps"]
+    assert steps["repos"] == {"records": 13, "ok": 12, "failed": 1, "duplicates": 2}
+
+
+async def test_flags_given_on_the_command_line_win_over_the_job_files_run_table(tmp_path: Path):
+    with fanfetch.MockAPI(latency_ms=1) as api:
+        job = tree_job(tmp_path, api.url, TREE.replace("concurrency = 8", "concurrency = 0"))
+        refused = await run_cli("run", str(job), "-o", str(tmp_path / "a"), "-q")
+        done = await run_cli("run", str(job), "-o", str(tmp_path / "b"), "-q", "-c", "2")
+    assert refused.status == 2 and "--concurrency" in refused.stderr
+    assert not (tmp_path / "a").exists()
+    assert done.status == 1 and len(records(tmp_path / "b" / "issues.jsonl")) == 36
+
+
+async def test_guards_and_idempotency_keys_in_a_job_file_behave_as_their_flags(
+    api: Any, tmp_path: Path
+):
+    src = tmp_path / "orders.jsonl"
+    src.write_text("".join(json.dumps({"id": f"o{i}", "url": api.url(f"/order/o{i}"),
+                                       "method": "POST", "json": {"n": i}}) + "\n"
+                           for i in range(6)))  # fmt: skip
+    job = tmp_path / "job.toml"
+    job.write_text('[run]\nconcurrency = 1\nlimit = 4\nidempotency_key = "auto"\n'
+                   'idempotency_salt = "s"\n\n[[step]]\nname = "orders"\n'
+                   'input = "orders.jsonl"\n')  # fmt: skip
+    by_file = await run_cli("run", str(job), "-o", str(tmp_path / "out"), "-q")
+    from_file = list(api.orders)
+    api.orders.clear()
+    by_flags = await run_cli("run", str(src), "-o", str(tmp_path / "flat.jsonl"), "-q", "-c", "1",
+                             "--limit", "4", "--idempotency-key", "auto",
+                             "--idempotency-salt", "s")  # fmt: skip
+    assert by_file.status == by_flags.status == 3  # stopped by the limit, as the flag does
+    assert len(records(tmp_path / "out" / "orders.jsonl")) == 4
+    assert sorted(from_file) == sorted(api.orders) and len(from_file) == 4
+    assert all(key for _, _, key in from_file)
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ('[run]\nconcurency = 3\n[[step]]\nname = "a"\ninput = "in.txt"\n',
+         "[run]: unknown key 'concurency' (did you mean 'concurrency'?)"),
+        ('[[step]]\nname = "a"\ninput = "in.txt"\nurll = "x"\n',
+         "step 'a': unknown key 'urll' (did you mean 'url'?)"),
+        ('[[step]]\nname = "a"\ninput = "in.txt"\n[[step]]\nname = "b"\nfrom = "c"\nurl = "{x}"\n',
+         "step 'b': 'from' names no step: 'c'"),
+        ('[[step]]\nname = "a"\nfrom = "b"\nurl = "{x}"\n[[step]]\nname = "b"\nfrom = "a"\n'
+         'url = "{x}"\n', "step 'a': its 'from' goes round in a cycle: a <- b <- a"),
+        ('[[step]]\nname = "a"\n', "step 'a': give 'input' (a root step) or 'from'"),
+        ('[[step]]\nname = "a"\ninput = "in.txt"\nselect = "x"\n',
+         "step 'a': 'select' is not yet a step's own: put it in [run]"),
+        ('[[step]]\nname = "a"\ninput = "rows.csv"\nurl = "http://127.0.0.1:9/{user}"\n',
+         "step 'a': 'url' names user, which the header of"),
+        ('[[step]]\nname = "a"\ninput = "nowhere.txt"\n', "'input'"),
+        ('[[step]\nname = "a"\n', "not TOML"),
+        ('[[step]]\nname = "a"\ninput = "in.txt"\n[[step]]\nname = "b"\nfrom = "a"\n'
+         'items = "[?"\nurl = "{x}"\n', "step 'b': 'items' '[?': not JMESPath"),
+    ],
+)  # fmt: skip
+async def test_a_bad_job_file_is_one_line_and_exit_2_with_nothing_written(
+    text: str, says: str, tmp_path: Path
+):
+    (tmp_path / "in.txt").write_text("http://127.0.0.1:9/x\n")
+    (tmp_path / "rows.csv").write_text("id,name\n1,a\n")
+    job = tmp_path / "job.toml"
+    job.write_text(text)
+    done = await run_cli("run", str(job), "-o", str(tmp_path / "out"))
+    assert done.status == 2 and says in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+async def test_what_a_job_file_does_not_take_yet_is_said_in_one_line(tmp_path: Path):
+    (tmp_path / "in.txt").write_text("http://127.0.0.1:9/x\n")
+    job = tmp_path / "job.toml"
+    job.write_text('[[step]]\nname = "a"\ninput = "in.txt"\n')
+    resumed = await run_cli("run", str(job), "-o", str(tmp_path / "out"), "--resume")
+    to_stdout = await run_cli("run", str(job))
+    assert resumed.status == 2 and "--resume does not go with a job file" in resumed.stderr
+    assert to_stdout.status == 2 and "-o DIR" in to_stdout.stderr
