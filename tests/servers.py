@@ -114,6 +114,7 @@ class LoopbackAPI:
         r.add_get("/llm/{id}", self._llm)
         r.add_get("/whoami", self._whoami)
         r.add_get("/pages/{kind}/{n}/{tag}", self._pages)  # the tag tells chains apart
+        r.add_get("/tree/{level}/{name}", self._tree)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         first = web.TCPSite(self._runner, self.hosts[0], 0)
@@ -310,6 +311,25 @@ class LoopbackAPI:
         if pending == "never" or asked <= int(pending):
             return web.json_response({"state": "pending"})
         return web.json_response({"state": "done", "value": int(request.match_info["id"])})
+
+    async def _tree(self, request: web.Request) -> web.Response:
+        """A three-level tree paged by Link: ``/tree/a/{n}`` (2 pages of 3 children,
+        ``b{(n + 3 * page + i) % 40}``, so that roots share them), ``/tree/b/{name}`` (2
+        pages of 2 children each its own) and ``/tree/c/{name}`` (a leaf). Each answer
+        waits ``hold_seconds``; ``page_hits`` counts each path and query."""
+        level, name = request.match_info["level"], request.match_info["name"]
+        page = int(request.query.get("page", "1"))
+        self.page_hits[request.path_qs] += 1
+        await asyncio.sleep(self.hold_seconds)
+        if level == "a":
+            n = int(name)
+            items = [{"name": f"b{(n + 3 * page + i) % 40}"} for i in range(3)]
+        elif level == "b":
+            items = [{"name": f"{name}-c{page}{i}"} for i in range(2)]
+        else:
+            return web.json_response({"leaf": name})
+        headers = {"Link": f'<{request.path}?page={page + 1}>; rel="next"'} if page < 2 else {}
+        return web.json_response({"items": items}, headers=headers)
 
     async def _pages(self, request: web.Request) -> web.Response:
         """A chain of ``n`` pages of 3 items, paged as ``kind`` says: link (a Link header),

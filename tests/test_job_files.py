@@ -182,7 +182,77 @@ async def test_what_a_job_file_does_not_take_yet_is_said_in_one_line(tmp_path: P
     (tmp_path / "in.txt").write_text("http://127.0.0.1:9/x\n")
     job = tmp_path / "job.toml"
     job.write_text('[[step]]\nname = "a"\ninput = "in.txt"\n')
-    resumed = await run_cli("run", str(job), "-o", str(tmp_path / "out"), "--resume")
+    workers = await run_cli("run", str(job), "-o", str(tmp_path / "out"), "--workers", "2")
     to_stdout = await run_cli("run", str(job))
-    assert resumed.status == 2 and "--resume does not go with a job file" in resumed.stderr
+    assert workers.status == 2 and "--workers does not go with a job file" in workers.stderr
     assert to_stdout.status == 2 and "-o DIR" in to_stdout.stderr
+
+
+KILLED = """\
+[run]
+concurrency = {c}
+paginate = "link"
+
+[[step]]
+name = "a"
+input = "roots.txt"
+
+[[step]]
+name = "b"
+from = "a"
+items = "items"
+url = "{base}/tree/b/{{name}}"
+id = "name"
+
+[[step]]
+name = "c"
+from = "b"
+items = "items"
+url = "{base}/tree/c/{{name}}"
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("round_", [0, 1])
+async def test_kill_9_at_random_moments_then_resume_records_every_step_id_and_page_once(
+    api: Any, tmp_path: Path, round_: int
+):
+    """Three levels, pages at two, children shared by roots: killed three times, resumed
+    after each, the job ends with each (step, id, page) recorded once, and only what was in
+    flight at a kill asked again."""
+    import asyncio
+    import random
+    import signal
+    import sys
+
+    concurrency, roots = 6, 30
+    api.hold_seconds = 0.003
+    (tmp_path / "roots.txt").write_text("".join(api.url(f"/tree/a/{n}") + "\n"
+                                                for n in range(roots)))  # fmt: skip
+    job = tmp_path / "job.toml"
+    job.write_text(KILLED.format(c=concurrency, base=api.url("").rstrip("/")))
+    out = tmp_path / "out"
+    chance = random.Random(round_)
+    kills = 3
+    for _ in range(kills):
+        moment = sum(api.log.hits.values()) + chance.randrange(10, 60)  # of 300 in all
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "fanfetch", "run", str(job), "-o", str(out), "-q", "--resume",
+            stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        await api.wait_hits(moment)
+        proc.send_signal(signal.SIGKILL)
+        await proc.wait()
+    done = await run_cli("run", str(job), "-o", str(out), "-q", "--resume")
+    assert done.status == 0, done.stderr
+    a, b, c = (records(out / f"{step}.jsonl") for step in "abc")
+    shared = {f"b{(n + 3 * p + i) % 40}" for n in range(roots) for p in (1, 2) for i in range(3)}
+    for step, got, ids in (("a", a, set(range(1, roots + 1))), ("b", b, shared)):
+        keys = [(r["id"], r["page"]) for r in got]
+        assert len(keys) == len(set(keys)) == 2 * len(ids), step  # two pages each, once
+        assert {r["id"] for r in got} == ids, step
+    leaves = [r["id"] for r in c]
+    assert len(leaves) == len(set(leaves)) == 4 * len(shared)  # 2 pages x 2 of each b
+    assert all(r["ok"] for r in a + b + c)
+    again = sum(n - 1 for n in api.page_hits.values() if n > 1)
+    assert again <= concurrency * kills  # only what was in flight at each kill

@@ -371,6 +371,8 @@ def run_job(
     job: str | os.PathLike[str] | Mapping[str, Any],
     *,
     output: str | os.PathLike[str],
+    resume: bool = False,
+    redo_failed: bool = False,
     config: Config | None = None,
     transport: Transport | str | None = None,
     **options: Unpack[Options],
@@ -380,7 +382,9 @@ def run_job(
 
     ``job`` is the file's path or a dict of the same shape; ``options`` override its
     ``[run]`` table, as flags do on the command line. Each step's records go to
-    ``output/STEP.jsonl`` (the folder is made when missing).
+    ``output/STEP.jsonl`` (the folder is made when missing). ``resume=True`` goes on from
+    what those hold, each (step, id, page) recorded once; ``redo_failed=True`` also makes
+    again the requests whose record is not ok.
     """
     from ._core._jobfile import load_job, run_options
 
@@ -398,7 +402,8 @@ def run_job(
     async def main() -> None:
         from ._engine._graph import Graph
 
-        graph = Graph(loaded, config, folder, stats=Stats())
+        graph = Graph(loaded, config, folder, stats=Stats(), resume=resume,
+                      redo_failed=redo_failed)  # fmt: skip
         try:
             await graph.run()
         finally:

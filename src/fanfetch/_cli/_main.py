@@ -168,8 +168,8 @@ def run(**kw: Any) -> int:
         raise click.UsageError(_as_flag(exc)) from exc
 
 
-_NOT_WITH_A_JOB_FILE = ("url_template", "method", "csv_rows", "resume", "redo_failed", "ordered",
-                        "workers", "cluster", "shards", "dry_run", "format")  # fmt: skip
+_NOT_WITH_A_JOB_FILE = ("url_template", "method", "csv_rows", "ordered", "workers", "cluster",
+                        "shards", "dry_run", "format")  # fmt: skip
 
 
 def _run_job_file(kw: dict[str, Any]) -> int:

@@ -406,8 +406,15 @@ async def run_graph_job(options: RunOptions, job: JobFile) -> int:
 
     err = _Stderr(rich=_shows_progress(options))
     stats = Stats()
-    assert options.job.output is not None
-    graph = Graph(job, options.config, options.job.output, stats=stats)
+    spec = options.job
+    assert spec.output is not None
+    graph = Graph(job, options.config, spec.output, stats=stats, resume=spec.resume,
+                  redo_failed=spec.redo_failed,
+                  warn=lambda message: err.print(f"fanfetch: {message}"))  # fmt: skip
+    if spec.resume and not options.quiet:
+        err.print(f"fanfetch: resuming: {graph.already:,} records already written, "
+                  f"in {sum(1 for r in graph.steps.values() if r.recorded)} of "
+                  f"{len(graph.steps)} steps")  # fmt: skip
     loop = asyncio.get_running_loop()
     received: list[int] = []
     _handle_signals(loop, graph, received, err)

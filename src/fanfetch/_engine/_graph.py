@@ -9,8 +9,12 @@ the ones in flight, and memory stays flat however wide the tree gets. Each item 
 into a request only when the queue has room for it.
 
 Within a step two parents that yield the same request (the same id: the item's ``id``
-expression, else the method, URL and body) make it once; the record names the parent seen
-first.
+expression, else the method and URL) make it once; the record names the parent seen first.
+
+Resumed, the outputs are the frontier: each step's output says which of its ids are done
+and where its chains stand, and the children of every recorded answer are made again from
+the records (those already recorded skipped), so each (step, id, page) is recorded once
+whenever the job was killed.
 """
 
 from __future__ import annotations
@@ -18,13 +22,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import os
 from collections import deque
-from collections.abc import AsyncGenerator, Iterator, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import jmespath
-from yarl import URL
+import orjson
 
 from .._core._config import Config
 from .._core._events import ChainEnded, Listener
@@ -32,12 +37,12 @@ from .._core._exceptions import ConfigError, UsageError
 from .._core._job import JobSpec
 from .._core._jobfile import JobFile, Step
 from .._core._models import Request, Result
-from .._core._resume import id_hash
+from .._core._resume import IdSet, id_hash
 from .._core._types import Item
-from .._core._urls import origin_of
 from .._io._input import LineParser, aiter_items, checked, invalid_request, open_source
 from .._io._output import RecordWriter
 from .._observe._summary import Stats
+from ._paginate import ChainState
 from ._scheduler import Engine
 
 __all__ = ["Graph", "StepCounts"]
@@ -62,8 +67,12 @@ class StepCounts:
 @dataclass(slots=True)
 class _StepRun:
     step: Step
-    writer: RecordWriter
+    path: str
+    writer: RecordWriter | None = None
     counts: StepCounts = field(default_factory=StepCounts)
+    done: IdSet | None = None  # resumed: the ids whose record (or whole chain) is there
+    chains: dict[int, ChainState] = field(default_factory=dict)  # resumed chains' places
+    recorded: int = 0  # records its output held when resumed
     children: tuple[_StepRun, ...] = ()
     template: Any = None  # ItemTemplate of a child step
     items: Any = None  # its compiled JMESPath over the parent's answers
@@ -86,20 +95,31 @@ class Graph:
         *,
         stats: Stats,
         listeners: Sequence[Listener] = (),
+        resume: bool = False,
+        redo_failed: bool = False,
+        warn: Callable[[str], None] = lambda _: None,
     ) -> None:
         from .._io._formats import format_for, open_output
         from .._io._template import ItemTemplate
+        from ._paginate import resume_from
 
         check_steps(job)
         self.job, self.config, self.stats = job, config, stats
-        self.spec = JobSpec(output=output)
+        self.spec = JobSpec(output=output, resume=resume, redo_failed=redo_failed)
         self.paginated = config.pages.paginate is not None
         self.steps: dict[str, _StepRun] = {}
+        self.already = 0  # records the outputs held when resumed
         for step in job.steps:
             path = f"{output}/{step.name}.jsonl"
-            writer = RecordWriter(open_output(format_for(path, "jsonl"), path, config.records,
-                                              append=False))  # fmt: skip
-            run = _StepRun(step, writer)
+            record_format = format_for(path, "jsonl")
+            run = _StepRun(step, path)
+            if resume and os.path.exists(path):  # repaired first: a torn last line is cut
+                state, run.done, run.chains = resume_from(
+                    record_format, path, paginated=self.paginated, redo_failed=redo_failed,
+                    warn=warn,
+                )  # fmt: skip
+                run.recorded = state.records
+                self.already += state.records
             if not step.is_root:
                 assert step.url is not None
                 run.template = ItemTemplate(step.url, step=step.name)
@@ -111,11 +131,27 @@ class Graph:
         # the step of each item not yet done, and whether it is a request (a chain of pages
         # with --paginate) or a record already (a line or an item that is no request)
         self._of_seq: dict[int, tuple[_StepRun, bool]] = {}
-        self._pending: deque[tuple[_StepRun, Request, Iterator[Any]]] = deque()
+        # children still to make: for a step, (parent id, item) pairs, made lazily
+        self._pending: deque[tuple[_StepRun, Iterator[tuple[Any, Any]]]] = deque()
+        if resume:  # the children of what is recorded: those without a record are asked
+            for run in self.steps.values():
+                if run.recorded:
+                    for child in run.children:
+                        held = os.path.getsize(run.path)  # not what this run appends
+                        self._pending.append((child, _recorded_items(run.path, held,
+                                                                     child.items)))  # fmt: skip
         self._outstanding = 0  # requests handed out whose last record is not yet stored
         self._wake = asyncio.Event()
         self._seq = 0
-        self.engine = Engine(config, listeners=[stats, self._heard, *listeners])
+        try:
+            for run in self.steps.values():
+                output_file = open_output(record_format, run.path, config.records, append=resume)
+                run.writer = RecordWriter(output_file)
+            self.engine = Engine(config, listeners=[stats, self._heard, *listeners],
+                                 chain_state=self._chain_state)  # fmt: skip
+        except BaseException:
+            self._close_writers()
+            raise
 
     # -- what the views and the runner read ------------------------------------------------
 
@@ -130,8 +166,16 @@ class Graph:
         try:
             await self.engine.aclose()
         finally:
-            for run in self.steps.values():
+            self._close_writers()
+
+    def _close_writers(self) -> None:
+        for run in self.steps.values():
+            if run.writer is not None:
                 run.writer.close()
+
+    def _chain_state(self, request: Request) -> ChainState | None:
+        """Where a resumed request's chain stands in its own step's output."""
+        return self._of_seq[request.seq][0].chains.get(id_hash(request.id))
 
     # -- running ---------------------------------------------------------------------------
 
@@ -141,6 +185,7 @@ class Graph:
         frontier = self._frontier()
         async with asyncio.TaskGroup() as tg:
             for run in self.steps.values():
+                assert run.writer is not None
                 tg.create_task(run.writer.keep_syncing(done))
             try:
                 async with contextlib.aclosing(frontier):
@@ -155,7 +200,7 @@ class Graph:
             assert run.step.input is not None
             source = open_source(run.step.input)
             try:
-                async for item in aiter_items(source, parser=_root_parser(run.step)):
+                async for item in aiter_items(source, parser=_root_parser(run.step, run.done)):
                     while self._pending:
                         child = self._next_child()
                         if child is not None:
@@ -184,46 +229,48 @@ class Graph:
         return item
 
     def _next_child(self) -> Item | None:
-        """The next child of the oldest parent with children left (None: a duplicate, or
-        that parent has no more)."""
-        run, parent, items = self._pending[0]
-        value = next(items, _END)
-        if value is _END:
+        """The next child of the oldest parent with children left (None: one already asked
+        for or recorded, or that parent has no more)."""
+        run, items = self._pending[0]
+        pair = next(items, None)
+        if pair is None:
             self._pending.popleft()
             return None
-        item = self._child(run, parent, value)
+        item = self._child(run, *pair)
         return None if item is None else self._handed(run, item)
 
-    def _child(self, run: _StepRun, parent: Request, value: Any) -> Item | None:
+    def _child(self, run: _StepRun, parent: Any, value: Any) -> Item | None:
         url, missing = run.template.fill(value)
         rid: Any = None
         if run.id_of is not None:
             rid = run.id_of.search(value, options=_JMESPATH_OPTIONS)
             if rid is not None and (not isinstance(rid, str | int) or isinstance(rid, bool)):
                 rid = None
-        if rid is None and url is not None:
-            rid = url if run.step.method == "GET" else f"{run.step.method} {url}"
-        if rid is not None:
-            key = id_hash(rid)
-            if key in run.seen:
-                run.counts.duplicates += 1
-                return None
-            run.seen.add(key)
+        if rid is None:  # the request itself; an item that makes none, its parent and digest
+            if url is None:
+                rid = f"{parent}/{_digest(value)}"
+            else:
+                rid = url if run.step.method == "GET" else f"{run.step.method} {url}"
+        key = id_hash(rid)
+        if run.done is not None and key in run.done:
+            return None  # recorded before the resume
+        if key in run.seen:
+            run.counts.duplicates += 1
+            return None
+        run.seen.add(key)
         request = Request(url or "", method=run.step.method, id=rid)
-        request.parent = parent.id
+        request.parent = parent
         if url is None:
-            if rid is None:
-                request.id = f"{parent.id}/{_digest(value)}"
             return invalid_request(request, f"step {run.step.name!r}: the item has no "
                                    f"{', '.join(missing)} for its URL")  # fmt: skip
-        if not run.template.authority_literal:  # the item names the origin: credentials go
-            # only to the parent's, as for a next page
-            request.auth_origin = parent.auth_origin or origin_of(parent.target or URL(parent.url))
+        if not run.template.authority_literal:  # the item names the origin: no credentials
+            request.auth_origin = _NOWHERE
         return checked(request, seq=0, line=0)
 
     async def _sink(self, result: Result) -> None:
         request = result.request
         run, chains = self._of_seq[request.seq]
+        assert run.writer is not None
         await run.writer.put(result)
         counts = run.counts
         counts.records += 1
@@ -243,12 +290,12 @@ class Graph:
             body = result.body
         except Exception:
             return
+        parent = result.request.id
         for child in run.children:
             found = child.items.search(body, options=_JMESPATH_OPTIONS)
-            if found is None:
-                continue
-            values = iter(found) if isinstance(found, list) else iter((found,))
-            self._pending.append((child, result.request, values))
+            if found is not None:
+                values = found if isinstance(found, list) else (found,)
+                self._pending.append((child, ((parent, value) for value in values)))
         self._wake.set()
 
     def _heard(self, event: Any) -> None:
@@ -264,16 +311,44 @@ class Graph:
 _END = object()
 
 
-def _root_parser(step: Step) -> LineParser:
+_NOWHERE = ("", None, None)  # an origin no URL has: a request that carries no credentials
+
+
+def _recorded_items(path: str, size: int, items: Any) -> Iterator[tuple[Any, Any]]:
+    """The (parent id, item) pairs of the ok records in the first ``size`` bytes of
+    ``path``, read as they are asked for: the children a resumed job makes of what it had
+    recorded."""
+    with open(path, "rb") as f:
+        for line in _lines_within(f, size):
+            record = orjson.loads(line)
+            if not record.get("ok") or record.get("body_encoding") is not None:
+                continue
+            found = items.search(record.get("body"), options=_JMESPATH_OPTIONS)
+            if found is not None:
+                for value in found if isinstance(found, list) else (found,):
+                    yield record["id"], value
+
+
+def _lines_within(f: Any, size: int) -> Iterator[bytes]:
+    read = 0
+    for line in f:
+        read += len(line)
+        if read > size:
+            return
+        yield line
+
+
+def _root_parser(step: Step, done: IdSet | None) -> LineParser:
     """A root step's lines as ``fanfetch run`` reads them: URLs and JSON requests, or rows
-    filled into its ``url`` (CSV under a header when the file's name ends in .csv)."""
+    filled into its ``url`` (CSV under a header when the file's name ends in .csv), less
+    those ``done`` (resumed)."""
     if step.url is None:
-        return LineParser()
+        return LineParser(done=done)
     from .._io._template import RowParser, UrlTemplate
 
     assert step.input is not None
     return RowParser(UrlTemplate(step.url, method=step.method),
-                     csv_rows=step.input.lower().endswith(".csv"))  # fmt: skip
+                     csv_rows=step.input.lower().endswith(".csv"), done=done)  # fmt: skip
 
 
 def check_steps(job: JobFile) -> None:
@@ -308,7 +383,5 @@ def check_steps(job: JobFile) -> None:
 
 
 def _digest(value: Any) -> str:
-    import orjson
-
     raw = orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=str)
     return hashlib.blake2b(raw, digest_size=6).hexdigest()

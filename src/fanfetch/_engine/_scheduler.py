@@ -55,6 +55,7 @@ class Engine:
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
         chains: Mapping[int, ChainState] | None = None,
+        chain_state: Callable[[Request], ChainState | None] | None = None,
     ) -> None:
         self.config = config
         self._owns_transport = transport is None
@@ -105,7 +106,11 @@ class Engine:
             if config.pages.paginate is not None
             else None
         )
-        self._chains = chains or {}
+        # where a resumed request's chain stands: by its id (a job's steps: by step and id)
+        if chain_state is None:
+            known = chains or {}
+            chain_state = lambda request: known.get(id_hash(request.id))  # noqa: E731
+        self._chain_state = chain_state
         self.chain_ended: Callable[[int], Awaitable[None]] | None = None  # --ordered pages
         self._transformer = (
             Transformer(config.records.transform, workers=config.records.transform_workers)
@@ -294,7 +299,7 @@ class Engine:
         """Every page of one request, in turn: a record each, with ``page`` and ``next``."""
         pager = self._paginator
         assert pager is not None
-        request, page = pager.first(origin, self._chains.get(id_hash(origin.id)))
+        request, page = pager.first(origin, self._chain_state(origin))
         fetched: dict[tuple[str, str, str], int] = {}
         while True:
             key = (
