@@ -155,8 +155,8 @@ async def test_guards_and_idempotency_keys_in_a_job_file_behave_as_their_flags(
         ('[[step]]\nname = "a"\nfrom = "b"\nurl = "{x}"\n[[step]]\nname = "b"\nfrom = "a"\n'
          'url = "{x}"\n', "step 'a': its 'from' goes round in a cycle: a <- b <- a"),
         ('[[step]]\nname = "a"\n', "step 'a': give 'input' (a root step) or 'from'"),
-        ('[[step]]\nname = "a"\ninput = "in.txt"\nselect = "x"\n',
-         "step 'a': 'select' is not yet a step's own: put it in [run]"),
+        ('[[step]]\nname = "a"\ninput = "in.txt"\nexpect = "x"\n',
+         "step 'a': 'expect' is not yet a step's own: put it in [run]"),
         ('[[step]]\nname = "a"\ninput = "rows.csv"\nurl = "http://127.0.0.1:9/{user}"\n',
          "step 'a': 'url' names user, which the header of"),
         ('[[step]]\nname = "a"\ninput = "nowhere.txt"\n', "'input'"),
@@ -256,3 +256,36 @@ async def test_kill_9_at_random_moments_then_resume_records_every_step_id_and_pa
     assert all(r["ok"] for r in a + b + c)
     again = sum(n - 1 for n in api.page_hits.values() if n > 1)
     assert again <= concurrency * kills  # only what was in flight at each kill
+
+
+def test_a_step_has_its_own_pages_and_select_over_the_runs(tmp_path: Path):
+    with fanfetch.MockAPI(latency_ms=1) as api:
+        (tmp_path / "orgs.txt").write_text(f"{api.url}/orgs/o1/repos\n")
+        job = {
+            "run": {"concurrency": 4},  # no pages, no select: the steps say their own
+            "step": [
+                {"name": "orgs", "input": str(tmp_path / "orgs.txt"), "paginate": "link"},
+                {"name": "repos", "from": "orgs", "id": "name", "paginate": "next:next",
+                 "max_pages": 5, "select": "items[].number",
+                 "url": f"{api.url}/repos/{{name}}/issues?per_page=4&total=6"},
+            ],
+        }  # fmt: skip
+        fanfetch.run_job(job, output=tmp_path / "out")
+    orgs, repos = (
+        records(tmp_path / "out" / "orgs.jsonl"),
+        records(tmp_path / "out" / "repos.jsonl"),
+    )
+    assert sorted(r["page"] for r in orgs) == [1, 2]  # o1's three repositories, two a page
+    assert "items" not in repos[0]["body"]  # selected: the issue numbers alone
+    pages = {(r["id"], r["page"]): r["body"] for r in repos}
+    assert pages == {(f"r{n}", p): ([1, 2, 3, 4] if p == 1 else [5, 6])
+                     for n in (1, 2, 3) for p in (1, 2)}  # fmt: skip
+
+
+async def test_a_steps_own_option_that_is_wrong_is_one_line_naming_the_step(tmp_path: Path):
+    (tmp_path / "in.txt").write_text("http://127.0.0.1:9/x\n")
+    job = tmp_path / "job.toml"
+    job.write_text('[[step]]\nname = "a"\ninput = "in.txt"\nhas_next = "more"\n')
+    done = await run_cli("run", str(job), "-o", str(tmp_path / "out"))
+    assert done.status == 2 and "step 'a': 'has_next' 'more'" in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()

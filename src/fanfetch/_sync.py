@@ -393,7 +393,7 @@ def run_job(
     config = config or resolve_config(None, merged, transport)
     from ._engine._graph import check_steps
 
-    check_steps(loaded)  # before the folder is made
+    check_steps(loaded, config)  # before the folder is made
     folder = os.fspath(output)
     os.makedirs(folder, exist_ok=True)
     outcome: dict[str, dict[str, int]] = {}

@@ -204,7 +204,7 @@ def _run_job_file(kw: dict[str, Any]) -> int:
     from .._engine._graph import check_steps
 
     try:
-        check_steps(job)
+        check_steps(job, config)
     except FanfetchError as exc:
         raise click.UsageError(f"{kw['source']}: {exc}") from exc
     inputs = {os.path.realpath(s.input) for s in job.steps if s.input and s.input != "-"}

@@ -14,24 +14,33 @@ import difflib
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ._config import BY_NAME, compile_select
 from ._exceptions import ConfigError, UsageError
 
-__all__ = ["RUN_KEYS", "STEP_KEYS", "JobFile", "Step", "load_job", "run_options"]
+__all__ = ["PAGE_KEYS", "RUN_KEYS", "STEP_KEYS", "JobFile", "Step", "load_job", "run_options"]
 
-STEP_KEYS = frozenset({"name", "input", "from", "items", "url", "method", "id"})
-"""What a step may hold. Per-step request options (``paginate``, ``select``, ...) are not
-yet: they are the run's, in ``[run]``."""
+PAGE_KEYS = {"paginate": "paginate", "page_items": "items", "page_start": "page_start",
+             "page_size": "page_size", "max_pages": "max_pages",
+             "has_next": "has_next"}  # fmt: skip
+"""A step's own pages (over ``[run]``'s): its key, and the option's (``--items`` is
+``page_items`` in a step, where ``items`` are what a parent's answer holds)."""
+
+STEP_KEYS = frozenset({"name", "input", "from", "items", "url", "method", "id", "select",
+                       *PAGE_KEYS})  # fmt: skip
+"""What a step may hold. Other request options (``expect``, ``headers``, ...) are not yet
+a step's own: they are the run's, in ``[run]``."""
+
+_WHOLE = frozenset({"page_start", "page_size", "max_pages"})
 
 RUN_KEYS = frozenset(BY_NAME) | {"format"}
 """What ``[run]`` may hold: every option of ``fanfetch run`` under its keyword name, and the
 records' format."""
 
-_PER_REQUEST = frozenset({"paginate", "select", "expect", "schema", "max_pages", "has_next",
-                          "items_path", "transform", "headers", "timeout"})  # fmt: skip
+_PER_REQUEST = frozenset({"expect", "schema", "transform", "headers", "timeout", "cost",
+                          "usage", "save_dir"})  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -45,6 +54,8 @@ class Step:
     url: str | None = None  # a template over the input's rows or the parent's items
     method: str = "GET"
     id: str | None = None  # JMESPath over each item: the child's id
+    select: str | None = None  # its own --select, over [run]'s
+    pages: Mapping[str, Any] = field(default_factory=dict)  # its own pages (PAGE_KEYS)
 
     @property
     def is_root(self) -> bool:
@@ -110,7 +121,10 @@ def _checked(data: dict[str, Any], path: str | None, folder: str) -> JobFile:
             if key not in STEP_KEYS:
                 raise fail(f"{label}: unknown key {key!r}{_hint(key, STEP_KEYS)}")
         for key, value in raw.items():
-            if not isinstance(value, str):
+            if key in _WHOLE:
+                if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                    raise fail(f"{label}: {key!r} must be a whole number >= 1")
+            elif not isinstance(value, str):
                 raise fail(f"{label}: {key!r} must be a string")
         if not isinstance(name, str) or not name.isidentifier():
             raise fail(f"{label}: give it a 'name' of letters, digits and _ (it names its "
@@ -127,7 +141,8 @@ def _checked(data: dict[str, Any], path: str | None, folder: str) -> JobFile:
             source = os.path.join(folder, source)
         steps[name] = Step(name=name, input=source, parent=parent, items=raw.get("items", "@"),
                            url=raw.get("url"), method=raw.get("method", "GET").upper(),
-                           id=raw.get("id"))  # fmt: skip
+                           id=raw.get("id"), select=raw.get("select"),
+                           pages={key: raw[key] for key in PAGE_KEYS if key in raw})  # fmt: skip
     for step in steps.values():
         if step.parent is not None and step.parent not in steps:
             raise fail(f"step {step.name!r}: 'from' names no step: {step.parent!r}"

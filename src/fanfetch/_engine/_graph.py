@@ -35,7 +35,7 @@ from .._core._config import Config
 from .._core._events import ChainEnded, Listener
 from .._core._exceptions import ConfigError, UsageError
 from .._core._job import JobSpec
-from .._core._jobfile import JobFile, Step
+from .._core._jobfile import PAGE_KEYS, JobFile, Step
 from .._core._models import Request, Result
 from .._core._resume import IdSet, id_hash
 from .._core._types import Item
@@ -43,7 +43,7 @@ from .._io._input import LineParser, aiter_items, checked, invalid_request, open
 from .._io._output import RecordWriter
 from .._observe._summary import Stats
 from ._paginate import ChainState
-from ._scheduler import Engine
+from ._scheduler import Engine, Profile, profile_for
 
 __all__ = ["Graph", "StepCounts"]
 
@@ -68,6 +68,8 @@ class StepCounts:
 class _StepRun:
     step: Step
     path: str
+    config: Config  # the run's, with the step's own pages and select over it
+    profile: Profile = field(default_factory=lambda: Profile(None, None))
     writer: RecordWriter | None = None
     counts: StepCounts = field(default_factory=StepCounts)
     done: IdSet | None = None  # resumed: the ids whose record (or whole chain) is there
@@ -103,20 +105,20 @@ class Graph:
         from .._io._template import ItemTemplate
         from ._paginate import resume_from
 
-        check_steps(job)
+        check_steps(job, config)
         self.job, self.config, self.stats = job, config, stats
         self.spec = JobSpec(output=output, resume=resume, redo_failed=redo_failed)
-        self.paginated = config.pages.paginate is not None
         self.steps: dict[str, _StepRun] = {}
         self.already = 0  # records the outputs held when resumed
         for step in job.steps:
             path = f"{output}/{step.name}.jsonl"
             record_format = format_for(path, "jsonl")
-            run = _StepRun(step, path)
+            run = _StepRun(step, path, config=config_of(step, config))
+            run.profile = profile_for(run.config)
             if resume and os.path.exists(path):  # repaired first: a torn last line is cut
                 state, run.done, run.chains = resume_from(
-                    record_format, path, paginated=self.paginated, redo_failed=redo_failed,
-                    warn=warn,
+                    record_format, path, paginated=run.profile.paginator is not None,
+                    redo_failed=redo_failed, warn=warn,
                 )  # fmt: skip
                 run.recorded = state.records
                 self.already += state.records
@@ -145,10 +147,12 @@ class Graph:
         self._seq = 0
         try:
             for run in self.steps.values():
-                output_file = open_output(record_format, run.path, config.records, append=resume)
+                output_file = open_output(record_format, run.path, run.config.records,
+                                          append=resume)  # fmt: skip
                 run.writer = RecordWriter(output_file)
             self.engine = Engine(config, listeners=[stats, self._heard, *listeners],
-                                 chain_state=self._chain_state)  # fmt: skip
+                                 chain_state=self._chain_state,
+                                 profile_of=self._profile_of)  # fmt: skip
         except BaseException:
             self._close_writers()
             raise
@@ -172,6 +176,9 @@ class Graph:
         for run in self.steps.values():
             if run.writer is not None:
                 run.writer.close()
+
+    def _profile_of(self, request: Request) -> Profile:
+        return self._of_seq[request.seq][0].profile
 
     def _chain_state(self, request: Request) -> ChainState | None:
         """Where a resumed request's chain stands in its own step's output."""
@@ -280,7 +287,7 @@ class Graph:
                 self._adopt(run, result)
         else:
             counts.failed += 1
-        if not (self.paginated and chains):  # else its chain's end says when it is done
+        if not (chains and run.profile.paginator is not None):  # else its chain's end does
             self._done(request.seq)
 
     def _adopt(self, run: _StepRun, result: Result) -> None:
@@ -351,7 +358,21 @@ def _root_parser(step: Step, done: IdSet | None) -> LineParser:
                      csv_rows=step.input.lower().endswith(".csv"), done=done)  # fmt: skip
 
 
-def check_steps(job: JobFile) -> None:
+def config_of(step: Step, config: Config) -> Config:
+    """The run's ``config`` with ``step``'s own pages and ``select`` over it."""
+    import dataclasses
+
+    if not step.pages and step.select is None:
+        return config
+    own = {PAGE_KEYS[key]: value for key, value in step.pages.items()}
+    pages = dataclasses.replace(config.pages, **own)
+    records = config.records
+    if step.select is not None:
+        records = dataclasses.replace(records, select=step.select)
+    return dataclasses.replace(config, pages=pages, records=records)
+
+
+def check_steps(job: JobFile, config: Config | None = None) -> None:
     """What the job file alone cannot tell: each root's input is there, and a CSV input's
     header has every field its step's ``url`` names; each template is one. Checked before
     anything is written or sent."""
@@ -368,6 +389,12 @@ def check_steps(job: JobFile) -> None:
                 fields = ItemTemplate(step.url, step=step.name).names
         except ConfigError as exc:
             raise UsageError(f"{where}: 'url' {step.url!r}: {exc.hint}") from None
+        if config is not None:
+            try:
+                profile_for(config_of(step, config))
+            except ConfigError as exc:
+                key = {v: k for k, v in PAGE_KEYS.items()}.get(exc.parameter, exc.parameter)
+                raise UsageError(f"{where}: {key!r} {exc.value!r}: {exc.hint}") from None
         if not step.is_root or step.input == "-":
             continue
         assert step.input is not None

@@ -12,7 +12,7 @@ import dataclasses
 import functools
 import time
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from .._core._config import Auto, Config
 from .._core._events import ChainEnded, Finished, Listener, RunEnded, RunStarted
@@ -31,11 +31,30 @@ from ._paginate import ChainState, Paginator
 from ._select import Selector
 from ._transform import Transformer
 
-__all__ = ["Engine"]
+__all__ = ["Engine", "Profile", "profile_for"]
 
 
 def _as_event(listener: Listener, result: Result) -> None:
     listener(Finished(result))
+
+
+class Profile(NamedTuple):
+    """What a request's records go through besides its attempts: the rule of its pages and
+    what is kept of its body (a job file's steps each have their own)."""
+
+    paginator: Paginator | None
+    selector: Selector | None
+
+
+def profile_for(config: Config) -> Profile:
+    pages, select = config.pages, config.records.select
+    paginator = None
+    if pages.paginate is not None:
+        paginator = Paginator(pages.paginate, items=pages.items, page_start=pages.page_start,
+                              page_size=pages.page_size, max_pages=pages.max_pages,
+                              allow_link_local=config.http.allow_link_local,
+                              has_next=pages.has_next)  # fmt: skip
+    return Profile(paginator, Selector(select) if select is not None else None)
 
 
 class Engine:
@@ -56,6 +75,7 @@ class Engine:
         sleep: Sleep = asyncio.sleep,
         chains: Mapping[int, ChainState] | None = None,
         chain_state: Callable[[Request], ChainState | None] | None = None,
+        profile_of: Callable[[Request], Profile] | None = None,
     ) -> None:
         self.config = config
         self._owns_transport = transport is None
@@ -91,21 +111,8 @@ class Engine:
             on_retry=self._emit if self._listeners else None,
             guard=self.guard,
         )
-        select = config.records.select
-        self._selector = Selector(select) if select is not None else None
-        self._paginator = (
-            Paginator(
-                config.pages.paginate,
-                items=config.pages.items,
-                page_start=config.pages.page_start,
-                page_size=config.pages.page_size,
-                max_pages=config.pages.max_pages,
-                allow_link_local=config.http.allow_link_local,
-                has_next=config.pages.has_next,
-            )
-            if config.pages.paginate is not None
-            else None
-        )
+        self._paginator, self._selector = profile_for(config)
+        self._profile_of = profile_of  # a job's steps: each request's own
         # where a resumed request's chain stands: by its id (a job's steps: by step and id)
         if chain_state is None:
             known = chains or {}
@@ -252,13 +259,14 @@ class Engine:
         attempts = self._attempts.run
         get = handoff.get
         workers = self._workers
+        profile_of = self._profile_of
         while (item := await get()) is not None:
             if self._stopping:
                 return
             if isinstance(item, Result):
                 result = item
-            elif self._paginator is not None:
-                await self._chain(item, sink)
+            elif pager := self._paginator if profile_of is None else profile_of(item)[0]:
+                await self._chain(item, sink, pager)
                 if self.chain_ended is not None:
                     await self.chain_ended(item.seq)
                 await asyncio.sleep(0)
@@ -274,8 +282,9 @@ class Engine:
                 if started is None:
                     return  # --max-cost: it did not start, it is --resume's
                 result = started
-                if self._selector is not None and result.ok:
-                    result = self._selector.apply(result)
+                selector = self._selector if profile_of is None else profile_of(item)[1]
+                if selector is not None and result.ok:
+                    result = selector.apply(result)
                 if self._transformer is not None and result.ok:
                     result = await self._transform(result)
             await sink(result)
@@ -289,16 +298,16 @@ class Engine:
                 return
 
     async def _finish(self, result: Result) -> Result:
-        if self._selector is not None and result.ok:
-            result = self._selector.apply(result)
+        profile_of = self._profile_of
+        selector = self._selector if profile_of is None else profile_of(result.request)[1]
+        if selector is not None and result.ok:
+            result = selector.apply(result)
         if self._transformer is not None and result.ok:
             result = await self._transform(result)
         return result
 
-    async def _chain(self, origin: Request, sink: Sink) -> None:
+    async def _chain(self, origin: Request, sink: Sink, pager: Paginator) -> None:
         """Every page of one request, in turn: a record each, with ``page`` and ``next``."""
-        pager = self._paginator
-        assert pager is not None
         request, page = pager.first(origin, self._chain_state(origin))
         fetched: dict[tuple[str, str, str], int] = {}
         while True:
