@@ -289,3 +289,17 @@ async def test_a_steps_own_option_that_is_wrong_is_one_line_naming_the_step(tmp_
     done = await run_cli("run", str(job), "-o", str(tmp_path / "out"))
     assert done.status == 2 and "step 'a': 'has_next' 'more'" in done.stderr, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
+async def test_the_demo_runs_a_three_step_job_file_against_the_embedded_tree(tmp_path: Path):
+    done = await run_cli("demo", "--tree", "-n", "30", "--latency-ms", "0", "-q",
+                         "-o", str(tmp_path / "tree"))  # fmt: skip
+    assert done.status in (0, 1), done.stderr  # the demo's API fails some answers on purpose
+    orgs, repos = (
+        records(tmp_path / "tree" / "orgs.jsonl"),
+        records(tmp_path / "tree" / "repos.jsonl"),
+    )
+    issues = records(tmp_path / "tree" / "issues.jsonl")
+    assert len(orgs) == 3 * 2  # o0, o1, o2: three repositories each, two a page
+    assert {r["id"] for r in repos} == {f"r{n}" for n in range(5)}  # r0..r4, each once
+    assert issues and all(r["parent"] in {r["id"] for r in repos} for r in issues)

@@ -400,6 +400,57 @@ def _run_in_loop(options: RunOptions, *, announce: str | None = None, call_ms: f
         return runner.run(run_job(options, announce=announce, call_ms=call_ms))
 
 
+_DEMO_TREE = """\
+[run]
+concurrency = {concurrency}
+paginate = "link"
+retries = 3
+backoff_base = 0.1
+
+[[step]]
+name = "orgs"
+input = "orgs.txt"
+
+[[step]]
+name = "repos"
+from = "orgs"
+id = "name"
+url = "{base}/repos/{{name}}/issues?per_page=5"
+
+[[step]]
+name = "issues"
+from = "repos"
+items = "items"
+url = "{base}/items/{{title}}"
+"""
+
+
+def _demo_tree(base: str, tmp: Path, count: int, concurrency: int, output: str,
+               quiet: bool) -> int:  # fmt: skip
+    """``fanfetch demo --tree``: a three-level job file against the embedded API's tree."""
+    from .._core._jobfile import load_job
+    from .._core._loop import loop_factory
+    from ._runner import run_graph_job
+
+    orgs = max(1, count // 10)
+    (tmp / "orgs.txt").write_text("".join(f"{base}/orgs/o{n}/repos\n" for n in range(orgs)))
+    job_path = tmp / "job.toml"
+    job_path.write_text(_DEMO_TREE.format(base=base, concurrency=concurrency))
+    folder = "demo-tree" if output == "demo-results.jsonl" else output
+    if not quiet:
+        click.echo(f"fanfetch demo: a job file of three steps against the mock API at {base}: "
+                   f"{orgs:,} organisations, each repository they list (neighbours share two), "
+                   f"every page of its issues, each issue's item; records in {folder}/",
+                   err=True)  # fmt: skip
+    job = load_job(job_path)
+    config = make_config(**job.run)
+    os.makedirs(folder, exist_ok=True)
+    options = RunOptions(source=str(job_path), config=config, job=JobSpec(output=folder),
+                         quiet=quiet)  # fmt: skip
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        return runner.run(run_graph_job(options, job))
+
+
 @cli.command("mock-api")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
@@ -471,10 +522,16 @@ def mock_api(host: str, port: int, **kw: Any) -> int:
     help="Fetch every page of N/10 issue lists of 10 pages instead (--paginate link): N "
     "pages, a record each.",
 )
+@click.option(
+    "--tree",
+    is_flag=True,
+    help="Run a job file instead: N/10 organisations, each repository they list, every page "
+    "of its issues (a request graph; -o is then a folder, demo-tree by default).",
+)
 @click.option("--dashboard", is_flag=True, help="Watch it on the live dashboard.")
 def demo(
     count: int, concurrency: int, output: str, latency_ms: float, quiet: bool, pages: bool,
-    dashboard: bool,
+    tree: bool, dashboard: bool,
 ) -> int:  # fmt: skip
     """Start the embedded API on loopback and make N calls to it, with retries on."""
     from .._mockapi import mock_api_process
@@ -486,6 +543,8 @@ def demo(
                          "--seed", "7") as base,
         tempfile.TemporaryDirectory(prefix="fanfetch-demo-") as tmp,
     ):  # fmt: skip
+        if tree:
+            return _demo_tree(base, Path(tmp), count, concurrency, output, quiet)
         source = Path(tmp, "requests.txt")
         lists = max(1, count // 10)  # lists of 10 pages of 10 issues each, with --paginate
         with source.open("w") as f:
