@@ -303,3 +303,27 @@ async def test_the_demo_runs_a_three_step_job_file_against_the_embedded_tree(tmp
     assert len(orgs) == 3 * 2  # o0, o1, o2: three repositories each, two a page
     assert {r["id"] for r in repos} == {f"r{n}" for n in range(5)}  # r0..r4, each once
     assert issues and all(r["parent"] in {r["id"] for r in repos} for r in issues)
+
+
+async def test_the_views_total_grows_as_children_are_found_and_ends_at_what_was_done(
+    tmp_path: Path,
+):
+    from fanfetch._core._jobfile import load_job
+    from fanfetch._engine._graph import Graph
+    from fanfetch._observe._summary import Stats
+
+    with fanfetch.MockAPI(latency_ms=1) as api:
+        job = load_job(tree_job(tmp_path, api.url))
+        stats = Stats()
+        graph = Graph(job, fanfetch.make_config(**job.run), str(tmp_path), stats=stats)
+        seen: list[tuple[int | None, int]] = []
+        graph.engine._listeners += (lambda _: seen.append((stats.total, stats.done)),)
+        try:
+            await graph.run()
+        finally:
+            await graph.aclose()
+    totals = [total for total, _ in seen if total is not None]
+    assert totals and totals[-1] == stats.done == 7 + 13 + 36  # every record of every step
+    assert all(total >= done for total, done in seen if total is not None)
+    assert all(total is not None for total, done in seen if done)  # known once any is done
+    assert max(totals) > totals[0]  # it grew as children were found

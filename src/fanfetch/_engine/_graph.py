@@ -233,6 +233,7 @@ class Graph:
         self._seq += 1
         self._of_seq[request.seq] = (run, not isinstance(item, Result))
         self._outstanding += 1
+        self.stats.total = self._seq  # the views' total: what is known so far, growing
         return item
 
     def _next_child(self) -> Item | None:
