@@ -40,14 +40,36 @@ url = "{base}/repos/{{title}}/issues?per_page=1&total={pages}"
 
 
 def measure(argv: list[str]) -> tuple[float, float, float]:
-    """(CPU seconds, peak RSS MB, wall seconds) of one whole process."""
+    """(CPU seconds, peak RSS MB, wall seconds) of one whole process.
+
+    The peak is the process's own high-water mark (``VmHWM``, read until it ends): the
+    ``ru_maxrss`` that ``wait4`` reports counts this process's size before the exec too.
+    """
     began = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
+    peak = 0.0
+    while True:
+        peak = max(peak, _high_water_mb(proc.pid))  # a zombie has none: the last read stands
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        time.sleep(0.05)
+    proc.returncode = status  # reaped here, not by Popen
     wall = time.perf_counter() - began
     if status != 0:
         raise SystemExit(f"{' '.join(argv)} exited with {status}")
-    return usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, wall
+    return usage.ru_utime + usage.ru_stime, peak, wall
+
+
+def _high_water_mb(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
 
 
 def main() -> None:
