@@ -399,3 +399,22 @@ def test_a_page_number_that_is_no_number_ends_the_chain_with_an_error():
     page = Result(fetched, status=200, content=b'{"items": [1]}', content_type="application/json")
     with pytest.raises(PaginationError, match="not a number"):
         pager.after(fetched, page, 2)
+
+
+async def test_redo_failed_asks_again_only_the_failed_page_and_what_follows_it(
+    api: LoopbackAPI, tmp_path: Path
+):
+    """Chain 0's second page fails once (a 503, no retries); the other chains' pages share
+    their ids with their first pages, and none of them is dropped and asked again."""
+    src = tmp_path / "in.txt"
+    urls = [api.url("/pages/link/3/0?fail=2")] + [api.url(f"/pages/link/3/{i}") for i in (1, 2)]
+    src.write_text("".join(url + "\n" for url in urls))
+    out = tmp_path / "out.jsonl"
+    run = ["-o", str(out), "-q", "--paginate", "link", "--retries", "0"]
+    first = await run_cli("run", str(src), *run)
+    assert first.status == 1
+    again = await run_cli("run", str(src), *run, "--resume", "--redo-failed")
+    assert again.status == 0, again.stderr
+    assert pages_by_id(read_records(out)) == {1: [1, 2, 3], 2: [1, 2, 3], 3: [1, 2, 3]}
+    asked_twice = [path for path, n in api.page_hits.items() if n > 1]
+    assert asked_twice == ["/pages/link/3/0?page=2&fail=2"]  # the 503, then its answer

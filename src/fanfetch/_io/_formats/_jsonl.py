@@ -79,6 +79,7 @@ def _recover(
     with open(path, "rb") as f:
         lines = sum(1 for _ in f)
     done = IdSet(lines)
+    pages = IdSet(lines if redo_failed else 0)  # (id, page) of a paginated output's records
     kept = dropped = bad = 0
     failed: Counter[str] = Counter()
     statuses: Counter[int] = Counter()
@@ -100,8 +101,13 @@ def _recover(
                 if redo_failed and not ok:
                     dropped += 1
                     continue
-                if not done.add(id_hash(rid)) and redo_failed:
-                    continue  # one record per id: the first ok one stays
+                first = done.add(id_hash(rid))
+                if redo_failed:  # one record per id (per page of a chain): the first ok one
+                    page = record.get("page")
+                    if page is None and not first:
+                        continue
+                    if page is not None and not pages.add(id_hash([rid, page])):
+                        continue
                 kept += 1
                 status = record.get("status")
                 if isinstance(status, int):
