@@ -327,3 +327,53 @@ async def test_the_views_total_grows_as_children_are_found_and_ends_at_what_was_
     assert all(total >= done for total, done in seen if total is not None)
     assert all(total is not None for total, done in seen if done)  # known once any is done
     assert max(totals) > totals[0]  # it grew as children were found
+
+
+async def test_sigterm_stops_a_job_whole_and_resume_finishes_it_once(api: Any, tmp_path: Path):
+    import asyncio
+    import signal
+    import sys
+
+    api.hold_seconds = 0.003
+    (tmp_path / "roots.txt").write_text("".join(api.url(f"/tree/a/{n}") + "\n"
+                                                for n in range(10)))  # fmt: skip
+    job = tmp_path / "job.toml"
+    job.write_text(KILLED.format(c=4, base=api.url("").rstrip("/")))
+    out = tmp_path / "out"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "fanfetch", "run", str(job), "-o", str(out), "-q",
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    await api.wait_hits(40)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = await proc.communicate()
+    assert proc.returncode == 143, stderr.decode()
+    stopped = {step: records(out / f"{step}.jsonl") for step in "abc"}  # each line whole
+    every = 20 + 2 * 15 + 4 * 15  # a: 10 x 2 pages; b3..b17: 2 pages; their c: 2 x 2 each
+    assert 0 < sum(map(len, stopped.values())) < every  # stopped before the end
+    done = await run_cli("run", str(job), "-o", str(out), "-q", "--resume")
+    assert done.status == 0, done.stderr
+    for step in "abc":
+        keys = [(r["id"], r.get("page")) for r in records(out / f"{step}.jsonl")]
+        assert len(keys) == len(set(keys)), step
+    assert sum(len(records(out / f"{step}.jsonl")) for step in "abc") == every
+
+
+async def test_redo_failed_makes_again_only_a_steps_failed_requests(api: Any, tmp_path: Path):
+    (tmp_path / "roots.txt").write_text(api.url("/tree/a/0") + "\n")  # b3..b8 on two pages
+    job = tmp_path / "job.toml"
+    job.write_text('[run]\nretries = 0\npaginate = "link"\n\n[[step]]\nname = "a"\n'
+                   'input = "roots.txt"\n\n[[step]]\nname = "b"\nfrom = "a"\nitems = "items"\n'
+                   f'url = "{api.url("/scripted/")}{{name}}"\nmax_pages = 1\n')  # fmt: skip
+    api.script["b4"] = [500, 200]
+    out = tmp_path / "out"
+    first = await run_cli("run", str(job), "-o", str(out), "-q")
+    assert first.status == 1
+    again = await run_cli("run", str(job), "-o", str(out), "-q", "--resume", "--redo-failed")
+    assert again.status == 0, again.stderr
+    b = records(out / "b.jsonl")
+    assert sorted(r["id"].rsplit("/", 1)[1] for r in b) == [f"b{n}" for n in range(3, 9)]
+    assert all(r["ok"] for r in b)
+    asked = {path: n for path, n in api.log.hits.items() if path.startswith("/scripted/")}
+    assert asked == {f"/scripted/b{n}": 2 if n == 4 else 1 for n in range(3, 9)}
+    assert api.log.hits["/tree/a/0"] == 2  # its two pages, once each
