@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
     from .._core._jobfile import JobFile
     from .._engine._graph import Graph
+    from .._engine._scheduler import Engine
     from .._observe._metrics import MetricsServer
 
 __all__ = ["run_graph_job", "run_job"]
@@ -74,24 +76,45 @@ async def _run(
     options: RunOptions, pipeline: Pipeline, source: Any, err: _Stderr, received: list[int]
 ) -> _Outcome:
     """The pipeline over the input, with signals handled and the views shown."""
-    loop = asyncio.get_running_loop()
-    _handle_signals(loop, pipeline, received, err)
     duplicates = Duplicates()
     parser = _parser(options, pipeline, duplicates)
     items = aiter_items(source, duplicates=duplicates, parser=parser)
+
+    async def run() -> None:
+        async with contextlib.aclosing(items):
+            await pipeline.run(items)
+
+    def show(tg: asyncio.TaskGroup, done: asyncio.Event) -> None:
+        _show_progress(tg, options, pipeline, err, done)
+
+    failed = await _supervised(options, pipeline, err, received, run, show)
+    return _Outcome(duplicates, failed)
+
+
+async def _supervised(
+    options: RunOptions,
+    pipeline: Pipeline | Graph,
+    err: _Stderr,
+    received: list[int],
+    run: Callable[[], Awaitable[None]],
+    show: Callable[[asyncio.TaskGroup, asyncio.Event], None],
+) -> BaseException | None:
+    """``run`` with Ctrl-C and SIGTERM handled and the views shown, then ``pipeline``
+    closed; what stopped it, if the output (or a worker) failed."""
+    loop = asyncio.get_running_loop()
+    _handle_signals(loop, pipeline, received, err)
     failed: BaseException | None = None
     try:
         async with asyncio.TaskGroup() as tg:
             views = asyncio.Event()
             if _shows_progress(options):
-                _show_progress(tg, options, pipeline, err, views)
+                show(tg, views)
             try:
-                async with contextlib.aclosing(items):
-                    await pipeline.run(items)
+                await run()
             finally:
                 views.set()
-    except* OutputError:
-        failed = pipeline.writer.failed if pipeline.writer is not None else None
+    except* OutputError as group:
+        failed = _first_leaf(group)
     except* WorkerDied as group:
         failed = _first_leaf(group)
     except* InputError as group:
@@ -101,9 +124,9 @@ async def _run(
             loop.remove_signal_handler(sig)
         try:
             await pipeline.aclose()  # a format that finishes its file at the end does it here
-        except OutputError:
-            failed = failed or (pipeline.writer.failed if pipeline.writer else None)
-    return _Outcome(duplicates, failed)
+        except OutputError as exc:
+            failed = failed or exc
+    return failed
 
 
 async def _linger(metrics: MetricsServer, options: RunOptions, err: _Stderr) -> None:
@@ -245,9 +268,7 @@ def _ended(
     if output_failed is not None:
         err.print(f"fanfetch: error: {output_failed}; the run stopped, records so far are whole")
         return EXIT_FAILED
-    guard = pipeline.engine.guard
-    if guard is not None:
-        stats.stopped_by, stats.crossed = guard.stopped_by, guard.crossed()
+    _guarded(stats, pipeline.engine)
     if not options.quiet:
         for line in summary_lines(stats):
             err.print(line)
@@ -255,6 +276,19 @@ def _ended(
             _compare_with_serial(stats, err, announce, call_ms)
     if options.summary_json:
         _write_summary(options.summary_json, stats)
+    return _exit_status(stats, received)
+
+
+def _guarded(stats: Stats, engine: Engine) -> None:
+    """What the engine's guard stopped or failed, into the summary."""
+    guard = engine.guard
+    if guard is not None:
+        stats.stopped_by, stats.crossed = guard.stopped_by, guard.crossed()
+
+
+def _exit_status(stats: Stats, received: list[int]) -> int:
+    """A signal's status, else 3 when a guard stopped or failed the run (it wins over 1),
+    else 1 when a record is not ok."""
     if received:
         return signal_exit_status(received[0])
     if stats.stopped_by or stats.crossed:
@@ -333,11 +367,8 @@ def _small_enough_to_count(source: str) -> bool:
         return False
 
 
-def _write_summary(path: str, stats: Stats) -> None:
-    _write_json(path, stats.as_dict())
-
-
-def _write_json(path: str, figures: dict[str, Any]) -> None:
+def _write_summary(path: str, stats: Stats, **more: Any) -> None:
+    figures = {**stats.as_dict(), **more}
     try:
         with open(path, "wb") as f:
             f.write(orjson.dumps(figures, option=orjson.OPT_INDENT_2))
@@ -415,37 +446,19 @@ async def run_graph_job(options: RunOptions, job: JobFile) -> int:
         err.print(f"fanfetch: resuming: {graph.already:,} records already written, "
                   f"in {sum(1 for r in graph.steps.values() if r.recorded)} of "
                   f"{len(graph.steps)} steps")  # fmt: skip
-    loop = asyncio.get_running_loop()
     received: list[int] = []
-    _handle_signals(loop, graph, received, err)
-    failed: BaseException | None = None
-    try:
-        async with asyncio.TaskGroup() as tg:
-            views = asyncio.Event()
-            if _shows_progress(options):
-                from .._observe._progress import ProgressBar
 
-                bar = ProgressBar(stats, in_flight=lambda: graph.engine.in_flight,
-                                  console=err.console())  # fmt: skip
-                tg.create_task(bar.run(views))
-            try:
-                await graph.run()
-            finally:
-                views.set()
-    except* OutputError as group:
-        failed = _first_leaf(group)
-    except* InputError as group:
-        raise _first_leaf(group) from None
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
-            loop.remove_signal_handler(sig)
-        await graph.aclose()
+    def show(tg: asyncio.TaskGroup, done: asyncio.Event) -> None:
+        from .._observe._progress import ProgressBar
+
+        bar = ProgressBar(stats, in_flight=lambda: graph.engine.in_flight, console=err.console())
+        tg.create_task(bar.run(done))
+
+    failed = await _supervised(options, graph, err, received, graph.run, show)
     if failed is not None:
         err.print(f"fanfetch: error: {failed}; the run stopped, records so far are whole")
         return EXIT_FAILED
-    guard = graph.engine.guard
-    if guard is not None:
-        stats.stopped_by, stats.crossed = guard.stopped_by, guard.crossed()
+    _guarded(stats, graph.engine)
     counts = graph.counts
     if not options.quiet:
         for line in summary_lines(stats):
@@ -455,10 +468,6 @@ async def run_graph_job(options: RunOptions, job: JobFile) -> int:
             err.print(f"  step {name}: {step.records:,} records, {step.ok:,} ok, "
                       f"{step.failed:,} failed{dup}")  # fmt: skip
     if options.summary_json:
-        figures = {**stats.as_dict(), "steps": {n: c.as_dict() for n, c in counts.items()}}
-        _write_json(options.summary_json, figures)
-    if received:
-        return signal_exit_status(received[0])
-    if stats.stopped_by or stats.crossed:
-        return EXIT_GUARD
-    return EXIT_OK if stats.failed == 0 else EXIT_FAILED
+        _write_summary(options.summary_json, stats,
+                       steps={n: c.as_dict() for n, c in counts.items()})  # fmt: skip
+    return _exit_status(stats, received)
