@@ -142,6 +142,21 @@ async def test_save_dir_streams_bodies_to_files_with_size_and_sha256(
     assert not [p for p in out_dir.iterdir() if p.name.endswith(".part")]
 
 
+async def test_each_page_of_a_chain_is_saved_to_a_file_of_its_own(api: LoopbackAPI, tmp_path: Path):
+    """The pages of a chain share their request's id: page 1 keeps the id's name, each
+    later page gets ``~p`` and its number, so no page overwrites another."""
+    lines = (api.url("/pages/link/3/x") + "\n" + api.url("/pages/link/2/y") + "\n").encode()
+    out_dir = tmp_path / "bodies"
+    result = await run_cli("run", "-", "-q", "--save-dir", str(out_dir), "--paginate", "link",
+                           stdin=lines)  # fmt: skip
+    names = sorted(Path(r["path"]).name for r in result.records)
+    assert names == ["1", "1~p2", "1~p3", "2", "2~p2"]
+    for record in result.records:
+        content = Path(record["path"]).read_bytes()
+        assert hashlib.sha256(content).hexdigest() == record["sha256"]
+        assert orjson.loads(content)["page"] == record["page"]
+
+
 async def test_saved_files_are_capped_by_max_file_not_by_max_body(api: LoopbackAPI, tmp_path: Path):
     lines = (api.url("/big/5000") + "\n").encode()
     out_dir = tmp_path / "bodies"

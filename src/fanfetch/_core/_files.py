@@ -23,8 +23,9 @@ _PLAIN = re.compile(r"[a-z0-9_][a-z0-9._-]{0,99}")  # lower case: the same on ev
 _NUMBER = re.compile(r"-?[0-9]+")
 
 
-def safe_name(rid: object) -> str:
-    """A file name for request id ``rid``, the same for no other id.
+def safe_name(rid: object, page: int | None = None) -> str:
+    """A file name for request id ``rid`` (and ``page`` of its chain, past the first: the
+    name with ``~p`` and the number), the same for no other id.
 
     Integer ids and plain lower-case string ids (letters, digits, ``.``, ``_``, ``-``; not
     starting with a dot) are used as they are; a string that looks like a number (``"7"``
@@ -33,6 +34,8 @@ def safe_name(rid: object) -> str:
     character plain names never have. So ``"../../etc/passwd"`` stays inside and no two
     ids share a file.
     """
+    if page is not None and page > 1:
+        return f"{safe_name(rid)}~p{page}"  # a cleaned name ends in ~ and 16 hex digits
     if type(rid) is int:
         return str(rid)
     text = str(rid)
@@ -63,12 +66,17 @@ def _create_new(directory: str, name: str) -> tuple[str, BinaryIO]:
 
 
 async def save_stream(
-    chunks: AsyncIterable[bytes], directory: str, rid: object, *, limit: int | None
+    chunks: AsyncIterable[bytes],
+    directory: str,
+    rid: object,
+    *,
+    limit: int | None,
+    page: int | None = None,
 ) -> SavedBody:
-    """Write ``chunks`` to ``directory/safe_name(rid)``; raise ``OverflowError`` past ``limit``
-    (None: no limit). The file is written under a temporary name and renamed into place
+    """Write ``chunks`` to ``directory/safe_name(rid, page)``; raise ``OverflowError`` past
+    ``limit`` (None: no limit). The file is written under a temporary name and renamed into place
     (a rename replaces a link at the final name; it never writes through it)."""
-    name = safe_name(rid)
+    name = safe_name(rid, page)
     path = os.path.join(directory, name)
     digest = hashlib.sha256()
     size = 0

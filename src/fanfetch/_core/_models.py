@@ -83,7 +83,7 @@ _TEXT_TYPES = (
 )
 
 
-_DERIVED = ("target", "auth_origin")  # worked out from the fields, so not compared
+_DERIVED = ("target", "auth_origin", "page")  # worked out from the fields, so not compared
 
 
 class Request:
@@ -103,6 +103,7 @@ class Request:
         "line",
         "meta",
         "method",
+        "page",
         "params",
         "parent",
         "seq",
@@ -144,6 +145,7 @@ class Request:
         # for, which _http sends them to and nowhere else. None: the request as the user gave it.
         self.auth_origin: tuple[str, str | None, int | None] | None = None
         self.parent: Any = None  # a job's child request: the id of the record it came from
+        self.page: int | None = None  # a chain's page past the first: its number
 
     def copy(self) -> Request:
         """A request of its own with the same fields (the API never changes a caller's)."""
@@ -162,7 +164,7 @@ class Request:
         )
         clone.meta, clone.cost, clone.line, clone.seq = self.meta, self.cost, self.line, self.seq
         clone.target, clone.auth_origin = self.target, self.auth_origin
-        clone.parent = self.parent
+        clone.parent, clone.page = self.parent, self.page
         return clone
 
     def __repr__(self) -> str:

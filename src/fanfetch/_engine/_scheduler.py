@@ -309,6 +309,8 @@ class Engine:
     async def _chain(self, origin: Request, sink: Sink, pager: Paginator) -> None:
         """Every page of one request, in turn: a record each, with ``page`` and ``next``."""
         request, page = pager.first(origin, self._chain_state(origin))
+        if page > 1:  # resumed: a copy of the origin's
+            request.page = page
         fetched: dict[tuple[str, str, str], int] = {}
         while True:
             key = (
@@ -347,6 +349,7 @@ class Engine:
                 self._chain_over(origin, unrecorded=value is not None)
                 return
             request, page = pager.following(origin, value), page + 1
+            request.page = page  # a copy of the origin's: its saved body a file of its own
             await asyncio.sleep(0)  # as between requests: let the loop run what is ready
 
     async def _sink_and_tell(self, result: Result, sink: Sink) -> None:

@@ -285,7 +285,8 @@ class HTTP:
             )
         chunks = _decoded(resp, decoder or IDENTITY, limit)
         try:
-            saved = await save_stream(chunks, self._save_dir, request.id, limit=limit)
+            saved = await save_stream(chunks, self._save_dir, request.id, limit=limit,
+                                      page=request.page)  # fmt: skip
         except OverflowError:
             raise BodyTooLarge(
                 f"the body is over `max_file={limit}` bytes", status=resp.status
