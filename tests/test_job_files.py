@@ -377,3 +377,20 @@ async def test_redo_failed_makes_again_only_a_steps_failed_requests(api: Any, tm
     asked = {path: n for path, n in api.log.hits.items() if path.startswith("/scripted/")}
     assert asked == {f"/scripted/b{n}": 2 if n == 4 else 1 for n in range(3, 9)}
     assert api.log.hits["/tree/a/0"] == 2  # its two pages, once each
+
+
+async def test_a_job_file_has_the_dashboard_and_its_files_are_found_from_its_folder(
+    api: Any, tmp_path: Path
+):
+    folder = tmp_path / "job"
+    folder.mkdir()
+    (folder / "roots.txt").write_text(api.url("/tree/a/0") + "\n")
+    job = folder / "job.toml"
+    job.write_text('[run]\nsave_dir = "bodies"\npaginate = "link"\n\n[[step]]\nname = "a"\n'
+                   'input = "roots.txt"\n')  # fmt: skip
+    done = await run_cli("run", str(job), "-o", str(tmp_path / "out"), "--dashboard",
+                         cwd=tmp_path)  # fmt: skip
+    assert done.status == 0, done.stderr
+    assert "busiest hosts" in done.stderr  # not a terminal: the last view, once
+    saved = [r["path"] for r in records(tmp_path / "out" / "a.jsonl")]
+    assert len(set(saved)) == 2 and all(Path(p).parent == folder / "bodies" for p in saved)

@@ -218,6 +218,7 @@ def _run_job_file(kw: dict[str, Any]) -> int:
         raise click.UsageError(f"{kw['output']!r}: cannot make that folder: "
                                f"{exc.strerror or exc}") from None  # fmt: skip
     _allow_open_files(config.limits.concurrency)
+    _prepare_save_dir(config.http.save_dir)
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
         return runner.run(run_graph_job(options, job))
 
@@ -227,18 +228,24 @@ def _run_checked(options: RunOptions, kw: dict[str, Any]) -> int:
     _check_paths(options)
     _check_ids_for_resume(options)
     _allow_open_files(config.limits.concurrency)
-    if kw["save_dir"]:
-        from .._core._files import clean_partials
-
-        clean_partials(kw["save_dir"])  # .part files a killed run left (one run a folder)
-        try:
-            os.makedirs(kw["save_dir"], exist_ok=True)
-        except OSError as exc:
-            raise click.BadParameter(
-                f"{kw['save_dir']!r}: cannot make that directory: {exc.strerror or exc}",
-                param_hint="--save-dir",
-            ) from None
+    _prepare_save_dir(config.http.save_dir)
     return _run_in_loop(options)
+
+
+def _prepare_save_dir(folder: str | None) -> None:
+    """``--save-dir``: the folder made, and the ``.part`` files a killed run left cleaned."""
+    if not folder:
+        return
+    from .._core._files import clean_partials
+
+    clean_partials(folder)  # one run a folder
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise click.BadParameter(
+            f"{folder!r}: cannot make that directory: {exc.strerror or exc}",
+            param_hint="--save-dir",
+        ) from None
 
 
 def _check_ids_for_resume(options: RunOptions) -> None:

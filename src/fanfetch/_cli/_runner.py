@@ -150,7 +150,7 @@ def _resuming(options: RunOptions, pipeline: Pipeline) -> str:
     return f"fanfetch: resuming: {pipeline.already:,} requests already recorded{redo}"
 
 
-def _metrics(options: RunOptions, pipeline: Pipeline, stats: Stats) -> MetricsServer | None:
+def _metrics(options: RunOptions, pipeline: Pipeline | Graph, stats: Stats) -> MetricsServer | None:
     """``--metrics-port``: the run's Prometheus endpoint."""
     if options.metrics_port is None:
         return None
@@ -215,7 +215,7 @@ def _handle_signals(
 def _show_progress(
     tg: asyncio.TaskGroup,
     options: RunOptions,
-    pipeline: Pipeline,
+    pipeline: Pipeline | Graph,
     err: _Stderr,
     done: asyncio.Event,
 ) -> None:
@@ -235,7 +235,7 @@ def _show_progress(
 
         bar = ProgressBar(stats, in_flight=lambda: engine.in_flight, console=err.console())
         tg.create_task(bar.run(done))
-    if _small_enough_to_count(options.source):
+    if isinstance(pipeline, Pipeline) and _small_enough_to_count(options.source):
         already = pipeline.already
         counting = tg.create_task(asyncio.to_thread(count_requests, options.source))
         counting.add_done_callback(
@@ -449,12 +449,18 @@ async def run_graph_job(options: RunOptions, job: JobFile) -> int:
     received: list[int] = []
 
     def show(tg: asyncio.TaskGroup, done: asyncio.Event) -> None:
-        from .._observe._progress import ProgressBar
+        _show_progress(tg, options, graph, err, done)
 
-        bar = ProgressBar(stats, in_flight=lambda: graph.engine.in_flight, console=err.console())
-        tg.create_task(bar.run(done))
-
-    failed = await _supervised(options, graph, err, received, graph.run, show)
+    try:
+        metrics = _metrics(options, graph, stats)
+    except BaseException:
+        await graph.aclose()
+        raise
+    try:
+        failed = await _supervised(options, graph, err, received, graph.run, show)
+    finally:
+        if metrics is not None:
+            metrics.close()
     if failed is not None:
         err.print(f"fanfetch: error: {failed}; the run stopped, records so far are whole")
         return EXIT_FAILED

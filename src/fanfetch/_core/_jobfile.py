@@ -188,9 +188,16 @@ def _hint(key: str, known: Any) -> str:
 
 
 def run_options(job: JobFile) -> dict[str, Any]:
-    """The ``[run]`` options that are the engine's (``format`` is the records': JSON lines,
-    the one a job writes for now)."""
+    """The ``[run]`` options that are the engine's, a relative file or folder taken from the
+    job file's folder (``format`` is the records': JSON lines, the one a job writes for
+    now)."""
     options = dict(job.run)
+    folder = os.path.dirname(os.path.abspath(job.path)) if job.path else os.getcwd()
+    for key, value in options.items():  # files and folders, as `input`: from the job's folder
+        option = BY_NAME.get(key)
+        if (option is not None and option.metavar in ("FILE", "DIR") and isinstance(value, str)
+                and not os.path.isabs(value)):  # fmt: skip
+            options[key] = os.path.join(folder, value)
     fmt = options.pop("format", None)
     if fmt not in (None, "jsonl"):
         where = f"{job.path}: " if job.path else "job: "
