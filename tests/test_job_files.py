@@ -203,6 +203,7 @@ from = "a"
 items = "items"
 url = "{base}/tree/b/{{name}}"
 id = "name"
+rows = "items"
 
 [[step]]
 name = "c"
@@ -253,6 +254,10 @@ async def test_kill_9_at_random_moments_then_resume_records_every_step_id_and_pa
         assert {r["id"] for r in got} == ids, step
     leaves = [r["id"] for r in c]
     assert len(leaves) == len(set(leaves)) == 4 * len(shared)  # 2 pages x 2 of each b
+    rows = [(r["id"], r["page"], r["index"], r["name"]) for r in records(out / "b.rows.jsonl")]
+    assert sorted(rows) == sorted(
+        (b, p, i, f"{b}-c{p}{i}") for b in shared for p in (1, 2) for i in (0, 1)
+    )  # every item of every page of b as one row, once, after every kill
     assert all(r["ok"] for r in a + b + c)
     again = sum(n - 1 for n in api.page_hits.values() if n > 1)
     assert again <= concurrency * kills  # only what was in flight at each kill
@@ -394,3 +399,35 @@ async def test_a_job_file_has_the_dashboard_and_its_files_are_found_from_its_fol
     assert "busiest hosts" in done.stderr  # not a terminal: the last view, once
     saved = [r["path"] for r in records(tmp_path / "out" / "a.jsonl")]
     assert len(set(saved)) == 2 and all(Path(p).parent == folder / "bodies" for p in saved)
+
+
+def test_rows_are_the_items_of_each_answer_beside_the_records(tmp_path: Path):
+    with fanfetch.MockAPI(latency_ms=1) as api:
+        (tmp_path / "repos.txt").write_text(f"{api.url}/repos/a/issues?per_page=2&total=3\n")
+        job = {"run": {"paginate": "link"},
+               "step": [{"name": "issues", "input": str(tmp_path / "repos.txt"),
+                         "rows": "items[].{number: number, id: title}"}]}  # fmt: skip
+        fanfetch.run_job(job, output=tmp_path / "out")
+    rows = records(tmp_path / "out" / "issues.rows.jsonl")
+    assert rows == [
+        {"id": 1, "page": 1, "index": 0, "number": 1, "item_id": "a issue 1"},
+        {"id": 1, "page": 1, "index": 1, "number": 2, "item_id": "a issue 2"},
+        {"id": 1, "page": 2, "index": 0, "number": 3, "item_id": "a issue 3"},
+    ]
+
+
+def test_a_resumed_job_makes_its_rows_again_from_its_records(tmp_path: Path):
+    """As a kill between a record and its rows leaves them: the last rows gone and a torn
+    line; resumed, the rows file is whole again, each row once."""
+    with fanfetch.MockAPI(latency_ms=1) as api:
+        (tmp_path / "repos.txt").write_text(f"{api.url}/repos/a/issues?per_page=2&total=5\n")
+        job = {"run": {"paginate": "link"},
+               "step": [{"name": "issues", "input": str(tmp_path / "repos.txt"),
+                         "rows": "items[].{number: number}"}]}  # fmt: skip
+        fanfetch.run_job(job, output=tmp_path / "out")
+        rows = tmp_path / "out" / "issues.rows.jsonl"
+        whole = rows.read_bytes()
+        rows.write_bytes(b"".join(whole.splitlines(keepends=True)[:2]) + b'{"id": 1, "pa')
+        fanfetch.run_job(job, output=tmp_path / "out", resume=True)
+    assert rows.read_bytes() == whole
+    assert [r["number"] for r in records(rows)] == [1, 2, 3, 4, 5]

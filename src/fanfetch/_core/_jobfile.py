@@ -29,7 +29,7 @@ PAGE_KEYS = {"paginate": "paginate", "page_items": "items", "page_start": "page_
 ``page_items`` in a step, where ``items`` are what a parent's answer holds)."""
 
 STEP_KEYS = frozenset({"name", "input", "from", "items", "url", "method", "id", "select",
-                       *PAGE_KEYS})  # fmt: skip
+                       "rows", *PAGE_KEYS})  # fmt: skip
 """What a step may hold. Other request options (``expect``, ``headers``, ...) are not yet
 a step's own: they are the run's, in ``[run]``."""
 
@@ -55,6 +55,7 @@ class Step:
     method: str = "GET"
     id: str | None = None  # JMESPath over each item: the child's id
     select: str | None = None  # its own --select, over [run]'s
+    rows: str | None = None  # JMESPath: the items of each answer, as rows of DIR/NAME.rows.jsonl
     pages: Mapping[str, Any] = field(default_factory=dict)  # its own pages (PAGE_KEYS)
 
     @property
@@ -141,7 +142,7 @@ def _checked(data: dict[str, Any], path: str | None, folder: str) -> JobFile:
             source = os.path.join(folder, source)
         steps[name] = Step(name=name, input=source, parent=parent, items=raw.get("items", "@"),
                            url=raw.get("url"), method=raw.get("method", "GET").upper(),
-                           id=raw.get("id"), select=raw.get("select"),
+                           id=raw.get("id"), select=raw.get("select"), rows=raw.get("rows"),
                            pages={key: raw[key] for key in PAGE_KEYS if key in raw})  # fmt: skip
     for step in steps.values():
         if step.parent is not None and step.parent not in steps:
@@ -161,7 +162,7 @@ def _checked(data: dict[str, Any], path: str | None, folder: str) -> JobFile:
 
 def _check_expressions(steps: Any, fail: Any) -> None:
     for step in steps:
-        for key in ("items", "id"):
+        for key in ("items", "id", "rows"):
             expression = getattr(step, key)
             if expression is None or (key == "items" and step.is_root):
                 continue

@@ -41,6 +41,8 @@ from .._core._resume import IdSet, id_hash
 from .._core._types import Item
 from .._io._input import LineParser, aiter_items, checked, invalid_request, open_source
 from .._io._output import RecordWriter
+from .._io._records import FdOutput
+from .._io._rows import Rows
 from .._observe._summary import Stats
 from ._paginate import ChainState
 from ._scheduler import Engine, Profile, profile_for
@@ -75,6 +77,8 @@ class _StepRun:
     done: IdSet | None = None  # resumed: the ids whose record (or whole chain) is there
     chains: dict[int, ChainState] = field(default_factory=dict)  # resumed chains' places
     recorded: int = 0  # records its output held when resumed
+    rows: Rows | None = None  # rows = EXPR: its items as rows, in rows_writer
+    rows_writer: RecordWriter | None = None
     children: tuple[_StepRun, ...] = ()
     template: Any = None  # ItemTemplate of a child step
     items: Any = None  # its compiled JMESPath over the parent's answers
@@ -150,6 +154,14 @@ class Graph:
                 output_file = open_output(record_format, run.path, run.config.records,
                                           append=resume)  # fmt: skip
                 run.writer = RecordWriter(output_file)
+                if run.step.rows is not None:
+                    run.rows = Rows(run.step.rows)
+                    rows_path = f"{output}/{run.step.name}.rows.jsonl"
+                    if resume:  # a function of the records: made again from them
+                        run.rows.rebuild(run.path, rows_path)
+                    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if resume else os.O_TRUNC)
+                    run.rows_writer = RecordWriter(FdOutput(os.open(rows_path, flags, 0o644),
+                                                            owns=True))  # fmt: skip
             self.engine = Engine(config, listeners=[stats, self._heard, *listeners],
                                  chain_state=self._chain_state,
                                  profile_of=self._profile_of)  # fmt: skip
@@ -174,8 +186,9 @@ class Graph:
 
     def _close_writers(self) -> None:
         for run in self.steps.values():
-            if run.writer is not None:
-                run.writer.close()
+            for writer in (run.writer, run.rows_writer):
+                if writer is not None:
+                    writer.close()
 
     def _profile_of(self, request: Request) -> Profile:
         return self._of_seq[request.seq][0].profile
@@ -284,6 +297,9 @@ class Graph:
         counts.records += 1
         if result.ok:
             counts.ok += 1
+            if run.rows is not None and run.rows_writer is not None:
+                lines = run.rows.lines(request.id, result.page, _body(result))
+                run.rows_writer.write_lines(lines)  # after its record: a kill between is mended
             if run.children:
                 self._adopt(run, result)
         else:
@@ -294,10 +310,7 @@ class Graph:
     def _adopt(self, run: _StepRun, result: Result) -> None:
         """The items of ``result``'s answer, for each child step (lazily: made into requests
         only when the engine's queue takes them)."""
-        try:
-            body = result.body
-        except Exception:
-            return
+        body = _body(result)
         parent = result.request.id
         for child in run.children:
             found = child.items.search(body, options=_JMESPATH_OPTIONS)
@@ -317,6 +330,14 @@ class Graph:
 
 
 _END = object()
+
+
+def _body(result: Result) -> Any:
+    """The body as its record holds it (None when it is no JSON)."""
+    try:
+        return result.body
+    except Exception:
+        return None
 
 
 _NOWHERE = ("", None, None)  # an origin no URL has: a request that carries no credentials
