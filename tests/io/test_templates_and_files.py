@@ -203,3 +203,31 @@ async def test_a_byte_order_mark_on_the_first_line_is_no_invalid_line(api: Loopb
     rows = await run_cli("run", str(csv_src), "-q", "--url", api.url("/ok/{name}"))
     assert plain.status == 0 and rows.status == 0, plain.stderr + rows.stderr
     assert sorted(r["ok"] for r in plain.records + rows.records) == [True, True, True]
+
+
+async def test_rows_are_each_item_of_each_answer_beside_the_records_once_after_a_resume(
+    api: LoopbackAPI, tmp_path: Path
+):
+    src = tmp_path / "in.txt"
+    src.write_text(api.url("/pages/link/2/x") + "\n" + api.url("/pages/link/1/y") + "\n")
+    out = tmp_path / "out.jsonl"
+    run = ["run", str(src), "-o", str(out), "-q", "--paginate", "link", "--rows", "items"]
+    done = await run_cli(*run)
+    assert done.status == 0, done.stderr
+    rows_file = tmp_path / "out.rows.jsonl"
+    rows = [orjson.loads(line) for line in rows_file.read_bytes().splitlines()]
+    assert sorted((r["id"], r["page"], r["index"], r["value"]) for r in rows) == sorted(
+        [(1, 1, i, f"1.{i}") for i in range(3)] + [(1, 2, i, f"2.{i}") for i in range(3)]
+        + [(2, 1, i, f"1.{i}") for i in range(3)]
+    )  # fmt: skip
+    whole = sorted(rows_file.read_bytes().splitlines())
+    rows_file.write_bytes(rows_file.read_bytes()[:40])  # a kill after the records, mid-rows
+    again = await run_cli(*run, "--resume")
+    assert again.status == 0 and sorted(rows_file.read_bytes().splitlines()) == whole
+
+
+async def test_rows_want_a_json_lines_output(api: LoopbackAPI, tmp_path: Path):
+    src = tmp_path / "in.txt"
+    src.write_text(api.url("/ok/1") + "\n")
+    done = await run_cli("run", str(src), "-o", str(tmp_path / "out.csv"), "--rows", "items")
+    assert done.status == 2 and "--rows" in done.stderr and ".jsonl" in done.stderr

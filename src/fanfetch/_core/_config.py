@@ -311,6 +311,7 @@ class Records:
     parameters masked, a transform's value, CSV cells as they are."""
 
     select: str | None = None  # a JMESPath expression; records keep what it selects
+    rows: str | None = None  # JMESPath giving a list: each item a row of OUTPUT.rows.jsonl
     include_headers: bool = False
     include_attempts: bool = False
     redact_params: frozenset[str] = frozenset()  # more query parameters records show as ***
@@ -321,6 +322,8 @@ class Records:
     def __post_init__(self) -> None:
         if self.select is not None:
             compile_select(self.select, "select")
+        if self.rows is not None:
+            compile_select(self.rows, "rows")
         if self.transform_workers is not None and (
             not isinstance(self.transform_workers, int) or self.transform_workers < 0
         ):
@@ -705,6 +708,11 @@ OPTIONS: tuple[Option, ...] = (
            "EXPR",
            to="records.select",
            section="Input and output"),
+    Option("rows", None, "JMESPath giving a list over each ok body: each item a row of "
+           "OUTPUT.rows.jsonl (id, page, index, its fields), beside the records.",
+           ("--rows",), str, "EXPR",
+           to="records.rows",
+           section="Input and output"),
     Option("expect", None, "A 2xx is good only when this JMESPath expression is true of its "
            "body; else invalid_response, retried like a 5xx.", ("--expect",), str, "EXPR",
            to="checks.expect",
@@ -880,6 +888,7 @@ class Options(TypedDict, total=False):
     save_dir: str | None
     max_file: int | None
     select: str | None
+    rows: str | None
     proxy: str | None
     trust_env: bool
     cacert: str | None

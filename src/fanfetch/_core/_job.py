@@ -66,6 +66,10 @@ class JobSpec:
         if config.pages.paginate is not None and self.workers > 1:
             raise ConfigError("workers", self.workers, "does not go with `paginate` yet: worker "
                               "processes do not follow pages")  # fmt: skip
+        if config.records.rows is not None and (self.workers > 1 or self.cluster is not None):
+            which = "workers" if self.workers > 1 else "cluster"
+            raise ConfigError(which, getattr(self, which), "does not go with `rows` yet: the "
+                              "rows are made where the records are written")  # fmt: skip
         if config.guards.any and (self.workers > 1 or self.cluster is not None):
             which = "workers" if self.workers > 1 else "cluster"
             raise ConfigError(which, getattr(self, which), "does not go with the guards yet "

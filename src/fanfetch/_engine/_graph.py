@@ -42,7 +42,7 @@ from .._core._types import Item
 from .._io._input import LineParser, aiter_items, checked, invalid_request, open_source
 from .._io._output import RecordWriter
 from .._io._records import FdOutput
-from .._io._rows import Rows
+from .._io._rows import Rows, body_of
 from .._observe._summary import Stats
 from ._paginate import ChainState
 from ._scheduler import Engine, Profile, profile_for
@@ -298,7 +298,7 @@ class Graph:
         if result.ok:
             counts.ok += 1
             if run.rows is not None and run.rows_writer is not None:
-                lines = run.rows.lines(request.id, result.page, _body(result))
+                lines = run.rows.lines(request.id, result.page, body_of(result))
                 run.rows_writer.write_lines(lines)  # after its record: a kill between is mended
             if run.children:
                 self._adopt(run, result)
@@ -310,7 +310,7 @@ class Graph:
     def _adopt(self, run: _StepRun, result: Result) -> None:
         """The items of ``result``'s answer, for each child step (lazily: made into requests
         only when the engine's queue takes them)."""
-        body = _body(result)
+        body = body_of(result)
         parent = result.request.id
         for child in run.children:
             found = child.items.search(body, options=_JMESPATH_OPTIONS)
@@ -327,17 +327,6 @@ class Graph:
         if self._of_seq.pop(seq, None) is not None:
             self._outstanding -= 1
             self._wake.set()
-
-
-_END = object()
-
-
-def _body(result: Result) -> Any:
-    """The body as its record holds it (None when it is no JSON)."""
-    try:
-        return result.body
-    except Exception:
-        return None
 
 
 _NOWHERE = ("", None, None)  # an origin no URL has: a request that carries no credentials

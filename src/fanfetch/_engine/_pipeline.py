@@ -11,6 +11,7 @@ The entries add only their own edge: the command line its signals, views and exi
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
@@ -29,8 +30,9 @@ from ._scheduler import Engine
 
 if TYPE_CHECKING:
     from .._io._records import RecordFormat
+    from .._io._rows import Rows
 
-__all__ = ["Pipeline", "Spread", "reorder_window"]
+__all__ = ["Pipeline", "Spread", "reorder_window", "rows_path"]
 
 
 def reorder_window(config: Config) -> int:
@@ -98,6 +100,14 @@ class Pipeline:
 
             output = open_output(record_format, spec.output, config.records, append=spec.resume)
             self.writer = RecordWriter(output)
+        self.rows: Rows | None = None  # --rows: the items of each answer, in rows_writer
+        self.rows_writer: RecordWriter | None = None
+        if config.records.rows is not None:
+            try:
+                self._open_rows(config.records.rows, record_format)
+            except BaseException:
+                self.close_output()
+                raise
         heard: list[Listener] = [*listeners] if stats is None else [stats, *listeners]
         self._owns_engine = engine is None  # a Fetcher's engine outlives its streams
         try:
@@ -106,6 +116,26 @@ class Pipeline:
         except BaseException:
             self.close_output()
             raise
+
+    def _open_rows(self, expression: str, record_format: RecordFormat | None) -> None:
+        from .._io._records import FdOutput
+        from .._io._rows import Rows
+
+        output = self.spec.output
+        if (
+            output is None
+            or output == "-"
+            or record_format is None
+            or (record_format.name != "jsonl")
+        ):
+            raise ConfigError("rows", expression, "writes OUTPUT.rows.jsonl beside a JSON-lines "
+                              "output: give `output` a name ending in .jsonl")  # fmt: skip
+        self.rows = Rows(expression)
+        path = rows_path(output)
+        if self.spec.resume:  # a function of the records: made again from them
+            self.rows.rebuild(output, path)
+        flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if self.spec.resume else os.O_TRUNC)
+        self.rows_writer = RecordWriter(FdOutput(os.open(path, flags, 0o644), owns=True))
 
     def _format(self) -> RecordFormat | None:
         if self.spec.output is None:
@@ -165,9 +195,25 @@ class Pipeline:
         writer = self.writer
         if writer is None:
             return deliver or _discard
-        if deliver is None:
+        rows, rows_writer = self.rows, self.rows_writer
+        if rows is not None and rows_writer is not None:
+            from .._io._rows import body_of
+
+            put = writer.put
+
+            async def with_rows(result: Result) -> None:
+                await put(result)
+                if result.ok:  # after its record: a kill between is mended by a resume
+                    rows_writer.write_lines(rows.lines(result.request.id, result.page,
+                                                       body_of(result)))  # fmt: skip
+
+            if deliver is None:
+                return with_rows
+            store = with_rows
+        elif deliver is None:
             return writer.put
-        store = writer.put
+        else:
+            store = writer.put
 
         async def stored_then_delivered(result: Result) -> None:
             await store(result)  # a result is handed on only once its record is safe
@@ -191,8 +237,12 @@ class Pipeline:
             self.close_output()
 
     def close_output(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
+        try:
+            if self.writer is not None:
+                self.writer.close()
+        finally:
+            if self.rows_writer is not None:
+                self.rows_writer.close()
 
     def __repr__(self) -> str:
         return f"<Pipeline {self.spec} {self.engine!r} {self.writer!r}>"
@@ -200,6 +250,12 @@ class Pipeline:
 
 async def _discard(result: Result) -> None:
     pass
+
+
+def rows_path(output: str) -> str:
+    """Where ``--rows`` puts the rows of ``output``: ``out.jsonl`` -> ``out.rows.jsonl``."""
+    base, ext = os.path.splitext(output)
+    return f"{base}.rows{ext or '.jsonl'}"
 
 
 def _aiter(items: AsyncIterable[Item]) -> AsyncIterator[Item]:

@@ -20,8 +20,9 @@ import jmespath
 import orjson
 
 from .._core._config import compile_select
+from .._core._models import Result
 
-__all__ = ["Rows"]
+__all__ = ["Rows", "body_of"]
 
 _OPTIONS = jmespath.Options(dict_cls=dict)
 _OWN = ("id", "page", "index")
@@ -73,6 +74,14 @@ class Rows:
                 raise
         os.replace(tmp.name, rows)
         return count
+
+
+def body_of(result: Result) -> Any:
+    """The body as its record holds it (None when it does not decode: no items, no rows)."""
+    try:
+        return result.body
+    except Exception:
+        return None
 
 
 def _records(path: str) -> Iterator[dict[str, Any]]:
