@@ -162,7 +162,7 @@ class Graph:
                     flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if resume else os.O_TRUNC)
                     run.rows_writer = RecordWriter(FdOutput(os.open(rows_path, flags, 0o644),
                                                             owns=True))  # fmt: skip
-            self.engine = Engine(config, listeners=[stats, self._heard, *listeners],
+            self.engine = Engine(config, listeners=[stats, _ChainEnds(self._done), *listeners],
                                  chain_state=self._chain_state,
                                  profile_of=self._profile_of)  # fmt: skip
         except BaseException:
@@ -319,14 +319,27 @@ class Graph:
                 self._pending.append((child, ((parent, value) for value in values)))
         self._wake.set()
 
-    def _heard(self, event: Any) -> None:
-        if isinstance(event, ChainEnded):
-            self._done(event.request.seq)
-
     def _done(self, seq: int) -> None:
         if self._of_seq.pop(seq, None) is not None:
             self._outstanding -= 1
             self._wake.set()
+
+
+class _ChainEnds:
+    """Hears when a request's chain of pages is over (its last record is stored); a
+    ``finished`` of its own, so the engine makes no event of each result for it."""
+
+    __slots__ = ("_done",)
+
+    def __init__(self, done: Callable[[int], None]) -> None:
+        self._done = done
+
+    def finished(self, result: Result) -> None:
+        pass
+
+    def __call__(self, event: Any) -> None:
+        if isinstance(event, ChainEnded):
+            self._done(event.request.seq)
 
 
 _NOWHERE = ("", None, None)  # an origin no URL has: a request that carries no credentials
