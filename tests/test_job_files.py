@@ -431,3 +431,27 @@ def test_a_resumed_job_makes_its_rows_again_from_its_records(tmp_path: Path):
         fanfetch.run_job(job, output=tmp_path / "out", resume=True)
     assert rows.read_bytes() == whole
     assert [r["number"] for r in records(rows)] == [1, 2, 3, 4, 5]
+
+
+async def test_parents_wait_when_their_children_pile_up(api: Any, tmp_path: Path):
+    """Four roots of 60 pages each at -c 4: unchecked, every worker follows its root's
+    pages while the children of up to 240 pages wait (232 seen); bounded, all workers but
+    one wait once 4 x concurrency pages' children are waiting, so what waits is that bound
+    and the pages of the one chain still going (73 seen), and every record is made."""
+    from fanfetch._core._jobfile import load_job
+    from fanfetch._engine._graph import Graph
+    from fanfetch._observe._summary import Stats
+
+    (tmp_path / "roots.txt").write_text("".join(api.url(f"/pages/link/60/{n}") + "\n"
+                                                for n in range(4)))  # fmt: skip
+    job = load_job({"run": {"concurrency": 4, "paginate": "link"},
+                    "step": [{"name": "a", "input": str(tmp_path / "roots.txt")},
+                             {"name": "b", "from": "a", "items": "items[].{n: @}",
+                              "url": api.url("/ok/") + "{n}", "max_pages": 1}]})  # fmt: skip
+    graph = Graph(job, fanfetch.make_config(**job.run), str(tmp_path), stats=Stats())
+    try:
+        await graph.run()
+    finally:
+        await graph.aclose()
+    assert graph.counts["a"].records == 240 and graph.counts["b"].records == 180  # 3 items
+    assert graph.most_pending <= 4 * 4 + 60 + 4, graph.most_pending

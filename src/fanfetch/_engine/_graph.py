@@ -4,9 +4,10 @@ All steps share one engine, so the concurrency, the per-host limits, rates, budg
 pools and retries hold across the whole tree, not per step. A child request is made once
 its parent's record is stored (the output is the frontier), and from then on children come
 before new roots: the engine's queue takes the children of what it has answered before it
-reads more of the input, so the parents waiting for their children to be asked are at most
-the ones in flight, and memory stays flat however wide the tree gets. Each item is made
-into a request only when the queue has room for it.
+reads more of the input. Each item is made into a request only when the queue has room for
+it; and once the answers whose children wait pass 4 x concurrency (long chains of parent
+pages), every worker but one waits after storing its record (one stays free, or nothing
+would take the children), so what waits is that bound and the pages of one chain.
 
 Within a step two parents that yield the same request (the same id: the item's ``id``
 expression, else the method and URL) make it once; the record names the parent seen first.
@@ -148,6 +149,14 @@ class Graph:
                                                                      child.items)))  # fmt: skip
         self._outstanding = 0  # requests handed out whose last record is not yet stored
         self._wake = asyncio.Event()
+        # Back-pressure: past this many parents' items waiting, a parent's worker waits for
+        # them to be taken, all workers but one at most (one is always free for children)
+        self._bound = 4 * config.limits.concurrency
+        self._may_wait = config.limits.concurrency - 1
+        self._waiting = 0
+        self._roomy = asyncio.Event()
+        self._closed = False  # the frontier is over: nobody waits for room any more
+        self.most_pending = 0  # the most parents' items waiting at once
         self._seq = 0
         try:
             for run in self.steps.values():
@@ -214,6 +223,15 @@ class Graph:
                 done.set()
 
     async def _frontier(self) -> AsyncGenerator[Item, None]:
+        try:
+            async with contextlib.aclosing(self._items()) as items:
+                async for item in items:
+                    yield item
+        finally:  # ended, or the engine stopped taking items: no worker waits for room
+            self._closed = True
+            self._roomy.set()
+
+    async def _items(self) -> AsyncGenerator[Item, None]:
         for run in self.steps.values():
             if not run.step.is_root:
                 continue
@@ -256,6 +274,8 @@ class Graph:
         pair = next(items, None)
         if pair is None:
             self._pending.popleft()
+            if len(self._pending) <= self._bound // 2:
+                self._roomy.set()
             return None
         item = self._child(run, *pair)
         return None if item is None else self._handed(run, item)
@@ -306,6 +326,19 @@ class Graph:
             counts.failed += 1
         if not (chains and run.profile.paginator is not None):  # else its chain's end does
             self._done(request.seq)
+        if len(self._pending) > self._bound and self._waiting < self._may_wait:
+            await self._room()
+
+    async def _room(self) -> None:
+        """Wait until the children waiting are down to half the bound (this worker's next
+        page, or next request, waits with it)."""
+        self._waiting += 1
+        try:
+            while not self._closed and len(self._pending) > self._bound // 2:
+                self._roomy.clear()
+                await self._roomy.wait()
+        finally:
+            self._waiting -= 1
 
     def _adopt(self, run: _StepRun, result: Result) -> None:
         """The items of ``result``'s answer, for each child step (lazily: made into requests
@@ -317,6 +350,7 @@ class Graph:
             if found is not None:
                 values = found if isinstance(found, list) else (found,)
                 self._pending.append((child, ((parent, value) for value in values)))
+        self.most_pending = max(self.most_pending, len(self._pending))
         self._wake.set()
 
     def _done(self, seq: int) -> None:
