@@ -1,5 +1,5 @@
 """The layering, as folders and as import-linter contracts (``[tool.importlinter]`` in
-pyproject.toml, run by ``make test``): ``_cli`` > ``_sync`` > ``_scale | _client`` >
+pyproject.toml, run by ``make test``): ``_cli`` > ``_frames`` > ``_sync`` > ``_scale | _client`` >
 ``_engine`` > ``_net | _io | _observe`` > ``_core``, siblings joined by | independent; the
 core imports nothing of fanfetch outside itself; only the HTTP layer and the transports speak
 the transport protocol; nothing imports the command line."""
@@ -12,7 +12,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "src" / "fanfetch"
 
-TOP = {"__init__", "__main__", "_version", "_client", "_sync", "_mockapi"}  # the public faces
+TOP = {"__init__", "__main__", "_version", "_client", "_sync", "_frames", "_mockapi"}  # faces
 LAYERS = {"_core", "_engine", "_net", "_io", "_observe", "_scale", "_cli"}
 
 

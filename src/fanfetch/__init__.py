@@ -29,6 +29,7 @@ from ._core._exceptions import (
     InputError,
     InvalidRequest,
     InvalidResponse,
+    MapError,
     NoKeyLeft,
     OutputError,
     PaginationError,
@@ -44,6 +45,7 @@ from ._core._exceptions import (
     WorkerDied,
 )
 from ._core._models import Request, Result
+from ._frames import amap, map
 from ._net._transports import MockTransport, Response, Transport
 from ._sync import iter_results, run, run_job
 from ._version import __version__
@@ -79,6 +81,7 @@ __all__ = [
     "InvalidResponse",
     "Limits",
     "Listener",
+    "MapError",
     "MockAPI",
     "MockTransport",
     "NoKeyLeft",
@@ -107,8 +110,10 @@ __all__ = [
     "UsageError",
     "WorkerDied",
     "__version__",
+    "amap",
     "iter_results",
     "make_config",
+    "map",
     "run",
     "run_job",
     "stream",

@@ -52,15 +52,23 @@ def resolve_config(
 async def _coerced(
     requests: Iterable[RequestLike] | AsyncIterable[RequestLike],
 ) -> AsyncGenerator[Item, None]:
-    seq = 0  # a Result is an invalid request's record, made already (``_sync``'s output=)
+    seq = 0  # a Result is an invalid request's record, made already (``_sync``'s output=,
+    # fanfetch.map's row that makes no request): numbered as the rest, or ordered waits for it
     if isinstance(requests, AsyncIterable):
         async for item in requests:
-            yield item if isinstance(item, Result) else coerce(item, seq=seq)
+            yield _numbered_item(item, seq)
             seq += 1
     else:
         for item in requests:
-            yield item if isinstance(item, Result) else coerce(item, seq=seq)
+            yield _numbered_item(item, seq)
             seq += 1
+
+
+def _numbered_item(item: RequestLike | Result, seq: int) -> Item:
+    if isinstance(item, Result):
+        item.request.seq = seq
+        return item
+    return coerce(item, seq=seq)
 
 
 class Fetcher:

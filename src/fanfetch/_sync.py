@@ -133,9 +133,11 @@ async def _numbered(
     def numbered(request: RequestLike) -> Item | None:
         nonlocal kept, position
         position += 1
-        item = request if isinstance(request, Result) else coerce(
-            request, seq=kept, line=position
-        )  # fmt: skip
+        if isinstance(request, Result):  # a record already (fanfetch.map's row that makes
+            item: Item = request  # no request): numbered as the rest, or ordered waits for it
+            request.request.seq = kept
+        else:
+            item = coerce(request, seq=kept, line=position)
         if not wanted(item):
             return None
         kept += 1

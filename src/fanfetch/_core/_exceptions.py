@@ -3,6 +3,7 @@
     FanfetchError
     ├── WorkerDied              --workers: worker processes kept dying (exit status 1)
     ├── ThresholdCrossed        from Python: a `fail_if` condition held at the run's end
+    ├── MapError                fanfetch.map(on_error="raise"): some rows failed
     ├── OutputError             the output cannot be written (a full disk): the run stops
     ├── UsageError              the caller asked for something we cannot do (exit status 2)
     │   ├── ConfigError         a bad option value: names the parameter and the fix
@@ -48,6 +49,7 @@ __all__ = [
     "InputError",
     "InvalidRequest",
     "InvalidResponse",
+    "MapError",
     "NoKeyLeft",
     "OutputError",
     "PaginationError",
@@ -96,6 +98,18 @@ class ConfigError(UsageError, ValueError):
 
 class OutputError(FanfetchError):
     """The output cannot be written (disk full, closed pipe): the run stops, output whole."""
+
+
+class MapError(FanfetchError):
+    """``fanfetch.map(..., on_error="raise")``: some rows failed. ``failures`` lists each as
+    ``(position, error_type, message)``; ``frame`` is the whole output, failed rows in it."""
+
+    def __init__(self, failures: list[tuple[int, str, str]], frame: Any) -> None:
+        self.failures = failures
+        self.frame = frame
+        position, kind, message = failures[0]
+        super().__init__(f"{len(failures):,} of the rows failed; the first, row {position}: "
+                         f"{kind}: {message}")  # fmt: skip
 
 
 class ThresholdCrossed(FanfetchError):

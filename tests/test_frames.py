@@ -1,0 +1,101 @@
+"""``fanfetch.map``: one request per row of a pandas or Polars frame or an Arrow table, the
+answers as columns beside the row's own, against the embedded API."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pandas as pd
+import polars as pl
+import pyarrow as pa
+import pytest
+
+import fanfetch
+
+
+@pytest.fixture(scope="module")
+def api() -> Iterator[str]:
+    with fanfetch.MockAPI(latency_ms=1) as mock:
+        yield mock.url
+
+
+def test_a_pandas_frame_gets_its_answers_as_columns_in_row_order(api: str):
+    frame = pd.DataFrame({"item": [3, 1, 2], "name": ["c", "a", "b"]})
+    out = fanfetch.map(frame, f"{api}/items/{{item}}", select="{id: id, price: price, name: name}")
+    assert isinstance(out, pd.DataFrame) and list(out["item"]) == [3, 1, 2]
+    assert list(out.columns) == ["item", "name", "ok", "status", "error_type", "error_message",
+                                 "elapsed_ms", "id", "price", "body_name"]  # fmt: skip
+    assert list(out["id"]) == ["3", "1", "2"] and list(out["body_name"]) == ["item 3", "item 1",
+                                                                            "item 2"]  # fmt: skip
+    assert out["ok"].all() and list(out["status"]) == [200, 200, 200]
+
+
+@pytest.mark.parametrize("kind", ["polars", "lazy", "arrow"])
+def test_every_kind_of_frame_comes_back_as_its_own_kind(api: str, kind: str):
+    data = {"code": [200, 404]}
+    frame = {"polars": pl.DataFrame(data), "lazy": pl.DataFrame(data).lazy(),
+             "arrow": pa.table(data)}[kind]  # fmt: skip
+    out = fanfetch.map(frame, f"{api}/status/{{code}}", retries=0)
+    expected = {"polars": pl.DataFrame, "lazy": pl.LazyFrame, "arrow": pa.Table}[kind]
+    assert isinstance(out, expected)
+    table = (
+        out.collect().to_arrow() if kind == "lazy" else out if kind == "arrow" else out.to_arrow()
+    )
+    rows = table.select(["code", "ok", "status", "error_type"]).to_pylist()
+    assert rows == [
+        {"code": 200, "ok": True, "status": 200, "error_type": None},
+        {"code": 404, "ok": False, "status": 404, "error_type": "http_status"},
+    ]
+
+
+def test_failed_rows_are_kept_dropped_or_raised(api: str):
+    frame = pd.DataFrame({"code": [200, 500, 200, 404]})
+    url = f"{api}/status/{{code}}"
+    kept = fanfetch.map(frame, url, retries=0)
+    assert list(kept["ok"]) == [True, False, True, False]
+    dropped = fanfetch.map(frame, url, retries=0, on_error="drop")
+    assert list(dropped["code"]) == [200, 200]
+    with pytest.raises(fanfetch.MapError) as caught:
+        fanfetch.map(frame, url, retries=0, on_error="raise")
+    assert [(p, t) for p, t, _ in caught.value.failures] == [(1, "http_status"), (3, "http_status")]
+    assert len(caught.value.frame) == 4  # the whole output, for a look at what failed
+
+
+def test_a_json_template_sends_each_rows_values_as_they_are(api: str):
+    frame = pd.DataFrame({"user": ["ann", "bob"], "n": [1, 2]})
+    out = fanfetch.map(frame, f"{api}/echo", method="POST",
+                       json={"who": "{user}", "count": "{n}", "note": "for {user}"},
+                       select="{sent: body}")  # fmt: skip
+    assert list(out["sent"]) == [{"who": "ann", "count": 1, "note": "for ann"},
+                                 {"who": "bob", "count": 2, "note": "for bob"}]  # fmt: skip
+
+
+def test_a_missing_column_is_refused_before_a_request_and_a_missing_value_fails_its_row(
+    api: str,
+):
+    with pytest.raises(fanfetch.ConfigError, match="no column nope"):
+        fanfetch.map(pd.DataFrame({"item": [1]}), f"{api}/items/{{nope}}")
+    out = fanfetch.map(pa.table({"item": [1, None]}), f"{api}/items/{{item}}")
+    assert out.column("ok").to_pylist() == [True, False]
+    assert out.column("error_type").to_pylist() == [None, "invalid_request"]
+
+
+def test_a_paginated_row_gives_a_row_per_page_in_order(api: str):
+    frame = pl.DataFrame({"repo": ["a", "b"], "total": [6, 2]})
+    out = fanfetch.map(frame, f"{api}/repos/{{repo}}/issues?per_page=4&total={{total}}",
+                       paginate="link", select="items[].number")  # fmt: skip
+    assert out.select(["repo", "page", "body"]).rows() == [
+        ("a", 1, "[1,2,3,4]"),
+        ("a", 2, "[5,6]"),
+        ("b", 1, "[1,2]"),
+    ]
+
+
+async def test_amap_is_map_on_the_running_loop(api: str):
+    out = await fanfetch.amap(pa.table({"item": [7, None, 8]}), f"{api}/items/{{item}}")
+    assert out.column("status").to_pylist() == [200, None, 200]  # the row with no item fails
+
+
+def test_a_frame_of_an_unknown_kind_is_a_one_line_error():
+    with pytest.raises(fanfetch.ConfigError, match="pandas or Polars"):
+        fanfetch.map([{"item": 1}], "http://127.0.0.1:9/{item}")
