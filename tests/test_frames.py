@@ -99,3 +99,19 @@ async def test_amap_is_map_on_the_running_loop(api: str):
 def test_a_frame_of_an_unknown_kind_is_a_one_line_error():
     with pytest.raises(fanfetch.ConfigError, match="pandas or Polars"):
         fanfetch.map([{"item": 1}], "http://127.0.0.1:9/{item}")
+
+
+@pytest.mark.parametrize("as_", ["arrow", "pandas", "polars"])
+def test_read_loads_an_output_as_the_table_export_writes(api: str, tmp_path, as_: str):
+    from pathlib import Path
+
+    out = Path(tmp_path) / "out.sqlite"
+    fanfetch.run([f"{api}/items/{i}" for i in (1, 2)] + [f"{api}/status/404"], output=out,
+                 retries=0)  # fmt: skip
+    table = fanfetch.read(out, as_=as_)  # type: ignore[arg-type]
+    arrow = table if as_ == "arrow" else pa.Table.from_pandas(table) if as_ == "pandas" else (
+        table.to_arrow())  # fmt: skip
+    assert {"id", "ok", "status", "error_type", "body"} <= set(arrow.column_names)
+    assert sorted(arrow.column("status").to_pylist()) == [200, 200, 404]
+    kind = {"arrow": pa.Table, "pandas": pd.DataFrame, "polars": pl.DataFrame}[as_]
+    assert isinstance(table, kind)

@@ -45,7 +45,7 @@ from ._core._exceptions import (
     WorkerDied,
 )
 from ._core._models import Request, Result
-from ._frames import amap, map
+from ._frames import amap, map, read
 from ._net._transports import MockTransport, Response, Transport
 from ._sync import iter_results, run, run_job
 from ._version import __version__
@@ -114,6 +114,7 @@ __all__ = [
     "iter_results",
     "make_config",
     "map",
+    "read",
     "run",
     "run_job",
     "stream",

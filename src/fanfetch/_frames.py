@@ -13,6 +13,7 @@ missing one is named with its ``pip install``.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal, Unpack
 
@@ -26,7 +27,7 @@ from ._io._template import ItemTemplate
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["MapError", "amap", "map"]
+__all__ = ["MapError", "amap", "map", "read"]
 
 RESULT_COLUMNS = ("ok", "status", "error_type", "error_message", "elapsed_ms")
 _BATCH = 4096  # rows read from the frame at a time
@@ -94,6 +95,31 @@ async def amap(
     requests: AsyncIterator[Any] = _arequests(table, plan)
     results = [r async for r in stream(requests, ordered=True, **options)]
     return _output(table, kind, plan, results, on_error)
+
+
+def read(
+    path: str | os.PathLike[str],
+    *,
+    as_: Literal["arrow", "pandas", "polars"] = "arrow",
+    format: str | None = None,
+) -> Any:
+    """Any fanfetch output (every format; a job's step, ``out/issues.jsonl``) as one table
+    with the columns ``fanfetch export`` writes to Parquet: an Arrow table, or
+    ``as_="pandas"`` or ``"polars"``."""
+    import tempfile
+
+    from ._io._export import export
+
+    if as_ not in ("arrow", "pandas", "polars"):
+        raise ConfigError("as_", as_, "give 'arrow', 'pandas' or 'polars'")
+    pq = _needs("pyarrow.parquet", "parquet")
+    if as_ != "arrow":
+        _needs(as_, as_)
+    with tempfile.TemporaryDirectory(prefix="fanfetch-read-") as folder:
+        parquet = os.path.join(folder, "records.parquet")
+        export(os.fspath(path), parquet, source_format=format)
+        table = pq.read_table(parquet)
+    return _as_kind(table, as_)
 
 
 # -- frames in ----------------------------------------------------------------------------

@@ -614,7 +614,7 @@ def export(
     fanfetch export results.jsonl -o results.parquet
     fanfetch export results.jsonl -o items.csv --select '{id: id, name: name}'
     """
-    from ._export import export as run_export
+    from .._io._export import export as run_export
 
     try:
         count = run_export(

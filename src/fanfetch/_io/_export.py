@@ -1,4 +1,5 @@
-"""``fanfetch export IN -o OUT``: records from one format to another, streamed in flat memory.
+"""``fanfetch export IN -o OUT`` (and ``fanfetch.read``): records from one format to another,
+streamed in flat memory.
 
 Each record goes through the output as a ``--workers`` record does (as its JSON line, which
 the output turns into its own item), so an exported file is the file ``fanfetch run`` would
@@ -15,10 +16,10 @@ from typing import Any
 
 from .._core._config import compile_select, select_columns
 from .._core._exceptions import UsageError
-from .._io._formats import check_holds, format_for, has_records, read_errors, unreadable
-from .._io._formats._jsonl import JSON_LINES, read_json_lines
-from .._io._formats._rows import BASE_COLUMNS
-from .._io._records import RecordFormat, encode_record
+from ._formats import check_holds, format_for, has_records, read_errors, unreadable
+from ._formats._jsonl import JSON_LINES, read_json_lines
+from ._formats._rows import BASE_COLUMNS
+from ._records import RecordFormat, encode_record
 
 __all__ = ["export"]
 
