@@ -115,3 +115,27 @@ def test_read_loads_an_output_as_the_table_export_writes(api: str, tmp_path, as_
     assert sorted(arrow.column("status").to_pylist()) == [200, 200, 404]
     kind = {"arrow": pa.Table, "pandas": pd.DataFrame, "polars": pl.DataFrame}[as_]
     assert isinstance(table, kind)
+
+
+async def test_a_parquet_input_is_read_as_rows_for_url_or_as_requests(tmp_path, api: str):
+    from pathlib import Path
+
+    import pyarrow.parquet as pq
+
+    from tests.conftest import run_cli
+
+    folder = Path(tmp_path)
+    pq.write_table(pa.table({"item": [4, 5], "note": ["x", "y"]}), folder / "rows.parquet")
+    pq.write_table(pa.table({"id": ["a"], "url": [f"{api}/items/6"]}), folder / "reqs.parquet")
+    rows = await run_cli("run", str(folder / "rows.parquet"), "--url", f"{api}/items/{{item}}",
+                         "-q")  # fmt: skip
+    assert rows.status == 0 and [(r["id"], r["body"]["id"]) for r in rows.records] == [
+        (1, "4"),
+        (2, "5"),
+    ]  # each row's position is its id, as a CSV row's line is
+    requests = await run_cli("run", str(folder / "reqs.parquet"), "-q")
+    assert [(r["id"], r["status"]) for r in requests.records] == [("a", 200)]
+    (folder / "bad.parquet").write_text("not parquet\n")
+    bad = await run_cli("run", str(folder / "bad.parquet"), "-q")
+    assert bad.status == 2 and "as Parquet" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1

@@ -360,6 +360,10 @@ def _run_on_cluster(options: RunOptions) -> int:
     address = cluster_address(options.job.cluster or "")
     if options.source == "-":
         raise click.UsageError("--cluster reads a file every node can see, not stdin")
+    if options.source.lower().endswith(".parquet"):
+        raise click.UsageError("--cluster cuts its input into byte ranges of lines: give it "
+                               "JSON lines (fanfetch export rows.parquet -o rows.jsonl... or "
+                               "run it without --cluster)")  # fmt: skip
     return run_cluster_job(options, address=address)
 
 

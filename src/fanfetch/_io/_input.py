@@ -58,13 +58,70 @@ FIELDS = frozenset(
 
 
 def open_source(source: str) -> IO[bytes]:
-    """Open ``source`` for binary reading: a path, or ``-`` for stdin."""
+    """Open ``source`` for binary reading: a path, or ``-`` for stdin. A Parquet file reads
+    as JSON lines, one object per row (``--url`` fills its template from them)."""
     if source == "-":
         return sys.stdin.buffer
     try:
+        if source.lower().endswith(".parquet"):
+            return _parquet_lines(source)
         return open(source, "rb", buffering=1024 * 1024)
     except OSError as exc:
         raise InputError(f"cannot read input {source!r}: {exc.strerror or exc}") from exc
+
+
+def _parquet_lines(path: str) -> IO[bytes]:
+    """The rows of a Parquet file as a stream of JSON lines, a batch of rows at a time."""
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise InputError("a Parquet input needs pyarrow: pip install 'fanfetch[parquet]'") from None
+    try:
+        parquet = pq.ParquetFile(path)
+    except OSError:
+        raise  # no such file, no permission: said as for any input
+    except Exception as exc:  # pyarrow's own errors: not Parquet, cut short
+        raise InputError(f"cannot read input {path!r} as Parquet: {exc}") from None
+    return io.BufferedReader(_RowLines(parquet), buffer_size=1024 * 1024)
+
+
+def _parquet_rows(path: str) -> int | None:
+    try:
+        import pyarrow.parquet as pq
+
+        return int(pq.ParquetFile(path).metadata.num_rows)
+    except Exception:  # no pyarrow, or no Parquet: the run itself says so
+        return None
+
+
+class _RowLines(io.RawIOBase):
+    """A Parquet file's rows as the bytes of JSON lines, made as they are read."""
+
+    def __init__(self, parquet: Any) -> None:
+        self._parquet = parquet
+        self._batches = parquet.iter_batches(batch_size=4096)
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            batch = next(self._batches, None)
+            if batch is None:
+                return 0
+            self._pending = b"".join(
+                orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE, default=str)
+                for row in batch.to_pylist()
+            )
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+    def close(self) -> None:
+        self._parquet.close()
+        super().close()
 
 
 class Duplicates:
@@ -442,7 +499,7 @@ def find_repeated_ids(path: str) -> Duplicates:
     """The lines of the file ``path`` whose ids collide (``Duplicates``), read before a
     resume: there, a repeated id means a request that never gets a record."""
     duplicates = Duplicates()
-    with open(path, "rb", buffering=1024 * 1024) as f:
+    with open_source(path) as f:
         for line, raw in enumerate(bounded_lines(f), start=1):
             rid: Any = line
             if b'"id"' in raw and raw.lstrip()[:1] == b"{":
@@ -465,6 +522,8 @@ def count_requests(source: str) -> int | None:
         return None
     count = 0
     try:
+        if source.lower().endswith(".parquet"):
+            return _parquet_rows(source)
         with open(source, "rb", buffering=1024 * 1024) as f:
             for raw in bounded_lines(f):
                 if raw.strip():
