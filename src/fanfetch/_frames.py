@@ -54,6 +54,8 @@ def map(
     params: Mapping[str, Any] | None = None,
     on_error: Literal["keep", "drop", "raise"] = "keep",
     id: str | None = None,
+    output: str | os.PathLike[str] | None = None,
+    resume: bool = False,
     **options: Unpack[Options],
 ) -> Any:
     """One request per row of ``frame``; the same kind of frame back, one row per input row
@@ -71,9 +73,13 @@ def map(
 
     table, kind = _as_arrow(frame)
     plan = _plan(table, url, method, json, params, options.get("select"), id)
+    collect = _Collector(table, plan, on_error, paged=options.get("paginate") is not None)
+    done = _recorded(output) if resume else {}
     requests: Iterator[Any] = _requests(table, plan)  # a row that makes none: its Result
-    results = list(iter_results(requests, ordered=True, **options))
-    return _output(table, kind, plan, results, on_error)
+    fresh = iter_results(requests, ordered=True, output=output, resume=resume, **options)
+    for result in _merged(done, fresh, table.num_rows):
+        collect.add(result)
+    return collect.finish(kind)
 
 
 async def amap(
@@ -92,9 +98,11 @@ async def amap(
 
     table, kind = _as_arrow(frame)
     plan = _plan(table, url, method, json, params, options.get("select"), id)
+    collect = _Collector(table, plan, on_error, paged=options.get("paginate") is not None)
     requests: AsyncIterator[Any] = _arequests(table, plan)
-    results = [r async for r in stream(requests, ordered=True, **options)]
-    return _output(table, kind, plan, results, on_error)
+    async for result in stream(requests, ordered=True, **options):
+        collect.add(result)
+    return collect.finish(kind)
 
 
 def read(
@@ -241,48 +249,104 @@ def _value(row: dict[str, Any], dotted: str) -> Any:
 # -- frames out ---------------------------------------------------------------------------
 
 
-def _output(
-    table: pa.Table,
-    kind: str,
-    plan: _Plan,
-    results: list[Result],
-    on_error: str,
-) -> Any:
-    import pyarrow as pa
+class _Collector:
+    """Results into the output table a batch at a time: the input's rows taken by position,
+    the result columns beside them, each batch made Arrow as it fills, so what is held in
+    Python is one batch."""
 
-    if on_error not in ("keep", "drop", "raise"):
-        raise ConfigError("on_error", on_error, "give 'keep', 'drop' or 'raise'")
-    kept = [r for r in results if r.ok or on_error != "drop"]
-    positions = [r.request.meta for r in kept]
-    out = table.take(pa.array(positions, type=pa.int64()))
-    taken = set(out.column_names)
-    errors = [r.error for r in kept]
-    columns: dict[str, Any] = {
-        "ok": pa.array([r.ok for r in kept], type=pa.bool_()),
-        "status": pa.array([r.status for r in kept], type=pa.int64()),
-        "error_type": pa.array([None if e is None else e.type for e in errors], pa.string()),
-        "error_message": pa.array([None if e is None else str(e) for e in errors], pa.string()),
-        "elapsed_ms": pa.array([r.elapsed_ms for r in kept], type=pa.float64()),
-    }
-    if any(r.page is not None for r in kept):
-        columns["page"] = pa.array([r.page for r in kept], type=pa.int64())
-    bodies = [_body(r) for r in kept]
-    if plan.columns:
-        for key in plan.columns:
-            values = [b.get(key) if isinstance(b, dict) else None for b in bodies]
-            columns[key] = pa.array(values)
-    else:
-        columns["body"] = pa.array(
-            [None if b is None else orjson.dumps(b).decode() for b in bodies], pa.string()
-        )
-    for name, column in columns.items():
-        out = out.append_column(f"body_{name}" if name in taken else name, column)
-    frame = _as_kind(out, kind)
-    failures = [(r.request.meta, r.error.type, str(r.error)) for r in results
-                if r.error is not None]  # fmt: skip
-    if on_error == "raise" and failures:
-        raise MapError(failures, frame)
-    return frame
+    def __init__(self, table: pa.Table, plan: _Plan, on_error: str, *, paged: bool) -> None:
+        if on_error not in ("keep", "drop", "raise"):
+            raise ConfigError("on_error", on_error, "give 'keep', 'drop' or 'raise'")
+        self._table, self._plan, self._on_error, self._paged = table, plan, on_error, paged
+        self._rows: list[tuple[Any, ...]] = []
+        self._parts: list[pa.Table] = []
+        self.failures: list[tuple[int, str, str]] = []
+
+    def add(self, result: Result) -> None:
+        error = result.error
+        if error is not None:
+            self.failures.append((result.request.meta, error.type, str(error)))
+            if self._on_error == "drop":
+                return
+        body = _body(result)
+        if not self._plan.columns:
+            body = None if body is None else orjson.dumps(body).decode()
+        self._rows.append((result.request.meta, result.ok, result.status,
+                           None if error is None else error.type,
+                           None if error is None else str(error), result.elapsed_ms,
+                           result.page, body))  # fmt: skip
+        if len(self._rows) >= _BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        import pyarrow as pa
+
+        rows, self._rows = self._rows, []
+        columns = list(zip(*rows, strict=True)) if rows else [()] * 8
+        out = self._table.take(pa.array(columns[0], type=pa.int64()))
+        taken = set(out.column_names)
+        added: dict[str, Any] = {
+            "ok": pa.array(columns[1], type=pa.bool_()),
+            "status": pa.array(columns[2], type=pa.int64()),
+            "error_type": pa.array(columns[3], type=pa.string()),
+            "error_message": pa.array(columns[4], type=pa.string()),
+            "elapsed_ms": pa.array(columns[5], type=pa.float64()),
+        }
+        if self._paged:
+            added["page"] = pa.array(columns[6], type=pa.int64())
+        if self._plan.columns:
+            for key in self._plan.columns:
+                added[key] = pa.array([b.get(key) if isinstance(b, dict) else None
+                                       for b in columns[7]])  # fmt: skip
+        else:
+            added["body"] = pa.array(columns[7], type=pa.string())
+        for name, column in added.items():
+            out = out.append_column(f"body_{name}" if name in taken else name, column)
+        self._parts.append(out)
+
+    def finish(self, kind: str) -> Any:
+        import pyarrow as pa
+
+        if self._rows or not self._parts:
+            self._flush()
+        table = pa.concat_tables(self._parts, promote_options="default")
+        frame = _as_kind(table.combine_chunks(), kind)
+        if self._on_error == "raise" and self.failures:
+            raise MapError(self.failures, frame)
+        return frame
+
+
+def _recorded(output: str | os.PathLike[str] | None) -> dict[int, list[Result]]:
+    """A resumed map's results already in ``output``, by row position (each row's ``meta``),
+    pages in order: what it will not ask again, for the frame it gives back."""
+    if output is None or not os.path.exists(output):
+        return {}
+    from ._io._formats import format_for
+
+    done: dict[int, list[Result]] = {}
+    for record in format_for(os.fspath(output)).read(os.fspath(output)):
+        position = record.get("meta")
+        if isinstance(position, int):  # ok or not: a resume asks neither again
+            done.setdefault(position, []).append(Result.from_record(record))
+    for pages in done.values():
+        pages.sort(key=lambda r: r.page or 0)
+    return done
+
+
+def _merged(done: dict[int, list[Result]], fresh: Iterator[Result], rows: int) -> Iterator[Result]:
+    """The results recorded before and those made now, in row order."""
+    if not done:
+        yield from fresh
+        return
+    waiting: Result | None = next(fresh, None)
+    for position in range(rows):
+        yield from done.get(position, ())  # a chain's recorded pages, then the rest of it
+        while waiting is not None and waiting.request.meta == position:
+            yield waiting
+            waiting = next(fresh, None)
+    while waiting is not None:
+        yield waiting
+        waiting = next(fresh, None)
 
 
 def _body(result: Result) -> Any:
