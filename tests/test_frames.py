@@ -161,3 +161,22 @@ def test_a_map_with_an_output_resumes_and_gives_back_every_row(api: str, tmp_pat
     again = fanfetch.map(frame, url, output=out, resume=True, select="{id: id}")
     assert list(again["item"]) == [10, 11, 12, 13, 14, 15] and again["ok"].all()
     assert len(out.read_text().splitlines()) == 6  # each row recorded once
+
+
+async def test_the_rows_of_a_duckdb_query_are_an_input(tmp_path, api: str):
+    from pathlib import Path
+
+    import pyarrow.parquet as pq
+
+    from tests.conftest import run_cli
+
+    folder = Path(tmp_path)
+    pq.write_table(pa.table({"item": [3, 1, 2]}), folder / "rows.parquet")
+    query = f"SELECT item FROM '{folder / 'rows.parquet'}' WHERE item > 1 ORDER BY item"
+    done = await run_cli("run", "--sql", query, "--url", f"{api}/items/{{item}}", "-q")
+    assert done.status == 0, done.stderr
+    assert sorted((r["id"], r["body"]["id"]) for r in done.records) == [(1, "2"), (2, "3")]
+    wrong = await run_cli("run", "--sql", "SELEC 1", "-q")
+    assert wrong.status == 2 and "the --sql query failed" in wrong.stderr
+    neither = await run_cli("run", "-q")
+    assert neither.status == 2 and "--sql" in neither.stderr

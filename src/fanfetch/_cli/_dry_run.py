@@ -74,7 +74,7 @@ def _items(options: RunOptions, duplicates: Duplicates) -> Iterator[Item]:
 
         parser = RowParser(options.url_template, csv_rows=options.csv_rows,
                            duplicates=duplicates)  # fmt: skip
-    source = open_source(options.source)
+    source = open_source(options.source, sql=options.sql)
     try:
         yield from read_items(bounded_lines(source), parser=parser)
     finally:

@@ -125,7 +125,7 @@ class _Sectioned(click.Command):
 
 
 @cli.command(cls=_Sectioned, epilog=EXAMPLES)
-@click.argument("source", metavar="INPUT")
+@click.argument("source", metavar="INPUT", required=False)
 @_option_flags(JOB_OPTIONS)
 @_option_flags(OPTIONS)
 def run(**kw: Any) -> int:
@@ -135,7 +135,12 @@ def run(**kw: Any) -> int:
     params, json, data, form, timeout, meta. Blank lines are skipped. Records are JSON lines with
     id, url, method, ok, status, attempts, elapsed_ms, started_at, body, error and meta.
     """
-    if kw["source"].lower().endswith(".toml"):
+    if (kw["source"] is None) == (kw["sql"] is None):
+        raise click.UsageError("give INPUT (a file, or - for stdin) or --sql QUERY, one of the "
+                               "two")  # fmt: skip
+    if kw["sql"] is not None:
+        kw["source"] = "--sql"  # a name for messages; the rows come from the query
+    elif kw["source"].lower().endswith(".toml"):
         return _run_job_file(kw)
     try:
         config = make_config(**{o.name: o.from_cli(kw[o.name]) for o in OPTIONS if o.flags})
@@ -360,6 +365,8 @@ def _run_on_cluster(options: RunOptions) -> int:
     address = cluster_address(options.job.cluster or "")
     if options.source == "-":
         raise click.UsageError("--cluster reads a file every node can see, not stdin")
+    if options.sql is not None:
+        raise click.UsageError("--cluster reads a file every node can see, not --sql")
     if options.source.lower().endswith(".parquet"):
         raise click.UsageError("--cluster cuts its input into byte ranges of lines: give it "
                                "JSON lines (fanfetch export rows.parquet -o rows.jsonl... or "

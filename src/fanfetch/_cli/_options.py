@@ -69,6 +69,11 @@ JOB_OPTIONS: tuple[Option, ...] = (
     Option("csv_rows", False, "With --url: the input is CSV with a header (automatic for "
            "*.csv).", flags=("--csv",), kind=bool, to="run", api=False,
            section="Input and output"),
+    Option("sql", None, "Read the input's rows from this DuckDB query instead of INPUT, e.g. "
+           "\"SELECT id, name FROM 'users.parquet' ORDER BY id\" (each row as a Parquet "
+           "row is; ORDER BY keeps the ids the same for --resume).", flags=("--sql",),
+           metavar="QUERY", to="run", api=False,
+           section="Input and output"),
     Option("dry_run", False, "Read and check the whole input and say what would be requested "
            "(how many, to which hosts, the first few, secrets masked); send nothing.",
            flags=("--dry-run",), kind=bool, to="run", api=False,
@@ -141,6 +146,7 @@ class RunOptions:
     url_template: UrlTemplate | None = None
     method: str = "GET"
     csv_rows: bool = False
+    sql: str | None = None  # --sql: the rows come from this DuckDB query, not from source
 
     def __post_init__(self) -> None:
         if self.metrics_port is not None and not 1 <= self.metrics_port <= 65535:

@@ -46,7 +46,7 @@ _COUNT_LIMIT_BYTES = 2 * 1024**3  # count lines for the progress total only belo
 async def run_job(options: RunOptions, *, announce: str | None = None, call_ms: float = 0.0) -> int:
     """Run one job; return the exit status (see ``_cli``)."""
     err = _Stderr(rich=_shows_progress(options))
-    source = open_source(options.source)
+    source = open_source(options.source, sql=options.sql)
     stats = Stats()
     metrics: MetricsServer | None = None
     try:

@@ -57,9 +57,12 @@ FIELDS = frozenset(
 )  # fmt: skip
 
 
-def open_source(source: str) -> IO[bytes]:
-    """Open ``source`` for binary reading: a path, or ``-`` for stdin. A Parquet file reads
-    as JSON lines, one object per row (``--url`` fills its template from them)."""
+def open_source(source: str, *, sql: str | None = None) -> IO[bytes]:
+    """Open ``source`` for binary reading: a path, or ``-`` for stdin. A Parquet file, or
+    the rows of the DuckDB query ``sql`` (then ``source`` is unused), reads as JSON lines,
+    one object per row (``--url`` fills its template from them)."""
+    if sql is not None:
+        return _query_lines(sql)
     if source == "-":
         return sys.stdin.buffer
     try:
@@ -83,6 +86,36 @@ def _parquet_lines(path: str) -> IO[bytes]:
     except Exception as exc:  # pyarrow's own errors: not Parquet, cut short
         raise InputError(f"cannot read input {path!r} as Parquet: {exc}") from None
     return io.BufferedReader(_RowLines(parquet), buffer_size=1024 * 1024)
+
+
+def _query_lines(sql: str) -> IO[bytes]:
+    """The rows of a DuckDB query as a stream of JSON lines, a batch of rows at a time."""
+    try:
+        import duckdb
+    except ImportError:
+        raise InputError("--sql needs DuckDB: pip install 'fanfetch[duckdb]'") from None
+    connection = duckdb.connect()
+    try:
+        reader = connection.sql(sql).to_arrow_reader(4096)
+    except duckdb.Error as exc:
+        connection.close()
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"the --sql query failed: {message}") from None
+    return io.BufferedReader(_RowLines(_Batches(connection, reader)), buffer_size=1024 * 1024)
+
+
+class _Batches:
+    """A query's record batches as a Parquet file's ``iter_batches`` and ``close``."""
+
+    def __init__(self, connection: Any, reader: Any) -> None:
+        self._connection, self._reader = connection, reader
+
+    def iter_batches(self, batch_size: int) -> Iterator[Any]:
+        return iter(self._reader)
+
+    def close(self) -> None:
+        self._reader.close()
+        self._connection.close()
 
 
 def _parquet_rows(path: str) -> int | None:
