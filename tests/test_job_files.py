@@ -455,3 +455,43 @@ async def test_parents_wait_when_their_children_pile_up(api: Any, tmp_path: Path
         await graph.aclose()
     assert graph.counts["a"].records == 240 and graph.counts["b"].records == 180  # 3 items
     assert graph.most_pending <= 4 * 4 + 60 + 4, graph.most_pending
+
+
+def test_a_step_sends_its_own_headers_and_timeout_under_a_lines_own(tmp_path: Path):
+    with fanfetch.MockAPI(latency_ms=1) as api:
+        (tmp_path / "in.jsonl").write_text(
+            json.dumps({"url": f"{api.url}/echo", "method": "POST", "json": {"n": 1}}) + "\n"
+            + json.dumps({"url": f"{api.url}/echo", "method": "POST", "json": {"n": 2},
+                          "headers": {"X-Level": "the line's"}}) + "\n"
+        )  # fmt: skip
+        job = {"step": [
+            {"name": "a", "input": str(tmp_path / "in.jsonl"), "timeout": 5,
+             "headers": {"X-Level": "a", "X-Only-A": "yes"}},
+            {"name": "b", "from": "a", "items": "body", "method": "POST", "id": "n",
+             "url": f"{api.url}/echo?n={{n}}", "headers": {"X-Level": "b"}},
+        ]}  # fmt: skip
+        fanfetch.run_job(job, output=tmp_path / "out")
+    a = {r["id"]: r["body"]["headers"] for r in records(tmp_path / "out" / "a.jsonl")}
+    b = {r["id"]: r["body"]["headers"] for r in records(tmp_path / "out" / "b.jsonl")}
+    assert a[1]["X-Level"] == "a" and a[2]["X-Level"] == "the line's" and a[1]["X-Only-A"]
+    assert set(b) == {1, 2} and all(h["X-Level"] == "b" and "X-Only-A" not in h
+                                    for h in b.values())  # fmt: skip
+
+
+async def test_a_steps_headers_must_be_a_table_of_strings(tmp_path: Path):
+    (tmp_path / "in.txt").write_text("http://127.0.0.1:9/x\n")
+    job = tmp_path / "job.toml"
+    job.write_text('[[step]]\nname = "a"\ninput = "in.txt"\nheaders = "Accept: x"\n')
+    done = await run_cli("run", str(job), "-o", str(tmp_path / "out"))
+    assert done.status == 2 and "'headers' must be a table of strings" in done.stderr
+
+
+async def test_a_steps_timeout_bounds_its_attempts(api: Any, tmp_path: Path):
+    (tmp_path / "in.txt").write_text(api.url("/hang/1") + "\n")
+    job = tmp_path / "job.toml"
+    job.write_text('[run]\nretries = 0\n\n[[step]]\nname = "a"\ninput = "in.txt"\n'
+                   "timeout = 0.2\n")  # fmt: skip
+    done = await run_cli("run", str(job), "-o", str(tmp_path / "out"), "-q")
+    api.release.set()
+    (record,) = records(tmp_path / "out" / "a.jsonl")
+    assert done.status == 1 and record["error"]["type"] == "timeout"

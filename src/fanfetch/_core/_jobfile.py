@@ -29,7 +29,7 @@ PAGE_KEYS = {"paginate": "paginate", "page_items": "items", "page_start": "page_
 ``page_items`` in a step, where ``items`` are what a parent's answer holds)."""
 
 STEP_KEYS = frozenset({"name", "input", "from", "items", "url", "method", "id", "select",
-                       "rows", *PAGE_KEYS})  # fmt: skip
+                       "rows", "headers", "timeout", *PAGE_KEYS})  # fmt: skip
 """What a step may hold. Other request options (``expect``, ``headers``, ...) are not yet
 a step's own: they are the run's, in ``[run]``."""
 
@@ -39,7 +39,7 @@ RUN_KEYS = frozenset(BY_NAME) | {"format"}
 """What ``[run]`` may hold: every option of ``fanfetch run`` under its keyword name, and the
 records' format."""
 
-_PER_REQUEST = frozenset({"expect", "schema", "transform", "headers", "timeout", "cost",
+_PER_REQUEST = frozenset({"expect", "schema", "transform", "cost",
                           "usage", "save_dir"})  # fmt: skip
 
 
@@ -56,6 +56,8 @@ class Step:
     id: str | None = None  # JMESPath over each item: the child's id
     select: str | None = None  # its own --select, over [run]'s
     rows: str | None = None  # JMESPath: the items of each answer, as rows of DIR/NAME.rows.jsonl
+    headers: Mapping[str, str] | None = None  # sent with each of its requests (a line's win)
+    timeout: float | None = None  # seconds for each of its attempts (a line's wins)
     pages: Mapping[str, Any] = field(default_factory=dict)  # its own pages (PAGE_KEYS)
 
     @property
@@ -122,7 +124,16 @@ def _checked(data: dict[str, Any], path: str | None, folder: str) -> JobFile:
             if key not in STEP_KEYS:
                 raise fail(f"{label}: unknown key {key!r}{_hint(key, STEP_KEYS)}")
         for key, value in raw.items():
-            if key in _WHOLE:
+            if key == "headers":
+                if not isinstance(value, dict) or not all(
+                    isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+                ):
+                    raise fail(f"{label}: 'headers' must be a table of strings, e.g. "
+                               '{ Accept = "application/json" }')  # fmt: skip
+            elif key == "timeout":
+                if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+                    raise fail(f"{label}: 'timeout' must be seconds above 0")
+            elif key in _WHOLE:
                 if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                     raise fail(f"{label}: {key!r} must be a whole number >= 1")
             elif not isinstance(value, str):
@@ -143,6 +154,7 @@ def _checked(data: dict[str, Any], path: str | None, folder: str) -> JobFile:
         steps[name] = Step(name=name, input=source, parent=parent, items=raw.get("items", "@"),
                            url=raw.get("url"), method=raw.get("method", "GET").upper(),
                            id=raw.get("id"), select=raw.get("select"), rows=raw.get("rows"),
+                           headers=raw.get("headers"), timeout=raw.get("timeout"),
                            pages={key: raw[key] for key in PAGE_KEYS if key in raw})  # fmt: skip
     for step in steps.values():
         if step.parent is not None and step.parent not in steps:

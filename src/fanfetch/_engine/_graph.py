@@ -260,6 +260,11 @@ class Graph:
     def _handed(self, run: _StepRun, item: Item) -> Item:
         """``item`` numbered for this job (each step's input counts from 0) and counted."""
         request = item.request if isinstance(item, Result) else item
+        step = run.step
+        if step.headers and not isinstance(item, Result):  # the step's, under the line's
+            request.headers = {**step.headers, **(request.headers or {})}
+        if step.timeout is not None and request.timeout is None:
+            request.timeout = step.timeout
         request.seq = self._seq
         self._seq += 1
         self._of_seq[request.seq] = (run, not isinstance(item, Result))
