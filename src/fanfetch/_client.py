@@ -52,23 +52,25 @@ def resolve_config(
 async def _coerced(
     requests: Iterable[RequestLike] | AsyncIterable[RequestLike],
 ) -> AsyncGenerator[Item, None]:
-    seq = 0  # a Result is an invalid request's record, made already (``_sync``'s output=,
-    # fanfetch.map's row that makes no request): numbered as the rest, or ordered waits for it
+    seq = 0
     if isinstance(requests, AsyncIterable):
         async for item in requests:
-            yield _numbered_item(item, seq)
+            yield numbered_item(item, seq)
             seq += 1
     else:
         for item in requests:
-            yield _numbered_item(item, seq)
+            yield numbered_item(item, seq)
             seq += 1
 
 
-def _numbered_item(item: RequestLike | Result, seq: int) -> Item:
+def numbered_item(item: RequestLike | Result, seq: int, line: int = 0) -> Item:
+    """``item`` as the ``seq``-th of a run: a request made of it, or a record already made
+    (an invalid request's, fanfetch.map's row that makes none) numbered as the rest, or an
+    ordered run would wait for it for ever."""
     if isinstance(item, Result):
         item.request.seq = seq
         return item
-    return coerce(item, seq=seq)
+    return coerce(item, seq=seq, line=line)
 
 
 class Fetcher:

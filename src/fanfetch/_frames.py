@@ -13,6 +13,7 @@ missing one is named with its ``pip install``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal, Unpack
@@ -22,6 +23,7 @@ import orjson
 from ._core._config import Options, select_columns
 from ._core._exceptions import ConfigError, MapError, UsageError
 from ._core._models import Request, Result
+from ._io._rows import body_of
 from ._io._template import ItemTemplate
 
 if TYPE_CHECKING:
@@ -184,9 +186,15 @@ def _plan(
     return _Plan(template, method.upper(), json, params, columns, id_column)
 
 
+@functools.lru_cache(maxsize=256)
+def _names(template: str) -> tuple[str, ...]:
+    """The ``{column}`` slots of one template string, parsed once (not once a row)."""
+    return tuple(ItemTemplate(template, step="map").names)
+
+
 def _slots(template: Any) -> list[str]:
     if isinstance(template, str):
-        return ItemTemplate(template, step="map").names
+        return list(_names(template))
     if isinstance(template, Mapping):
         return [name for value in template.values() for name in _slots(value)]
     if isinstance(template, list):
@@ -225,7 +233,7 @@ def _request(position: int, row: dict[str, Any], plan: _Plan) -> Request | Resul
 def _filled(template: Any, row: dict[str, Any]) -> Any:
     """``template`` with each ``{column}`` filled: a whole ``"{x}"`` as the value itself."""
     if isinstance(template, str):
-        names = ItemTemplate(template, step="map").names
+        names = _names(template)
         if len(names) == 1 and template == "{" + names[0] + "}":
             return _value(row, names[0])
         out = template
@@ -268,7 +276,7 @@ class _Collector:
             self.failures.append((result.request.meta, error.type, str(error)))
             if self._on_error == "drop":
                 return
-        body = _body(result)
+        body = body_of(result) if result.ok else None
         if not self._plan.columns:
             body = None if body is None else orjson.dumps(body).decode()
         self._rows.append((result.request.meta, result.ok, result.status,
@@ -347,15 +355,6 @@ def _merged(done: dict[int, list[Result]], fresh: Iterator[Result], rows: int) -
     while waiting is not None:
         yield waiting
         waiting = next(fresh, None)
-
-
-def _body(result: Result) -> Any:
-    if not result.ok:
-        return None
-    try:
-        return result.body
-    except Exception:
-        return None
 
 
 def _as_kind(table: pa.Table, kind: str) -> Any:

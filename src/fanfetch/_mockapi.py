@@ -184,6 +184,8 @@ def create_app(config: MockAPIConfig | None = None) -> web.Application:
         else:
             spent[0] += 1
             spent[2] += tokens
+            if spent[0] == 1:
+                spent[3] = now  # the first let through (a refused one may have come before)
             spent[4] = now
         left = start + window - now
         headers = _advertised(form, limit, window, limit - int(spent[0]), left, start + window)

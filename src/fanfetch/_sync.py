@@ -24,7 +24,7 @@ from collections.abc import (
 )
 from typing import TYPE_CHECKING, Any, Unpack
 
-from ._client import RequestLike, resolve_config
+from ._client import RequestLike, numbered_item, resolve_config
 from ._core._config import Config, Options
 from ._core._exceptions import ConfigError, ThresholdCrossed
 from ._core._job import JobSpec
@@ -32,7 +32,6 @@ from ._core._loop import new_event_loop
 from ._core._models import Result
 from ._core._types import Item
 from ._engine._pipeline import Pipeline
-from ._io._input import coerce
 from ._net._transports import Transport
 from ._observe._notebook import in_notebook
 from ._observe._summary import Stats
@@ -133,11 +132,7 @@ async def _numbered(
     def numbered(request: RequestLike) -> Item | None:
         nonlocal kept, position
         position += 1
-        if isinstance(request, Result):  # a record already (fanfetch.map's row that makes
-            item: Item = request  # no request): numbered as the rest, or ordered waits for it
-            request.request.seq = kept
-        else:
-            item = coerce(request, seq=kept, line=position)
+        item = numbered_item(request, kept, position)
         if not wanted(item):
             return None
         kept += 1

@@ -85,8 +85,7 @@ def body_of(result: Result) -> Any:
 
 
 def _records(path: str) -> Iterator[dict[str, Any]]:
-    if not os.path.exists(path):
-        return
-    with open(path, "rb") as f:
-        for line in f:
-            yield orjson.loads(line)
+    from ._formats._jsonl import JSON_LINES
+
+    if os.path.exists(path):
+        yield from JSON_LINES.read(path)
